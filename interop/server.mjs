@@ -1,0 +1,322 @@
+// Interop test authorization server for `authed`, built on oidc-provider 9.x.
+//
+// Contract (see README.md): binds 127.0.0.1:$PORT (default 0 = ephemeral), prints exactly one
+// line `READY issuer=http://127.0.0.1:<port>` to stdout when it accepts requests, and runs until
+// SIGTERM/SIGINT (or until stdin closes when EXIT_ON_STDIN_CLOSE=1).
+// Everything else (oidc-provider notices and warnings) goes to stderr.
+
+import * as http from 'node:http';
+import * as crypto from 'node:crypto';
+
+// oidc-provider prints NOTICEs with console.info (stdout); keep stdout for the READY line only.
+console.info = console.error;
+console.log = console.error;
+
+const { default: Provider, errors } = await import('oidc-provider');
+
+const HOST = '127.0.0.1';
+const PORT = Number.parseInt(process.env.PORT ?? '0', 10) || 0;
+const ACCESS_TOKEN_TTL = Number.parseInt(process.env.ACCESS_TOKEN_TTL ?? '2', 10) || 2;
+const REFRESH_TOKEN_TTL = Number.parseInt(process.env.REFRESH_TOKEN_TTL ?? `${14 * 24 * 3600}`, 10);
+const DEVICE_CODE_TTL = Number.parseInt(process.env.DEVICE_CODE_TTL ?? '600', 10);
+const ACCOUNT_ID = 'alice';
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const SCOPES = ['openid', 'offline_access', 'api:read'];
+
+// Test fixtures (not secrets). The first id/secret deliberately contain ':', '@', '%' and spaces.
+const clients = [
+  {
+    client_id: 'authed-conf:id@x% y',
+    client_secret: 's3cr:et@%20 pass',
+    token_endpoint_auth_method: 'client_secret_basic',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: SCOPES.join(' '),
+  },
+  {
+    client_id: 'authed-post',
+    client_secret: 'post-secret',
+    token_endpoint_auth_method: 'client_secret_post',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: SCOPES.join(' '),
+  },
+  {
+    client_id: 'authed-public',
+    token_endpoint_auth_method: 'none',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: SCOPES.join(' '),
+  },
+];
+
+// Fresh signing key at every start (all state is in memory anyway).
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid: 'interop-rs256', use: 'sig', alg: 'RS256' };
+
+const server = http.createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(PORT, HOST, resolve);
+});
+const { port } = server.address();
+const issuer = `http://${HOST}:${port}`;
+
+const provider = new Provider(issuer, {
+  clients,
+  jwks: { keys: [signingJwk] },
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  scopes: SCOPES,
+  responseTypes: ['code'],
+  claims: { openid: ['sub'] },
+  findAccount: async (_ctx, sub) => (sub === ACCOUNT_ID
+    ? { accountId: sub, claims: async () => ({ sub }) }
+    : undefined),
+  pkce: { required: () => true }, // S256 is the only method 9.x supports
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    deviceFlow: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+    resourceIndicators: { enabled: false }, // keep every access token opaque
+  },
+  // Refresh tokens for every client allowed the refresh_token grant, with or without
+  // offline_access / prompt=consent (the authorization endpoint strips offline_access unless
+  // prompt=consent is sent).
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: true,
+  // Do not tie tokens to the browser-ish session cookie of the headless login.
+  expiresWithSession: async () => false,
+  ttl: {
+    AccessToken: ACCESS_TOKEN_TTL,
+    ClientCredentials: ACCESS_TOKEN_TTL,
+    RefreshToken: REFRESH_TOKEN_TTL,
+    DeviceCode: DEVICE_CODE_TTL,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    Interaction: 3600,
+    Session: 14 * 24 * 3600,
+    Grant: 14 * 24 * 3600,
+  },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  renderError: async (ctx, out) => {
+    ctx.type = 'json';
+    ctx.body = out;
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+function sendJson(res, status, body, headers = {}) {
+  const data = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(data),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(data);
+}
+
+async function readForm(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const raw = Buffer.concat(chunks).toString('utf8');
+  const type = req.headers['content-type'] ?? '';
+  if (type.includes('application/json')) {
+    try { return new Map(Object.entries(JSON.parse(raw))); } catch { return new Map(); }
+  }
+  return new Map(new URLSearchParams(raw));
+}
+
+function scopeSet(scope) {
+  return new Set(String(scope ?? '').split(' ').filter(Boolean));
+}
+
+// Headless login + consent: log in `alice` and grant everything that was requested.
+async function handleInteraction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { prompt, params, session } = details;
+  const result = {};
+
+  if (prompt.name === 'login' || !session?.accountId) {
+    result.login = { accountId: ACCOUNT_ID };
+  }
+
+  let grant;
+  if (details.grantId) {
+    grant = await provider.Grant.find(details.grantId);
+  }
+  if (!grant) {
+    grant = new provider.Grant({ accountId: ACCOUNT_ID, clientId: params.client_id });
+  }
+  const requested = [...scopeSet(params.scope)];
+  const missingScope = prompt.details?.missingOIDCScope ?? [];
+  grant.addOIDCScope([...new Set([...requested, ...missingScope])].join(' '));
+  if (prompt.details?.missingOIDCClaims?.length) {
+    grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+  }
+  for (const [indicator, scopes] of Object.entries(prompt.details?.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  result.consent = { grantId: await grant.save() };
+
+  await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+}
+
+// Test-only device approval/denial by user_code (no HTML scraping).
+async function handleDevice(req, res, action) {
+  const form = await readForm(req);
+  const userCode = form.get('user_code');
+  if (!userCode) {
+    return sendJson(res, 400, { error: 'invalid_request', error_description: 'user_code missing' });
+  }
+  // Same normalisation as the built-in /device form (uppercase, drop non-word chars like '-').
+  const normalized = String(userCode).replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/\W/g, '');
+  const code = await provider.DeviceCode.findByUserCode(normalized, { ignoreExpiration: true });
+  if (!code) {
+    return sendJson(res, 404, { error: 'not_found', error_description: 'user_code not found' });
+  }
+  if (code.isExpired) {
+    return sendJson(res, 400, { error: 'expired_token', error_description: 'user_code expired' });
+  }
+  if (code.error || code.accountId || code.inFlight) {
+    return sendJson(res, 409, { error: 'already_used', error_description: 'user_code already used' });
+  }
+
+  if (action === 'deny') {
+    code.error = 'access_denied';
+    code.errorDescription = 'End-User aborted interaction';
+    await code.save();
+    return sendJson(res, 200, { ok: true, user_code: userCode, result: 'denied' });
+  }
+
+  const requested = scopeSet(code.params?.scope ?? code.scope);
+  const grant = new provider.Grant({ accountId: ACCOUNT_ID, clientId: code.clientId });
+  if (requested.size) grant.addOIDCScope([...requested].join(' '));
+  const grantId = await grant.save();
+
+  Object.assign(code, {
+    accountId: ACCOUNT_ID,
+    authTime: Math.floor(Date.now() / 1000),
+    grantId,
+    scope: [...requested].join(' ') || undefined,
+  });
+  await code.save();
+  return sendJson(res, 200, { ok: true, user_code: userCode, result: 'approved', sub: ACCOUNT_ID });
+}
+
+// Protected resource: Bearer opaque access token (user or client-credentials), validated
+// against the provider's own storage.
+async function handleResource(req, res) {
+  const unauthorized = (description, status = 401) => sendJson(
+    res,
+    status,
+    { error: 'invalid_token', error_description: description },
+    { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description}"` },
+  );
+
+  const auth = req.headers.authorization;
+  if (!auth) return unauthorized('no access token provided');
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+  if (!m) return unauthorized('malformed Authorization header');
+  const value = m[1];
+
+  let token = await provider.AccessToken.find(value, { ignoreExpiration: true });
+  if (!token) token = await provider.ClientCredentials.find(value, { ignoreExpiration: true });
+  if (!token) return unauthorized('access token not found (unknown or revoked)');
+  if (token.isExpired) return unauthorized('access token expired');
+  if (token.isSenderConstrained?.()) return unauthorized('sender-constrained tokens not supported here');
+
+  const client = await provider.Client.find(token.clientId);
+  if (!client) return unauthorized('associated client not found');
+
+  if (token.grantId) {
+    const grant = await provider.Grant.find(token.grantId, { ignoreExpiration: true });
+    if (!grant) return unauthorized('grant not found (revoked)');
+    if (grant.isExpired) return unauthorized('grant is expired');
+    if (grant.clientId !== token.clientId || grant.accountId !== token.accountId) {
+      return unauthorized('grant mismatch');
+    }
+  }
+
+  return sendJson(res, 200, {
+    ok: true,
+    sub: token.accountId ?? null,
+    client_id: token.clientId,
+    scope: token.scope ?? null,
+    kind: token.kind,
+    exp: token.exp,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// routing
+
+const providerCallback = provider.callback();
+
+server.on('request', async (req, res) => {
+  const { pathname } = new URL(req.url, issuer);
+  try {
+    if (req.method === 'GET' && /^\/interaction\/[^/]+\/?$/.test(pathname)) {
+      return await handleInteraction(req, res);
+    }
+    if (req.method === 'POST' && pathname === '/test/device/approve') {
+      return await handleDevice(req, res, 'approve');
+    }
+    if (req.method === 'POST' && pathname === '/test/device/deny') {
+      return await handleDevice(req, res, 'deny');
+    }
+    if (pathname === '/api/resource') {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed' }, { Allow: 'GET' });
+      return await handleResource(req, res);
+    }
+  } catch (err) {
+    if (res.headersSent) { res.destroy(); return undefined; }
+    if (err instanceof errors.OIDCProviderError) {
+      return sendJson(res, err.statusCode ?? 400, { error: err.error, error_description: err.error_description });
+    }
+    console.error('interop server: handler error', err);
+    return sendJson(res, 500, { error: 'server_error', error_description: String(err?.message ?? err) });
+  }
+  return providerCallback(req, res);
+});
+
+provider.on('server_error', (_ctx, err) => console.error('oidc-provider server_error:', err));
+
+// ---------------------------------------------------------------------------------------------
+// lifecycle
+
+let stopping = false;
+function shutdown(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  server.close(() => process.exit(code));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(code), 1000).unref();
+}
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGINT', () => shutdown(0));
+
+if (process.env.EXIT_ON_STDIN_CLOSE === '1') {
+  process.stdin.on('end', () => shutdown(0));
+  process.stdin.on('close', () => shutdown(0));
+  process.stdin.on('error', () => shutdown(0));
+  process.stdin.resume();
+}
+
+if (provider.issuer !== issuer) {
+  console.error(`issuer mismatch: ${provider.issuer} !== ${issuer}`);
+  process.exit(1);
+}
+process.stdout.write(`READY issuer=${issuer}\n`);

@@ -1,0 +1,514 @@
+//! [`AuthedClient`]: a `reqwest::Client` that attaches a fresh token to every request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use url::{Origin, Url};
+
+use crate::error::{Error, Unauthorized};
+use crate::source::TokenSource;
+use crate::token::Token;
+
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request to the
+/// origins it is configured for.
+///
+/// It asks its [`TokenSource`] for a token per request (a cached token costs an atomic load).
+/// When the API answers `401` with `WWW-Authenticate: Bearer error="invalid_token"`, a bare
+/// Bearer challenge, or no challenge at all, it reports the token as rejected, gets a fresh
+/// one and sends the request **once** more. Any other 401, or a second one, is
+/// [`Error::Unauthorized`]. Other statuses (403 included) are returned as responses.
+///
+/// Tokens only go to the configured origins: the base URL's, those added with
+/// [`allow_origin`](AuthedClientBuilder::allow_origin), or any HTTPS origin after
+/// [`danger_allow_any_https_origin`](AuthedClientBuilder::danger_allow_any_https_origin).
+/// A request elsewhere fails with [`Error::UntrustedOrigin`] before anything is sent.
+///
+/// Cloning is cheap and shares the connection pool and the token source.
+#[derive(Debug, Clone)]
+pub struct AuthedClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    source: Arc<dyn TokenSource>,
+    base_url: Option<Url>,
+    origins: Vec<Origin>,
+    any_https_origin: bool,
+}
+
+/// Builds an [`AuthedClient`]. Setters never fail; [`build`](Self::build) reports problems.
+#[derive(Debug)]
+#[must_use]
+pub struct AuthedClientBuilder {
+    source: Arc<dyn TokenSource>,
+    http: Option<reqwest::Client>,
+    base_url: Option<String>,
+    origins: Vec<String>,
+    any_https_origin: bool,
+    allow_insecure_http: bool,
+}
+
+impl AuthedClient {
+    /// Starts a client that takes its tokens from `source`.
+    pub fn builder(source: impl TokenSource + 'static) -> AuthedClientBuilder {
+        Self::builder_arc(Arc::new(source))
+    }
+
+    /// Like [`builder`](Self::builder), for a source that is already shared.
+    pub fn builder_arc(source: Arc<dyn TokenSource>) -> AuthedClientBuilder {
+        AuthedClientBuilder {
+            source,
+            http: None,
+            base_url: None,
+            origins: Vec::new(),
+            any_https_origin: false,
+            allow_insecure_http: false,
+        }
+    }
+
+    /// The token source.
+    pub fn source(&self) -> &Arc<dyn TokenSource> {
+        &self.inner.source
+    }
+
+    /// Starts a request. `url` is absolute, or relative to the base URL.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let request = self
+            .resolve(url)
+            .map(|url| self.inner.http.request(method, url));
+        RequestBuilder {
+            client: self.clone(),
+            request,
+        }
+    }
+
+    /// Starts a `GET` request.
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Starts a `POST` request.
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Starts a `PUT` request.
+    pub fn put(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Starts a `PATCH` request.
+    pub fn patch(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Starts a `DELETE` request.
+    pub fn delete(&self, url: &str) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    fn resolve(&self, url: &str) -> Result<Url, Error> {
+        let parsed = match &self.inner.base_url {
+            Some(base) => base.join(url),
+            None => Url::parse(url),
+        };
+        parsed.map_err(|e| Error::config(format!("invalid request URL: {e}")))
+    }
+
+    fn check_origin(&self, url: &Url) -> Result<(), Error> {
+        let origin = url.origin();
+        let allowed = self.inner.origins.contains(&origin)
+            || (self.inner.any_https_origin && url.scheme() == "https");
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::UntrustedOrigin {
+                origin: origin.ascii_serialization(),
+            })
+        }
+    }
+
+    async fn execute(
+        &self,
+        mut request: reqwest::Request,
+        token: &Token,
+    ) -> Result<reqwest::Response, Error> {
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, bearer(token)?);
+        self.inner
+            .http
+            .execute(request)
+            .await
+            .map_err(Error::transport)
+    }
+
+    async fn send(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
+        self.check_origin(request.url())?;
+        tracing::debug!(method = %request.method(), path = request.url().path(), "authed request");
+        // A request with a streaming body cannot be cloned, and so cannot be re-sent.
+        let replay = request.try_clone();
+        let token = self.inner.source.token().await?;
+        let response = self.execute(request, &token).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = bearer_challenge(response.headers());
+        let mut refused = Unauthorized::new(challenge.as_ref());
+        if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
+            return Err(Error::Unauthorized(refused));
+        }
+        let Some(replay) = replay else {
+            refused.replayable = false;
+            return Err(Error::Unauthorized(refused));
+        };
+        tracing::debug!("the API rejected the token; refreshing and retrying once");
+        let fresh = self.inner.source.token_rejected(&token).await?;
+        let response = self.execute(replay, &fresh).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
+        refused.retried = true;
+        Err(Error::Unauthorized(refused))
+    }
+}
+
+fn bearer(token: &Token) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token().secret()))
+        .map_err(|_| {
+            Error::malformed(
+                200,
+                "the access token has characters that cannot be sent in a header",
+            )
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+impl AuthedClientBuilder {
+    /// The base URL relative request paths resolve against; its origin receives tokens.
+    /// A missing trailing `/` is added, so `https://api.example.com/v1` + `users` is
+    /// `https://api.example.com/v1/users`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Another origin (`https://host[:port]`) that receives tokens.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Sends tokens to any HTTPS origin. Use only when every host the client can reach is
+    /// meant to see the token: a URL built from user input would leak it.
+    pub fn danger_allow_any_https_origin(mut self) -> Self {
+        self.any_https_origin = true;
+        self
+    }
+
+    /// Allows plain-HTTP origins that are not loopback. Tokens then cross the network in
+    /// clear.
+    pub fn danger_allow_insecure_http(mut self) -> Self {
+        self.allow_insecure_http = true;
+        self
+    }
+
+    /// The `reqwest::Client` to send requests with (for proxies, TLS roots, timeouts). By
+    /// default a new one. Its redirect policy applies: reqwest's default drops the
+    /// `Authorization` header when a redirect leaves the host.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unparsable base URL or origin, a plain-HTTP origin that is
+    /// not loopback, or no origin at all.
+    pub fn build(self) -> Result<AuthedClient, Error> {
+        let insecure = self.allow_insecure_http;
+        let check = |what: &str, raw: &str| crate::config::endpoint_url(what, raw, insecure);
+        let base_url = self
+            .base_url
+            .map(|raw| {
+                let mut url = check("base URL", &raw)?;
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                Ok::<_, Error>(url)
+            })
+            .transpose()?;
+        let mut origins = Vec::new();
+        if let Some(base) = &base_url {
+            origins.push(base.origin());
+        }
+        for raw in &self.origins {
+            origins.push(check("origin", raw)?.origin());
+        }
+        if origins.is_empty() && !self.any_https_origin {
+            return Err(Error::config(
+                "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
+            ));
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(30))
+                .build()
+                .map_err(Error::transport)?,
+        };
+        Ok(AuthedClient {
+            inner: Arc::new(Inner {
+                http,
+                source: self.source,
+                base_url,
+                origins,
+                any_https_origin: self.any_https_origin,
+            }),
+        })
+    }
+}
+
+/// A request being built; [`send`](Self::send) attaches the token. Mirrors
+/// `reqwest::RequestBuilder`.
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder {
+    client: AuthedClient,
+    request: Result<reqwest::RequestBuilder, Error>,
+}
+
+impl RequestBuilder {
+    /// Applies any `reqwest::RequestBuilder` method this type does not mirror.
+    pub fn with(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        self.request = self.request.map(f);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.with(|r| r.header(key, value))
+    }
+
+    /// Adds headers.
+    pub fn headers(self, headers: HeaderMap) -> Self {
+        self.with(|r| r.headers(headers))
+    }
+
+    /// Sets the body.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.with(|r| r.body(body))
+    }
+
+    /// Adds query parameters.
+    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
+        self.with(|r| r.query(query))
+    }
+
+    /// Sets a form-urlencoded body.
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+        self.with(|r| r.form(form))
+    }
+
+    /// Sets a JSON body.
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+        self.with(|r| r.json(json))
+    }
+
+    /// Sets a timeout for this request.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with(|r| r.timeout(timeout))
+    }
+
+    /// Sends the request with a token, retrying once with a fresh token on an
+    /// `invalid_token` 401.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UntrustedOrigin`] before anything is sent to an origin the client is not
+    /// configured for; any error of the token source; [`Error::Unauthorized`] when the API
+    /// refuses the token after a refresh, or refuses it and the body cannot be replayed;
+    /// [`Error::Transport`] when the request fails.
+    pub async fn send(self) -> Result<reqwest::Response, Error> {
+        let request = self
+            .request?
+            .build()
+            .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))?;
+        self.client.send(request).await
+    }
+}
+
+/// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Challenge {
+    pub(crate) error: Option<String>,
+    pub(crate) description: Option<String>,
+}
+
+impl Challenge {
+    /// `invalid_token`, or a bare challenge (the token was missing, expired or revoked).
+    fn asks_for_new_token(&self) -> bool {
+        self.error.as_deref().is_none_or(|e| e == "invalid_token")
+    }
+}
+
+/// The first Bearer challenge of the response. `None` when there is no `WWW-Authenticate`
+/// header at all; a challenge with an error of `"-"` stands for one that is not Bearer, so
+/// that a 401 asking for Basic credentials is not answered with a token refresh.
+fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
+    let mut saw_other = false;
+    for value in headers.get_all(header::WWW_AUTHENTICATE) {
+        let Ok(value) = value.to_str() else {
+            saw_other = true;
+            continue;
+        };
+        for (scheme, params) in parse_challenges(value) {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                let get = |name: &str| {
+                    params
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                };
+                return Some(Challenge {
+                    error: get("error"),
+                    description: get("error_description"),
+                });
+            }
+            saw_other = true;
+        }
+    }
+    saw_other.then(|| Challenge {
+        error: Some("-".to_owned()),
+        description: None,
+    })
+}
+
+type Params = Vec<(String, String)>;
+
+/// Splits a `WWW-Authenticate` value into challenges (RFC 9110 §11.6.1): scheme, then
+/// `name=value` or `name="quoted"` parameters. Lenient, never panics.
+fn parse_challenges(value: &str) -> Vec<(String, Params)> {
+    let chars: Vec<char> = value.chars().collect();
+    let mut i = 0;
+    let mut out: Vec<(String, Params)> = Vec::new();
+    let is_delim = |c: char| c.is_whitespace() || c == ',' || c == '=' || c == '"';
+    while i < chars.len() {
+        while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
+            i += 1;
+        }
+        let start = i;
+        while i < chars.len() && !is_delim(chars[i]) {
+            i += 1;
+        }
+        if start == i {
+            // A stray `=` or `"`: skip it.
+            i += 1;
+            continue;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let mut j = i;
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        let is_param = j < chars.len() && chars[j] == '=' && !out.is_empty();
+        if !is_param {
+            out.push((word, Vec::new()));
+            continue;
+        }
+        i = j + 1;
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        let mut val = String::new();
+        if i < chars.len() && chars[i] == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    i += 1;
+                }
+                val.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < chars.len() && chars[i] != ',' && !chars[i].is_whitespace() {
+                val.push(chars[i]);
+                i += 1;
+            }
+        }
+        if let Some((_, params)) = out.last_mut() {
+            params.push((word, val));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn parses_bearer_parameters() {
+        let c = bearer_challenge(&headers(&[
+            r#"Bearer realm="api", error="invalid_token", error_description="The access token expired""#,
+        ]))
+        .unwrap();
+        assert_eq!(c.error.as_deref(), Some("invalid_token"));
+        assert_eq!(c.description.as_deref(), Some("The access token expired"));
+        assert!(c.asks_for_new_token());
+    }
+
+    #[test]
+    fn finds_bearer_among_several_challenges() {
+        let c = bearer_challenge(&headers(&[r#"Basic realm="x", Bearer error=invalid_token"#]))
+            .unwrap();
+        assert_eq!(c.error.as_deref(), Some("invalid_token"));
+        let c = bearer_challenge(&headers(&["Basic realm=x", "Bearer"])).unwrap();
+        assert!(c.asks_for_new_token());
+    }
+
+    #[test]
+    fn other_errors_and_schemes_do_not_ask_for_a_token() {
+        let scope = bearer_challenge(&headers(&[r#"Bearer error="insufficient_scope""#])).unwrap();
+        assert!(!scope.asks_for_new_token());
+        let basic = bearer_challenge(&headers(&[r#"Basic realm="x""#])).unwrap();
+        assert!(!basic.asks_for_new_token());
+        assert_eq!(bearer_challenge(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn quoted_strings_unescape() {
+        let c = parse_challenges(r#"Bearer error_description="say \"hi\", ok""#);
+        assert_eq!(c[0].1[0].1, r#"say "hi", ok"#);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".*") {
+            let _ = parse_challenges(&s);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! A client's registration at a provider: endpoints, credentials and shared settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::endpoint::{ClientAuthMethod, Endpoint};
+use crate::error::Error;
+use crate::source::ClientCredentialsBuilder;
+use crate::token::{Clock, ClientSecret, ExpiryPolicy, SystemClock};
+
+/// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
+/// every token source made from it shares (timeouts, expiry policy, clock).
+///
+/// Build one per registration and make token sources from it; it is cheap to clone.
+///
+/// ```no_run
+/// # fn run() -> Result<(), authed::Error> {
+/// let config = authed::OAuthConfig::builder("https://auth.example.com/oauth/token")
+///     .client_id("my-service")
+///     .client_secret("s3cret")
+///     .build()?;
+/// let source = config.client_credentials().scopes(["reports:read"]).build();
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoints: Endpoints,
+    endpoint: Endpoint,
+    policy: ExpiryPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+/// A provider's endpoint URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Endpoints {
+    /// The issuer identifier, when known (discovery, presets). Checked against RFC 9207 `iss`.
+    pub issuer: Option<Url>,
+    /// The token endpoint.
+    pub token_url: Url,
+    /// The authorization endpoint, for the authorization code flow.
+    pub authorization_url: Option<Url>,
+    /// The device authorization endpoint (RFC 8628).
+    pub device_authorization_url: Option<Url>,
+    /// The revocation endpoint (RFC 7009).
+    pub revocation_url: Option<Url>,
+    /// The introspection endpoint (RFC 7662).
+    pub introspection_url: Option<Url>,
+}
+
+/// Builds an [`OAuthConfig`]. Setters never fail; [`build`](Self::build) reports the first
+/// problem.
+#[derive(Debug)]
+#[must_use]
+pub struct OAuthConfigBuilder {
+    token_url: String,
+    issuer: Option<String>,
+    authorization_url: Option<String>,
+    device_authorization_url: Option<String>,
+    revocation_url: Option<String>,
+    introspection_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<ClientSecret>,
+    auth_method: Option<ClientAuthMethod>,
+    timeout: Duration,
+    allow_insecure_http: bool,
+    policy: ExpiryPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl OAuthConfig {
+    /// Starts a configuration for the provider whose token endpoint is `token_url`.
+    pub fn builder(token_url: impl Into<String>) -> OAuthConfigBuilder {
+        OAuthConfigBuilder {
+            token_url: token_url.into(),
+            issuer: None,
+            authorization_url: None,
+            device_authorization_url: None,
+            revocation_url: None,
+            introspection_url: None,
+            client_id: None,
+            client_secret: None,
+            auth_method: None,
+            timeout: Duration::from_secs(30),
+            allow_insecure_http: false,
+            policy: ExpiryPolicy::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A source of tokens for the client itself (the client credentials grant).
+    pub fn client_credentials(&self) -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder::new(self.clone())
+    }
+
+    /// The provider's endpoints.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        self.inner.endpoint.client_id()
+    }
+
+    /// The expiry policy shared by the sources made from this configuration.
+    pub fn expiry_policy(&self) -> ExpiryPolicy {
+        self.inner.policy
+    }
+
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Parses an endpoint URL and refuses plain HTTP to anything but loopback.
+pub(crate) fn endpoint_url(what: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, Error> {
+    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid {what}: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
+        "http" => Err(Error::config(format!(
+            "{what} must use https (plain http is only accepted for loopback hosts, or with \
+             danger_allow_insecure_http)"
+        ))),
+        other => Err(Error::config(format!("{what} has unsupported scheme {other:?}"))),
+    }
+}
+
+impl OAuthConfigBuilder {
+    /// The client id. Required.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The client secret, for confidential clients.
+    pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = Some(ClientSecret::new(client_secret));
+        self
+    }
+
+    /// How the client authenticates. Defaults to `client_secret_basic` with a secret and
+    /// `none` without.
+    pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
+        self.auth_method = Some(method);
+        self
+    }
+
+    /// The issuer identifier, to check RFC 9207 `iss` callback parameters against.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The authorization endpoint.
+    pub fn authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.authorization_url = Some(url.into());
+        self
+    }
+
+    /// The device authorization endpoint.
+    pub fn device_authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_url = Some(url.into());
+        self
+    }
+
+    /// The revocation endpoint.
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
+    }
+
+    /// The introspection endpoint.
+    pub fn introspection_url(mut self, url: impl Into<String>) -> Self {
+        self.introspection_url = Some(url.into());
+        self
+    }
+
+    /// Timeout of each request to the provider. Default 30 seconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long before its expiry a token stops being used. Default 60 seconds, clamped to a
+    /// quarter of a token's lifetime (see [`ExpiryPolicy`]).
+    pub fn expiry_margin(mut self, margin: Duration) -> Self {
+        self.policy = ExpiryPolicy::new(margin, self.policy.refresh_ahead());
+        self
+    }
+
+    /// How long before the margin a replacement is fetched in the background, while callers
+    /// keep the current token. Default 5 minutes, clamped like the margin.
+    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
+        self.policy = ExpiryPolicy::new(self.policy.expiry_margin(), ahead);
+        self
+    }
+
+    /// The clock expiry decisions use. Replace it in tests.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Allows plain-HTTP endpoints on hosts other than loopback. Credentials and tokens then
+    /// cross the network in clear: only for closed test networks.
+    pub fn danger_allow_insecure_http(mut self) -> Self {
+        self.allow_insecure_http = true;
+        self
+    }
+
+    /// Checks the settings and builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a missing client id, an unparsable URL, plain HTTP to a host that
+    /// is not loopback, or a secret-based auth method without a secret.
+    pub fn build(self) -> Result<OAuthConfig, Error> {
+        let insecure = self.allow_insecure_http;
+        let optional = |what: &str, raw: Option<String>| {
+            raw.map(|r| endpoint_url(what, &r, insecure)).transpose()
+        };
+        let endpoints = Endpoints {
+            token_url: endpoint_url("token URL", &self.token_url, insecure)?,
+            issuer: self
+                .issuer
+                .map(|i| Url::parse(&i).map_err(|e| Error::config(format!("invalid issuer: {e}"))))
+                .transpose()?,
+            authorization_url: optional("authorization URL", self.authorization_url)?,
+            device_authorization_url: optional(
+                "device authorization URL",
+                self.device_authorization_url,
+            )?,
+            revocation_url: optional("revocation URL", self.revocation_url)?,
+            introspection_url: optional("introspection URL", self.introspection_url)?,
+        };
+        let client_id = self
+            .client_id
+            .ok_or_else(|| Error::config("a client id is required"))?;
+        let auth_method = self.auth_method.unwrap_or(if self.client_secret.is_some() {
+            ClientAuthMethod::ClientSecretBasic
+        } else {
+            ClientAuthMethod::None
+        });
+        if auth_method != ClientAuthMethod::None && self.client_secret.is_none() {
+            return Err(Error::config(format!(
+                "{} needs a client secret",
+                auth_method.as_str()
+            )));
+        }
+        let endpoint = Endpoint::new(client_id, self.client_secret, auth_method, self.timeout)?;
+        Ok(OAuthConfig {
+            inner: Arc::new(Inner {
+                endpoints,
+                endpoint,
+                policy: self.policy,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        assert!(endpoint_url("t", "http://127.0.0.1:8080/token", false).is_ok());
+        assert!(endpoint_url("t", "http://[::1]/token", false).is_ok());
+        assert!(endpoint_url("t", "http://localhost/token", false).is_ok());
+        assert!(matches!(
+            endpoint_url("t", "http://auth.example.com/token", false),
+            Err(Error::Config(_))
+        ));
+        assert!(endpoint_url("t", "http://auth.example.com/token", true).is_ok());
+        assert!(endpoint_url("t", "ftp://auth.example.com/token", true).is_err());
+    }
+
+    #[test]
+    fn secret_methods_need_a_secret() {
+        let e = OAuthConfig::builder("https://a.example/token")
+            .client_id("id")
+            .auth_method(ClientAuthMethod::ClientSecretPost)
+            .build()
+            .unwrap_err();
+        assert!(e.is_configuration());
+    }
+}

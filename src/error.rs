@@ -1,0 +1,373 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A shareable error cause. `Arc`, not `Box`, so one failed token request can be delivered to
+/// every caller that waited on it.
+type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong while getting a token or calling an API with it.
+///
+/// Match on the variant (or use the `is_*` predicates) instead of parsing messages. What each
+/// family means for your program:
+///
+/// | Variants | Meaning | What to do |
+/// |---|---|---|
+/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
+/// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
+/// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
+///
+/// No variant ever contains a token, a secret, a response body or a URL query.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The provider did not accept the client's credentials (`invalid_client`): wrong client id
+    /// or secret, or the wrong client authentication method.
+    #[error("invalid client: {0}")]
+    InvalidClient(OAuthError),
+
+    /// The grant is no longer valid (`invalid_grant`): the refresh token was revoked, expired or
+    /// already used, or an authorization code was spent. The user must sign in again.
+    #[error("token revoked or grant invalid: {0}")]
+    TokenRevoked(OAuthError),
+
+    /// The requested scope is unknown or exceeds what the client may ask for (`invalid_scope`).
+    #[error("invalid scope: {0}")]
+    InvalidScope(OAuthError),
+
+    /// The client may not use this grant type (`unauthorized_client`).
+    #[error("unauthorized client: {0}")]
+    UnauthorizedClient(OAuthError),
+
+    /// The user or the provider refused the authorization (`access_denied`).
+    #[error("access denied: {0}")]
+    AccessDenied(OAuthError),
+
+    /// Any other OAuth error the provider sent (`invalid_request`, `server_error`,
+    /// `temporarily_unavailable`, `unsupported_grant_type`, `expired_token`, ...).
+    #[error("oauth error: {0}")]
+    OAuth(OAuthError),
+
+    /// The API answered `401 Unauthorized` and a fresh token did not help, or the request
+    /// could not be retried with one.
+    #[error("{0}")]
+    Unauthorized(Unauthorized),
+
+    /// The request never got a usable HTTP answer: connection, TLS, timeout, or body read
+    /// failure. The cause is available through [`source()`](std::error::Error::source).
+    #[error("http transport error")]
+    Transport(#[source] Cause),
+
+    /// The provider answered with something that is not a valid OAuth response: an HTML error
+    /// page, invalid JSON, a missing `access_token`, a body over the size cap.
+    #[error("malformed response from the provider (HTTP {status}): {reason}")]
+    MalformedResponse {
+        /// The HTTP status of the response.
+        status: u16,
+        /// What was wrong with it. Never contains the body.
+        reason: String,
+    },
+
+    /// The crate was configured in a way that cannot work (bad URL, plain HTTP to a remote
+    /// host, missing setting).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// A request was made to an origin the [`AuthedClient`](crate::AuthedClient) is not
+    /// configured to send tokens to. Nothing was sent.
+    #[error("refusing to send a token to untrusted origin {origin}")]
+    UntrustedOrigin {
+        /// The origin (`scheme://host:port`) the request was for.
+        origin: String,
+    },
+
+    /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
+    #[error("token store error")]
+    Store(#[source] Cause),
+}
+
+impl Error {
+    /// Wraps an error of a [`TokenStore`](crate::TokenStore) implementation.
+    ///
+    /// Keep secrets out of `e`'s messages: they are shown to users.
+    pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Store(Arc::new(e))
+    }
+
+    pub(crate) fn transport(e: reqwest::Error) -> Self {
+        // URLs can carry secrets in their query; reqwest keeps them unless told not to.
+        Error::Transport(Arc::new(e.without_url()))
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+
+    pub(crate) fn malformed(status: u16, reason: impl Into<String>) -> Self {
+        Error::MalformedResponse {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// Maps an RFC 6749 §5.2 error to its variant.
+    pub(crate) fn from_oauth(e: OAuthError) -> Self {
+        match e.error.as_str() {
+            "invalid_client" => Error::InvalidClient(e),
+            "invalid_grant" => Error::TokenRevoked(e),
+            "invalid_scope" => Error::InvalidScope(e),
+            "unauthorized_client" => Error::UnauthorizedClient(e),
+            "access_denied" => Error::AccessDenied(e),
+            _ => Error::OAuth(e),
+        }
+    }
+
+    /// The provider's OAuth error, when this error came from one.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        match self {
+            Error::InvalidClient(e)
+            | Error::TokenRevoked(e)
+            | Error::InvalidScope(e)
+            | Error::UnauthorizedClient(e)
+            | Error::AccessDenied(e)
+            | Error::OAuth(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// `true` for [`Error::InvalidClient`].
+    pub fn is_invalid_client(&self) -> bool {
+        matches!(self, Error::InvalidClient(_))
+    }
+
+    /// `true` for [`Error::TokenRevoked`].
+    pub fn is_revoked(&self) -> bool {
+        matches!(self, Error::TokenRevoked(_))
+    }
+
+    /// `true` for [`Error::AccessDenied`].
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, Error::AccessDenied(_))
+    }
+
+    /// `true` for [`Error::Unauthorized`].
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Error::Unauthorized(_))
+    }
+
+    /// `true` for a request that timed out.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Transport(cause) => cause
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_timeout),
+            _ => false,
+        }
+    }
+
+    /// `true` when only a new sign-in by the user can fix this: the grant was revoked or the
+    /// user refused. Never acted on automatically by this crate.
+    pub fn requires_reauthorization(&self) -> bool {
+        matches!(self, Error::TokenRevoked(_) | Error::AccessDenied(_))
+    }
+
+    /// `true` when the application's configuration is wrong and retrying cannot help.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidClient(_)
+                | Error::UnauthorizedClient(_)
+                | Error::InvalidScope(_)
+                | Error::Config(_)
+                | Error::UntrustedOrigin { .. }
+        )
+    }
+
+    /// `true` when the same call may succeed later: transport failures, 5xx and 429 answers,
+    /// and the `server_error` / `temporarily_unavailable` OAuth errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::MalformedResponse { status, .. } => *status >= 500 || *status == 429,
+            Error::OAuth(e) => {
+                matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
+                    || e.status.is_some_and(|s| s >= 500 || s == 429)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An OAuth error response (RFC 6749 §5.2), as the provider sent it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The `error` code, e.g. `invalid_grant`.
+    pub error: String,
+    /// The provider's `error_description`, if any.
+    pub description: Option<String>,
+    /// The provider's `error_uri`, if any.
+    pub uri: Option<String>,
+    /// The HTTP status the error came with; `None` when it arrived another way (a redirect
+    /// to a callback URL).
+    pub status: Option<u16>,
+}
+
+/// Provider-controlled text ends up in logs and terminals: keep it short and printable.
+const MAX_FIELD_CHARS: usize = 512;
+
+fn clean(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FIELD_CHARS)
+        .collect()
+}
+
+impl OAuthError {
+    /// An error with the given code and no description.
+    pub fn new(error: impl AsRef<str>) -> Self {
+        OAuthError {
+            error: clean(error.as_ref()),
+            description: None,
+            uri: None,
+            status: None,
+        }
+    }
+
+    /// Sets the description.
+    pub fn with_description(mut self, description: Option<&str>) -> Self {
+        self.description = description.map(clean);
+        self
+    }
+
+    /// Sets the error URI.
+    pub fn with_uri(mut self, uri: Option<&str>) -> Self {
+        self.uri = uri.map(clean);
+        self
+    }
+
+    /// Sets the HTTP status.
+    pub fn with_status(mut self, status: Option<u16>) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        if let Some(s) = self.status {
+            write!(f, " (HTTP {s})")?;
+        }
+        if let Some(u) = &self.uri {
+            write!(f, " see {u}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthError")
+            .field("error", &self.error)
+            .field("description", &self.description)
+            .field("uri", &self.uri)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// Why an API call ended in [`Error::Unauthorized`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unauthorized {
+    /// `true` when a fresh token was fetched and the request sent again, and the API still
+    /// answered 401.
+    pub retried: bool,
+    /// `false` when the request body was a stream that cannot be sent twice, so no retry
+    /// was attempted.
+    pub replayable: bool,
+    /// The `error` parameter of the API's `WWW-Authenticate: Bearer` challenge, if any.
+    pub error: Option<String>,
+    /// The challenge's `error_description`, if any.
+    pub description: Option<String>,
+}
+
+impl fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.retried {
+            f.write_str("the API rejected the access token again after a refresh")?;
+        } else if !self.replayable {
+            f.write_str(
+                "the API rejected the access token, and the request body is a stream that \
+                 cannot be replayed with a fresh one",
+            )?;
+        } else {
+            f.write_str("the API rejected the request as unauthorized")?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, " ({e}")?;
+            if let Some(d) = &self.description {
+                write!(f, ": {d}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl Unauthorized {
+    pub(crate) fn new(challenge: Option<&crate::client::Challenge>) -> Self {
+        Unauthorized {
+            retried: false,
+            replayable: true,
+            error: challenge.and_then(|c| c.error.as_deref().map(clean)),
+            description: challenge.and_then(|c| c.description.as_deref().map(clean)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_variants() {
+        assert!(Error::from_oauth(OAuthError::new("invalid_client")).is_invalid_client());
+        assert!(Error::from_oauth(OAuthError::new("invalid_grant")).is_revoked());
+        assert!(Error::from_oauth(OAuthError::new("access_denied")).requires_reauthorization());
+        assert!(Error::from_oauth(OAuthError::new("invalid_scope")).is_configuration());
+        assert!(matches!(
+            Error::from_oauth(OAuthError::new("unauthorized_client")),
+            Error::UnauthorizedClient(_)
+        ));
+        let other = Error::from_oauth(OAuthError::new("temporarily_unavailable"));
+        assert!(matches!(other, Error::OAuth(_)));
+        assert!(other.is_retryable());
+    }
+
+    #[test]
+    fn display_keeps_the_provider_description_and_status() {
+        let e = Error::from_oauth(
+            OAuthError::new("invalid_client")
+                .with_description(Some("client authentication failed"))
+                .with_status(Some(401)),
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid client: invalid_client: client authentication failed (HTTP 401)"
+        );
+    }
+
+    #[test]
+    fn provider_text_is_cleaned() {
+        let long = "x".repeat(5000);
+        let e = OAuthError::new("bad\r\ncode").with_description(Some(&long));
+        assert_eq!(e.error, "badcode");
+        assert_eq!(e.description.unwrap().len(), MAX_FIELD_CHARS);
+    }
+}

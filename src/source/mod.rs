@@ -1,0 +1,139 @@
+//! Token sources: the [`TokenSource`] trait and one implementation per grant, all sharing one
+//! cache.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::error::Error;
+use crate::token::Token;
+
+pub(crate) mod cache;
+mod client_credentials;
+
+pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
+
+/// A boxed, `Send` future, as returned by the crate's dyn-compatible traits.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that hands out valid access tokens.
+///
+/// Implementations cache and refresh on their own; callers just ask for a token per request.
+/// The trait is dyn-compatible: an [`AuthedClient`](crate::AuthedClient) holds an
+/// `Arc<dyn TokenSource>`.
+pub trait TokenSource: Send + Sync + std::fmt::Debug {
+    /// A token that is valid now, fetched or refreshed if needed.
+    ///
+    /// Concurrent callers share one token request; a failed request fails all of them.
+    ///
+    /// # Errors
+    ///
+    /// Whatever getting a token failed with; see [`Error`].
+    fn token(&self) -> TokenFuture<'_>;
+
+    /// Reports that a resource server rejected `rejected` (a 401 with `invalid_token`) and
+    /// returns a replacement.
+    ///
+    /// When many callers report the same token, one refresh serves them all; a caller whose
+    /// token was already replaced gets the replacement without another request. The default
+    /// returns [`token`](Self::token), for sources that cannot refresh.
+    ///
+    /// # Errors
+    ///
+    /// As [`token`](Self::token).
+    fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
+        let _ = rejected;
+        self.token()
+    }
+}
+
+impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
+    fn token(&self) -> TokenFuture<'_> {
+        (**self).token()
+    }
+
+    fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
+        (**self).token_rejected(rejected)
+    }
+}
+
+/// The future returned by [`TokenSource`] methods.
+///
+/// A cached token is returned through [`TokenFuture::ready`] without allocating; anything
+/// that has to wait is boxed with [`TokenFuture::new`].
+#[must_use = "futures do nothing unless polled"]
+pub struct TokenFuture<'a>(Inner<'a>);
+
+enum Inner<'a> {
+    Ready(Option<Result<Arc<Token>, Error>>),
+    Pending(BoxFuture<'a, Result<Arc<Token>, Error>>),
+}
+
+impl<'a> TokenFuture<'a> {
+    /// A future that resolves at once.
+    pub fn ready(result: Result<Arc<Token>, Error>) -> Self {
+        TokenFuture(Inner::Ready(Some(result)))
+    }
+
+    /// Wraps any future.
+    pub fn new(fut: impl Future<Output = Result<Arc<Token>, Error>> + Send + 'a) -> Self {
+        TokenFuture(Inner::Pending(Box::pin(fut)))
+    }
+}
+
+impl Future for TokenFuture<'_> {
+    type Output = Result<Arc<Token>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Inner::Ready(result) => Poll::Ready(
+                result
+                    .take()
+                    .expect("TokenFuture polled after it completed"),
+            ),
+            Inner::Pending(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenFuture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenFuture")
+    }
+}
+
+/// A source that always returns the same token: for tests, and for APIs with long-lived
+/// tokens issued out of band.
+#[derive(Debug, Clone)]
+pub struct StaticToken(Arc<Token>);
+
+impl StaticToken {
+    /// A source for `token`.
+    pub fn new(token: Token) -> Self {
+        StaticToken(Arc::new(token))
+    }
+}
+
+impl TokenSource for StaticToken {
+    fn token(&self) -> TokenFuture<'_> {
+        TokenFuture::ready(Ok(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _assert_dyn_compatible(_: Arc<dyn TokenSource>) {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        fn check_send<T: Send>() {}
+        check_send::<TokenFuture<'static>>();
+        check::<ClientCredentials>();
+        check::<Error>();
+        check::<Token>();
+    }
+}

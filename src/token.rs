@@ -1,0 +1,401 @@
+//! Tokens, their secret parts, and expiry math.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! secret_string {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// `Debug` prints `[redacted]`; there is no `Display`. Serializing writes the secret in
+        /// clear, so that [`TokenStore`](crate::TokenStore)s can keep it: protect what you
+        /// serialize.
+        #[derive(Clone)]
+        pub struct $name(SecretString);
+
+        impl $name {
+            /// Wraps a secret value.
+            pub fn new(secret: impl Into<String>) -> Self {
+                Self(SecretString::from(secret.into()))
+            }
+
+            /// The secret value. Every call site is a place where the secret leaves its box:
+            /// keep them few.
+            pub fn secret(&self) -> &str {
+                self.0.expose_secret()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.secret() == other.secret()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.secret())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map(Self::new)
+            }
+        }
+    };
+}
+
+secret_string!(
+    /// An OAuth access token.
+    AccessToken
+);
+secret_string!(
+    /// An OAuth refresh token.
+    RefreshToken
+);
+secret_string!(
+    /// An OpenID Connect ID token (a JWT that can carry personal data).
+    IdToken
+);
+secret_string!(
+    /// An OAuth client secret.
+    ClientSecret
+);
+
+/// A token response from a provider, with its expiry made absolute.
+///
+/// `Debug` shows the token type, times and scopes, never a token. Serializes to JSON for
+/// [`TokenStore`](crate::TokenStore)s with times as Unix seconds.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    access_token: AccessToken,
+    token_type: String,
+    #[serde(default, with = "unix_seconds")]
+    expires_at: Option<SystemTime>,
+    #[serde(default, with = "unix_seconds")]
+    received_at: Option<SystemTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<RefreshToken>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<IdToken>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Token {
+    /// A bearer token with no expiry, received at `received_at`.
+    pub fn new(access_token: AccessToken) -> Self {
+        Token {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_at: None,
+            received_at: None,
+            refresh_token: None,
+            scopes: None,
+            id_token: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the token type (`Bearer` unless the provider said otherwise).
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = token_type.into();
+        self
+    }
+
+    /// Sets the lifetime: the token was received at `received_at` and expires `lifetime`
+    /// later. Knowing both lets the cache shrink its margins for short-lived tokens.
+    pub fn with_lifetime(mut self, received_at: SystemTime, lifetime: Duration) -> Self {
+        self.received_at = Some(received_at);
+        // A provider can send an absurd `expires_in`; treat an overflow as "no expiry".
+        self.expires_at = received_at.checked_add(lifetime);
+        self
+    }
+
+    /// Sets an absolute expiry without a known lifetime.
+    pub fn with_expires_at(mut self, expires_at: Option<SystemTime>) -> Self {
+        self.expires_at = expires_at;
+        self
+    }
+
+    /// Sets the refresh token.
+    pub fn with_refresh_token(mut self, refresh_token: Option<RefreshToken>) -> Self {
+        self.refresh_token = refresh_token;
+        self
+    }
+
+    /// Sets the granted scopes.
+    pub fn with_scopes(mut self, scopes: Option<Vec<String>>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Sets the ID token.
+    pub fn with_id_token(mut self, id_token: Option<IdToken>) -> Self {
+        self.id_token = id_token;
+        self
+    }
+
+    /// Sets the response's other fields.
+    pub fn with_extra(mut self, extra: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.extra = extra;
+        self
+    }
+
+    /// The access token.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    /// The token type as the provider sent it, normalised so that `bearer` reads `Bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When the token expires, if the provider said.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// When the token was received, if known.
+    pub fn received_at(&self) -> Option<SystemTime> {
+        self.received_at
+    }
+
+    /// How long the token was issued for, if known.
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.expires_at?.duration_since(self.received_at?).ok()
+    }
+
+    /// The refresh token, if any.
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The granted scopes, if the provider listed them.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.scopes.as_deref()
+    }
+
+    /// The OpenID Connect ID token, if any.
+    pub fn id_token(&self) -> Option<&IdToken> {
+        self.id_token.as_ref()
+    }
+
+    /// The response's fields this type has no place for.
+    pub fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.extra
+    }
+
+    /// `true` when the token is still usable at `now` with `margin` to spare.
+    ///
+    /// The margin is clamped for short-lived tokens (see [`ExpiryPolicy`]). A token without an
+    /// expiry is always valid: the API's 401 is what retires it.
+    pub fn is_valid_at(&self, now: SystemTime, policy: &ExpiryPolicy) -> bool {
+        policy.valid_until(self).is_none_or(|until| now < until)
+    }
+
+    /// Takes the refresh token from `previous` when this token has none: providers that do
+    /// not rotate refresh tokens omit them from refresh responses (RFC 6749 §6).
+    pub(crate) fn keep_refresh_token_from(&mut self, previous: &Token) {
+        if self.refresh_token.is_none() {
+            self.refresh_token = previous.refresh_token.clone();
+        }
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("has_id_token", &self.id_token.is_some())
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When a cached token stops being handed out, and when a replacement is fetched early.
+///
+/// A token is used until `expires_at - expiry_margin`. Its replacement is fetched in the
+/// background from `expires_at - expiry_margin - refresh_ahead` on, while callers keep the
+/// current token. Both durations are clamped to a quarter of the token's lifetime, so a
+/// 60-second token is used for 30 seconds before a background refresh and 45 before callers
+/// wait, instead of looking expired on arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryPolicy {
+    expiry_margin: Duration,
+    refresh_ahead: Duration,
+}
+
+impl Default for ExpiryPolicy {
+    /// 60 seconds of margin, 5 minutes of refresh-ahead.
+    ///
+    /// 60 s covers ordinary clock skew between us, the provider and the API, plus a request
+    /// that is slow to arrive (Duende and Authlib use the same). Refreshing ahead means
+    /// callers almost never wait for the margin: with the default, a one-hour token is
+    /// replaced in the background after 54 minutes.
+    fn default() -> Self {
+        ExpiryPolicy {
+            expiry_margin: Duration::from_secs(60),
+            refresh_ahead: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The largest share of a token's lifetime that either margin may take.
+const MAX_LIFETIME_SHARE: u32 = 4;
+
+impl ExpiryPolicy {
+    /// A policy with the given margin and refresh-ahead window.
+    pub fn new(expiry_margin: Duration, refresh_ahead: Duration) -> Self {
+        ExpiryPolicy {
+            expiry_margin,
+            refresh_ahead,
+        }
+    }
+
+    /// The configured expiry margin, before clamping.
+    pub fn expiry_margin(&self) -> Duration {
+        self.expiry_margin
+    }
+
+    /// The configured refresh-ahead window, before clamping.
+    pub fn refresh_ahead(&self) -> Duration {
+        self.refresh_ahead
+    }
+
+    fn clamp(&self, d: Duration, token: &Token) -> Duration {
+        match token.lifetime() {
+            Some(lifetime) => d.min(lifetime / MAX_LIFETIME_SHARE),
+            None => d,
+        }
+    }
+
+    /// The instant from which `token` is no longer handed out; `None` if it never expires.
+    pub fn valid_until(&self, token: &Token) -> Option<SystemTime> {
+        let expires_at = token.expires_at?;
+        let margin = self.clamp(self.expiry_margin, token);
+        Some(expires_at.checked_sub(margin).unwrap_or(UNIX_EPOCH))
+    }
+
+    /// The instant from which a replacement for `token` is fetched in the background.
+    pub fn refresh_at(&self, token: &Token) -> Option<SystemTime> {
+        let until = self.valid_until(token)?;
+        let ahead = self.clamp(self.refresh_ahead, token);
+        Some(until.checked_sub(ahead).unwrap_or(UNIX_EPOCH))
+    }
+}
+
+/// The source of "now" for expiry decisions. Replace it in tests to move time by hand
+/// (see `testing::ManualClock` with the `testing` feature).
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current wall-clock time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+mod unix_seconds {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?
+            .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn token(lifetime: u64) -> Token {
+        Token::new(AccessToken::new("at-secret"))
+            .with_lifetime(at(1_000_000), Duration::from_secs(lifetime))
+    }
+
+    #[test]
+    fn margin_boundary_is_exact() {
+        let policy = ExpiryPolicy::default();
+        let t = token(3600);
+        let until = at(1_000_000 + 3600 - 60);
+        assert_eq!(policy.valid_until(&t), Some(until));
+        assert!(t.is_valid_at(until - Duration::from_nanos(1), &policy));
+        assert!(!t.is_valid_at(until, &policy));
+        assert_eq!(policy.refresh_at(&t), Some(until - Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn short_lived_tokens_get_a_clamped_margin() {
+        let policy = ExpiryPolicy::default();
+        let t = token(60);
+        assert_eq!(policy.valid_until(&t), Some(at(1_000_000 + 45)));
+        assert_eq!(policy.refresh_at(&t), Some(at(1_000_000 + 30)));
+        assert!(t.is_valid_at(at(1_000_000), &policy), "valid on arrival");
+
+        let two_seconds = token(2);
+        assert_eq!(
+            policy.valid_until(&two_seconds),
+            Some(at(1_000_000) + Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn token_without_expiry_is_always_valid() {
+        let t = Token::new(AccessToken::new("x"));
+        assert!(t.is_valid_at(SystemTime::now(), &ExpiryPolicy::default()));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let t = token(60)
+            .with_refresh_token(Some(RefreshToken::new("rt-secret")))
+            .with_id_token(Some(IdToken::new("id-secret")));
+        let shown = format!("{t:?} {:?}", t.access_token());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_everything() {
+        let t = token(60).with_refresh_token(Some(RefreshToken::new("rt")));
+        let json = serde_json::to_string(&t).unwrap();
+        let back: Token = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.refresh_token().unwrap().secret(), "rt");
+    }
+}
