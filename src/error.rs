@@ -201,6 +201,14 @@ impl Error {
     }
 }
 
+/// Lets `?` turn the errors of a response's body methods (`text()`, `json()`) into [`Error`].
+/// The URL is dropped: queries can carry secrets.
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        Error::transport(e)
+    }
+}
+
 /// An OAuth error response (RFC 6749 §5.2), as the provider sent it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OAuthError {

@@ -1,0 +1,274 @@
+//! `AuthedClient` against real local servers: token attachment, the one retry on
+//! `invalid_token`, and the origin allow-list.
+
+use std::sync::Arc;
+
+use authed::testing::TestProvider;
+use authed::{
+    AccessToken, AuthedClient, ClientCredentials, Error, OAuthConfig, StaticToken, Token,
+};
+use wiremock::matchers::{header, header_exists, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+fn source(token_url: String) -> ClientCredentials {
+    OAuthConfig::builder(token_url)
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .build()
+        .unwrap()
+        .client_credentials()
+        .build()
+}
+
+fn client(provider: &TestProvider) -> AuthedClient {
+    AuthedClient::builder(source(provider.token_url()))
+        .base_url(provider.api_url())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn attaches_a_token_and_reuses_it() {
+    let provider = TestProvider::start().await;
+    let client = client(&provider);
+    for i in 0..3 {
+        let resp = client.get(&format!("items/{i}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["path"], format!("/api/items/{i}"));
+        assert_eq!(body["client_id"], TestProvider::CLIENT_ID);
+    }
+    assert_eq!(provider.token_requests(), 1);
+    assert_eq!(provider.api_requests(), 3);
+}
+
+#[tokio::test]
+async fn invalid_token_401_refreshes_once_and_retries_once() {
+    let provider = TestProvider::start().await;
+    let client = client(&provider);
+    client.get("before").send().await.unwrap();
+    provider.revoke_access_tokens();
+
+    let resp = client
+        .post("after")
+        .json(&serde_json::json!({"replayable": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(provider.token_requests(), 2, "one refresh");
+    assert_eq!(provider.api_requests(), 3, "one retry");
+    assert_eq!(provider.api_rejections(), 1);
+}
+
+/// An API that refuses every token, counting requests.
+async fn refusing_api(challenge: &str, status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/thing"))
+        .respond_with(ResponseTemplate::new(status).insert_header("www-authenticate", challenge))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn second_401_is_unauthorized() {
+    let provider = TestProvider::start().await;
+    let api = refusing_api(
+        r#"Bearer error="invalid_token", error_description="nope""#,
+        401,
+    )
+    .await;
+    let client = AuthedClient::builder(source(provider.token_url()))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    let err = client.get("thing").send().await.unwrap_err();
+    match &err {
+        Error::Unauthorized(u) => {
+            assert!(u.retried && u.replayable);
+            assert_eq!(u.error.as_deref(), Some("invalid_token"));
+            assert_eq!(u.description.as_deref(), Some("nope"));
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(err.is_unauthorized());
+    assert_eq!(api.received_requests().await.unwrap().len(), 2);
+    assert_eq!(provider.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn streaming_body_is_not_retried() {
+    let provider = TestProvider::start().await;
+    let api = refusing_api(r#"Bearer error="invalid_token""#, 401).await;
+    let client = AuthedClient::builder(source(provider.token_url()))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    let body = reqwest::Body::wrap(String::from("a stream that can only be read once"));
+    let err = client.put("thing").body(body).send().await.unwrap_err();
+    match &err {
+        Error::Unauthorized(u) => assert!(!u.retried && !u.replayable),
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(err.to_string().contains("cannot be replayed"), "{err}");
+    assert_eq!(api.received_requests().await.unwrap().len(), 1);
+    assert_eq!(provider.token_requests(), 1, "no refresh without a retry");
+}
+
+#[tokio::test]
+async fn forbidden_is_returned_not_retried() {
+    let provider = TestProvider::start().await;
+    let api = refusing_api(r#"Bearer error="insufficient_scope""#, 403).await;
+    let client = AuthedClient::builder(source(provider.token_url()))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    let resp = client.get("thing").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(api.received_requests().await.unwrap().len(), 1);
+    assert_eq!(provider.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_401_asking_for_other_credentials_is_not_retried() {
+    let provider = TestProvider::start().await;
+    let api = refusing_api(r#"Basic realm="admin""#, 401).await;
+    let client = AuthedClient::builder(source(provider.token_url()))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    let err = client.get("thing").send().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthorized(u) if !u.retried),
+        "{err:?}"
+    );
+    assert_eq!(api.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tokens_never_reach_other_origins() {
+    let provider = TestProvider::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&elsewhere)
+        .await;
+    let client = client(&provider);
+
+    for url in [
+        format!("{}/steal", elsewhere.uri()),
+        // Same host, other port: another origin.
+        format!(
+            "{}/steal",
+            elsewhere.uri().replace("127.0.0.1", "localhost")
+        ),
+        "https://evil.example.com/steal".to_owned(),
+    ] {
+        let err = client.get(&url).send().await.unwrap_err();
+        assert!(
+            matches!(err, Error::UntrustedOrigin { .. }),
+            "{url}: {err:?}"
+        );
+    }
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+    assert_eq!(provider.token_requests(), 0, "no token was even fetched");
+}
+
+#[tokio::test]
+async fn allowed_origins_receive_the_sensitive_header() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer static-token"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let other = MockServer::start().await;
+    Mock::given(header_exists("authorization"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&other)
+        .await;
+    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new(
+        "static-token",
+    ))))
+    .base_url(api.uri())
+    .allow_origin(other.uri())
+    .build()
+    .unwrap();
+    client.get("x").send().await.unwrap();
+    client
+        .get(&format!("{}/y", other.uri()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn base_url_without_trailing_slash_keeps_its_path() {
+    let api = MockServer::start().await;
+    Mock::given(path("/v1/users"))
+        .respond_with(|req: &Request| {
+            ResponseTemplate::new(200).set_body_string(req.url.path().to_owned())
+        })
+        .expect(1)
+        .mount(&api)
+        .await;
+    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+        .base_url(format!("{}/v1", api.uri()))
+        .build()
+        .unwrap();
+    let body = client
+        .get("users")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "/v1/users");
+}
+
+#[tokio::test]
+async fn a_client_needs_somewhere_to_send_tokens() {
+    let err = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)));
+    let err = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+        .base_url("http://api.example.com/")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Config(_)),
+        "plain http to a remote API"
+    );
+}
+
+#[tokio::test]
+async fn any_https_origin_switch_still_refuses_plain_http() {
+    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+        .danger_allow_any_https_origin()
+        .build()
+        .unwrap();
+    let err = client.get("http://127.0.0.1:9/x").send().await.unwrap_err();
+    assert!(matches!(err, Error::UntrustedOrigin { .. }));
+}
+
+#[tokio::test]
+async fn shared_source_serves_many_clients() {
+    let provider = TestProvider::start().await;
+    let source: Arc<dyn authed::TokenSource> = Arc::new(source(provider.token_url()));
+    let a = AuthedClient::builder_arc(source.clone())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    let b = AuthedClient::builder_arc(source)
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    a.get("a").send().await.unwrap();
+    b.get("b").send().await.unwrap();
+    assert_eq!(provider.token_requests(), 1);
+}

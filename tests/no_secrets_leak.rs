@@ -1,0 +1,114 @@
+//! Secrets and tokens appear in no `Debug`, `Display`, error message, or `tracing` output at
+//! TRACE level, across fetches, refreshes, retries and failures.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use authed::testing::TestProvider;
+use authed::{AuthedClient, OAuthConfig, TokenSource};
+use base64::Engine as _;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_debug_display_errors_or_trace_logs() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let provider = TestProvider::start().await;
+    provider.set_refresh_tokens_for_client_credentials(true);
+    let config = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .build()
+        .unwrap();
+    let source = Arc::new(config.client_credentials().scopes(["read"]).build());
+    let client = AuthedClient::builder_arc(source.clone())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+
+    let mut secrets = vec![TestProvider::CLIENT_SECRET.to_owned()];
+    let mut shown = Vec::new();
+
+    client.get("one").send().await.unwrap();
+    let first = source.token().await.unwrap();
+    provider.revoke_access_tokens();
+    client.get("two").send().await.unwrap(); // 401, refresh, retry
+    let second = source.token().await.unwrap();
+    for t in [&first, &second] {
+        secrets.push(t.access_token().secret().to_owned());
+        secrets.push(t.refresh_token().unwrap().secret().to_owned());
+        shown.push(format!(
+            "{t:?} {:?} {:?}",
+            t.access_token(),
+            t.refresh_token()
+        ));
+    }
+
+    let wrong = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret("wrong-secret-value")
+        .build()
+        .unwrap();
+    secrets.push("wrong-secret-value".to_owned());
+    let err = wrong
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
+    shown.push(format!("{err} {err:?}"));
+
+    provider.fail_with(502, "text/html", "<h1>bad gateway</h1>");
+    let err = config
+        .client_credentials()
+        .scopes(["other"])
+        .build()
+        .token()
+        .await
+        .unwrap_err();
+    shown.push(format!("{err} {err:?}"));
+    provider.clear_failure();
+
+    shown.push(format!("{config:?} {source:?} {client:?} {wrong:?}"));
+
+    // Basic credentials, as they cross the wire.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        TestProvider::CLIENT_ID,
+        TestProvider::CLIENT_SECRET
+    ));
+    secrets.push(basic);
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("oauth request"),
+        "TRACE capture works: {logs}"
+    );
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a secret reached the logs");
+        for s in &shown {
+            assert!(
+                !s.contains(secret.as_str()),
+                "a secret reached Debug/Display: {s}"
+            );
+        }
+    }
+}
