@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n1. Three requests with one token");
     for item in ["alpha", "beta", "gamma"] {
         let body: serde_json::Value = client
-            .get(&format!("items/{item}"))
+            .get(format!("items/{item}"))
             .send()
             .await?
             .error_for_status()?

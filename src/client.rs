@@ -75,10 +75,11 @@ impl AuthedClient {
         &self.inner.source
     }
 
-    /// Starts a request. `url` is absolute, or relative to the base URL.
-    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+    /// Starts a request. `url` (a `&str`, `String` or `Url`) is absolute, or relative to the
+    /// base URL.
+    pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
         let request = self
-            .resolve(url)
+            .resolve(url.as_ref())
             .map(|url| self.inner.http.request(method, url));
         RequestBuilder {
             client: self.clone(),
@@ -87,27 +88,27 @@ impl AuthedClient {
     }
 
     /// Starts a `GET` request.
-    pub fn get(&self, url: &str) -> RequestBuilder {
+    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post(&self, url: &str) -> RequestBuilder {
+    pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put(&self, url: &str) -> RequestBuilder {
+    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch(&self, url: &str) -> RequestBuilder {
+    pub fn patch(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete(&self, url: &str) -> RequestBuilder {
+    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 

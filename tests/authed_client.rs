@@ -32,7 +32,7 @@ async fn attaches_a_token_and_reuses_it() {
     let provider = TestProvider::start().await;
     let client = client(&provider);
     for i in 0..3 {
-        let resp = client.get(&format!("items/{i}")).send().await.unwrap();
+        let resp = client.get(format!("items/{i}")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["path"], format!("/api/items/{i}"));
@@ -199,7 +199,7 @@ async fn allowed_origins_receive_the_sensitive_header() {
     .unwrap();
     client.get("x").send().await.unwrap();
     client
-        .get(&format!("{}/y", other.uri()))
+        .get(format!("{}/y", other.uri()))
         .send()
         .await
         .unwrap();
