@@ -72,6 +72,9 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+#[cfg(feature = "loopback")]
+mod loopback;
+mod revoke;
 mod source;
 mod store;
 #[cfg(feature = "testing")]
@@ -83,11 +86,19 @@ pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{Error, OAuthError, Unauthorized};
+#[cfg(feature = "loopback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
+pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
 pub use source::{
-    BoxFuture, ClientCredentials, ClientCredentialsBuilder, StaticToken, TokenFuture,
-    TokenSource,
+    AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
+    ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
+    PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken,
+    TokenFuture, TokenSource,
 };
-pub use store::{MemoryStore, StoreLock, TokenStore};
+#[cfg(feature = "file-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
+pub use store::FileStore;
+pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 pub use token::{
     AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
 };
