@@ -92,8 +92,8 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
-    PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken,
-    TokenFuture, TokenSource,
+    PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
+    TokenSource,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

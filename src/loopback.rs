@@ -146,7 +146,10 @@ impl LoopbackReceiver {
             // Graceful shutdown waits for open connections; a browser keeping one alive must
             // not hold the app up.
             let abort = server.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), server).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), server)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -197,9 +200,12 @@ impl LoopbackReceiverBuilder {
             return Err(Error::config("the loopback path must start with '/'"));
         }
         // RFC 8252 §8.3: the IP literal, not `localhost`, which may resolve elsewhere.
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
-            .await
-            .map_err(|e| Error::config(format!("cannot listen on 127.0.0.1:{}: {e}", self.port)))?;
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
+                .await
+                .map_err(|e| {
+                    Error::config(format!("cannot listen on 127.0.0.1:{}: {e}", self.port))
+                })?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::config(format!("cannot read the loopback address: {e}")))?;
@@ -262,7 +268,11 @@ async fn handle(State(shared): State<Shared>, uri: Uri) -> Response {
                 Some(d) => format!("The provider answered: {} ({d}).", e.error),
                 None => format!("The provider answered: {}.", e.error),
             };
-            page(StatusCode::OK, "Sign-in failed", &format!("{detail} You can close this window."))
+            page(
+                StatusCode::OK,
+                "Sign-in failed",
+                &format!("{detail} You can close this window."),
+            )
         }
         None => page(
             StatusCode::OK,
@@ -272,7 +282,11 @@ async fn handle(State(shared): State<Shared>, uri: Uri) -> Response {
     };
     if shared.callbacks.try_send(callback).is_err() {
         // A second response for the same sign-in (a reload): the first one counts.
-        return page(StatusCode::OK, "Already received", "You can close this window.");
+        return page(
+            StatusCode::OK,
+            "Already received",
+            "You can close this window.",
+        );
     }
     outcome
 }
@@ -310,6 +324,9 @@ fn escape(s: &str) -> String {
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(super::escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(
+            super::escape("<a href='x'>&"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;"
+        );
     }
 }

@@ -261,7 +261,8 @@ impl TestProvider {
         if let Some(clock) = clock {
             b = b.clock(clock);
         }
-        b.build().expect("the test provider's configuration is valid")
+        b.build()
+            .expect("the test provider's configuration is valid")
     }
 
     /// Whether refresh responses rotate the refresh token. Default yes; when off, they omit
@@ -423,13 +424,18 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// The client id and secret from Basic (form-urlencoded, RFC 6749 §2.3.1) or the body.
-fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String)> {
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Option<(String, String)> {
     if let Some(basic) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
     {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(basic).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (id, secret) = decoded.split_once(':')?;
         let unescape = |s: &str| -> String {
@@ -446,6 +452,8 @@ fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Op
     ))
 }
 
+// A test server answering one request at a time: the size of its error type does not matter.
+#[allow(clippy::result_large_err)]
 /// The authenticated client's id: the confidential client with its secret, or the public
 /// client with none.
 fn authenticate(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<String, Response> {
@@ -456,7 +464,8 @@ fn authenticate(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<S
             Ok(id)
         }
         None if !headers.contains_key(header::AUTHORIZATION)
-            && form.get("client_id").map(String::as_str) == Some(TestProvider::PUBLIC_CLIENT_ID) =>
+            && form.get("client_id").map(String::as_str)
+                == Some(TestProvider::PUBLIC_CLIENT_ID) =>
         {
             Ok(TestProvider::PUBLIC_CLIENT_ID.to_owned())
         }
@@ -477,6 +486,7 @@ fn invalid_grant(state: &ProviderState, description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
+#[allow(clippy::result_large_err)] // as `authenticate`
 /// Checks one grant's request and says whether its response carries a refresh token.
 fn check_grant(
     state: &ProviderState,
@@ -528,9 +538,15 @@ fn check_grant(
                 _ => return Err(invalid_grant(state, "unknown or spent device code")),
             }
             if let Some(error) = inner.device_script.pop_front() {
-                return Err(oauth_error(StatusCode::BAD_REQUEST, &error, "scripted answer"));
+                return Err(oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    &error,
+                    "scripted answer",
+                ));
             }
-            inner.device_codes.insert(field("device_code").to_owned(), true);
+            inner
+                .device_codes
+                .insert(field("device_code").to_owned(), true);
             Ok(true)
         }
         _ => Err(oauth_error(
@@ -610,7 +626,8 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
     let mut inner = state.lock();
     inner.authorize_requests.push(query.clone());
     let field = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
-    let known_client = [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
+    let known_client =
+        [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
     let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
         return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
     };
@@ -618,9 +635,15 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
         return (StatusCode::BAD_REQUEST, "unknown client_id").into_response();
     }
     let error = if field("response_type") != "code" {
-        Some(("unsupported_response_type".to_owned(), "only code".to_owned()))
+        Some((
+            "unsupported_response_type".to_owned(),
+            "only code".to_owned(),
+        ))
     } else if field("code_challenge_method") != "S256" || field("code_challenge").is_empty() {
-        Some(("invalid_request".to_owned(), "PKCE with S256 is required".to_owned()))
+        Some((
+            "invalid_request".to_owned(),
+            "PKCE with S256 is required".to_owned(),
+        ))
     } else {
         inner.authorize_error.clone()
     };

@@ -7,13 +7,20 @@ use authed::testing::TestProvider;
 use authed::{AuthedClient, Callback, Error, MemoryStore, PendingAuthorization, TokenStore};
 
 fn query(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 /// The pending authorization's secrets, read the way a session store would keep them.
 fn secrets(pending: &PendingAuthorization) -> (String, String) {
     let v = serde_json::to_value(pending).unwrap();
-    (v["state"].as_str().unwrap().to_owned(), v["verifier"].as_str().unwrap().to_owned())
+    (
+        v["state"].as_str().unwrap().to_owned(),
+        v["verifier"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// Plays the browser: follows the authorization URL to the provider and returns where it
@@ -50,8 +57,9 @@ async fn authorize_url_carries_s256_state_nonce_scopes_and_extra_params() {
     assert_eq!(url.path(), "/authorize");
     let q = query(pending.url());
     let (state, verifier) = secrets(&pending);
-    let challenge =
-        oauth2::PkceCodeChallenge::from_code_verifier_sha256(&oauth2::PkceCodeVerifier::new(verifier.clone()));
+    let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(
+        &oauth2::PkceCodeVerifier::new(verifier.clone()),
+    );
     let expected: HashMap<String, String> = [
         ("response_type", "code"),
         ("client_id", TestProvider::CLIENT_ID),
@@ -83,13 +91,26 @@ async fn authorize_url_carries_s256_state_nonce_scopes_and_extra_params() {
     assert_ne!(again.nonce(), pending.nonce());
 
     // No openid, no nonce; reserved parameters are refused.
-    let plain = provider.config(None).authorization_code(REDIRECT).scopes(["repo"]).build().unwrap();
+    let plain = provider
+        .config(None)
+        .authorization_code(REDIRECT)
+        .scopes(["repo"])
+        .build()
+        .unwrap();
     assert!(!query(plain.authorize().url()).contains_key("nonce"));
-    let e = provider.config(None).authorization_code(REDIRECT).param("state", "fixed").build().unwrap_err();
+    let e = provider
+        .config(None)
+        .authorization_code(REDIRECT)
+        .param("state", "fixed")
+        .build()
+        .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e:?}");
     // Debug shows no secret.
     let shown = format!("{pending:?}");
-    assert!(!shown.contains(&state) && !shown.contains(&verifier), "{shown}");
+    assert!(
+        !shown.contains(&state) && !shown.contains(&verifier),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -123,9 +144,15 @@ async fn verifier_reaches_the_token_request_and_the_login_works() {
     // The login was saved before it was handed out, refresh token included.
     let stored = store.load(login.key()).await.unwrap().unwrap();
     assert!(stored.refresh_token().is_some());
-    assert_eq!(stored.access_token(), login.current().unwrap().access_token());
+    assert_eq!(
+        stored.access_token(),
+        login.current().unwrap().access_token()
+    );
 
-    let client = AuthedClient::builder(login.clone()).base_url(provider.api_url()).build().unwrap();
+    let client = AuthedClient::builder(login.clone())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
     assert_eq!(client.get("me").send().await.unwrap().status(), 200);
     assert_eq!(provider.token_requests(), 1);
 
@@ -137,7 +164,11 @@ async fn verifier_reaches_the_token_request_and_the_login_works() {
 #[tokio::test]
 async fn a_wrong_verifier_is_refused_by_the_provider() {
     let provider = TestProvider::start().await;
-    let flow = provider.config(None).authorization_code(REDIRECT).build().unwrap();
+    let flow = provider
+        .config(None)
+        .authorization_code(REDIRECT)
+        .build()
+        .unwrap();
     let pending = flow.authorize();
     let callback = browse(pending.url()).await;
     // Another authorization's pending state with this one's state: a verifier that does not
@@ -153,7 +184,11 @@ async fn a_wrong_verifier_is_refused_by_the_provider() {
 #[tokio::test]
 async fn state_and_issuer_mismatches_are_rejected_before_any_token_request() {
     let provider = TestProvider::start().await;
-    let flow = provider.config(None).authorization_code(REDIRECT).build().unwrap();
+    let flow = provider
+        .config(None)
+        .authorization_code(REDIRECT)
+        .build()
+        .unwrap();
     let pending = flow.authorize();
     let callback = browse(pending.url()).await;
     let code = query(&callback)["code"].clone();
@@ -184,7 +219,11 @@ async fn state_and_issuer_mismatches_are_rejected_before_any_token_request() {
 async fn callback_errors_become_typed_errors_with_the_description() {
     let provider = TestProvider::start().await;
     provider.set_authorize_error(Some(("access_denied", "the user said no")));
-    let flow = provider.config(None).authorization_code(REDIRECT).build().unwrap();
+    let flow = provider
+        .config(None)
+        .authorization_code(REDIRECT)
+        .build()
+        .unwrap();
     let pending = flow.authorize();
     let callback = browse(pending.url()).await;
     match flow.complete_url(&pending, &callback).await {
@@ -198,21 +237,39 @@ async fn callback_errors_become_typed_errors_with_the_description() {
 
     let (state, _) = secrets(&pending);
     let q = format!("error=temporarily_unavailable&error_description=later&state={state}");
-    let e = flow.complete(&pending, &Callback::from_query(&q)).await.unwrap_err();
-    assert!(matches!(&e, Error::OAuth(o) if o.error == "temporarily_unavailable"), "{e:?}");
+    let e = flow
+        .complete(&pending, &Callback::from_query(&q))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::OAuth(o) if o.error == "temporarily_unavailable"),
+        "{e:?}"
+    );
     assert!(e.is_retryable());
     // A forged error with another state is reported as a state mismatch.
     let q = "error=access_denied&state=forged";
-    let e = flow.complete(&pending, &Callback::from_query(q)).await.unwrap_err();
+    let e = flow
+        .complete(&pending, &Callback::from_query(q))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Callback(_)), "{e:?}");
     assert_eq!(provider.token_requests(), 0);
 }
 
 #[tokio::test]
 async fn a_missing_authorization_endpoint_is_a_configuration_error() {
-    let config = authed::OAuthConfig::builder("https://a.example/token").client_id("c").build().unwrap();
-    assert!(matches!(config.authorization_code(REDIRECT).build(), Err(Error::Config(_))));
-    assert!(matches!(config.device_authorization().build(), Err(Error::Config(_))));
+    let config = authed::OAuthConfig::builder("https://a.example/token")
+        .client_id("c")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        config.authorization_code(REDIRECT).build(),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        config.device_authorization().build(),
+        Err(Error::Config(_))
+    ));
     let token = authed::Token::new(authed::AccessToken::new("x"));
     assert!(matches!(config.revoke(&token).await, Err(Error::Config(_))));
 }

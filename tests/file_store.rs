@@ -83,13 +83,25 @@ async fn a_corrupt_file_is_a_store_error_and_is_not_overwritten() {
     let dir = TempDir::new("corrupt");
     std::fs::create_dir_all(&dir.0).unwrap();
     let path = dir.0.join("tokens.json");
-    std::fs::write(&path, b"{\"version\":1,\"tokens\":{\"a\":{\"access_token\":\"secret-at\"").unwrap();
+    std::fs::write(
+        &path,
+        b"{\"version\":1,\"tokens\":{\"a\":{\"access_token\":\"secret-at\"",
+    )
+    .unwrap();
     let store = FileStore::new(&path);
     let e = store.load("a").await.unwrap_err();
     assert!(matches!(e, Error::Store(_)), "{e:?}");
     let shown = format!("{e} {:?}", std::error::Error::source(&e));
     assert!(!shown.contains("secret-at"), "{shown}");
-    let e = store.save("b", &Token::new(AccessToken::new("x"))).await.unwrap_err();
+    let e = store
+        .save("b", &Token::new(AccessToken::new("x")))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Store(_)), "{e:?}");
-    assert!(std::fs::read_to_string(&path).unwrap().contains("secret-at"), "corrupt file was clobbered");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("secret-at"),
+        "corrupt file was clobbered"
+    );
 }

@@ -38,12 +38,18 @@ impl Drop for TempDir {
 
 fn child(mode: &str, token_url: &str, store: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("AUTHED_CHILD_MODE", mode)
-        .env("AUTHED_TOKEN_URL", token_url)
-        .env("AUTHED_STORE", store)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "child_process",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("AUTHED_CHILD_MODE", mode)
+    .env("AUTHED_TOKEN_URL", token_url)
+    .env("AUTHED_STORE", store)
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
     cmd
 }
 
@@ -55,7 +61,11 @@ fn child_process() {
         return;
     };
     let store_path = PathBuf::from(std::env::var("AUTHED_STORE").unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&store_path));
         match mode.as_str() {
@@ -65,11 +75,24 @@ fn child_process() {
                     .client_secret(TestProvider::CLIENT_SECRET)
                     .build()
                     .unwrap();
-                let login = config.refresh_token_source().store(store).key(KEY).from_store().await.unwrap().unwrap();
+                let login = config
+                    .refresh_token_source()
+                    .store(store)
+                    .key(KEY)
+                    .from_store()
+                    .await
+                    .unwrap()
+                    .unwrap();
                 for round in 0..ROUNDS {
-                    let current = login.token().await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+                    let current = login
+                        .token()
+                        .await
+                        .unwrap_or_else(|e| panic!("round {round}: {e}"));
                     // As if the API refused the token: forces a refresh, racing the other process.
-                    let next = login.token_rejected(&current).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+                    let next = login
+                        .token_rejected(&current)
+                        .await
+                        .unwrap_or_else(|e| panic!("round {round}: {e}"));
                     assert_ne!(next.access_token(), current.access_token());
                 }
             }
@@ -108,7 +131,8 @@ async fn two_processes_refreshing_one_file_store_never_reuse_a_refresh_token() {
         tokio::task::spawn_blocking(move || {
             while !done.load(Ordering::SeqCst) {
                 let bytes = std::fs::read(&path).expect("the token file must always exist");
-                let v: serde_json::Value = serde_json::from_slice(&bytes).expect("the token file must always parse");
+                let v: serde_json::Value =
+                    serde_json::from_slice(&bytes).expect("the token file must always parse");
                 assert!(v["tokens"][KEY]["refresh_token"].is_string());
                 reads.fetch_add(1, Ordering::SeqCst);
             }
@@ -132,7 +156,11 @@ async fn two_processes_refreshing_one_file_store_never_reuse_a_refresh_token() {
     assert_eq!(provider.invalid_grants(), 0);
     let presented = provider.presented_refresh_tokens();
     let distinct: HashSet<_> = presented.iter().collect();
-    assert_eq!(distinct.len(), presented.len(), "a refresh token was presented twice");
+    assert_eq!(
+        distinct.len(),
+        presented.len(),
+        "a refresh token was presented twice"
+    );
     // Each child saw ROUNDS distinct new tokens; some were adopted from the other process.
     assert!(
         (ROUNDS..=2 * ROUNDS).contains(&presented.len()),
@@ -159,7 +187,12 @@ fn padded(n: u64) -> Token {
 
 /// The generation of a token written by the save loop, checking it is whole.
 fn generation(t: &Token) -> Option<u64> {
-    let n: u64 = t.access_token().secret().strip_prefix("gen-")?.parse().ok()?;
+    let n: u64 = t
+        .access_token()
+        .secret()
+        .strip_prefix("gen-")?
+        .parse()
+        .ok()?;
     let whole = t.refresh_token()?.secret() == format!("rt-{n}")
         && t.extra()["pad"].as_str()? == format!("{}{n}", "x".repeat(PAD));
     whole.then_some(n)
@@ -179,7 +212,10 @@ async fn sigkill_while_saving_leaves_the_old_or_the_new_file() {
     let mut last = None;
     let mut mid_write = 0;
     for i in 0..30u64 {
-        let mut child = child("save-loop", "", &path).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = child("save-loop", "", &path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         // Wait until the child is saving, then kill it at a varying point.
         let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -194,9 +230,15 @@ async fn sigkill_while_saving_leaves_the_old_or_the_new_file() {
 
         let token = store.load(KEY).await.unwrap().expect("a token is stored");
         let n = generation(&token).expect("the stored token is whole");
-        assert!(last.is_none_or(|l| n >= l), "went back from generation {last:?} to {n}");
+        assert!(
+            last.is_none_or(|l| n >= l),
+            "went back from generation {last:?} to {n}"
+        );
         last = Some(n);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -205,7 +247,10 @@ async fn sigkill_while_saving_leaves_the_old_or_the_new_file() {
         if !leftovers.is_empty() {
             mid_write += 1;
             for p in leftovers {
-                assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+                assert_eq!(
+                    std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
                 std::fs::remove_file(p).unwrap();
             }
         }

@@ -38,9 +38,17 @@ async fn a_full_loopback_login_driven_by_the_browser() {
     let receiver = receiver(Duration::from_secs(30)).await;
     let redirect_uri = receiver.redirect_uri().to_owned();
     let base = redirect_uri.strip_suffix("/callback").unwrap().to_owned();
-    let port: u16 = base.strip_prefix("http://127.0.0.1:").unwrap().parse().unwrap();
+    let port: u16 = base
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_ne!(port, 0);
-    let flow = public_config(&provider).authorization_code(&redirect_uri).scopes(["openid"]).build().unwrap();
+    let flow = public_config(&provider)
+        .authorization_code(&redirect_uri)
+        .scopes(["openid"])
+        .build()
+        .unwrap();
     let pending = flow.authorize();
     let waiting = {
         let pending = pending.clone();
@@ -49,30 +57,58 @@ async fn a_full_loopback_login_driven_by_the_browser() {
 
     let http = browser();
     // The browser asks for a favicon and hits stray paths: ignored.
-    let favicon = http.get(format!("{base}/favicon.ico")).send().await.unwrap();
+    let favicon = http
+        .get(format!("{base}/favicon.ico"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(favicon.status(), 404);
     let bare = http.get(&redirect_uri).send().await.unwrap();
     assert_eq!(bare.status(), 400);
     // A stale tab of an earlier sign-in: refused with a page, and the receiver keeps waiting.
-    let stale = http.get(format!("{redirect_uri}?code=old&state=old")).send().await.unwrap();
+    let stale = http
+        .get(format!("{redirect_uri}?code=old&state=old"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stale.status(), 400);
-    assert!(stale.text().await.unwrap().contains("another or an older sign-in"));
+    assert!(
+        stale
+            .text()
+            .await
+            .unwrap()
+            .contains("another or an older sign-in")
+    );
     assert!(!waiting.is_finished());
 
     // The real sign-in: the provider redirects to the loopback address.
     let at_provider = http.get(pending.url()).send().await.unwrap();
     assert_eq!(at_provider.status(), 302);
-    let callback = at_provider.headers()["location"].to_str().unwrap().to_owned();
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(callback.starts_with(&redirect_uri), "{callback}");
     let page = http.get(&callback).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
-    assert!(page.text().await.unwrap().contains("You can close this window"));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("You can close this window")
+    );
 
     let callback = waiting.await.unwrap().unwrap();
     let login = flow.complete(&pending, &callback).await.unwrap();
-    assert_eq!(provider.token_forms()[0]["client_id"], TestProvider::PUBLIC_CLIENT_ID);
-    let client = AuthedClient::builder(login).base_url(provider.api_url()).build().unwrap();
+    assert_eq!(
+        provider.token_forms()[0]["client_id"],
+        TestProvider::PUBLIC_CLIENT_ID
+    );
+    let client = AuthedClient::builder(login)
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
     assert_eq!(client.get("me").send().await.unwrap().status(), 200);
 
     // The server is gone once the callback arrived.
@@ -85,7 +121,10 @@ async fn a_callback_with_an_error_shows_it_and_is_typed() {
     let provider = TestProvider::start().await;
     provider.set_authorize_error(Some(("access_denied", "<b>no</b> thanks")));
     let receiver = receiver(Duration::from_secs(30)).await;
-    let flow = public_config(&provider).authorization_code(receiver.redirect_uri()).build().unwrap();
+    let flow = public_config(&provider)
+        .authorization_code(receiver.redirect_uri())
+        .build()
+        .unwrap();
     let pending = flow.authorize();
     let waiting = {
         let pending = pending.clone();
@@ -93,15 +132,30 @@ async fn a_callback_with_an_error_shows_it_and_is_typed() {
     };
     let http = browser();
     let at_provider = http.get(pending.url()).send().await.unwrap();
-    let callback = at_provider.headers()["location"].to_str().unwrap().to_owned();
-    let page = http.get(&callback).send().await.unwrap().text().await.unwrap();
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(&callback)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Sign-in failed"), "{page}");
-    assert!(page.contains("access_denied (&lt;b&gt;no&lt;/b&gt; thanks)"), "{page}");
+    assert!(
+        page.contains("access_denied (&lt;b&gt;no&lt;/b&gt; thanks)"),
+        "{page}"
+    );
     assert!(page.contains("You can close this window"));
 
     let callback = waiting.await.unwrap().unwrap();
     match flow.complete(&pending, &callback).await {
-        Err(Error::AccessDenied(e)) => assert_eq!(e.description.as_deref(), Some("<b>no</b> thanks")),
+        Err(Error::AccessDenied(e)) => {
+            assert_eq!(e.description.as_deref(), Some("<b>no</b> thanks"))
+        }
         other => panic!("expected AccessDenied, got {other:?}"),
     }
     assert_eq!(provider.token_requests(), 0);
@@ -112,14 +166,20 @@ async fn sign_in_times_out_and_shuts_the_server_down() {
     let provider = TestProvider::start().await;
     let receiver = receiver(Duration::from_millis(300)).await;
     let redirect_uri = receiver.redirect_uri().to_owned();
-    let flow = public_config(&provider).authorization_code(&redirect_uri).build().unwrap();
+    let flow = public_config(&provider)
+        .authorization_code(&redirect_uri)
+        .build()
+        .unwrap();
     let started = std::time::Instant::now();
     match receiver.sign_in(&flow).await {
         Err(Error::Callback(reason)) => assert!(reason.contains("timed out"), "{reason}"),
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(browser().get(&redirect_uri).send().await.is_err(), "server still listening");
+    assert!(
+        browser().get(&redirect_uri).send().await.is_err(),
+        "server still listening"
+    );
     assert_eq!(provider.token_requests(), 0);
 }
 
@@ -128,7 +188,10 @@ async fn dropping_the_wait_cancels_and_stops_the_server() {
     let provider = TestProvider::start().await;
     let receiver = receiver(Duration::from_secs(30)).await;
     let redirect_uri = receiver.redirect_uri().to_owned();
-    let flow = public_config(&provider).authorization_code(&redirect_uri).build().unwrap();
+    let flow = public_config(&provider)
+        .authorization_code(&redirect_uri)
+        .build()
+        .unwrap();
     let r = tokio::time::timeout(Duration::from_millis(200), receiver.sign_in(&flow)).await;
     assert!(r.is_err(), "sign_in ended on its own");
     // Shutdown is asynchronous: give the server task a moment to close the listener.
@@ -157,10 +220,26 @@ async fn a_chosen_port_and_path_make_the_redirect_uri() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
-    let r = LoopbackReceiver::builder().port(port).path("/oauth/cb").open_browser(false).bind().await.unwrap();
-    assert_eq!(r.redirect_uri(), format!("http://127.0.0.1:{port}/oauth/cb"));
+    let r = LoopbackReceiver::builder()
+        .port(port)
+        .path("/oauth/cb")
+        .open_browser(false)
+        .bind()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.redirect_uri(),
+        format!("http://127.0.0.1:{port}/oauth/cb")
+    );
     // The port is taken while the receiver lives.
-    let e = LoopbackReceiver::builder().port(port).bind().await.unwrap_err();
+    let e = LoopbackReceiver::builder()
+        .port(port)
+        .bind()
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e:?}");
-    assert!(matches!(LoopbackReceiver::builder().path("cb").bind().await, Err(Error::Config(_))));
+    assert!(matches!(
+        LoopbackReceiver::builder().path("cb").bind().await,
+        Err(Error::Config(_))
+    ));
 }

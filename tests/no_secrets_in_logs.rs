@@ -37,12 +37,24 @@ async fn no_secret_reaches_a_log_line() {
     let config = provider.config(Some(clock.clone()));
     let store = Arc::new(MemoryStore::new());
     let mut secrets = vec![TestProvider::CLIENT_SECRET.to_owned()];
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     // Authorization code through the loopback receiver, with a stray and a stale request.
-    let receiver = LoopbackReceiver::builder().open_browser(false).bind().await.unwrap();
+    let receiver = LoopbackReceiver::builder()
+        .open_browser(false)
+        .bind()
+        .await
+        .unwrap();
     let redirect_uri = receiver.redirect_uri().to_owned();
-    let flow = config.authorization_code(&redirect_uri).scopes(["openid"]).store(store.clone()).build().unwrap();
+    let flow = config
+        .authorization_code(&redirect_uri)
+        .scopes(["openid"])
+        .store(store.clone())
+        .build()
+        .unwrap();
     let pending = flow.authorize();
     let p = serde_json::to_value(&pending).unwrap();
     for k in ["state", "verifier", "nonce"] {
@@ -52,10 +64,24 @@ async fn no_secret_reaches_a_log_line() {
         let pending = pending.clone();
         tokio::spawn(async move { receiver.receive(&pending).await })
     };
-    let location = http.get(pending.url()).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
-    let code: String = url::Url::parse(&location).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into();
+    let location = http.get(pending.url()).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let code: String = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into();
     secrets.push(code);
-    let _ = http.get(format!("{redirect_uri}?code=stale-code-123&state=stale-state-456")).send().await;
+    let _ = http
+        .get(format!(
+            "{redirect_uri}?code=stale-code-123&state=stale-state-456"
+        ))
+        .send()
+        .await;
     secrets.extend(["stale-code-123".to_owned(), "stale-state-456".to_owned()]);
     http.get(&location).send().await.unwrap();
     let callback = waiting.await.unwrap().unwrap();
@@ -72,13 +98,23 @@ async fn no_secret_reaches_a_log_line() {
 
     // Failures: a replayed code, a wrong state, a revoked refresh token.
     let _ = flow.complete(&pending, &callback).await.unwrap_err();
-    let _ = flow.complete(&pending, &Callback::new("some-code-789", "wrong-state-012")).await.unwrap_err();
+    let _ = flow
+        .complete(&pending, &Callback::new("some-code-789", "wrong-state-012"))
+        .await
+        .unwrap_err();
     secrets.extend(["some-code-789".to_owned(), "wrong-state-012".to_owned()]);
     let spent = provider.issue_refresh_token();
-    config.revoke_refresh_token(&authed::RefreshToken::new(spent.clone())).await.unwrap();
+    config
+        .revoke_refresh_token(&authed::RefreshToken::new(spent.clone()))
+        .await
+        .unwrap();
     let revoked = config
         .refresh_token_source()
-        .from_token(authed::Token::new(authed::AccessToken::new("expired-at-345")).with_expires_at(Some(SystemTime::UNIX_EPOCH)).with_refresh_token(Some(authed::RefreshToken::new(spent))))
+        .from_token(
+            authed::Token::new(authed::AccessToken::new("expired-at-345"))
+                .with_expires_at(Some(SystemTime::UNIX_EPOCH))
+                .with_refresh_token(Some(authed::RefreshToken::new(spent))),
+        )
         .await
         .unwrap();
     let _ = revoked.token().await.unwrap_err();
@@ -100,7 +136,13 @@ async fn no_secret_reaches_a_log_line() {
 
     // Everything the provider saw or issued.
     for form in provider.token_forms() {
-        for k in ["code", "code_verifier", "refresh_token", "device_code", "client_secret"] {
+        for k in [
+            "code",
+            "code_verifier",
+            "refresh_token",
+            "device_code",
+            "client_secret",
+        ] {
             if let Some(v) = form.get(k) {
                 secrets.push(v.clone());
             }
@@ -112,14 +154,28 @@ async fn no_secret_reaches_a_log_line() {
     drop(_guard);
 
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("oauth request"), "nothing was captured:\n{log}");
+    assert!(
+        log.contains("oauth request"),
+        "nothing was captured:\n{log}"
+    );
     assert!(log.lines().count() > 20, "{log}");
     let secrets: Vec<_> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
-    assert!(secrets.len() > 25, "only {} secrets collected", secrets.len());
+    assert!(
+        secrets.len() > 25,
+        "only {} secrets collected",
+        secrets.len()
+    );
     for secret in &secrets {
         for line in log.lines() {
-            assert!(!line.contains(secret.as_str()), "a secret appears in a log line:\n{line}");
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret appears in a log line:\n{line}"
+            );
         }
     }
-    eprintln!("checked {} secrets against {} log lines", secrets.len(), log.lines().count());
+    eprintln!(
+        "checked {} secrets against {} log lines",
+        secrets.len(),
+        log.lines().count()
+    );
 }

@@ -43,7 +43,11 @@ async fn setup() -> Setup {
     let provider = TestProvider::start().await;
     let clock = ManualClock::new(SystemTime::now());
     let config = provider.config(Some(clock.clone()));
-    Setup { provider, clock, config }
+    Setup {
+        provider,
+        clock,
+        config,
+    }
 }
 
 /// A login as a sign-in would leave it: a fresh refresh token and an access token.
@@ -52,7 +56,13 @@ async fn login(s: &Setup, store: Arc<dyn TokenStore>) -> RefreshTokenSource {
     let token = Token::new(authed::AccessToken::new("initial"))
         .with_lifetime(authed::Clock::now(&*s.clock), Duration::from_secs(3600))
         .with_refresh_token(Some(authed::RefreshToken::new(rt)));
-    s.config.refresh_token_source().store(store).key("user-1").from_token(token).await.unwrap()
+    s.config
+        .refresh_token_source()
+        .store(store)
+        .key("user-1")
+        .from_token(token)
+        .await
+        .unwrap()
 }
 
 fn rt_of(t: &Token) -> String {
@@ -74,7 +84,10 @@ async fn rotated_refresh_tokens_are_persisted_and_the_old_one_is_never_sent_agai
         // What was handed out is what the store holds, with a new refresh token.
         assert_eq!(stored.access_token(), token.access_token());
         let rt = rt_of(&stored);
-        assert!(!seen.contains(&rt), "round {round}: refresh token not rotated");
+        assert!(
+            !seen.contains(&rt),
+            "round {round}: refresh token not rotated"
+        );
         assert!(s.provider.refresh_token_is_live(&rt));
         seen.push(rt);
     }
@@ -97,7 +110,10 @@ async fn a_response_without_refresh_token_keeps_the_old_one() {
         assert_eq!(rt_of(&token), rt);
         assert_eq!(rt_of(&store.load("user-1").await.unwrap().unwrap()), rt);
     }
-    assert_eq!(s.provider.presented_refresh_tokens(), vec![rt.clone(), rt.clone(), rt]);
+    assert_eq!(
+        s.provider.presented_refresh_tokens(),
+        vec![rt.clone(), rt.clone(), rt]
+    );
 }
 
 #[tokio::test]
@@ -115,7 +131,11 @@ async fn a_failing_store_is_an_error_and_hands_out_no_token() {
     // The store still has the old login; the cache does not hand out the unsaved token.
     assert!(store.load("user-1").await.unwrap().unwrap() == before);
     assert!(matches!(login.token().await, Err(Error::Store(_))));
-    assert_eq!(s.provider.token_requests(), 1, "the rotated refresh token must not be lost to a second refresh");
+    assert_eq!(
+        s.provider.token_requests(),
+        1,
+        "the rotated refresh token must not be lost to a second refresh"
+    );
 
     // Once the store works, the token fetched earlier is saved first, then handed out.
     store.fail.store(false, Ordering::SeqCst);
@@ -134,7 +154,10 @@ async fn invalid_grant_removes_the_login_and_stays_revoked() {
     let login = login(&s, store.clone()).await;
     // The user revokes the app at the provider.
     let stored = store.load("user-1").await.unwrap().unwrap();
-    s.config.revoke_refresh_token(stored.refresh_token().unwrap()).await.unwrap();
+    s.config
+        .revoke_refresh_token(stored.refresh_token().unwrap())
+        .await
+        .unwrap();
 
     s.clock.advance(Duration::from_secs(3600));
     let e = login.token().await.unwrap_err();
@@ -155,10 +178,28 @@ async fn a_stored_login_is_resumed_without_a_request() {
     let first = login(&s, store.clone()).await;
     let token = first.token().await.unwrap();
     drop(first);
-    let resumed = s.config.refresh_token_source().store(store.clone()).key("user-1").from_store().await.unwrap().unwrap();
-    assert_eq!(resumed.token().await.unwrap().access_token(), token.access_token());
+    let resumed = s
+        .config
+        .refresh_token_source()
+        .store(store.clone())
+        .key("user-1")
+        .from_store()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        resumed.token().await.unwrap().access_token(),
+        token.access_token()
+    );
     assert_eq!(s.provider.token_requests(), 0);
-    let none = s.config.refresh_token_source().store(store).key("user-2").from_store().await.unwrap();
+    let none = s
+        .config
+        .refresh_token_source()
+        .store(store)
+        .key("user-2")
+        .from_store()
+        .await
+        .unwrap();
     assert!(none.is_none());
 }
 
@@ -169,7 +210,9 @@ async fn revocation_and_logout_send_the_right_requests_and_clear_the_store() {
     let log = changes.clone();
     let store = Arc::new(ObservedStore::new(MemoryStore::new(), move |c| {
         log.lock().unwrap().push(match c {
-            StoreChange::Saved { key, token } => format!("saved {key} {}", token.access_token().secret()),
+            StoreChange::Saved { key, token } => {
+                format!("saved {key} {}", token.access_token().secret())
+            }
             StoreChange::Deleted { key } => format!("deleted {key}"),
             _ => "other".to_owned(),
         });
@@ -177,7 +220,10 @@ async fn revocation_and_logout_send_the_right_requests_and_clear_the_store() {
     let login = login(&s, store.clone()).await;
     s.clock.advance(Duration::from_secs(3600));
     let token = login.token().await.unwrap();
-    let client = AuthedClient::builder(login.clone()).base_url(s.provider.api_url()).build().unwrap();
+    let client = AuthedClient::builder(login.clone())
+        .base_url(s.provider.api_url())
+        .build()
+        .unwrap();
     assert_eq!(client.get("x").send().await.unwrap().status(), 200);
 
     login.logout().await.unwrap();
@@ -185,7 +231,10 @@ async fn revocation_and_logout_send_the_right_requests_and_clear_the_store() {
         s.provider.revocations(),
         vec![
             (rt_of(&token), Some("refresh_token".to_owned())),
-            (token.access_token().secret().to_owned(), Some("access_token".to_owned())),
+            (
+                token.access_token().secret().to_owned(),
+                Some("access_token".to_owned())
+            ),
         ]
     );
     assert!(store.load("user-1").await.unwrap().is_none());
@@ -216,5 +265,8 @@ async fn revoking_a_token_without_refresh_token_sends_one_request() {
     let s = setup().await;
     let token = Token::new(authed::AccessToken::new("at-only"));
     s.config.revoke(&token).await.unwrap();
-    assert_eq!(s.provider.revocations(), vec![("at-only".to_owned(), Some("access_token".to_owned()))]);
+    assert_eq!(
+        s.provider.revocations(),
+        vec![("at-only".to_owned(), Some("access_token".to_owned()))]
+    );
 }

@@ -158,10 +158,16 @@ impl AuthorizationCodeBuilder {
             .endpoints()
             .authorization_url
             .clone()
-            .ok_or_else(|| Error::config("the authorization code flow needs an authorization URL"))?;
+            .ok_or_else(|| {
+                Error::config("the authorization code flow needs an authorization URL")
+            })?;
         Url::parse(&self.redirect_uri)
             .map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
-        if let Some((k, _)) = self.params.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
+        if let Some((k, _)) = self
+            .params
+            .iter()
+            .find(|(k, _)| RESERVED.contains(&k.as_str()))
+        {
             return Err(Error::config(format!(
                 "the authorization parameter {k:?} is set by the flow itself"
             )));
@@ -211,7 +217,11 @@ impl PendingAuthorization {
 
     /// `true` when `state` is this authorization's, compared in constant time.
     pub(crate) fn state_matches(&self, state: &str) -> bool {
-        self.state.secret().as_bytes().ct_eq(state.as_bytes()).into()
+        self.state
+            .secret()
+            .as_bytes()
+            .ct_eq(state.as_bytes())
+            .into()
     }
 }
 
@@ -379,7 +389,9 @@ impl AuthorizationCode {
         // An error response may be forged by anyone who can make the browser visit the
         // redirect URI; a wrong state on it is reported as such, not as the provider's error.
         if callback.state.is_some() && !callback.state_matches(pending) {
-            return Err(Error::Callback("state does not match this sign-in".to_owned()));
+            return Err(Error::Callback(
+                "state does not match this sign-in".to_owned(),
+            ));
         }
         if let (Some(iss), Some(issuer)) = (&callback.iss, &self.config.endpoints().issuer) {
             // RFC 9207: a response naming another issuer is a mix-up attack.
@@ -434,7 +446,8 @@ mod tests {
 
     #[test]
     fn callback_query_parses_errors_and_ignores_the_rest() {
-        let c = Callback::from_query("?error=access_denied&error_description=no%20thanks&x=1&state=s");
+        let c =
+            Callback::from_query("?error=access_denied&error_description=no%20thanks&x=1&state=s");
         assert_eq!(c.error().unwrap().error, "access_denied");
         assert_eq!(c.error().unwrap().description.as_deref(), Some("no thanks"));
         assert!(c.is_authorization_response());
@@ -445,6 +458,9 @@ mod tests {
     fn debug_shows_no_secret() {
         let c = Callback::new("the-code", "the-state");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("the-code") && !shown.contains("the-state"), "{shown}");
+        assert!(
+            !shown.contains("the-code") && !shown.contains("the-state"),
+            "{shown}"
+        );
     }
 }

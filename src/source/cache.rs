@@ -99,13 +99,13 @@ impl TokenCache {
     /// allocation, no waiting on a refresh in progress.
     pub(crate) fn token(&self) -> TokenFuture<'_> {
         let now = self.shared.clock.now();
-        if let Some(cached) = &*self.shared.current.load() {
-            if cached.valid_until.is_none_or(|until| now < until) {
-                if cached.refresh_at.is_some_and(|at| now >= at) {
-                    self.refresh_in_background(now);
-                }
-                return TokenFuture::ready(Ok(cached.token.clone()));
+        if let Some(cached) = &*self.shared.current.load()
+            && cached.valid_until.is_none_or(|until| now < until)
+        {
+            if cached.refresh_at.is_some_and(|at| now >= at) {
+                self.refresh_in_background(now);
             }
+            return TokenFuture::ready(Ok(cached.token.clone()));
         }
         TokenFuture::new(self.fresh(None))
     }
@@ -183,7 +183,9 @@ impl TokenCache {
         };
         match rx.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone().expect("waited for Some"),
-            Err(_) => Err(Error::config("the token refresh task ended without a result")),
+            Err(_) => Err(Error::config(
+                "the token refresh task ended without a result",
+            )),
         }
     }
 }
@@ -297,12 +299,12 @@ impl Shared {
                 if let Some(b) = &base {
                     token.keep_refresh_token_from(b);
                 }
-                if let Some(p) = &self.persist {
-                    if let Err(e) = p.store.save(&p.key, &token).await {
-                        tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
-                        self.lock().unsaved = Some(token);
-                        return Err(e);
-                    }
+                if let Some(p) = &self.persist
+                    && let Err(e) = p.store.save(&p.key, &token).await
+                {
+                    tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
+                    self.lock().unsaved = Some(token);
+                    return Err(e);
                 }
                 tracing::debug!(token_type = token.token_type(), "new token");
                 let token = Arc::new(token);
@@ -313,10 +315,10 @@ impl Shared {
                 // Revoked means stop: forget the login so nothing keeps presenting it.
                 self.current.store(None);
                 self.lock().unsaved = None;
-                if let Some(p) = &self.persist {
-                    if let Err(delete) = p.store.delete(&p.key).await {
-                        tracing::warn!(error = %delete, "could not delete the revoked login from the store");
-                    }
+                if let Some(p) = &self.persist
+                    && let Err(delete) = p.store.delete(&p.key).await
+                {
+                    tracing::warn!(error = %delete, "could not delete the revoked login from the store");
                 }
                 Err(e)
             }

@@ -110,7 +110,8 @@ impl DeviceAuthorizationBuilder {
             .clone()
             .ok_or_else(|| Error::config("the device flow needs a device authorization URL"))?;
         if !self.scopes.is_empty() {
-            self.params.push(("scope".to_owned(), self.scopes.join(" ")));
+            self.params
+                .push(("scope".to_owned(), self.scopes.join(" ")));
         }
         Ok(DeviceAuthorization {
             config: self.config,
@@ -193,16 +194,23 @@ impl DeviceAuthorization {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
                 .ok_or_else(|| {
-                    Error::malformed(status, format!("no {key} in the device authorization response"))
+                    Error::malformed(
+                        status,
+                        format!("no {key} in the device authorization response"),
+                    )
                 })
         };
         let device_code = Secret::new(required("device_code")?);
         let user_code = required("user_code")?;
         // Google names it `verification_url`.
-        let verification_uri = required("verification_uri").or_else(|_| required("verification_url"))?;
+        let verification_uri =
+            required("verification_uri").or_else(|_| required("verification_url"))?;
         let duration = |key: &str| match answer.fields.get(key).and_then(seconds) {
             Some(Ok(d)) => Ok(Some(d)),
-            Some(Err(())) => Err(Error::malformed(status, format!("{key} is not a number of seconds"))),
+            Some(Err(())) => Err(Error::malformed(
+                status,
+                format!("{key} is not a number of seconds"),
+            )),
             None => Ok(None),
         };
         let expires_in = duration("expires_in")?.ok_or_else(|| {
@@ -216,9 +224,7 @@ impl DeviceAuthorization {
             device_code,
             user_code,
             verification_uri,
-            verification_uri_complete: answer
-                .str("verification_uri_complete")
-                .map(str::to_owned),
+            verification_uri_complete: answer.str("verification_uri_complete").map(str::to_owned),
             interval,
             expires_at: tokio::time::Instant::now() + expires_in,
         })
@@ -237,9 +243,10 @@ impl DeviceAuthorization {
         loop {
             tokio::time::sleep(interval).await;
             if tokio::time::Instant::now() >= code.expires_at {
-                return Err(Error::OAuth(OAuthError::new("expired_token").with_description(
-                    Some("the device code expired before the user approved"),
-                )));
+                return Err(Error::OAuth(
+                    OAuthError::new("expired_token")
+                        .with_description(Some("the device code expired before the user approved")),
+                ));
             }
             let form = Form::grant_type("urn:ietf:params:oauth:grant-type:device_code")
                 .with("device_code", code.device_code.secret());

@@ -236,11 +236,14 @@ impl Grant for RefreshGrant {
             let Some(refresh_token) = current.and_then(Token::refresh_token) else {
                 // Nothing left to renew the login with: the same outcome as a revoked grant,
                 // so callers handle one case (sign in again).
-                return Err(Error::TokenRevoked(OAuthError::new("invalid_grant").with_description(
-                    Some("the login has no valid token and no refresh token; sign in again"),
-                )));
+                return Err(Error::TokenRevoked(
+                    OAuthError::new("invalid_grant").with_description(Some(
+                        "the login has no valid token and no refresh token; sign in again",
+                    )),
+                ));
             };
-            let form = Form::grant_type("refresh_token").with("refresh_token", refresh_token.secret());
+            let form =
+                Form::grant_type("refresh_token").with("refresh_token", refresh_token.secret());
             self.config
                 .endpoint()
                 .token(&self.config.endpoints().token_url, form, now)

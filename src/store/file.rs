@@ -123,7 +123,10 @@ impl Paths {
                 &self.file,
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("format version {} is newer than this program", contents.version),
+                    format!(
+                        "format version {} is newer than this program",
+                        contents.version
+                    ),
                 ),
             ));
         }
@@ -136,8 +139,8 @@ impl Paths {
         let mut contents = self.read()?;
         contents.version = VERSION;
         f(&mut contents.tokens);
-        let json = serde_json::to_vec_pretty(&contents)
-            .map_err(|e| Error::store(io::Error::other(e)))?;
+        let json =
+            serde_json::to_vec_pretty(&contents).map_err(|e| Error::store(io::Error::other(e)))?;
         write_atomically(&self.file, &json).map_err(|e| io_error("writing", &self.file, e))
     }
 }
