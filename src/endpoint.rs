@@ -262,6 +262,14 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
         }
         body.extend_from_slice(&chunk);
     }
+    // RFC 7009 revocation answers 200 with an empty body; as a token response, an empty body
+    // still fails below for lack of an `access_token`.
+    if body.is_empty() && (200..300).contains(&status) {
+        return Ok(Answer {
+            status,
+            fields: Map::new(),
+        });
+    }
     let fields = parse_fields(&content_type, &body).ok_or_else(|| {
         let shown = content_type.split(';').next().unwrap_or("").trim();
         let shown = if shown.is_empty() {
@@ -311,7 +319,7 @@ fn parse_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
 }
 
 /// A duration in seconds sent as a number or a numeric string (Microsoft v1, PayPal).
-fn seconds(value: &Value) -> Option<Result<Duration, ()>> {
+pub(crate) fn seconds(value: &Value) -> Option<Result<Duration, ()>> {
     let secs = match value {
         Value::Null => return None,
         Value::Number(n) => n.as_f64(),

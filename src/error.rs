@@ -14,7 +14,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 ///
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
-/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
+/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
@@ -83,6 +83,12 @@ pub enum Error {
         /// The origin (`scheme://host:port`) the request was for.
         origin: String,
     },
+
+    /// An authorization callback was refused before any token request: its `state` did not
+    /// match, its RFC 9207 `iss` named another issuer, it carried no code, or none arrived in
+    /// time. Start the sign-in again.
+    #[error("authorization callback rejected: {0}")]
+    Callback(String),
 
     /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
     #[error("token store error")]
@@ -171,7 +177,10 @@ impl Error {
     /// `true` when only a new sign-in by the user can fix this: the grant was revoked or the
     /// user refused. Never acted on automatically by this crate.
     pub fn requires_reauthorization(&self) -> bool {
-        matches!(self, Error::TokenRevoked(_) | Error::AccessDenied(_))
+        matches!(
+            self,
+            Error::TokenRevoked(_) | Error::AccessDenied(_) | Error::Callback(_)
+        )
     }
 
     /// `true` when the application's configuration is wrong and retrying cannot help.

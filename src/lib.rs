@@ -35,7 +35,13 @@
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
 //!   `invalid_token` refreshes once and retries once.
-//! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`]).
+//! - User sign-in: [`AuthorizationCode`] (PKCE S256, `state`, `nonce`, RFC 9207 `iss`),
+//!   `LoopbackReceiver` for native apps (feature `loopback`), [`DeviceAuthorization`]
+//!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
+//!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
+//!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
+//! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
+//!   `file-store`, [`ObservedStore`] to be told of every change).
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
 //!   description, and predicates that say whether to re-authorize, fix configuration or retry.
 //!
@@ -45,6 +51,8 @@
 //! |---|---|---|
 //! | `default-tls` | HTTPS through reqwest's default TLS backend (rustls) | yes |
 //! | `native-tls` | HTTPS through the platform's TLS library | no |
+//! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
+//! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
 //! # Security
@@ -62,6 +70,10 @@
 //!   handed out; if saving fails, the caller gets the store error.
 //! - A revoked grant is reported as [`Error::TokenRevoked`]; the crate never starts an
 //!   interactive login on its own.
+//! - Sign-in always uses PKCE with S256 (no `plain`); `state` is compared in constant time,
+//!   and a callback whose `state` or `iss` does not match is refused before any token
+//!   request. PKCE verifiers, `state`, nonces, codes and device codes are never logged or
+//!   shown by `Debug`.
 //!
 //! All requests need a Tokio runtime.
 #![forbid(unsafe_code)]
@@ -72,6 +84,9 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+#[cfg(feature = "loopback")]
+mod loopback;
+mod revoke;
 mod source;
 mod store;
 #[cfg(feature = "testing")]
@@ -83,10 +98,19 @@ pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{Error, OAuthError, Unauthorized};
+#[cfg(feature = "loopback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
+pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
 pub use source::{
-    BoxFuture, ClientCredentials, ClientCredentialsBuilder, StaticToken, TokenFuture, TokenSource,
+    AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
+    ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
+    PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
+    TokenSource,
 };
-pub use store::{MemoryStore, StoreLock, TokenStore};
+#[cfg(feature = "file-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
+pub use store::FileStore;
+pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 pub use token::{
     AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
 };

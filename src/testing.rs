@@ -36,6 +36,10 @@ use serde_json::json;
 
 use crate::token::Clock;
 
+mod conformance;
+
+pub use conformance::{store_conformance, store_lock_conformance};
+
 /// A clock that only moves when told to.
 #[derive(Debug)]
 pub struct ManualClock {
@@ -69,10 +73,15 @@ impl Clock for ManualClock {
 
 /// An OAuth provider and a protected API, served over HTTP on `127.0.0.1` by this process.
 ///
-/// The token endpoint (`/token`) implements the client credentials and refresh token
-/// grants with `client_secret_basic` and `client_secret_post`, issues opaque tokens with a
-/// configurable lifetime, rotates refresh tokens and answers `invalid_grant` to any reuse of a
-/// rotated one. Everything under `/api/` needs a valid token and answers JSON, or
+/// The token endpoint (`/token`) implements the client credentials, refresh token,
+/// authorization code (PKCE S256 required) and device code grants with `client_secret_basic`
+/// and `client_secret_post` for [`CLIENT_ID`](Self::CLIENT_ID), or no authentication for
+/// [`PUBLIC_CLIENT_ID`](Self::PUBLIC_CLIENT_ID). It issues opaque tokens with a configurable
+/// lifetime, rotates refresh tokens and answers `invalid_grant` to any reuse of a rotated one.
+/// `/authorize` plays a user who approves at once (or refuses, see
+/// [`set_authorize_error`](Self::set_authorize_error)) and redirects with `code`, `state` and
+/// RFC 9207 `iss`; `/device_authorization` starts device flows whose polls follow a script;
+/// `/revoke` implements RFC 7009. Everything under `/api/` needs a valid token and answers JSON, or
 /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`. Counters and switches let
 /// tests check what happened and inject failures. The server stops when this is dropped.
 #[derive(Debug)]
@@ -85,6 +94,7 @@ pub struct TestProvider {
 #[derive(Debug)]
 struct ProviderState {
     token_requests: AtomicUsize,
+    invalid_grants: AtomicUsize,
     api_requests: AtomicUsize,
     api_rejections: AtomicUsize,
     inner: Mutex<Inner>,
@@ -98,6 +108,27 @@ struct Inner {
     failure: Option<(u16, &'static str, String)>,
     access: HashMap<String, Issued>,
     refresh: HashMap<String, RefreshState>,
+    issuer: String,
+    rotate_refresh_tokens: bool,
+    presented_refresh_tokens: Vec<String>,
+    authorize_error: Option<(String, String)>,
+    authorize_requests: Vec<HashMap<String, String>>,
+    codes: HashMap<String, CodeGrant>,
+    token_forms: Vec<HashMap<String, String>>,
+    device_codes: HashMap<String, bool>,
+    device_script: std::collections::VecDeque<String>,
+    device_interval: Option<u64>,
+    device_expires_in: u64,
+    device_polls: Vec<tokio::time::Instant>,
+    revocations: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone)]
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    used: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -121,11 +152,14 @@ impl TestProvider {
     pub const CLIENT_ID: &'static str = "test-client";
     /// The client secret the provider accepts.
     pub const CLIENT_SECRET: &'static str = "test-secret";
+    /// A public client (no secret, `auth_method(ClientAuthMethod::None)`), as native apps are.
+    pub const PUBLIC_CLIENT_ID: &'static str = "test-public-client";
 
     /// Starts a provider issuing one-hour tokens, on a free port.
     pub async fn start() -> Self {
         let state = Arc::new(ProviderState {
             token_requests: AtomicUsize::new(0),
+            invalid_grants: AtomicUsize::new(0),
             api_requests: AtomicUsize::new(0),
             api_rejections: AtomicUsize::new(0),
             inner: Mutex::new(Inner {
@@ -135,16 +169,36 @@ impl TestProvider {
                 failure: None,
                 access: HashMap::new(),
                 refresh: HashMap::new(),
+                issuer: String::new(),
+                rotate_refresh_tokens: true,
+                presented_refresh_tokens: Vec::new(),
+                authorize_error: None,
+                authorize_requests: Vec::new(),
+                codes: HashMap::new(),
+                token_forms: Vec::new(),
+                device_codes: HashMap::new(),
+                device_script: Default::default(),
+                device_interval: None,
+                device_expires_in: 600,
+                device_polls: Vec::new(),
+                revocations: Vec::new(),
             }),
         });
         let app = Router::new()
             .route("/token", axum::routing::post(token_endpoint))
+            .route("/authorize", axum::routing::get(authorize_endpoint))
+            .route(
+                "/device_authorization",
+                axum::routing::post(device_authorization_endpoint),
+            )
+            .route("/revoke", axum::routing::post(revocation_endpoint))
             .fallback(api)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
+        state.lock().issuer = format!("http://{addr}");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -172,6 +226,112 @@ impl TestProvider {
     /// The token endpoint.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.base_url())
+    }
+
+    /// The issuer identifier, sent as RFC 9207 `iss` on callbacks: the base URL.
+    pub fn issuer(&self) -> String {
+        self.base_url()
+    }
+
+    /// The authorization endpoint.
+    pub fn authorization_url(&self) -> String {
+        format!("{}/authorize", self.base_url())
+    }
+
+    /// The device authorization endpoint.
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}/device_authorization", self.base_url())
+    }
+
+    /// The revocation endpoint.
+    pub fn revocation_url(&self) -> String {
+        format!("{}/revoke", self.base_url())
+    }
+
+    /// A configuration for [`CLIENT_ID`](Self::CLIENT_ID) with every endpoint of this
+    /// provider, its issuer, and `clock`.
+    pub fn config(&self, clock: Option<Arc<dyn Clock>>) -> crate::OAuthConfig {
+        let mut b = crate::OAuthConfig::builder(self.token_url())
+            .client_id(Self::CLIENT_ID)
+            .client_secret(Self::CLIENT_SECRET)
+            .issuer(self.issuer())
+            .authorization_url(self.authorization_url())
+            .device_authorization_url(self.device_authorization_url())
+            .revocation_url(self.revocation_url());
+        if let Some(clock) = clock {
+            b = b.clock(clock);
+        }
+        b.build()
+            .expect("the test provider's configuration is valid")
+    }
+
+    /// Whether refresh responses rotate the refresh token. Default yes; when off, they omit
+    /// `refresh_token` and the old one stays valid.
+    pub fn set_rotate_refresh_tokens(&self, on: bool) {
+        self.with(|i| i.rotate_refresh_tokens = on);
+    }
+
+    /// Makes `/authorize` redirect with this `error` and `error_description` (a user who
+    /// refuses), until set to `None`.
+    pub fn set_authorize_error(&self, error: Option<(&str, &str)>) {
+        self.with(|i| i.authorize_error = error.map(|(e, d)| (e.to_owned(), d.to_owned())));
+    }
+
+    /// The query parameters of every request `/authorize` received.
+    pub fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
+        self.with(|i| i.authorize_requests.clone())
+    }
+
+    /// The form of every request the token endpoint received, secrets included: for
+    /// asserting what was sent.
+    pub fn token_forms(&self) -> Vec<HashMap<String, String>> {
+        self.with(|i| i.token_forms.clone())
+    }
+
+    /// Every refresh token presented to the token endpoint, in order.
+    pub fn presented_refresh_tokens(&self) -> Vec<String> {
+        self.with(|i| i.presented_refresh_tokens.clone())
+    }
+
+    /// How many `invalid_grant` answers the token endpoint gave.
+    pub fn invalid_grants(&self) -> usize {
+        self.state.invalid_grants.load(Ordering::SeqCst)
+    }
+
+    /// The errors the next device-code polls get, in order (`authorization_pending`,
+    /// `slow_down`, `access_denied`, `expired_token`); once used up, polls get tokens.
+    pub fn set_device_script<I, S>(&self, errors: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let script = errors.into_iter().map(Into::into).collect();
+        self.with(|i| i.device_script = script);
+    }
+
+    /// The `interval` device authorization responses carry; `None` (the default) omits it.
+    pub fn set_device_interval(&self, secs: Option<u64>) {
+        self.with(|i| i.device_interval = secs);
+    }
+
+    /// The `expires_in` of device authorization responses. Default 600.
+    pub fn set_device_expires_in(&self, secs: u64) {
+        self.with(|i| i.device_expires_in = secs);
+    }
+
+    /// When each device-code poll arrived, in Tokio time (pausable in tests).
+    pub fn device_polls(&self) -> Vec<tokio::time::Instant> {
+        self.with(|i| i.device_polls.clone())
+    }
+
+    /// Every revocation request: the token and its `token_type_hint`.
+    pub fn revocations(&self) -> Vec<(String, Option<String>)> {
+        self.with(|i| i.revocations.clone())
+    }
+
+    /// `true` while `refresh_token` is issued, unused and unrevoked.
+    pub fn refresh_token_is_live(&self, refresh_token: &str) -> bool {
+        self.with(|i| i.refresh.get(refresh_token).is_some_and(|r| !r.used))
     }
 
     /// The protected API's base URL (`/api/`).
@@ -292,6 +452,111 @@ fn client_credentials(
     ))
 }
 
+// A test server answering one request at a time: the size of its error type does not matter.
+#[allow(clippy::result_large_err)]
+/// The authenticated client's id: the confidential client with its secret, or the public
+/// client with none.
+fn authenticate(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<String, Response> {
+    match client_credentials(headers, form) {
+        Some((id, secret))
+            if id == TestProvider::CLIENT_ID && secret == TestProvider::CLIENT_SECRET =>
+        {
+            Ok(id)
+        }
+        None if !headers.contains_key(header::AUTHORIZATION)
+            && form.get("client_id").map(String::as_str)
+                == Some(TestProvider::PUBLIC_CLIENT_ID) =>
+        {
+            Ok(TestProvider::PUBLIC_CLIENT_ID.to_owned())
+        }
+        _ => Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )),
+    }
+}
+
+fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn invalid_grant(state: &ProviderState, description: &str) -> Response {
+    state.invalid_grants.fetch_add(1, Ordering::SeqCst);
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
+}
+
+#[allow(clippy::result_large_err)] // as `authenticate`
+/// Checks one grant's request and says whether its response carries a refresh token.
+fn check_grant(
+    state: &ProviderState,
+    inner: &mut Inner,
+    client_id: &str,
+    form: &HashMap<String, String>,
+) -> Result<bool, Response> {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    match field("grant_type") {
+        "client_credentials" => Ok(inner.refresh_tokens_for_client_credentials),
+        "refresh_token" => {
+            let presented = field("refresh_token");
+            inner.presented_refresh_tokens.push(presented.to_owned());
+            let rotate = inner.rotate_refresh_tokens;
+            match inner.refresh.get_mut(presented) {
+                Some(rt) if !rt.used && rt.client_id == client_id => {
+                    rt.used = rotate;
+                    Ok(rotate)
+                }
+                _ => Err(invalid_grant(
+                    state,
+                    "refresh token is invalid, expired or already used",
+                )),
+            }
+        }
+        "authorization_code" => {
+            let Some(grant) = inner.codes.get_mut(field("code")) else {
+                return Err(invalid_grant(state, "unknown authorization code"));
+            };
+            let verifier = oauth2::PkceCodeVerifier::new(field("code_verifier").to_owned());
+            let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
+            if grant.used
+                || grant.client_id != client_id
+                || grant.redirect_uri != field("redirect_uri")
+                || challenge.as_str() != grant.challenge
+            {
+                return Err(invalid_grant(
+                    state,
+                    "code spent, or client, redirect_uri or code_verifier do not match",
+                ));
+            }
+            grant.used = true;
+            Ok(true)
+        }
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            inner.device_polls.push(tokio::time::Instant::now());
+            match inner.device_codes.get_mut(field("device_code")) {
+                Some(used) if !*used => {}
+                _ => return Err(invalid_grant(state, "unknown or spent device code")),
+            }
+            if let Some(error) = inner.device_script.pop_front() {
+                return Err(oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    &error,
+                    "scripted answer",
+                ));
+            }
+            inner
+                .device_codes
+                .insert(field("device_code").to_owned(), true);
+            Ok(true)
+        }
+        _ => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "unsupported grant type",
+        )),
+    }
+}
+
 async fn token_endpoint(
     State(state): State<Arc<ProviderState>>,
     headers: HeaderMap,
@@ -313,49 +578,23 @@ async fn token_endpoint(
         )
             .into_response();
     }
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    match client_credentials(&headers, &form) {
-        Some((id, secret))
-            if id == TestProvider::CLIENT_ID && secret == TestProvider::CLIENT_SECRET => {}
-        _ => {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "client authentication failed",
-            );
-        }
-    }
+    let form = parse_form(&body);
+    state.lock().token_forms.push(form.clone());
+    let client_id = match authenticate(&headers, &form) {
+        Ok(id) => id,
+        Err(resp) => return resp,
+    };
     let mut inner = state.lock();
-    let with_refresh = match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => inner.refresh_tokens_for_client_credentials,
-        Some("refresh_token") => {
-            let presented = form.get("refresh_token").cloned().unwrap_or_default();
-            match inner.refresh.get_mut(&presented) {
-                Some(rt) if !rt.used && rt.client_id == TestProvider::CLIENT_ID => rt.used = true,
-                _ => {
-                    return oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_grant",
-                        "refresh token is invalid, expired or already used",
-                    );
-                }
-            }
-            true
-        }
-        _ => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "this provider supports client_credentials and refresh_token",
-            );
-        }
+    let with_refresh = match check_grant(&state, &mut inner, &client_id, &form) {
+        Ok(with_refresh) => with_refresh,
+        Err(resp) => return resp,
     };
     let access = random_token("at-");
     let lifetime = inner.lifetime;
     inner.access.insert(
         access.clone(),
         Issued {
-            client_id: TestProvider::CLIENT_ID.to_owned(),
+            client_id: client_id.clone(),
             expires: Instant::now() + lifetime,
         },
     );
@@ -372,13 +611,119 @@ async fn token_endpoint(
         inner.refresh.insert(
             rt.clone(),
             RefreshState {
-                client_id: TestProvider::CLIENT_ID.to_owned(),
+                client_id,
                 used: false,
             },
         );
         response["refresh_token"] = json!(rt);
     }
     axum::Json(response).into_response()
+}
+
+/// Plays the user: approves at once (or refuses when told to) and redirects back.
+async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -> Response {
+    let query: HashMap<String, String> = parse_form(uri.query().unwrap_or("").as_bytes());
+    let mut inner = state.lock();
+    inner.authorize_requests.push(query.clone());
+    let field = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+    let known_client =
+        [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
+    let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
+        return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
+    };
+    if !known_client {
+        return (StatusCode::BAD_REQUEST, "unknown client_id").into_response();
+    }
+    let error = if field("response_type") != "code" {
+        Some((
+            "unsupported_response_type".to_owned(),
+            "only code".to_owned(),
+        ))
+    } else if field("code_challenge_method") != "S256" || field("code_challenge").is_empty() {
+        Some((
+            "invalid_request".to_owned(),
+            "PKCE with S256 is required".to_owned(),
+        ))
+    } else {
+        inner.authorize_error.clone()
+    };
+    {
+        let mut q = redirect.query_pairs_mut();
+        match error {
+            Some((error, description)) => {
+                q.append_pair("error", &error)
+                    .append_pair("error_description", &description);
+            }
+            None => {
+                let code = random_token("code-");
+                inner.codes.insert(
+                    code.clone(),
+                    CodeGrant {
+                        client_id: field("client_id").to_owned(),
+                        redirect_uri: field("redirect_uri").to_owned(),
+                        challenge: field("code_challenge").to_owned(),
+                        used: false,
+                    },
+                );
+                q.append_pair("code", &code);
+            }
+        }
+        if let Some(s) = query.get("state") {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &inner.issuer);
+    }
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, redirect.to_string())],
+    )
+        .into_response()
+}
+
+async fn device_authorization_endpoint(
+    State(state): State<Arc<ProviderState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = parse_form(&body);
+    if let Err(resp) = authenticate(&headers, &form) {
+        return resp;
+    }
+    let mut inner = state.lock();
+    let device_code = random_token("dc-");
+    let user_code = format!("U{}", &random_token("")[..7]).to_uppercase();
+    inner.device_codes.insert(device_code.clone(), false);
+    let verification_uri = format!("{}/device", inner.issuer);
+    let mut response = json!({
+        "device_code": device_code,
+        "user_code": user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": format!("{verification_uri}?user_code={user_code}"),
+        "expires_in": inner.device_expires_in,
+    });
+    if let Some(interval) = inner.device_interval {
+        response["interval"] = json!(interval);
+    }
+    axum::Json(response).into_response()
+}
+
+async fn revocation_endpoint(
+    State(state): State<Arc<ProviderState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = parse_form(&body);
+    if let Err(resp) = authenticate(&headers, &form) {
+        return resp;
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    let mut inner = state.lock();
+    inner
+        .revocations
+        .push((token.clone(), form.get("token_type_hint").cloned()));
+    inner.access.remove(&token);
+    inner.refresh.remove(&token);
+    StatusCode::OK.into_response()
 }
 
 async fn api(State(state): State<Arc<ProviderState>>, uri: Uri, headers: HeaderMap) -> Response {

@@ -7,14 +7,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! secret_string {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $vis:vis $name:ident) => {
         $(#[$doc])*
         ///
         /// `Debug` prints `[redacted]`; there is no `Display`. Serializing writes the secret in
         /// clear, so that [`TokenStore`](crate::TokenStore)s can keep it: protect what you
         /// serialize.
         #[derive(Clone)]
-        pub struct $name(SecretString);
+        $vis struct $name(SecretString);
 
         impl $name {
             /// Wraps a secret value.
@@ -59,19 +59,24 @@ macro_rules! secret_string {
 
 secret_string!(
     /// An OAuth access token.
-    AccessToken
+    pub AccessToken
 );
 secret_string!(
     /// An OAuth refresh token.
-    RefreshToken
+    pub RefreshToken
 );
 secret_string!(
     /// An OpenID Connect ID token (a JWT that can carry personal data).
-    IdToken
+    pub IdToken
 );
 secret_string!(
     /// An OAuth client secret.
-    ClientSecret
+    pub ClientSecret
+);
+secret_string!(
+    /// Any other secret the crate holds for a while: PKCE verifiers, `state`, nonces, device
+    /// codes.
+    pub(crate) Secret
 );
 
 /// A token response from a provider, with its expiry made absolute.

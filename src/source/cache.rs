@@ -76,8 +76,6 @@ fn background_backoff(failures: u32) -> Duration {
     Duration::from_secs(1 << failures.saturating_sub(1).min(6))
 }
 
-// `peek`, `seed`, `clear` and `persist` serve the user sign-in flows.
-#[allow(dead_code)]
 impl TokenCache {
     pub(crate) fn new(
         grant: impl Grant,
@@ -131,6 +129,11 @@ impl TokenCache {
         let token = Arc::new(token);
         self.shared.install(token.clone());
         Ok(token)
+    }
+
+    /// Installs a token read from the store, which needs no saving.
+    pub(crate) fn install_loaded(&self, token: Token) {
+        self.shared.install(Arc::new(token));
     }
 
     /// Forgets the cached token (not the stored one).

@@ -9,10 +9,18 @@ use std::task::{Context, Poll};
 use crate::error::Error;
 use crate::token::Token;
 
+mod authorization_code;
 pub(crate) mod cache;
 mod client_credentials;
+mod device;
+mod refresh;
 
+pub use authorization_code::{
+    AuthorizationCode, AuthorizationCodeBuilder, Callback, PendingAuthorization,
+};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
+pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
+pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
 
 /// A boxed, `Send` future, as returned by the crate's dyn-compatible traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -4,9 +4,15 @@ use crate::error::Error;
 use crate::source::BoxFuture;
 use crate::token::Token;
 
+#[cfg(feature = "file-store")]
+mod file;
 mod memory;
+mod observed;
 
+#[cfg(feature = "file-store")]
+pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use observed::{ObservedStore, StoreChange};
 
 /// Keeps tokens (above all refresh tokens) so that a login survives a restart.
 ///

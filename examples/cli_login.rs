@@ -1,0 +1,85 @@
+//! A command-line program that signs the user in with the authorization code flow and PKCE
+//! through a loopback redirect (RFC 8252), keeps the login in a `FileStore`, and fetches a
+//! URL with the user's token. The second run reuses the stored login: no browser.
+//!
+//! Written for GitHub, Google, Microsoft and any OpenID Connect provider; the environment
+//! variables are described in `examples/support/mod.rs`. Register a "desktop"/"native" (or
+//! GitHub "OAuth App") client with the redirect URI `http://127.0.0.1/callback` (Google,
+//! Microsoft and GitHub accept any port for loopback), or set `AUTHED_PORT` to use a fixed
+//! port and register `http://127.0.0.1:<port>/callback`.
+//!
+//! ```text
+//! AUTHED_PROVIDER=google AUTHED_CLIENT_ID=... AUTHED_CLIENT_SECRET=... \
+//!     cargo run --example cli_login --features loopback,file-store
+//! # again: reuses the stored login
+//! cargo run --example cli_login --features loopback,file-store -- --logout
+//! ```
+//!
+//! Tokens are never printed; the login is in `AUTHED_TOKEN_FILE` (mode 0600).
+
+mod support;
+
+use std::sync::Arc;
+
+use authed::{Error, FileStore, LoopbackReceiver, TokenStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let provider = support::Provider::from_env()?;
+    let path = support::token_file();
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
+    let key = format!("cli_login/{}", provider.name);
+    let stored = provider
+        .config
+        .refresh_token_source()
+        .store(store.clone())
+        .key(&key)
+        .from_store()
+        .await?;
+
+    if std::env::args().any(|a| a == "--logout") {
+        match stored {
+            Some(login) => {
+                login.logout().await?;
+                eprintln!("Signed out; removed the login from {}", path.display());
+            }
+            None => eprintln!("Not signed in."),
+        }
+        return Ok(());
+    }
+
+    let login = match stored {
+        Some(login) => {
+            eprintln!("Using the login stored in {}", path.display());
+            login
+        }
+        None => {
+            let port = std::env::var("AUTHED_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let receiver = LoopbackReceiver::builder().port(port).bind().await?;
+            let mut flow = provider
+                .config
+                .authorization_code(receiver.redirect_uri())
+                .scopes(provider.scopes.clone())
+                .store(store)
+                .key(&key);
+            for (k, v) in &provider.params {
+                flow = flow.param(k, v);
+            }
+            let login = receiver.sign_in(&flow.build()?).await?;
+            eprintln!("Signed in; the login is saved in {}", path.display());
+            login
+        }
+    };
+
+    match provider.show_api(login).await {
+        Err(e) if e.requires_reauthorization() => {
+            // The crate never starts a sign-in on its own; the stored login is already gone.
+            eprintln!("The login is no longer valid ({e}). Run again to sign in.");
+            Ok(())
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,56 @@
+//! Token revocation (RFC 7009).
+
+use crate::config::OAuthConfig;
+use crate::endpoint::Form;
+use crate::error::Error;
+use crate::token::{AccessToken, RefreshToken, Token};
+
+impl OAuthConfig {
+    /// Revokes a login at the provider (RFC 7009): its refresh token, then its access token.
+    ///
+    /// Revoking the refresh token usually ends the whole grant; the access token is revoked
+    /// too because RFC 7009 leaves that to the provider. To also forget a stored login, use
+    /// [`RefreshTokenSource::logout`](crate::RefreshTokenSource::logout).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without a revocation endpoint; the provider's error otherwise
+    /// (`unsupported_token_type` is [`Error::OAuth`]). An unknown or already revoked token is
+    /// not an error: the provider answers 200.
+    pub async fn revoke(&self, token: &Token) -> Result<(), Error> {
+        if let Some(refresh_token) = token.refresh_token() {
+            self.revoke_refresh_token(refresh_token).await?;
+        }
+        self.revoke_access_token(token.access_token()).await
+    }
+
+    /// Revokes one refresh token (RFC 7009, `token_type_hint=refresh_token`).
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke`](Self::revoke).
+    pub async fn revoke_refresh_token(&self, token: &RefreshToken) -> Result<(), Error> {
+        self.revoke_one(token.secret(), "refresh_token").await
+    }
+
+    /// Revokes one access token (RFC 7009, `token_type_hint=access_token`).
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke`](Self::revoke).
+    pub async fn revoke_access_token(&self, token: &AccessToken) -> Result<(), Error> {
+        self.revoke_one(token.secret(), "access_token").await
+    }
+
+    async fn revoke_one(&self, token: &str, hint: &str) -> Result<(), Error> {
+        let url = self
+            .endpoints()
+            .revocation_url
+            .as_ref()
+            .ok_or_else(|| Error::config("no revocation endpoint is configured"))?;
+        let form = Form::new()
+            .with("token", token)
+            .with("token_type_hint", hint);
+        self.endpoint().post_form(url, form).await.map(drop)
+    }
+}

@@ -1,0 +1,253 @@
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::OAuthConfig;
+use crate::endpoint::Form;
+use crate::error::{Error, OAuthError};
+use crate::source::cache::{Grant, Persist, TokenCache};
+use crate::source::client_credentials::cache_key;
+use crate::source::{BoxFuture, TokenFuture, TokenSource};
+use crate::store::TokenStore;
+use crate::token::Token;
+
+/// A user's login: tokens obtained by a sign-in (authorization code, device flow, or a refresh
+/// token you already hold), kept fresh with the refresh token grant (RFC 6749 §6).
+///
+/// Every refresh goes through the crate's one token cache: a refresh response without a
+/// `refresh_token` keeps the old one; a rotated refresh token is saved to the store *before*
+/// the new access token is handed out (a failed save is an [`Error::Store`] and no token);
+/// with a store that locks across processes ([`FileStore`](crate::FileStore)), two processes
+/// never spend the same refresh token. `invalid_grant` is [`Error::TokenRevoked`]: the login
+/// is removed from the store and nothing starts a new sign-in on its own.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), authed::Error> {
+/// use std::sync::Arc;
+/// use authed::{MemoryStore, OAuthConfig, TokenSource};
+///
+/// let config = OAuthConfig::builder("https://auth.example.com/oauth/token")
+///     .client_id("my-cli")
+///     .build()?;
+/// let store = Arc::new(MemoryStore::new());
+/// match config.refresh_token_source().store(store).from_store().await? {
+///     Some(login) => { let _token = login.token().await?; }
+///     None => println!("not signed in"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RefreshTokenSource {
+    cache: TokenCache,
+    config: OAuthConfig,
+    key: Arc<str>,
+}
+
+/// Where a login is kept. Shared by every user sign-in flow, so that each ends in the same
+/// [`RefreshTokenSource`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Login {
+    pub(crate) store: Option<Arc<dyn TokenStore>>,
+    pub(crate) key: Option<String>,
+}
+
+impl Login {
+    fn key(&self, config: &OAuthConfig) -> String {
+        self.key.clone().unwrap_or_else(|| {
+            cache_key(
+                "user",
+                config.endpoints().token_url.as_str(),
+                config.client_id(),
+                &[],
+                &[],
+            )
+        })
+    }
+
+    fn source(&self, config: &OAuthConfig) -> RefreshTokenSource {
+        let key: Arc<str> = self.key(config).into();
+        let persist = self.store.clone().map(|store| Persist {
+            store,
+            key: key.to_string(),
+        });
+        let grant = RefreshGrant {
+            config: config.clone(),
+        };
+        RefreshTokenSource {
+            cache: TokenCache::new(
+                grant,
+                config.expiry_policy(),
+                config.clock().clone(),
+                persist,
+            ),
+            config: config.clone(),
+            key,
+        }
+    }
+
+    /// A source starting from a token a sign-in just returned, saved to the store first.
+    pub(crate) async fn start(
+        &self,
+        config: &OAuthConfig,
+        token: Token,
+    ) -> Result<RefreshTokenSource, Error> {
+        let source = self.source(config);
+        source.cache.seed(token).await?;
+        Ok(source)
+    }
+}
+
+/// Builds a [`RefreshTokenSource`]; from [`OAuthConfig::refresh_token_source`].
+#[derive(Debug)]
+#[must_use]
+pub struct RefreshTokenSourceBuilder {
+    config: OAuthConfig,
+    login: Login,
+}
+
+impl OAuthConfig {
+    /// A user's login kept fresh with its refresh token: resumed from a store, or started
+    /// from a token you obtained elsewhere.
+    pub fn refresh_token_source(&self) -> RefreshTokenSourceBuilder {
+        RefreshTokenSourceBuilder {
+            config: self.clone(),
+            login: Login::default(),
+        }
+    }
+}
+
+impl RefreshTokenSourceBuilder {
+    /// Keeps the login in `store`: rotated refresh tokens are saved there before use.
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.login.store = Some(store);
+        self
+    }
+
+    /// The key the login is stored under. Defaults to one derived from the token URL and the
+    /// client id; set it to keep several users' logins in one store.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.login.key = Some(key.into());
+        self
+    }
+
+    /// A source starting from `token` (which should carry a refresh token), saved to the
+    /// store first when there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the token cannot be saved.
+    pub async fn from_token(self, token: Token) -> Result<RefreshTokenSource, Error> {
+        self.login.start(&self.config, token).await
+    }
+
+    /// The login saved in the store, or `None` when there is none (sign the user in).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without a store; [`Error::Store`] when it cannot be read.
+    pub async fn from_store(self) -> Result<Option<RefreshTokenSource>, Error> {
+        let store = self
+            .login
+            .store
+            .clone()
+            .ok_or_else(|| Error::config("from_store needs a store"))?;
+        let source = self.login.source(&self.config);
+        match store.load(&source.key).await? {
+            Some(token) => {
+                source.cache.install_loaded(token);
+                Ok(Some(source))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl RefreshTokenSource {
+    /// The key this login is stored under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The token held now, valid or not, without refreshing. For showing who is signed in
+    /// (the ID token) or the granted scopes.
+    pub fn current(&self) -> Option<Arc<Token>> {
+        self.cache.peek()
+    }
+
+    /// Signs the user out: revokes the login's tokens at the provider (RFC 7009) when a
+    /// revocation endpoint is configured, then forgets the login here and in the store.
+    ///
+    /// The store's cross-process lock is held throughout, and the freshest stored token is
+    /// the one revoked, so a refresh in another process cannot bring the login back. Without
+    /// a revocation endpoint, only the local copies are removed.
+    ///
+    /// # Errors
+    ///
+    /// The revocation's error (the login is removed locally all the same), or
+    /// [`Error::Store`] when the store cannot be changed.
+    pub async fn logout(&self) -> Result<(), Error> {
+        let persist = self.cache.persist();
+        let _lock = match persist {
+            Some(p) => Some(p.store.lock(&p.key).await?),
+            None => None,
+        };
+        let stored = match persist {
+            Some(p) => p.store.load(&p.key).await?.map(Arc::new),
+            None => None,
+        };
+        let token = stored.or_else(|| self.cache.peek());
+        let revoked = match (&token, &self.config.endpoints().revocation_url) {
+            (Some(token), Some(_)) => self.config.revoke(token).await,
+            (Some(_), None) => {
+                tracing::debug!("no revocation endpoint configured; logging out locally only");
+                Ok(())
+            }
+            (None, _) => Ok(()),
+        };
+        self.cache.clear();
+        if let Some(p) = persist {
+            p.store.delete(&p.key).await?;
+        }
+        revoked
+    }
+}
+
+impl TokenSource for RefreshTokenSource {
+    fn token(&self) -> TokenFuture<'_> {
+        self.cache.token()
+    }
+
+    fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
+        self.cache.token_rejected(rejected)
+    }
+}
+
+#[derive(Debug)]
+struct RefreshGrant {
+    config: OAuthConfig,
+}
+
+impl Grant for RefreshGrant {
+    fn fetch<'a>(
+        &'a self,
+        current: Option<&'a Token>,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Token, Error>> {
+        Box::pin(async move {
+            let Some(refresh_token) = current.and_then(Token::refresh_token) else {
+                // Nothing left to renew the login with: the same outcome as a revoked grant,
+                // so callers handle one case (sign in again).
+                return Err(Error::TokenRevoked(
+                    OAuthError::new("invalid_grant").with_description(Some(
+                        "the login has no valid token and no refresh token; sign in again",
+                    )),
+                ));
+            };
+            let form =
+                Form::grant_type("refresh_token").with("refresh_token", refresh_token.secret());
+            self.config
+                .endpoint()
+                .token(&self.config.endpoints().token_url, form, now)
+                .await
+        })
+    }
+}

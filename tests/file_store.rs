@@ -1,0 +1,107 @@
+//! FileStore, MemoryStore and ObservedStore against the store conformance suite, plus the
+//! file's format and permissions.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use authed::testing::{store_conformance, store_lock_conformance};
+use authed::{AccessToken, Error, FileStore, MemoryStore, ObservedStore, Token, TokenStore};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "authed-{name}-{}-{}",
+            std::process::id(),
+            oauth2::CsrfToken::new_random().secret()
+        ));
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    store_conformance(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn observed_store_conforms() {
+    store_conformance(Arc::new(ObservedStore::new(MemoryStore::new(), |_| {}))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_store_conforms_and_its_lock_excludes() {
+    let dir = TempDir::new("conformance");
+    let store = Arc::new(FileStore::new(dir.0.join("nested/dir/tokens.json")));
+    store_conformance(store.clone()).await;
+    store_lock_conformance(store.clone()).await;
+    // Two stores on the same file (as two processes would have) exclude each other too.
+    let other = Arc::new(FileStore::new(store.path()));
+    let held = store.lock("k").await.unwrap();
+    let waiting = tokio::spawn(async move { other.lock("k").await.map(drop) });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished());
+    drop(held);
+    waiting.await.unwrap().unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_file_is_private_and_json() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("mode");
+    let path = dir.0.join("sub/tokens.json");
+    let store = FileStore::new(&path);
+    let token = Token::new(AccessToken::new("at-1"))
+        .with_refresh_token(Some(authed::RefreshToken::new("rt-1")));
+    store.save("login", &token).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    assert_eq!(mode(&dir.0.join("sub/tokens.json.lock")), 0o600);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["tokens"]["login"]["refresh_token"], "rt-1");
+    // No temporary file is left behind by a completed save.
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_file_is_a_store_error_and_is_not_overwritten() {
+    let dir = TempDir::new("corrupt");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join("tokens.json");
+    std::fs::write(
+        &path,
+        b"{\"version\":1,\"tokens\":{\"a\":{\"access_token\":\"secret-at\"",
+    )
+    .unwrap();
+    let store = FileStore::new(&path);
+    let e = store.load("a").await.unwrap_err();
+    assert!(matches!(e, Error::Store(_)), "{e:?}");
+    let shown = format!("{e} {:?}", std::error::Error::source(&e));
+    assert!(!shown.contains("secret-at"), "{shown}");
+    let e = store
+        .save("b", &Token::new(AccessToken::new("x")))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Store(_)), "{e:?}");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("secret-at"),
+        "corrupt file was clobbered"
+    );
+}

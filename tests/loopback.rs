@@ -1,0 +1,245 @@
+//! The loopback receiver, with the test acting as the user's browser.
+
+use std::time::Duration;
+
+use authed::testing::TestProvider;
+use authed::{AuthedClient, ClientAuthMethod, Error, LoopbackReceiver, OAuthConfig};
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A native app: the public client, no secret.
+fn public_config(provider: &TestProvider) -> OAuthConfig {
+    OAuthConfig::builder(provider.token_url())
+        .authorization_url(provider.authorization_url())
+        .issuer(provider.issuer())
+        .client_id(TestProvider::PUBLIC_CLIENT_ID)
+        .auth_method(ClientAuthMethod::None)
+        .build()
+        .unwrap()
+}
+
+async fn receiver(timeout: Duration) -> LoopbackReceiver {
+    LoopbackReceiver::builder()
+        .open_browser(false)
+        .timeout(timeout)
+        .bind()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_full_loopback_login_driven_by_the_browser() {
+    let provider = TestProvider::start().await;
+    let receiver = receiver(Duration::from_secs(30)).await;
+    let redirect_uri = receiver.redirect_uri().to_owned();
+    let base = redirect_uri.strip_suffix("/callback").unwrap().to_owned();
+    let port: u16 = base
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0);
+    let flow = public_config(&provider)
+        .authorization_code(&redirect_uri)
+        .scopes(["openid"])
+        .build()
+        .unwrap();
+    let pending = flow.authorize();
+    let waiting = {
+        let pending = pending.clone();
+        tokio::spawn(async move { receiver.receive(&pending).await })
+    };
+
+    let http = browser();
+    // The browser asks for a favicon and hits stray paths: ignored.
+    let favicon = http
+        .get(format!("{base}/favicon.ico"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(favicon.status(), 404);
+    let bare = http.get(&redirect_uri).send().await.unwrap();
+    assert_eq!(bare.status(), 400);
+    // A stale tab of an earlier sign-in: refused with a page, and the receiver keeps waiting.
+    let stale = http
+        .get(format!("{redirect_uri}?code=old&state=old"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 400);
+    assert!(
+        stale
+            .text()
+            .await
+            .unwrap()
+            .contains("another or an older sign-in")
+    );
+    assert!(!waiting.is_finished());
+
+    // The real sign-in: the provider redirects to the loopback address.
+    let at_provider = http.get(pending.url()).send().await.unwrap();
+    assert_eq!(at_provider.status(), 302);
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(callback.starts_with(&redirect_uri), "{callback}");
+    let page = http.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("You can close this window")
+    );
+
+    let callback = waiting.await.unwrap().unwrap();
+    let login = flow.complete(&pending, &callback).await.unwrap();
+    assert_eq!(
+        provider.token_forms()[0]["client_id"],
+        TestProvider::PUBLIC_CLIENT_ID
+    );
+    let client = AuthedClient::builder(login)
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    assert_eq!(client.get("me").send().await.unwrap().status(), 200);
+
+    // The server is gone once the callback arrived.
+    assert!(http.get(&redirect_uri).send().await.is_err());
+    assert_eq!(provider.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_callback_with_an_error_shows_it_and_is_typed() {
+    let provider = TestProvider::start().await;
+    provider.set_authorize_error(Some(("access_denied", "<b>no</b> thanks")));
+    let receiver = receiver(Duration::from_secs(30)).await;
+    let flow = public_config(&provider)
+        .authorization_code(receiver.redirect_uri())
+        .build()
+        .unwrap();
+    let pending = flow.authorize();
+    let waiting = {
+        let pending = pending.clone();
+        tokio::spawn(async move { receiver.receive(&pending).await })
+    };
+    let http = browser();
+    let at_provider = http.get(pending.url()).send().await.unwrap();
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(&callback)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Sign-in failed"), "{page}");
+    assert!(
+        page.contains("access_denied (&lt;b&gt;no&lt;/b&gt; thanks)"),
+        "{page}"
+    );
+    assert!(page.contains("You can close this window"));
+
+    let callback = waiting.await.unwrap().unwrap();
+    match flow.complete(&pending, &callback).await {
+        Err(Error::AccessDenied(e)) => {
+            assert_eq!(e.description.as_deref(), Some("<b>no</b> thanks"))
+        }
+        other => panic!("expected AccessDenied, got {other:?}"),
+    }
+    assert_eq!(provider.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn sign_in_times_out_and_shuts_the_server_down() {
+    let provider = TestProvider::start().await;
+    let receiver = receiver(Duration::from_millis(300)).await;
+    let redirect_uri = receiver.redirect_uri().to_owned();
+    let flow = public_config(&provider)
+        .authorization_code(&redirect_uri)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    match receiver.sign_in(&flow).await {
+        Err(Error::Callback(reason)) => assert!(reason.contains("timed out"), "{reason}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        browser().get(&redirect_uri).send().await.is_err(),
+        "server still listening"
+    );
+    assert_eq!(provider.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn dropping_the_wait_cancels_and_stops_the_server() {
+    let provider = TestProvider::start().await;
+    let receiver = receiver(Duration::from_secs(30)).await;
+    let redirect_uri = receiver.redirect_uri().to_owned();
+    let flow = public_config(&provider)
+        .authorization_code(&redirect_uri)
+        .build()
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_millis(200), receiver.sign_in(&flow)).await;
+    assert!(r.is_err(), "sign_in ended on its own");
+    // Shutdown is asynchronous: give the server task a moment to close the listener.
+    let mut closed = false;
+    for _ in 0..50 {
+        if browser().get(&redirect_uri).send().await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "server still listening after cancellation");
+
+    // A flow built for another redirect URI is refused before anything is shown.
+    let other = receiver_for_mismatch().await;
+    let e = other.sign_in(&flow).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+}
+
+async fn receiver_for_mismatch() -> LoopbackReceiver {
+    receiver(Duration::from_secs(1)).await
+}
+
+#[tokio::test]
+async fn a_chosen_port_and_path_make_the_redirect_uri() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let r = LoopbackReceiver::builder()
+        .port(port)
+        .path("/oauth/cb")
+        .open_browser(false)
+        .bind()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.redirect_uri(),
+        format!("http://127.0.0.1:{port}/oauth/cb")
+    );
+    // The port is taken while the receiver lives.
+    let e = LoopbackReceiver::builder()
+        .port(port)
+        .bind()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert!(matches!(
+        LoopbackReceiver::builder().path("cb").bind().await,
+        Err(Error::Config(_))
+    ));
+}

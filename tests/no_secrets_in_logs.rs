@@ -1,0 +1,181 @@
+//! Every sign-in flow, refresh, failure and logout with tracing captured at TRACE: no code,
+//! verifier, state, nonce, token, device code or client secret appears in any line.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use authed::testing::{ManualClock, TestProvider};
+use authed::{Callback, LoopbackReceiver, MemoryStore, TokenSource, TokenStore};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let provider = TestProvider::start().await;
+    let clock = ManualClock::new(SystemTime::now());
+    let config = provider.config(Some(clock.clone()));
+    let store = Arc::new(MemoryStore::new());
+    let mut secrets = vec![TestProvider::CLIENT_SECRET.to_owned()];
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Authorization code through the loopback receiver, with a stray and a stale request.
+    let receiver = LoopbackReceiver::builder()
+        .open_browser(false)
+        .bind()
+        .await
+        .unwrap();
+    let redirect_uri = receiver.redirect_uri().to_owned();
+    let flow = config
+        .authorization_code(&redirect_uri)
+        .scopes(["openid"])
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let pending = flow.authorize();
+    let p = serde_json::to_value(&pending).unwrap();
+    for k in ["state", "verifier", "nonce"] {
+        secrets.push(p[k].as_str().unwrap().to_owned());
+    }
+    let waiting = {
+        let pending = pending.clone();
+        tokio::spawn(async move { receiver.receive(&pending).await })
+    };
+    let location = http.get(pending.url()).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let code: String = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into();
+    secrets.push(code);
+    let _ = http
+        .get(format!(
+            "{redirect_uri}?code=stale-code-123&state=stale-state-456"
+        ))
+        .send()
+        .await;
+    secrets.extend(["stale-code-123".to_owned(), "stale-state-456".to_owned()]);
+    http.get(&location).send().await.unwrap();
+    let callback = waiting.await.unwrap().unwrap();
+    let login = flow.complete(&pending, &callback).await.unwrap();
+
+    // Refreshes, including one in the background.
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(3600));
+        login.token().await.unwrap();
+    }
+    clock.advance(Duration::from_secs(3600 - 200));
+    login.token().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Failures: a replayed code, a wrong state, a revoked refresh token.
+    let _ = flow.complete(&pending, &callback).await.unwrap_err();
+    let _ = flow
+        .complete(&pending, &Callback::new("some-code-789", "wrong-state-012"))
+        .await
+        .unwrap_err();
+    secrets.extend(["some-code-789".to_owned(), "wrong-state-012".to_owned()]);
+    let spent = provider.issue_refresh_token();
+    config
+        .revoke_refresh_token(&authed::RefreshToken::new(spent.clone()))
+        .await
+        .unwrap();
+    let revoked = config
+        .refresh_token_source()
+        .from_token(
+            authed::Token::new(authed::AccessToken::new("expired-at-345"))
+                .with_expires_at(Some(SystemTime::UNIX_EPOCH))
+                .with_refresh_token(Some(authed::RefreshToken::new(spent))),
+        )
+        .await
+        .unwrap();
+    let _ = revoked.token().await.unwrap_err();
+    secrets.push("expired-at-345".to_owned());
+
+    // Device flow.
+    provider.set_device_interval(Some(1));
+    provider.set_device_script(["authorization_pending"]);
+    let device = config.device_authorization().build().unwrap();
+    let device_code = device.start().await.unwrap();
+    secrets.push(device_code.user_code().to_owned());
+    let device_login = device.poll(&device_code).await.unwrap();
+    device_login.logout().await.unwrap();
+
+    // Logout.
+    let last = store.load(login.key()).await.unwrap().unwrap();
+    login.logout().await.unwrap();
+    secrets.push(last.access_token().secret().to_owned());
+
+    // Everything the provider saw or issued.
+    for form in provider.token_forms() {
+        for k in [
+            "code",
+            "code_verifier",
+            "refresh_token",
+            "device_code",
+            "client_secret",
+        ] {
+            if let Some(v) = form.get(k) {
+                secrets.push(v.clone());
+            }
+        }
+    }
+    for (token, _) in provider.revocations() {
+        secrets.push(token);
+    }
+    drop(_guard);
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("oauth request"),
+        "nothing was captured:\n{log}"
+    );
+    assert!(log.lines().count() > 20, "{log}");
+    let secrets: Vec<_> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
+    assert!(
+        secrets.len() > 25,
+        "only {} secrets collected",
+        secrets.len()
+    );
+    for secret in &secrets {
+        for line in log.lines() {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret appears in a log line:\n{line}"
+            );
+        }
+    }
+    eprintln!(
+        "checked {} secrets against {} log lines",
+        secrets.len(),
+        log.lines().count()
+    );
+}
