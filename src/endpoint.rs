@@ -63,7 +63,10 @@ impl Form {
         self
     }
 
-    pub(crate) fn extend<'a>(mut self, pairs: impl IntoIterator<Item = &'a (String, String)>) -> Self {
+    pub(crate) fn extend<'a>(
+        mut self,
+        pairs: impl IntoIterator<Item = &'a (String, String)>,
+    ) -> Self {
         self.pairs.extend(pairs.into_iter().cloned());
         self
     }
@@ -114,6 +117,30 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// The HTTP client for provider endpoints: no redirects, a timeout for the whole exchange.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        // A redirected token request would re-send credentials somewhere else, and a
+        // redirected metadata request would let another host name the endpoints.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(Error::transport)
+}
+
+/// GETs a JSON document (provider metadata) under the same rules as every other provider
+/// request: no redirects, the size cap, and an `error` field read as an OAuth error.
+pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<Answer, Error> {
+    tracing::debug!(endpoint = %Redacted(url), "metadata request");
+    let resp = http
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(Error::transport)?;
+    read_answer(resp).await
+}
+
 fn form_encode_component(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -125,14 +152,8 @@ impl Endpoint {
         auth: ClientAuthMethod,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            // A redirected token request would re-send credentials somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .build()
-            .map_err(Error::transport)?;
         Ok(Endpoint {
-            http,
+            http: http_client(timeout)?,
             client_id,
             client_secret,
             auth,
@@ -143,8 +164,16 @@ impl Endpoint {
         &self.client_id
     }
 
+    pub(crate) fn auth_method(&self) -> ClientAuthMethod {
+        self.auth
+    }
+
     /// Adds client authentication to a request and its form.
-    fn authenticate(&self, req: reqwest::RequestBuilder, form: Form) -> (reqwest::RequestBuilder, Form) {
+    fn authenticate(
+        &self,
+        req: reqwest::RequestBuilder,
+        form: Form,
+    ) -> (reqwest::RequestBuilder, Form) {
         match (self.auth, &self.client_secret) {
             (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
                 // RFC 6749 §2.3.1: form-urlencode id and secret before base64.
@@ -192,12 +221,7 @@ impl Endpoint {
             .send()
             .await
             .map_err(Error::transport)?;
-        let answer = read_answer(resp).await;
-        match &answer {
-            Ok(a) => tracing::debug!(status = a.status, "oauth response"),
-            Err(e) => tracing::debug!(error = %e, "oauth request failed"),
-        }
-        answer
+        read_answer(resp).await
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
@@ -217,13 +241,27 @@ struct Redacted<'a>(&'a url::Url);
 
 impl std::fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}", self.0.origin().ascii_serialization(), self.0.path())
+        write!(
+            f,
+            "{}{}",
+            self.0.origin().ascii_serialization(),
+            self.0.path()
+        )
     }
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`] and parses the body. Never panics on what a
 /// provider sends.
-async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
+async fn read_answer(resp: reqwest::Response) -> Result<Answer, Error> {
+    let answer = read_answer_inner(resp).await;
+    match &answer {
+        Ok(a) => tracing::debug!(status = a.status, "oauth response"),
+        Err(e) => tracing::debug!(error = %e, "oauth request failed"),
+    }
+    answer
+}
+
+async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
         return Err(Error::malformed(
@@ -252,10 +290,17 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
     }
     let fields = parse_fields(&content_type, &body).ok_or_else(|| {
         let shown = content_type.split(';').next().unwrap_or("").trim();
-        let shown = if shown.is_empty() { "no content type" } else { shown };
+        let shown = if shown.is_empty() {
+            "no content type"
+        } else {
+            shown
+        };
         Error::malformed(
             status,
-            format!("expected a JSON object, got a body of {} bytes ({shown})", body.len()),
+            format!(
+                "expected a JSON object, got a body of {} bytes ({shown})",
+                body.len()
+            ),
         )
     })?;
     let answer = Answer { status, fields };
@@ -269,22 +314,37 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
         ));
     }
     if !(200..300).contains(&status) {
-        return Err(Error::malformed(status, "error status without an OAuth error code"));
+        return Err(Error::malformed(
+            status,
+            "error status without an OAuth error code",
+        ));
     }
     Ok(answer)
 }
 
-/// JSON object, or form-encoded when the provider says so (GitHub without `Accept`).
+/// JSON object, or form-encoded when the provider says so (GitHub without `Accept`), or
+/// either for `text/plain` (Facebook's legacy endpoint sent form bodies as text; Go's
+/// x/oauth2 reads them the same way).
 fn parse_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    let form = || {
         let fields = form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
             .collect::<Map<_, _>>();
-        return (!fields.is_empty()).then_some(fields);
-    }
-    match serde_json::from_slice::<Value>(body) {
+        (!fields.is_empty()).then_some(fields)
+    };
+    let json = || match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
+    };
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        form()
+    } else if content_type.starts_with("text/plain") {
+        // A text body that is neither JSON nor names an access token or error is not a form.
+        json().or_else(|| {
+            form().filter(|f| f.contains_key("access_token") || f.contains_key("error"))
+        })
+    } else {
+        json()
     }
 }
 
@@ -329,12 +389,22 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
     let lifetime = match lifetime {
         Some(Ok(d)) => Some(d),
         Some(Err(())) => {
-            return Err(Error::malformed(status, "expires_in is not a number of seconds"));
+            return Err(Error::malformed(
+                status,
+                "expires_in is not a number of seconds",
+            ));
         }
         None => None,
     };
     let scopes = match fields.remove("scope") {
-        Some(Value::String(s)) => Some(s.split_whitespace().map(str::to_owned).collect()),
+        // Comma-separated by GitHub, Slack and Facebook; a comma in a scope name is legal
+        // but unseen in practice, so it is read as a separator too.
+        Some(Value::String(s)) => Some(
+            s.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
         Some(Value::Array(items)) => Some(
             items
                 .into_iter()
@@ -380,7 +450,10 @@ mod tests {
     fn string_expires_in_and_lowercase_bearer() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let t = token_from_answer(
-            answer(200, json!({"access_token": "a", "token_type": "bearer", "expires_in": "3600"})),
+            answer(
+                200,
+                json!({"access_token": "a", "token_type": "bearer", "expires_in": "3600"}),
+            ),
             now,
         )
         .unwrap();

@@ -70,8 +70,10 @@
 
 mod client;
 mod config;
+mod discovery;
 mod endpoint;
 mod error;
+pub mod providers;
 mod source;
 mod store;
 #[cfg(feature = "testing")]
@@ -84,8 +86,7 @@ pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{Error, OAuthError, Unauthorized};
 pub use source::{
-    BoxFuture, ClientCredentials, ClientCredentialsBuilder, StaticToken, TokenFuture,
-    TokenSource,
+    BoxFuture, ClientCredentials, ClientCredentialsBuilder, StaticToken, TokenFuture, TokenSource,
 };
 pub use store::{MemoryStore, StoreLock, TokenStore};
 pub use token::{

@@ -356,7 +356,10 @@ mod tests {
         assert_eq!(policy.valid_until(&t), Some(until));
         assert!(t.is_valid_at(until - Duration::from_nanos(1), &policy));
         assert!(!t.is_valid_at(until, &policy));
-        assert_eq!(policy.refresh_at(&t), Some(until - Duration::from_secs(300)));
+        assert_eq!(
+            policy.refresh_at(&t),
+            Some(until - Duration::from_secs(300))
+        );
     }
 
     #[test]

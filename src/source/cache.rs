@@ -180,7 +180,9 @@ impl TokenCache {
         };
         match rx.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone().expect("waited for Some"),
-            Err(_) => Err(Error::config("the token refresh task ended without a result")),
+            Err(_) => Err(Error::config(
+                "the token refresh task ended without a result",
+            )),
         }
     }
 }
