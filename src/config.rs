@@ -338,16 +338,19 @@ mod tests {
 
     #[test]
     fn default_auth_method_follows_the_supported_list() {
-        use ClientAuthMethod::*;
+        use ClientAuthMethod::{ClientSecretBasic, ClientSecretPost};
         let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(default_auth_method(true, None), ClientSecretBasic);
-        assert_eq!(default_auth_method(false, None), None);
+        assert_eq!(default_auth_method(false, None), ClientAuthMethod::None);
         let post_only = list(&["client_secret_post", "private_key_jwt"]);
         assert_eq!(
             default_auth_method(true, Some(&post_only)),
             ClientSecretPost
         );
-        assert_eq!(default_auth_method(false, Some(&post_only)), None);
+        assert_eq!(
+            default_auth_method(false, Some(&post_only)),
+            ClientAuthMethod::None
+        );
         let both = list(&["client_secret_post", "client_secret_basic"]);
         assert_eq!(default_auth_method(true, Some(&both)), ClientSecretBasic);
         // Nothing we can do (private_key_jwt only): keep Basic and let the provider say no.
