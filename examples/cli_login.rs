@@ -25,7 +25,7 @@ use authed::{Error, FileStore, LoopbackReceiver, TokenStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let provider = support::Provider::from_env()?;
+    let provider = support::Provider::from_env().await?;
     let path = support::token_file();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
     let key = format!("cli_login/{}", provider.name);

@@ -20,7 +20,7 @@ use authed::{Error, FileStore, TokenStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let provider = support::Provider::from_env()?;
+    let provider = support::Provider::from_env().await?;
     let path = support::token_file();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
     let key = format!("device_login/{}", provider.name);

@@ -215,7 +215,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let provider = support::Provider::from_env()?;
+    let provider = support::Provider::from_env().await?;
     let port: u16 = std::env::var("AUTHED_PORT")
         .ok()
         .and_then(|p| p.parse().ok())

@@ -69,6 +69,7 @@ pub struct OAuthConfigBuilder {
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     auth_method: Option<ClientAuthMethod>,
+    auth_methods_supported: Option<Vec<String>>,
     timeout: Duration,
     allow_insecure_http: bool,
     policy: ExpiryPolicy,
@@ -88,6 +89,7 @@ impl OAuthConfig {
             client_id: None,
             client_secret: None,
             auth_method: None,
+            auth_methods_supported: None,
             timeout: Duration::from_secs(30),
             allow_insecure_http: false,
             policy: ExpiryPolicy::default(),
@@ -108,6 +110,11 @@ impl OAuthConfig {
     /// The client id.
     pub fn client_id(&self) -> &str {
         self.inner.endpoint.client_id()
+    }
+
+    /// How the client authenticates to the provider's endpoints.
+    pub fn client_auth_method(&self) -> ClientAuthMethod {
+        self.inner.endpoint.auth_method()
     }
 
     /// The expiry policy shared by the sources made from this configuration.
@@ -162,10 +169,28 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// How the client authenticates. Defaults to `client_secret_basic` with a secret and
-    /// `none` without.
+    /// How the client authenticates. Defaults to `none` without a secret; with one, to
+    /// `client_secret_basic`, or to `client_secret_post` when the provider (its discovered
+    /// metadata or its preset) supports only that.
     pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
         self.auth_method = Some(method);
+        self
+    }
+
+    /// The provider's `token_endpoint_auth_methods_supported`, from discovery or a preset:
+    /// decides the default auth method.
+    pub(crate) fn auth_methods_supported<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.auth_methods_supported = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the token endpoint (to override a preset's or a discovered one).
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = url.into();
         self
     }
 
@@ -260,10 +285,11 @@ impl OAuthConfigBuilder {
         let client_id = self
             .client_id
             .ok_or_else(|| Error::config("a client id is required"))?;
-        let auth_method = self.auth_method.unwrap_or(if self.client_secret.is_some() {
-            ClientAuthMethod::ClientSecretBasic
-        } else {
-            ClientAuthMethod::None
+        let auth_method = self.auth_method.unwrap_or_else(|| {
+            default_auth_method(
+                self.client_secret.is_some(),
+                self.auth_methods_supported.as_deref(),
+            )
         });
         if auth_method != ClientAuthMethod::None && self.client_secret.is_none() {
             return Err(Error::config(format!(
@@ -283,6 +309,22 @@ impl OAuthConfigBuilder {
     }
 }
 
+/// Basic unless the provider lists only `client_secret_post`: RFC 8414 makes Basic the
+/// default when the metadata says nothing, and every provider that lists both accepts it.
+fn default_auth_method(has_secret: bool, supported: Option<&[String]>) -> ClientAuthMethod {
+    let lists = |m: ClientAuthMethod| supported.is_some_and(|s| s.iter().any(|x| x == m.as_str()));
+    if !has_secret {
+        ClientAuthMethod::None
+    } else if supported.is_some()
+        && !lists(ClientAuthMethod::ClientSecretBasic)
+        && lists(ClientAuthMethod::ClientSecretPost)
+    {
+        ClientAuthMethod::ClientSecretPost
+    } else {
+        ClientAuthMethod::ClientSecretBasic
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +340,28 @@ mod tests {
         ));
         assert!(endpoint_url("t", "http://auth.example.com/token", true).is_ok());
         assert!(endpoint_url("t", "ftp://auth.example.com/token", true).is_err());
+    }
+
+    #[test]
+    fn default_auth_method_follows_the_supported_list() {
+        use ClientAuthMethod::{ClientSecretBasic, ClientSecretPost};
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(default_auth_method(true, None), ClientSecretBasic);
+        assert_eq!(default_auth_method(false, None), ClientAuthMethod::None);
+        let post_only = list(&["client_secret_post", "private_key_jwt"]);
+        assert_eq!(
+            default_auth_method(true, Some(&post_only)),
+            ClientSecretPost
+        );
+        assert_eq!(
+            default_auth_method(false, Some(&post_only)),
+            ClientAuthMethod::None
+        );
+        let both = list(&["client_secret_post", "client_secret_basic"]);
+        assert_eq!(default_auth_method(true, Some(&both)), ClientSecretBasic);
+        // Nothing we can do (private_key_jwt only): keep Basic and let the provider say no.
+        let jwt = list(&["private_key_jwt"]);
+        assert_eq!(default_auth_method(true, Some(&jwt)), ClientSecretBasic);
     }
 
     #[test]

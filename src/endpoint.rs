@@ -117,6 +117,30 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// The HTTP client for provider endpoints: no redirects, a timeout for the whole exchange.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        // A redirected token request would re-send credentials somewhere else, and a
+        // redirected metadata request would let another host name the endpoints.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(Error::transport)
+}
+
+/// GETs a JSON document (provider metadata) under the same rules as every other provider
+/// request: no redirects, the size cap, and an `error` field read as an OAuth error.
+pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<Answer, Error> {
+    tracing::debug!(endpoint = %Redacted(url), "metadata request");
+    let resp = http
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(Error::transport)?;
+    read_answer(resp).await
+}
+
 fn form_encode_component(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -128,14 +152,8 @@ impl Endpoint {
         auth: ClientAuthMethod,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            // A redirected token request would re-send credentials somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .build()
-            .map_err(Error::transport)?;
         Ok(Endpoint {
-            http,
+            http: http_client(timeout)?,
             client_id,
             client_secret,
             auth,
@@ -144,6 +162,10 @@ impl Endpoint {
 
     pub(crate) fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    pub(crate) fn auth_method(&self) -> ClientAuthMethod {
+        self.auth
     }
 
     /// Adds client authentication to a request and its form.
@@ -199,12 +221,7 @@ impl Endpoint {
             .send()
             .await
             .map_err(Error::transport)?;
-        let answer = read_answer(resp).await;
-        match &answer {
-            Ok(a) => tracing::debug!(status = a.status, "oauth response"),
-            Err(e) => tracing::debug!(error = %e, "oauth request failed"),
-        }
-        answer
+        read_answer(resp).await
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
@@ -235,7 +252,16 @@ impl std::fmt::Display for Redacted<'_> {
 
 /// Reads at most [`MAX_RESPONSE_BYTES`] and parses the body. Never panics on what a
 /// provider sends.
-async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
+async fn read_answer(resp: reqwest::Response) -> Result<Answer, Error> {
+    let answer = read_answer_inner(resp).await;
+    match &answer {
+        Ok(a) => tracing::debug!(status = a.status, "oauth response"),
+        Err(e) => tracing::debug!(error = %e, "oauth request failed"),
+    }
+    answer
+}
+
+async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
         return Err(Error::malformed(
@@ -304,17 +330,29 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
     Ok(answer)
 }
 
-/// JSON object, or form-encoded when the provider says so (GitHub without `Accept`).
+/// JSON object, or form-encoded when the provider says so (GitHub without `Accept`), or
+/// either for `text/plain` (Facebook's legacy endpoint sent form bodies as text; Go's
+/// x/oauth2 reads them the same way).
 fn parse_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    let form = || {
         let fields = form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
             .collect::<Map<_, _>>();
-        return (!fields.is_empty()).then_some(fields);
-    }
-    match serde_json::from_slice::<Value>(body) {
+        (!fields.is_empty()).then_some(fields)
+    };
+    let json = || match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
+    };
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        form()
+    } else if content_type.starts_with("text/plain") {
+        // A text body that is neither JSON nor names an access token or error is not a form.
+        json().or_else(|| {
+            form().filter(|f| f.contains_key("access_token") || f.contains_key("error"))
+        })
+    } else {
+        json()
     }
 }
 
@@ -367,7 +405,14 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
         None => None,
     };
     let scopes = match fields.remove("scope") {
-        Some(Value::String(s)) => Some(s.split_whitespace().map(str::to_owned).collect()),
+        // Comma-separated by GitHub, Slack and Facebook; a comma in a scope name is legal
+        // but unseen in practice, so it is read as a separator too.
+        Some(Value::String(s)) => Some(
+            s.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
         Some(Value::Array(items)) => Some(
             items
                 .into_iter()

@@ -119,11 +119,12 @@ impl Error {
         }
     }
 
-    /// Maps an RFC 6749 §5.2 error to its variant.
+    /// Maps an RFC 6749 §5.2 error to its variant. GitHub's own names for two of them map
+    /// the same way; the code itself is kept as sent.
     pub(crate) fn from_oauth(e: OAuthError) -> Self {
         match e.error.as_str() {
-            "invalid_client" => Error::InvalidClient(e),
-            "invalid_grant" => Error::TokenRevoked(e),
+            "invalid_client" | "incorrect_client_credentials" => Error::InvalidClient(e),
+            "invalid_grant" | "bad_verification_code" => Error::TokenRevoked(e),
             "invalid_scope" => Error::InvalidScope(e),
             "unauthorized_client" => Error::UnauthorizedClient(e),
             "access_denied" => Error::AccessDenied(e),
@@ -235,7 +236,7 @@ pub struct OAuthError {
 /// Provider-controlled text ends up in logs and terminals: keep it short and printable.
 const MAX_FIELD_CHARS: usize = 512;
 
-fn clean(text: &str) -> String {
+pub(crate) fn clean(text: &str) -> String {
     text.chars()
         .filter(|c| !c.is_control())
         .take(MAX_FIELD_CHARS)

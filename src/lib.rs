@@ -28,7 +28,10 @@
 //! # How it fits together
 //!
 //! - [`OAuthConfig`]: a client registered at a provider (endpoints, credentials, timeouts,
-//!   expiry policy). Token sources are made from it.
+//!   expiry policy). Token sources are made from it. [`OAuthConfig::discover`] fills in the
+//!   endpoints from an issuer's OpenID Connect or RFC 8414 metadata; [`providers`] has
+//!   ready-made configurations for GitHub, Google, Microsoft Entra ID, GitLab, Auth0, Okta
+//!   and Keycloak.
 //! - [`TokenSource`]: hands out valid tokens. [`ClientCredentials`] implements it; all
 //!   sources share one cache that refreshes ahead of expiry in the background, sends exactly
 //!   one token request for any number of waiting callers, and reads a valid token without
@@ -53,6 +56,7 @@
 //! | `native-tls` | HTTPS through the platform's TLS library | no |
 //! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
 //! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
+//! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
 //! # Security
@@ -82,10 +86,12 @@
 
 mod client;
 mod config;
+mod discovery;
 mod endpoint;
 mod error;
 #[cfg(feature = "loopback")]
 mod loopback;
+pub mod providers;
 mod revoke;
 mod source;
 mod store;

@@ -1,8 +1,9 @@
 //! Provider settings shared by the sign-in examples, read from environment variables.
 //!
-//! `AUTHED_PROVIDER` picks a preset: `github`, `google`, `microsoft` (tenant from
-//! `AUTHED_TENANT`, default `common`), or `oidc` (the default: every URL from the variables
-//! below). Every preset value can be overridden:
+//! `AUTHED_PROVIDER` picks a preset of `authed::providers`: `github`, `google`, `microsoft`
+//! (tenant from `AUTHED_TENANT`, default `common`), or `oidc` (the default: discovery from
+//! `AUTHED_ISSUER`, or every URL from the variables below). Every preset value can be
+//! overridden:
 //!
 //! | Variable | Meaning |
 //! |---|---|
@@ -31,47 +32,28 @@ pub struct Provider {
     pub api_url: String,
 }
 
-struct Preset {
-    auth: String,
-    token: String,
-    device: Option<String>,
-    revocation: Option<String>,
-    issuer: Option<String>,
+/// What each example fetches, and the scopes and parameters that needs, per provider. The
+/// endpoints come from `authed::providers`.
+struct Defaults {
     scopes: &'static str,
     api: &'static str,
     params: &'static [(&'static str, &'static str)],
 }
 
-fn preset(name: &str, tenant: &str) -> Option<Preset> {
-    let ms = |path: &str| format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/{path}");
+fn defaults(name: &str) -> Option<Defaults> {
     Some(match name {
-        "github" => Preset {
-            auth: "https://github.com/login/oauth/authorize".into(),
-            token: "https://github.com/login/oauth/access_token".into(),
-            device: Some("https://github.com/login/device/code".into()),
-            // GitHub revokes through its REST API, not RFC 7009.
-            revocation: None,
-            issuer: None,
+        "github" => Defaults {
             scopes: "read:user",
             api: "https://api.github.com/user",
             params: &[],
         },
-        "google" => Preset {
-            auth: "https://accounts.google.com/o/oauth2/v2/auth".into(),
-            token: "https://oauth2.googleapis.com/token".into(),
-            device: Some("https://oauth2.googleapis.com/device/code".into()),
-            revocation: Some("https://oauth2.googleapis.com/revoke".into()),
-            issuer: Some("https://accounts.google.com".into()),
+        "google" => Defaults {
             scopes: "openid email profile",
             api: "https://openidconnect.googleapis.com/v1/userinfo",
+            // Google issues a refresh token only for offline access, and again only on consent.
             params: &[("access_type", "offline"), ("prompt", "consent")],
         },
-        "microsoft" => Preset {
-            auth: ms("authorize"),
-            token: ms("token"),
-            device: Some(ms("devicecode")),
-            revocation: None,
-            issuer: None,
+        "microsoft" => Defaults {
             scopes: "openid profile offline_access User.Read",
             api: "https://graph.microsoft.com/v1.0/me",
             params: &[],
@@ -90,49 +72,49 @@ fn required(name: &str) -> Result<String, Error> {
 
 impl Provider {
     /// Reads the preset and the variables.
-    pub fn from_env() -> Result<Provider, Error> {
+    pub async fn from_env() -> Result<Provider, Error> {
         let name = var("AUTHED_PROVIDER").unwrap_or_else(|| "oidc".to_owned());
-        let tenant = var("AUTHED_TENANT").unwrap_or_else(|| "common".to_owned());
-        let preset = preset(&name, &tenant);
-        let pick =
-            |env: &str, from_preset: Option<&str>| var(env).or(from_preset.map(str::to_owned));
-        let token_url = pick(
-            "AUTHED_TOKEN_URL",
-            preset.as_ref().map(|p| p.token.as_str()),
-        )
-        .ok_or_else(|| Error::Config("set AUTHED_PROVIDER or AUTHED_TOKEN_URL".to_owned()))?;
-        let mut b = OAuthConfig::builder(token_url).client_id(required("AUTHED_CLIENT_ID")?);
+        let mut b = match name.as_str() {
+            "github" => authed::providers::github(),
+            "google" => authed::providers::google(),
+            "microsoft" => authed::providers::microsoft_entra(
+                &var("AUTHED_TENANT").unwrap_or_else(|| "common".to_owned()),
+            ),
+            // Any OpenID Connect provider: discovery when an issuer is given, else the URLs.
+            _ => match var("AUTHED_ISSUER") {
+                Some(issuer) => authed::providers::oidc(&issuer).await?,
+                None => OAuthConfig::builder(required("AUTHED_TOKEN_URL")?),
+            },
+        };
+        b = b.client_id(required("AUTHED_CLIENT_ID")?);
         if let Some(secret) = var("AUTHED_CLIENT_SECRET") {
             b = b.client_secret(secret);
         }
-        if let Some(url) = pick("AUTHED_AUTH_URL", preset.as_ref().map(|p| p.auth.as_str())) {
+        if let Some(url) = var("AUTHED_TOKEN_URL") {
+            b = b.token_url(url);
+        }
+        if let Some(url) = var("AUTHED_AUTH_URL") {
             b = b.authorization_url(url);
         }
-        if let Some(url) = pick(
-            "AUTHED_DEVICE_URL",
-            preset.as_ref().and_then(|p| p.device.as_deref()),
-        ) {
+        if let Some(url) = var("AUTHED_DEVICE_URL") {
             b = b.device_authorization_url(url);
         }
-        if let Some(url) = pick(
-            "AUTHED_REVOCATION_URL",
-            preset.as_ref().and_then(|p| p.revocation.as_deref()),
-        ) {
+        if let Some(url) = var("AUTHED_REVOCATION_URL") {
             b = b.revocation_url(url);
         }
-        if let Some(issuer) = pick(
-            "AUTHED_ISSUER",
-            preset.as_ref().and_then(|p| p.issuer.as_deref()),
-        ) {
+        if let Some(issuer) = var("AUTHED_ISSUER") {
             b = b.issuer(issuer);
         }
-        let scopes = pick("AUTHED_SCOPES", preset.as_ref().map(|p| p.scopes))
-            .unwrap_or_else(|| "openid".to_owned());
-        let api_url = pick("AUTHED_API_URL", preset.as_ref().map(|p| p.api))
+        let defaults = defaults(&name);
+        let scopes = var("AUTHED_SCOPES")
+            .or_else(|| defaults.as_ref().map(|d| d.scopes.to_owned()))
+            .unwrap_or_else(|| "openid offline_access".to_owned());
+        let api_url = var("AUTHED_API_URL")
+            .or_else(|| defaults.as_ref().map(|d| d.api.to_owned()))
             .ok_or_else(|| Error::Config("set AUTHED_API_URL: the URL to fetch".to_owned()))?;
-        let params = preset
-            .map(|p| {
-                p.params
+        let params = defaults
+            .map(|d| {
+                d.params
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect()

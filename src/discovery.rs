@@ -1,0 +1,200 @@
+//! Provider configuration from an issuer URL: OpenID Connect Discovery 1.0 and RFC 8414
+//! authorization server metadata.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::config::{OAuthConfig, OAuthConfigBuilder, endpoint_url};
+use crate::endpoint::{get_json, http_client};
+use crate::error::Error;
+
+/// Same default as every other provider request.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl OAuthConfig {
+    /// Fetches the provider's metadata from its issuer URL and starts a configuration with
+    /// its endpoints filled in; add the client id (and secret) and build.
+    ///
+    /// The metadata is looked for, in this order, at the OpenID Connect location
+    /// (`<issuer>/.well-known/openid-configuration`), at the RFC 8414 location
+    /// (`/.well-known/oauth-authorization-server` inserted before the issuer's path), and,
+    /// for an issuer with a path, at `/.well-known/openid-configuration` inserted before it.
+    /// The first document found is used. Its `issuer` must be the one asked for (RFC 8414
+    /// §3.3; a trailing `/` is not significant), so a document cannot claim another provider's
+    /// identity. The token, authorization, device authorization, revocation and introspection
+    /// endpoints are taken from it, and `token_endpoint_auth_methods_supported` picks the
+    /// default client authentication: `client_secret_basic`, or `client_secret_post` when only
+    /// that is listed. Endpoints are checked like hand-set ones when you call
+    /// [`build`](crate::OAuthConfigBuilder::build): HTTPS unless loopback.
+    ///
+    /// The requests follow no redirects, read at most 1 MiB and time out after 30 seconds.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), authed::Error> {
+    /// let config = authed::OAuthConfig::discover("https://accounts.example.com")
+    ///     .await?
+    ///     .client_id("my-service")
+    ///     .client_secret(std::env::var("CLIENT_SECRET").unwrap_or_default())
+    ///     .build()?;
+    /// # let _ = config;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Config`] when the issuer is not an HTTPS (or loopback HTTP) URL without
+    ///   query and fragment, when no metadata is found at any location, or when the metadata
+    ///   names another issuer.
+    /// - [`Error::MalformedResponse`] when the metadata is not a JSON object, lacks
+    ///   `token_endpoint`, or has a field of the wrong type.
+    /// - [`Error::Transport`] when the provider cannot be reached, and the error of a
+    ///   location that answered with a server error (5xx), which a retry may fix.
+    pub async fn discover(issuer: impl AsRef<str>) -> Result<OAuthConfigBuilder, Error> {
+        let issuer = endpoint_url("issuer", issuer.as_ref(), false)?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(Error::config(
+                "an issuer has no query or fragment (RFC 8414 §2)",
+            ));
+        }
+        let http = http_client(DISCOVERY_TIMEOUT)?;
+        for location in metadata_locations(&issuer) {
+            match get_json(&http, &location).await {
+                Ok(answer) => return builder_from_metadata(&issuer, &answer.fields),
+                // Not at this location (404, or another client error): try the next one.
+                Err(e) if is_client_error(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::config(format!(
+            "no OpenID Connect or RFC 8414 metadata found for issuer {issuer}"
+        )))
+    }
+}
+
+fn is_client_error(e: &Error) -> bool {
+    let status = match e {
+        Error::MalformedResponse { status, .. } => Some(*status),
+        other => other.oauth_error().and_then(|o| o.status),
+    };
+    status.is_some_and(|s| (400..500).contains(&s))
+}
+
+/// The well-known locations to try, most widely served first.
+fn metadata_locations(issuer: &Url) -> Vec<Url> {
+    // Both specifications drop a terminating `/` from the issuer's path first.
+    let path = issuer.path().trim_end_matches('/');
+    let origin = issuer.origin().ascii_serialization();
+    let mut raw = vec![
+        format!("{origin}{path}/.well-known/openid-configuration"),
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+    ];
+    if !path.is_empty() {
+        // RFC 8414 §5's compatibility form of OIDC discovery for issuers with a path.
+        raw.push(format!("{origin}/.well-known/openid-configuration{path}"));
+    }
+    raw.iter().filter_map(|r| Url::parse(r).ok()).collect()
+}
+
+/// `true` when `claimed` identifies the same issuer as `asked`, ignoring a trailing `/`
+/// (Auth0's issuers end with one; people type them without).
+fn same_issuer(asked: &Url, claimed: &str) -> bool {
+    Url::parse(claimed).is_ok_and(|claimed| {
+        claimed.as_str().trim_end_matches('/') == asked.as_str().trim_end_matches('/')
+    })
+}
+
+fn builder_from_metadata(
+    asked: &Url,
+    meta: &Map<String, Value>,
+) -> Result<OAuthConfigBuilder, Error> {
+    let malformed = |reason: String| Error::malformed(200, reason);
+    let field = |name: &str| -> Result<Option<String>, Error> {
+        match meta.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(malformed(format!("metadata field {name} is not a string"))),
+        }
+    };
+    let issuer = field("issuer")?.ok_or_else(|| malformed("metadata without issuer".into()))?;
+    if !same_issuer(asked, &issuer) {
+        return Err(Error::config(format!(
+            "the metadata found for issuer {asked} names issuer {:?} instead (RFC 8414 §3.3)",
+            crate::error::clean(&issuer)
+        )));
+    }
+    let token_url = field("token_endpoint")?
+        .ok_or_else(|| malformed("metadata without token_endpoint".into()))?;
+    let mut builder = OAuthConfig::builder(token_url).issuer(issuer);
+    if let Some(url) = field("authorization_endpoint")? {
+        builder = builder.authorization_url(url);
+    }
+    if let Some(url) = field("device_authorization_endpoint")? {
+        builder = builder.device_authorization_url(url);
+    }
+    if let Some(url) = field("revocation_endpoint")? {
+        builder = builder.revocation_url(url);
+    }
+    if let Some(url) = field("introspection_endpoint")? {
+        builder = builder.introspection_url(url);
+    }
+    match meta.get("token_endpoint_auth_methods_supported") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            builder = builder.auth_methods_supported(items.iter().filter_map(Value::as_str));
+        }
+        Some(_) => {
+            return Err(malformed(
+                "metadata field token_endpoint_auth_methods_supported is not an array".into(),
+            ));
+        }
+    }
+    Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(urls: Vec<Url>) -> Vec<String> {
+        urls.into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn locations_for_an_issuer_without_path() {
+        let issuer = Url::parse("https://auth.example.com").unwrap();
+        assert_eq!(
+            strings(metadata_locations(&issuer)),
+            [
+                "https://auth.example.com/.well-known/openid-configuration",
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+            ]
+        );
+    }
+
+    #[test]
+    fn locations_for_an_issuer_with_a_path_insert_the_well_known_part() {
+        let issuer = Url::parse("https://sso.example.com:8443/realms/acme/").unwrap();
+        assert_eq!(
+            strings(metadata_locations(&issuer)),
+            [
+                "https://sso.example.com:8443/realms/acme/.well-known/openid-configuration",
+                "https://sso.example.com:8443/.well-known/oauth-authorization-server/realms/acme",
+                "https://sso.example.com:8443/.well-known/openid-configuration/realms/acme",
+            ]
+        );
+    }
+
+    #[test]
+    fn issuer_comparison_ignores_only_a_trailing_slash() {
+        let asked = Url::parse("https://tenant.auth0.com").unwrap();
+        assert!(same_issuer(&asked, "https://tenant.auth0.com/"));
+        let asked = Url::parse("https://sso.example.com/realms/acme").unwrap();
+        assert!(same_issuer(&asked, "https://sso.example.com/realms/acme/"));
+        assert!(!same_issuer(&asked, "https://sso.example.com/realms/other"));
+        assert!(!same_issuer(&asked, "http://sso.example.com/realms/acme"));
+        assert!(!same_issuer(&asked, "https://evil.example/realms/acme"));
+        assert!(!same_issuer(&asked, "not a url"));
+    }
+}
