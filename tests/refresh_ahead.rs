@@ -41,7 +41,13 @@ fn without_waiting(source: &impl TokenSource) -> String {
 }
 
 async fn secret(source: &impl TokenSource) -> String {
-    source.token().await.unwrap().access_token().secret().to_owned()
+    source
+        .token()
+        .await
+        .unwrap()
+        .access_token()
+        .secret()
+        .to_owned()
 }
 
 /// Waits (for an event, not a time) until `cond` holds; fails after 10 s.
@@ -208,7 +214,10 @@ async fn a_short_lived_token_gets_background_retries_within_its_window() {
     provider.fail_with(503, "text/plain", "down");
     clock.advance(Duration::from_millis(1000));
     assert_eq!(without_waiting(&source), first);
-    until("the failed background request", || provider.token_requests() == 2).await;
+    until("the failed background request", || {
+        provider.token_requests() == 2
+    })
+    .await;
     for expected in 3..=4 {
         // Each retry is 125 ms after the previous failure; wait until that failure is
         // recorded by reading until the retry goes out.
@@ -290,9 +299,10 @@ async fn dropping_the_client_stops_all_background_work() {
     clock.advance(WINDOW);
     assert_eq!(without_waiting(client.source()), first);
     drop(client);
-    until("the in-flight request to finish and every task to end", || {
-        tasks.num_alive_tasks() <= idle
-    })
+    until(
+        "the in-flight request to finish and every task to end",
+        || tasks.num_alive_tasks() <= idle,
+    )
     .await;
     assert_eq!(provider.token_requests() - before, 2);
 }
@@ -313,5 +323,9 @@ async fn dropping_a_source_with_the_system_clock_aborts_its_timer() {
     // The refresh timer sleeps for 54 minutes; without the abort it would outlive the source.
     drop(source);
     until("every task to end", || tasks.num_alive_tasks() <= idle).await;
-    assert_eq!(provider.token_requests(), 2, "the plain client's and the source's");
+    assert_eq!(
+        provider.token_requests(),
+        2,
+        "the plain client's and the source's"
+    );
 }
