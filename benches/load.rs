@@ -454,7 +454,10 @@ async fn memory(
     }
     let after = rss_kib();
     let at_warm = warm_rx.await.unwrap_or(0);
-    println!("\n## Memory: {total} requests through one AuthedClient (concurrency {concurrency})");
+    println!(
+        "\n## Memory: {total} requests through one {} client (concurrency {concurrency})",
+        client.name()
+    );
     println!(
         "| RSS before | RSS after {warm} requests | RSS after {total} | growth after the first {warm} | failed | requests/s |"
     );
@@ -475,6 +478,18 @@ fn main() {
 }
 
 async fn run() {
+    if let Ok(name) = std::env::var("AUTHED_LOAD_PROFILE") {
+        // A fixed number of requests through one client, for an instruction-counting
+        // profiler: `valgrind --tool=callgrind` (see BENCHMARKS.md).
+        let provider = Arc::new(TestProvider::start().await);
+        let clients = make_clients(&provider).await;
+        let client = clients
+            .iter()
+            .find(|c| c.name() == name)
+            .expect("baseline, authed or mutex");
+        memory(&provider, client, 32, 10_000, 1_000).await;
+        return;
+    }
     let quick = quick();
     let (rounds, secs) = if quick { (3, 0.5) } else { (9, 1.0) };
     let round_time = Duration::from_secs_f64(secs);
