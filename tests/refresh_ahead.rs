@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -133,13 +133,19 @@ async fn callers_during_a_background_refresh_never_wait_for_the_endpoint() {
     assert_eq!(provider.token_requests(), 2);
 }
 
-/// Collects `tracing` output, to see when the background refresh has failed.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    static LOG: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-impl std::io::Write for Log {
+/// Writes `tracing` output to a buffer per thread. A `#[tokio::test]` runs its tasks on its
+/// own thread, so each test sees its own events. One global subscriber rather than
+/// `set_default` per test: with scoped subscribers on parallel test threads, tracing can cache
+/// a callsite as disabled and drop events.
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        LOG.with(|log| log.borrow_mut().extend_from_slice(buf));
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -147,24 +153,31 @@ impl std::io::Write for Log {
     }
 }
 
-impl Log {
-    fn failures(&self) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
+fn capture_warnings() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_writer(|| ThreadLog)
+                .finish(),
+        )
+        .expect("the only global subscriber");
+    });
+}
+
+/// Background refresh failures logged on this thread.
+fn failures() -> usize {
+    LOG.with(|log| {
+        String::from_utf8_lossy(&log.borrow())
             .matches("background token refresh failed")
             .count()
-    }
+    })
 }
 
 #[tokio::test]
 async fn a_failing_background_refresh_keeps_the_valid_token_and_retries_after_backoff() {
-    let log = Log::default();
-    let writer = log.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    capture_warnings();
     let provider = TestProvider::start().await;
     let clock = ManualClock::new(start());
     let source = source(&provider, &clock);
@@ -173,7 +186,7 @@ async fn a_failing_background_refresh_keeps_the_valid_token_and_retries_after_ba
     provider.fail_with(503, "text/html", "<html>maintenance</html>");
     clock.advance(WINDOW);
     assert_eq!(without_waiting(&source), first);
-    until("the first background failure", || log.failures() == 1).await;
+    until("the first background failure", || failures() == 1).await;
     assert_eq!(provider.token_requests(), 2);
 
     // Backoff after one failure: 1 s. Not a request before it, one right at it.
@@ -185,7 +198,7 @@ async fn a_failing_background_refresh_keeps_the_valid_token_and_retries_after_ba
     assert_eq!(provider.token_requests(), 2);
     clock.advance(Duration::from_millis(1));
     assert_eq!(without_waiting(&source), first);
-    until("the second background failure", || log.failures() == 2).await;
+    until("the second background failure", || failures() == 2).await;
     assert_eq!(provider.token_requests(), 3);
 
     // Then 2 s. The provider recovers; the retry installs a new token.
@@ -198,7 +211,7 @@ async fn a_failing_background_refresh_keeps_the_valid_token_and_retries_after_ba
     assert_eq!(without_waiting(&source), first);
     replaced(&source, &first).await;
     assert_eq!(provider.token_requests(), 4);
-    assert_eq!(log.failures(), 2);
+    assert_eq!(failures(), 2);
 }
 
 #[tokio::test]
