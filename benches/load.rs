@@ -83,10 +83,10 @@ struct HandRolled {
 impl HandRolled {
     async fn header(&self) -> HeaderValue {
         let mut token = self.token.lock().await;
-        if let Some((header, expires)) = &*token {
-            if Instant::now() < *expires {
-                return header.clone();
-            }
+        if let Some((header, expires)) = &*token
+            && Instant::now() < *expires
+        {
+            return header.clone();
         }
         let (header, lifetime) = fetch_token(&self.http, &self.token_url).await;
         *token = Some((header.clone(), Instant::now() + lifetime));
@@ -356,9 +356,9 @@ fn stampede_report(clients: &[Client], tallies: &[Tally], latency: Duration) {
 fn refresh_window_report(clients: &[Client], tallies: &[Tally], latency: Duration) {
     const WINDOW: Duration = Duration::from_millis(100);
     println!(
-        "| client | p99 ms, windows with a refresh | p99 ms, other windows | ratio | windows with / without |"
+        "| client | p99 ms, windows with a refresh | p99 ms, other windows | ratio | max ms with / without | windows with / without |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for (client, t) in clients.iter().zip(tallies) {
         let (mut during, mut other) = (Vec::new(), Vec::new());
         let (mut n_during, mut n_other) = (0, 0);
@@ -388,12 +388,15 @@ fn refresh_window_report(clients: &[Client], tallies: &[Tally], latency: Duratio
             }
         }
         let (pd, po) = (percentile(&mut during, 0.99), percentile(&mut other, 0.99));
+        let (md, mo) = (percentile(&mut during, 1.0), percentile(&mut other, 1.0));
         println!(
-            "| {} | {} | {} | {:.2} | {n_during} / {n_other} |",
+            "| {} | {} | {} | {:.2} | {} / {} | {n_during} / {n_other} |",
             client.name(),
             ms(pd),
             ms(po),
             pd.as_secs_f64() / po.as_secs_f64().max(1e-9),
+            ms(md),
+            ms(mo),
         );
     }
 }
@@ -435,10 +438,10 @@ async fn memory(
                     if n >= total {
                         break;
                     }
-                    if n == warm {
-                        if let Some(tx) = warm_tx.lock().expect("lock").take() {
-                            let _ = tx.send(rss_kib());
-                        }
+                    if n == warm
+                        && let Some(tx) = warm_tx.lock().expect("lock").take()
+                    {
+                        let _ = tx.send(rss_kib());
                     }
                     if !client.request(&url).await {
                         failed += 1;

@@ -468,12 +468,12 @@ impl Shared {
                 if let Some(b) = &base {
                     token.keep_refresh_token_from(b);
                 }
-                if let Some(p) = &self.persist {
-                    if let Err(e) = p.store.save(&p.key, &token).await {
-                        tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
-                        self.lock().unsaved = Some(token);
-                        return Err(e);
-                    }
+                if let Some(p) = &self.persist
+                    && let Err(e) = p.store.save(&p.key, &token).await
+                {
+                    tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
+                    self.lock().unsaved = Some(token);
+                    return Err(e);
                 }
                 tracing::debug!(token_type = token.token_type(), "new token");
                 let token = Arc::new(token);
@@ -484,10 +484,10 @@ impl Shared {
                 // Revoked means stop: forget the login so nothing keeps presenting it.
                 self.uninstall();
                 self.lock().unsaved = None;
-                if let Some(p) = &self.persist {
-                    if let Err(delete) = p.store.delete(&p.key).await {
-                        tracing::warn!(error = %delete, "could not delete the revoked login from the store");
-                    }
+                if let Some(p) = &self.persist
+                    && let Err(delete) = p.store.delete(&p.key).await
+                {
+                    tracing::warn!(error = %delete, "could not delete the revoked login from the store");
                 }
                 Err(e)
             }
