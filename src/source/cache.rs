@@ -549,6 +549,11 @@ mod tests {
         }
     }
 
+    fn quiet(cache: &TokenCache) -> bool {
+        let current = cache.shared.current.load();
+        current.as_ref().unwrap().quiet.load(Ordering::SeqCst)
+    }
+
     async fn settle(fetches: &AtomicU32, want: u32, cache: &TokenCache) {
         for _ in 0..1000 {
             if fetches.load(Ordering::SeqCst) == want && cache.shared.lock().flight.is_none() {
@@ -573,16 +578,7 @@ mod tests {
         );
         assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
         // Refresh window: 3600 - 60 - 300 = 3240 s after issue.
-        assert!(
-            cache
-                .shared
-                .current
-                .load()
-                .as_ref()
-                .unwrap()
-                .quiet
-                .load(Ordering::SeqCst)
-        );
+        assert!(quiet(&cache));
 
         // The wall clock jumps into the window but the timer has not fired (a suspended
         // machine): readers skip the clock, until the sampled read notices.
@@ -600,29 +596,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3240) - TIMER_SLACK * 2).await;
         clock.advance_wall_only(Duration::from_secs(3240) - TIMER_SLACK * 2);
         tokio::task::yield_now().await;
-        assert!(
-            cache
-                .shared
-                .current
-                .load()
-                .as_ref()
-                .unwrap()
-                .quiet
-                .load(Ordering::SeqCst)
-        );
+        assert!(quiet(&cache));
         tokio::time::advance(TIMER_SLACK * 2).await;
         clock.advance_wall_only(TIMER_SLACK * 2);
         tokio::task::yield_now().await;
-        assert!(
-            !cache
-                .shared
-                .current
-                .load()
-                .as_ref()
-                .unwrap()
-                .quiet
-                .load(Ordering::SeqCst)
-        );
+        assert!(!quiet(&cache));
         assert_eq!(ready(&cache), "t2");
         settle(&fetches, 3, &cache).await;
         assert_eq!(ready(&cache), "t3");
@@ -649,16 +627,7 @@ mod tests {
             None,
         );
         cache.token().await.unwrap();
-        assert!(
-            !cache
-                .shared
-                .current
-                .load()
-                .as_ref()
-                .unwrap()
-                .quiet
-                .load(Ordering::SeqCst)
-        );
+        assert!(!quiet(&cache));
         clock.advance(Duration::from_secs(3240));
         assert_eq!(ready(&cache), "t1");
         settle(&fetches, 2, &cache).await;
