@@ -288,10 +288,7 @@ pub struct RequestBuilder {
 
 impl RequestBuilder {
     /// Applies any `reqwest::RequestBuilder` method this type does not mirror.
-    pub fn with(
-        mut self,
-        f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Self {
+    pub fn with(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
         self.request = self.request.map(f);
         self
     }
@@ -486,10 +483,8 @@ mod tests {
 
     #[test]
     fn finds_bearer_among_several_challenges() {
-        let c = bearer_challenge(&headers(&[
-            r#"Basic realm="x", Bearer error=invalid_token"#,
-        ]))
-        .unwrap();
+        let c = bearer_challenge(&headers(&[r#"Basic realm="x", Bearer error=invalid_token"#]))
+            .unwrap();
         assert_eq!(c.error.as_deref(), Some("invalid_token"));
         let c = bearer_challenge(&headers(&["Basic realm=x", "Bearer"])).unwrap();
         assert!(c.asks_for_new_token());

@@ -8,7 +8,7 @@ use url::Url;
 use crate::endpoint::{ClientAuthMethod, Endpoint};
 use crate::error::Error;
 use crate::source::ClientCredentialsBuilder;
-use crate::token::{ClientSecret, Clock, ExpiryPolicy, SystemClock};
+use crate::token::{Clock, ClientSecret, ExpiryPolicy, SystemClock};
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
 /// every token source made from it shares (timeouts, expiry policy, clock).
@@ -143,9 +143,7 @@ pub(crate) fn endpoint_url(what: &str, raw: &str, allow_insecure_http: bool) -> 
             "{what} must use https (plain http is only accepted for loopback hosts, or with \
              danger_allow_insecure_http)"
         ))),
-        other => Err(Error::config(format!(
-            "{what} has unsupported scheme {other:?}"
-        ))),
+        other => Err(Error::config(format!("{what} has unsupported scheme {other:?}"))),
     }
 }
 

@@ -63,10 +63,7 @@ impl Form {
         self
     }
 
-    pub(crate) fn extend<'a>(
-        mut self,
-        pairs: impl IntoIterator<Item = &'a (String, String)>,
-    ) -> Self {
+    pub(crate) fn extend<'a>(mut self, pairs: impl IntoIterator<Item = &'a (String, String)>) -> Self {
         self.pairs.extend(pairs.into_iter().cloned());
         self
     }
@@ -147,11 +144,7 @@ impl Endpoint {
     }
 
     /// Adds client authentication to a request and its form.
-    fn authenticate(
-        &self,
-        req: reqwest::RequestBuilder,
-        form: Form,
-    ) -> (reqwest::RequestBuilder, Form) {
+    fn authenticate(&self, req: reqwest::RequestBuilder, form: Form) -> (reqwest::RequestBuilder, Form) {
         match (self.auth, &self.client_secret) {
             (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
                 // RFC 6749 §2.3.1: form-urlencode id and secret before base64.
@@ -224,12 +217,7 @@ struct Redacted<'a>(&'a url::Url);
 
 impl std::fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}{}",
-            self.0.origin().ascii_serialization(),
-            self.0.path()
-        )
+        write!(f, "{}{}", self.0.origin().ascii_serialization(), self.0.path())
     }
 }
 
@@ -264,17 +252,10 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
     }
     let fields = parse_fields(&content_type, &body).ok_or_else(|| {
         let shown = content_type.split(';').next().unwrap_or("").trim();
-        let shown = if shown.is_empty() {
-            "no content type"
-        } else {
-            shown
-        };
+        let shown = if shown.is_empty() { "no content type" } else { shown };
         Error::malformed(
             status,
-            format!(
-                "expected a JSON object, got a body of {} bytes ({shown})",
-                body.len()
-            ),
+            format!("expected a JSON object, got a body of {} bytes ({shown})", body.len()),
         )
     })?;
     let answer = Answer { status, fields };
@@ -288,10 +269,7 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, Error> {
         ));
     }
     if !(200..300).contains(&status) {
-        return Err(Error::malformed(
-            status,
-            "error status without an OAuth error code",
-        ));
+        return Err(Error::malformed(status, "error status without an OAuth error code"));
     }
     Ok(answer)
 }
@@ -351,10 +329,7 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
     let lifetime = match lifetime {
         Some(Ok(d)) => Some(d),
         Some(Err(())) => {
-            return Err(Error::malformed(
-                status,
-                "expires_in is not a number of seconds",
-            ));
+            return Err(Error::malformed(status, "expires_in is not a number of seconds"));
         }
         None => None,
     };
@@ -405,10 +380,7 @@ mod tests {
     fn string_expires_in_and_lowercase_bearer() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let t = token_from_answer(
-            answer(
-                200,
-                json!({"access_token": "a", "token_type": "bearer", "expires_in": "3600"}),
-            ),
+            answer(200, json!({"access_token": "a", "token_type": "bearer", "expires_in": "3600"})),
             now,
         )
         .unwrap();

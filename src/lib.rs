@@ -84,7 +84,8 @@ pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{Error, OAuthError, Unauthorized};
 pub use source::{
-    BoxFuture, ClientCredentials, ClientCredentialsBuilder, StaticToken, TokenFuture, TokenSource,
+    BoxFuture, ClientCredentials, ClientCredentialsBuilder, StaticToken, TokenFuture,
+    TokenSource,
 };
 pub use store::{MemoryStore, StoreLock, TokenStore};
 pub use token::{

@@ -90,8 +90,7 @@ impl ClientCredentialsBuilder {
     /// Builds the source. No request is made until the first token is needed.
     pub fn build(mut self) -> ClientCredentials {
         if !self.scopes.is_empty() {
-            self.params
-                .push(("scope".to_owned(), self.scopes.join(" ")));
+            self.params.push(("scope".to_owned(), self.scopes.join(" ")));
         }
         let key: Arc<str> = cache_key(
             "client_credentials",
@@ -193,15 +192,9 @@ mod tests {
     #[test]
     fn keys_differ_when_tokens_would() {
         let base = cache_key("cc", "https://t", "id", &s(&["a", "b"]), &[]);
-        assert_eq!(
-            base,
-            cache_key("cc", "https://t", "id", &s(&["b", "a"]), &[])
-        );
+        assert_eq!(base, cache_key("cc", "https://t", "id", &s(&["b", "a"]), &[]));
         assert_ne!(base, cache_key("cc", "https://t", "id", &s(&["a"]), &[]));
-        assert_ne!(
-            base,
-            cache_key("cc", "https://t", "id2", &s(&["a", "b"]), &[])
-        );
+        assert_ne!(base, cache_key("cc", "https://t", "id2", &s(&["a", "b"]), &[]));
         let aud = |a: &str| vec![("audience".to_owned(), a.to_owned())];
         assert_ne!(
             cache_key("cc", "https://t", "id", &[], &aud("x")),
