@@ -43,8 +43,9 @@ async fn token_is_reused_across_calls() {
     for _ in 0..5 {
         clock.advance(Duration::from_secs(60));
         let again = source.token().await.unwrap();
-        assert!(
-            Arc::ptr_eq(&first, &again),
+        assert_eq!(
+            first.access_token(),
+            again.access_token(),
             "the cached token is handed out"
         );
     }
@@ -78,7 +79,7 @@ async fn expiry_margin_boundary_is_exact() {
 
     clock.set(until - Duration::from_nanos(1));
     let same = source.token().await.unwrap();
-    assert!(Arc::ptr_eq(&first, &same));
+    assert_eq!(first.access_token(), same.access_token());
     assert_eq!(
         provider.token_requests(),
         1,

@@ -2,11 +2,14 @@
 //! expiry in the background, a lock-free read of a valid token, and persistence of rotated
 //! tokens before they are handed out.
 
+use std::num::NonZero;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 
 use crate::error::Error;
 use crate::source::{BoxFuture, TokenFuture};
@@ -40,7 +43,12 @@ pub(crate) struct TokenCache {
 
 #[derive(Debug)]
 struct Shared {
+    /// The token, for everything but the fast read path.
     current: ArcSwapOption<Cached>,
+    /// The same token again, once per shard, for the fast read path (see [`Shard`]).
+    shards: Box<[Shard]>,
+    /// Serialises writers of `current` and `shards`, so that they always agree.
+    publish: Mutex<()>,
     state: Mutex<State>,
     grant: Box<dyn Grant>,
     policy: ExpiryPolicy,
@@ -54,6 +62,91 @@ struct Cached {
     token: Arc<Token>,
     valid_until: Option<SystemTime>,
     refresh_at: Option<SystemTime>,
+    /// `true` while the token is certainly before its refresh time: readers then skip the
+    /// clock, which costs several times more than the rest of the read. Only ever `true` with
+    /// the system clock: a timer sets it to `false` shortly before `refresh_at`.
+    quiet: Arc<AtomicBool>,
+    /// That timer. It is aborted when the token is dropped, so nothing outlives the cache.
+    timer: Option<AbortHandle>,
+}
+
+impl Drop for Cached {
+    fn drop(&mut self) {
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
+    }
+}
+
+enum Phase {
+    Fresh,
+    RefreshDue,
+    Expired,
+}
+
+impl Cached {
+    fn phase(&self, now: SystemTime) -> Phase {
+        if self.valid_until.is_some_and(|until| now >= until) {
+            Phase::Expired
+        } else if self.refresh_at.is_some_and(|at| now >= at) {
+            Phase::RefreshDue
+        } else {
+            Phase::Fresh
+        }
+    }
+
+    /// How long background refreshes have before callers must wait.
+    fn refresh_window(&self) -> Option<Duration> {
+        self.valid_until?.duration_since(self.refresh_at?).ok()
+    }
+}
+
+/// The quiet flag is cleared this long before the refresh time, so that a timer firing a
+/// little late never hides the refresh time from readers.
+const TIMER_SLACK: Duration = Duration::from_millis(50);
+
+/// Even while the quiet flag is set, every this-many-th read on a shard checks the clock: a
+/// timer runs late after the machine was suspended or the wall clock was stepped forward.
+const CLOCK_SAMPLE: u32 = 64;
+
+/// One reader shard: a lock and a copy of the current token (its own allocation) that
+/// mostly one thread uses. A read takes the shard's lock and clones the shard's `Arc`, so
+/// threads on different shards write to no common cache line: reads scale with threads
+/// instead of contending on one reference count or lock word, and a refresh never holds a
+/// shard's lock for longer than it takes to swap a pointer.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Option<Local>>);
+
+#[derive(Debug)]
+struct Local {
+    token: Arc<Token>,
+    cached: Arc<Cached>,
+    reads: u32,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Option<Local>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A small number per thread, given out in order, that picks the thread's shard.
+fn thread_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.try_with(|i| *i).unwrap_or(0)
+}
+
+/// Shards per cache: a power of two, four per core so that threads rarely share one.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, NonZero::get)
+        .saturating_mul(4)
+        .next_power_of_two()
+        .min(64)
 }
 
 type Outcome = Option<Result<Arc<Token>, Error>>;
@@ -71,9 +164,12 @@ struct State {
     unsaved: Option<Token>,
 }
 
-/// Backoff after failed background refreshes: 1 s, 2 s, 4 s ... up to 64 s.
-fn background_backoff(failures: u32) -> Duration {
-    Duration::from_secs(1 << failures.saturating_sub(1).min(6))
+/// Backoff after failed background refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a
+/// quarter of the refresh window, so that a short-lived token (a 2 s token has a 0.5 s
+/// window) still gets a few background retries before callers have to wait for one.
+fn background_backoff(failures: u32, window: Option<Duration>) -> Duration {
+    let backoff = Duration::from_secs(1 << failures.saturating_sub(1).min(6));
+    window.map_or(backoff, |w| backoff.min(w / 4))
 }
 
 impl TokenCache {
@@ -86,6 +182,8 @@ impl TokenCache {
         TokenCache {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
+                shards: (0..shard_count()).map(|_| Shard::default()).collect(),
+                publish: Mutex::new(()),
                 state: Mutex::new(State::default()),
                 grant: Box::new(grant),
                 policy,
@@ -95,19 +193,37 @@ impl TokenCache {
         }
     }
 
-    /// A valid token. The fast path is one atomic load and a time comparison: no lock, no
-    /// allocation, no waiting on a refresh in progress.
+    /// A valid token. The fast path takes this thread's shard lock, which nobody else holds,
+    /// reads a flag and clones an `Arc`: no shared lock, no allocation, no clock read while
+    /// the token is far from its refresh time, no waiting on a refresh in progress.
     pub(crate) fn token(&self) -> TokenFuture<'_> {
-        let now = self.shared.clock.now();
-        if let Some(cached) = &*self.shared.current.load()
-            && cached.valid_until.is_none_or(|until| now < until)
-        {
-            if cached.refresh_at.is_some_and(|at| now >= at) {
-                self.refresh_in_background(now);
-            }
-            return TokenFuture::ready(Ok(cached.token.clone()));
+        match self.read() {
+            Some(token) => TokenFuture::ready(Ok(token)),
+            None => TokenFuture::new(self.fresh(None)),
         }
-        TokenFuture::new(self.fresh(None))
+    }
+
+    /// The cached token if it is valid, starting a background refresh when it is due.
+    fn read(&self) -> Option<Arc<Token>> {
+        let shards = &self.shared.shards;
+        let mut guard = shards[thread_index() & (shards.len() - 1)].lock();
+        let local = guard.as_mut()?;
+        local.reads = local.reads.wrapping_add(1);
+        if local.cached.quiet.load(Ordering::Relaxed) && local.reads % CLOCK_SAMPLE != 0 {
+            return Some(local.token.clone());
+        }
+        let now = self.shared.clock.now();
+        match local.cached.phase(now) {
+            Phase::Fresh => Some(local.token.clone()),
+            Phase::RefreshDue => {
+                let token = local.token.clone();
+                // Not under the shard lock: starting a flight takes another lock.
+                drop(guard);
+                self.refresh_in_background(now);
+                Some(token)
+            }
+            Phase::Expired => None,
+        }
     }
 
     /// A token other than `rejected`, refreshing once however many callers report it.
@@ -138,7 +254,7 @@ impl TokenCache {
 
     /// Forgets the cached token (not the stored one).
     pub(crate) fn clear(&self) {
-        self.shared.current.store(None);
+        self.shared.uninstall();
         self.shared.lock().unsaved = None;
     }
 
@@ -198,11 +314,62 @@ impl Shared {
     fn install(&self, token: Arc<Token>) {
         let valid_until = self.policy.valid_until(&token);
         let refresh_at = self.policy.refresh_at(&token);
-        self.current.store(Some(Arc::new(Cached {
+        let (quiet, timer) = self.arm(refresh_at);
+        let cached = Arc::new(Cached {
             token,
             valid_until,
             refresh_at,
-        })));
+            quiet,
+            timer,
+        });
+        let _publish = self.publish.lock().unwrap_or_else(PoisonError::into_inner);
+        self.current.store(Some(cached.clone()));
+        for shard in &self.shards {
+            *shard.lock() = Some(Local {
+                token: Arc::new(Token::clone(&cached.token)),
+                cached: cached.clone(),
+                reads: 0,
+            });
+        }
+    }
+
+    fn uninstall(&self) {
+        let _publish = self.publish.lock().unwrap_or_else(PoisonError::into_inner);
+        self.current.store(None);
+        for shard in &self.shards {
+            *shard.lock() = None;
+        }
+    }
+
+    /// The quiet flag for a token refreshed from `refresh_at`, and the timer that clears it.
+    /// Quiet only with the system clock (a timer cannot follow a clock moved by hand) and
+    /// inside a Tokio runtime; otherwise readers read the clock every time.
+    /// A token that never expires is always quiet.
+    fn arm(&self, refresh_at: Option<SystemTime>) -> (Arc<AtomicBool>, Option<AbortHandle>) {
+        let quiet = Arc::new(AtomicBool::new(refresh_at.is_none()));
+        let Some(at) = refresh_at else {
+            return (quiet, None);
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return (quiet, None);
+        };
+        if !self.clock.is_system_time() {
+            return (quiet, None);
+        }
+        let left = at
+            .duration_since(self.clock.now())
+            .unwrap_or_default()
+            .saturating_sub(TIMER_SLACK);
+        if left.is_zero() {
+            return (quiet, None);
+        }
+        quiet.store(true, Ordering::Relaxed);
+        let flag = quiet.clone();
+        let timer = runtime.spawn(async move {
+            tokio::time::sleep(left).await;
+            flag.store(false, Ordering::Relaxed);
+        });
+        (quiet, Some(timer.abort_handle()))
     }
 
     /// Starts the one token request. It runs as its own task so that a caller that gives up
@@ -228,11 +395,16 @@ impl Shared {
                     }
                     Err(e) if background => {
                         state.background_failures += 1;
-                        let wait = background_backoff(state.background_failures);
+                        let window = shared
+                            .current
+                            .load()
+                            .as_ref()
+                            .and_then(|c| c.refresh_window());
+                        let wait = background_backoff(state.background_failures, window);
                         state.background_not_before = Some(shared.clock.now() + wait);
                         tracing::warn!(
                             error = %e,
-                            retry_in_secs = wait.as_secs(),
+                            retry_in_ms = wait.as_millis() as u64,
                             "background token refresh failed; still using the current token"
                         );
                     }
@@ -313,7 +485,7 @@ impl Shared {
             }
             Err(e) if e.is_revoked() => {
                 // Revoked means stop: forget the login so nothing keeps presenting it.
-                self.current.store(None);
+                self.uninstall();
                 self.lock().unsaved = None;
                 if let Some(p) = &self.persist
                     && let Err(delete) = p.store.delete(&p.key).await
@@ -330,12 +502,155 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::AccessToken;
+    use std::sync::atomic::AtomicU32;
+    use std::task::{Context, Poll, Waker};
+
+    /// A clock moved by hand that claims to be the system clock, so that the cache arms
+    /// timers; the tests move it and Tokio's paused time together.
+    #[derive(Debug)]
+    struct LockstepClock(Mutex<SystemTime>);
+
+    impl Clock for LockstepClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+        fn is_system_time(&self) -> bool {
+            true
+        }
+    }
+
+    impl LockstepClock {
+        fn advance_wall_only(&self, by: Duration) {
+            *self.0.lock().unwrap() += by;
+        }
+    }
+
+    /// Issues one-hour tokens named by a counter.
+    #[derive(Debug, Default)]
+    struct CountingGrant(Arc<AtomicU32>);
+
+    impl Grant for CountingGrant {
+        fn fetch<'a>(
+            &'a self,
+            _current: Option<&'a Token>,
+            now: SystemTime,
+        ) -> BoxFuture<'a, Result<Token, Error>> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            Box::pin(async move {
+                Ok(Token::new(AccessToken::new(format!("t{n}")))
+                    .with_lifetime(now, Duration::from_secs(3600)))
+            })
+        }
+    }
+
+    fn ready(cache: &TokenCache) -> String {
+        let mut fut = cache.token();
+        match std::pin::Pin::new(&mut fut).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(t)) => t.access_token().secret().to_owned(),
+            other => panic!("not ready: {:?}", other.map(|r| r.map(|_| ()))),
+        }
+    }
+
+    fn quiet(cache: &TokenCache) -> bool {
+        let current = cache.shared.current.load();
+        current.as_ref().unwrap().quiet.load(Ordering::SeqCst)
+    }
+
+    async fn settle(fetches: &AtomicU32, want: u32, cache: &TokenCache) {
+        for _ in 0..1000 {
+            if fetches.load(Ordering::SeqCst) == want && cache.shared.lock().flight.is_none() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("expected {want} fetches");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timer_ends_the_quiet_period_and_sampling_catches_a_late_timer() {
+        let clock = Arc::new(LockstepClock(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+        )));
+        let fetches = Arc::new(AtomicU32::new(0));
+        let cache = TokenCache::new(
+            CountingGrant(fetches.clone()),
+            ExpiryPolicy::default(),
+            clock.clone(),
+            None,
+        );
+        assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
+        // Refresh window: 3600 - 60 - 300 = 3240 s after issue.
+        assert!(quiet(&cache));
+
+        // The wall clock jumps into the window but the timer has not fired (a suspended
+        // machine): readers skip the clock, until the sampled read notices.
+        clock.advance_wall_only(Duration::from_secs(3300));
+        let mut reads = 0;
+        while cache.shared.lock().flight.is_none() {
+            assert_eq!(ready(&cache), "t1");
+            reads += 1;
+            assert!(reads <= CLOCK_SAMPLE, "no refresh after {reads} reads");
+        }
+        settle(&fetches, 2, &cache).await;
+        assert_eq!(ready(&cache), "t2");
+
+        // Real time: the timer fires 50 ms before the refresh time, and the next read refreshes.
+        tokio::time::advance(Duration::from_secs(3240) - TIMER_SLACK * 2).await;
+        clock.advance_wall_only(Duration::from_secs(3240) - TIMER_SLACK * 2);
+        tokio::task::yield_now().await;
+        assert!(quiet(&cache));
+        tokio::time::advance(TIMER_SLACK * 2).await;
+        clock.advance_wall_only(TIMER_SLACK * 2);
+        tokio::task::yield_now().await;
+        assert!(!quiet(&cache));
+        assert_eq!(ready(&cache), "t2");
+        settle(&fetches, 3, &cache).await;
+        assert_eq!(ready(&cache), "t3");
+
+        // Dropping the cache aborts the armed timer: no task is left.
+        let tasks = tokio::runtime::Handle::current().metrics();
+        assert_eq!(tasks.num_alive_tasks(), 1);
+        drop(cache);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(tasks.num_alive_tasks(), 0);
+    }
+
+    #[tokio::test]
+    async fn without_a_system_clock_every_read_checks_the_clock() {
+        let clock =
+            crate::testing::ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+        let fetches = Arc::new(AtomicU32::new(0));
+        let cache = TokenCache::new(
+            CountingGrant(fetches.clone()),
+            ExpiryPolicy::default(),
+            clock.clone(),
+            None,
+        );
+        cache.token().await.unwrap();
+        assert!(!quiet(&cache));
+        clock.advance(Duration::from_secs(3240));
+        assert_eq!(ready(&cache), "t1");
+        settle(&fetches, 2, &cache).await;
+        assert_eq!(ready(&cache), "t2");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
-        assert_eq!(background_backoff(1), Duration::from_secs(1));
-        assert_eq!(background_backoff(2), Duration::from_secs(2));
-        assert_eq!(background_backoff(4), Duration::from_secs(8));
-        assert_eq!(background_backoff(50), Duration::from_secs(64));
+        assert_eq!(background_backoff(1, None), Duration::from_secs(1));
+        assert_eq!(background_backoff(2, None), Duration::from_secs(2));
+        assert_eq!(background_backoff(4, None), Duration::from_secs(8));
+        assert_eq!(background_backoff(50, None), Duration::from_secs(64));
+        // A one-hour token has a 5-minute window: the cap of 64 s applies.
+        let hour_window = Some(Duration::from_secs(300));
+        assert_eq!(background_backoff(50, hour_window), Duration::from_secs(64));
+        // A 2 s token has a 0.5 s window: retries every 125 ms.
+        let short_window = Some(Duration::from_millis(500));
+        assert_eq!(
+            background_backoff(1, short_window),
+            Duration::from_millis(125)
+        );
     }
 }

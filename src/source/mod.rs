@@ -73,15 +73,20 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct TokenFuture<'a>(Inner<'a>);
 
+// `Ready` holds only the `Arc`, not a whole `Result`: an `Error` is ~80 bytes, and moving
+// that through every cached `token()` call made it several times slower (BENCHMARKS.md).
 enum Inner<'a> {
-    Ready(Option<Result<Arc<Token>, Error>>),
+    Ready(Option<Arc<Token>>),
     Pending(BoxFuture<'a, Result<Arc<Token>, Error>>),
 }
 
 impl<'a> TokenFuture<'a> {
-    /// A future that resolves at once.
+    /// A future that resolves at once. Only an error is boxed.
     pub fn ready(result: Result<Arc<Token>, Error>) -> Self {
-        TokenFuture(Inner::Ready(Some(result)))
+        match result {
+            Ok(token) => TokenFuture(Inner::Ready(Some(token))),
+            Err(e) => TokenFuture::new(std::future::ready(Err(e))),
+        }
     }
 
     /// Wraps any future.
@@ -95,11 +100,9 @@ impl Future for TokenFuture<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            Inner::Ready(result) => Poll::Ready(
-                result
-                    .take()
-                    .expect("TokenFuture polled after it completed"),
-            ),
+            Inner::Ready(token) => Poll::Ready(Ok(token
+                .take()
+                .expect("TokenFuture polled after it completed"))),
             Inner::Pending(fut) => fut.as_mut().poll(cx),
         }
     }
