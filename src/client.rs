@@ -180,15 +180,12 @@ impl AuthedClient {
 }
 
 fn bearer(token: &Token) -> Result<HeaderValue, Error> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token().secret()))
-        .map_err(|_| {
-            Error::malformed(
-                200,
-                "the access token has characters that cannot be sent in a header",
-            )
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
+    token.bearer_header().ok_or_else(|| {
+        Error::malformed(
+            200,
+            "the access token has characters that cannot be sent in a header",
+        )
+    })
 }
 
 impl AuthedClientBuilder {

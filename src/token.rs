@@ -99,6 +99,20 @@ pub struct Token {
     id_token: Option<IdToken>,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     extra: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip)]
+    header: HeaderCache,
+}
+
+/// The `Authorization` header for a token, built on first use. Formatting and validating it
+/// on every request was the largest cost `AuthedClient` added over a fixed header.
+#[derive(Clone, Default)]
+struct HeaderCache(std::sync::OnceLock<Option<http::HeaderValue>>);
+
+/// Derived from the access token, so never a difference between two tokens.
+impl PartialEq for HeaderCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Token {
@@ -113,6 +127,7 @@ impl Token {
             scopes: None,
             id_token: None,
             extra: serde_json::Map::new(),
+            header: HeaderCache::default(),
         }
     }
 
@@ -212,6 +227,21 @@ impl Token {
     /// expiry is always valid: the API's 401 is what retires it.
     pub fn is_valid_at(&self, now: SystemTime, policy: &ExpiryPolicy) -> bool {
         policy.valid_until(self).is_none_or(|until| now < until)
+    }
+
+    /// `Bearer <access token>`, marked sensitive; `None` when the token has characters a
+    /// header cannot carry.
+    pub(crate) fn bearer_header(&self) -> Option<http::HeaderValue> {
+        self.header
+            .0
+            .get_or_init(|| {
+                let mut value =
+                    http::HeaderValue::try_from(format!("Bearer {}", self.access_token.secret()))
+                        .ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            })
+            .clone()
     }
 
     /// Takes the refresh token from `previous` when this token has none: providers that do
@@ -399,6 +429,14 @@ mod tests {
     fn token_without_expiry_is_always_valid() {
         let t = Token::new(AccessToken::new("x"));
         assert!(t.is_valid_at(SystemTime::now(), &ExpiryPolicy::default()));
+    }
+
+    #[test]
+    fn bearer_header_is_sensitive_and_refuses_bad_tokens() {
+        let h = token(60).bearer_header().unwrap();
+        assert!(h.is_sensitive());
+        assert_eq!(h.to_str().unwrap(), "Bearer at-secret");
+        assert!(Token::new(AccessToken::new("a\nb")).bearer_header().is_none());
     }
 
     #[test]
