@@ -436,7 +436,11 @@ mod tests {
         let h = token(60).bearer_header().unwrap();
         assert!(h.is_sensitive());
         assert_eq!(h.to_str().unwrap(), "Bearer at-secret");
-        assert!(Token::new(AccessToken::new("a\nb")).bearer_header().is_none());
+        assert!(
+            Token::new(AccessToken::new("a\nb"))
+                .bearer_header()
+                .is_none()
+        );
     }
 
     #[test]
