@@ -108,13 +108,12 @@ async fn short_lived_tokens_are_not_expired_on_arrival() {
     assert_eq!(provider.token_requests(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_callers_on_an_empty_cache_share_one_request() {
-    let provider = TestProvider::start().await;
-    provider.set_latency(Duration::from_millis(200));
-    let source = Arc::new(source(&provider, &ManualClock::new(start_time())));
+/// 100 tasks that ask `source` for a token at the same moment.
+fn hundred_callers_at_once(
+    source: &Arc<ClientCredentials>,
+) -> Vec<tokio::task::JoinHandle<Result<Arc<authed::Token>, Error>>> {
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
-    let tasks: Vec<_> = (0..100)
+    (0..100)
         .map(|_| {
             let (source, barrier) = (source.clone(), barrier.clone());
             tokio::spawn(async move {
@@ -122,7 +121,15 @@ async fn concurrent_callers_on_an_empty_cache_share_one_request() {
                 source.token().await
             })
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_on_an_empty_cache_share_one_request() {
+    let provider = TestProvider::start().await;
+    provider.set_latency(Duration::from_millis(200));
+    let source = Arc::new(source(&provider, &ManualClock::new(start_time())));
+    let tasks = hundred_callers_at_once(&source);
     let mut tokens = Vec::new();
     for t in tasks {
         tokens.push(t.await.unwrap().unwrap());
@@ -141,16 +148,7 @@ async fn concurrent_callers_share_one_failure() {
         r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#,
     );
     let source = Arc::new(source(&provider, &ManualClock::new(start_time())));
-    let barrier = Arc::new(tokio::sync::Barrier::new(100));
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let (source, barrier) = (source.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                source.token().await
-            })
-        })
-        .collect();
+    let tasks = hundred_callers_at_once(&source);
     for t in tasks {
         match t.await.unwrap() {
             Err(Error::OAuth(e)) => {

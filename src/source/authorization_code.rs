@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use url::Url;
@@ -8,7 +6,6 @@ use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::{Error, OAuthError};
 use crate::source::refresh::{Login, RefreshTokenSource};
-use crate::store::TokenStore;
 use crate::token::Secret;
 
 /// Parameters the flow sets itself; [`AuthorizationCodeBuilder::param`] may not override them.
@@ -67,6 +64,9 @@ pub struct AuthorizationCode {
 }
 
 /// Builds an [`AuthorizationCode`] flow; from [`OAuthConfig::authorization_code`].
+///
+/// With the `openid` scope a `nonce` is sent too. Parameters the flow sets itself (`state`,
+/// `code_challenge`, `redirect_uri`, ...) are refused by [`build`](Self::build).
 #[derive(Debug)]
 #[must_use]
 pub struct AuthorizationCodeBuilder {
@@ -92,15 +92,9 @@ impl OAuthConfig {
 }
 
 impl AuthorizationCodeBuilder {
-    /// Scopes to request, sent space-separated. With `openid`, a `nonce` is sent too.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
-        self
-    }
+    crate::source::request_setters!();
+
+    crate::source::login_setters!();
 
     /// The `prompt` parameter (OpenID Connect): `login`, `consent`, `select_account`, `none`.
     pub fn prompt(self, prompt: impl Into<String>) -> Self {
@@ -125,25 +119,6 @@ impl AuthorizationCodeBuilder {
     /// The `audience` parameter (Auth0 and others).
     pub fn audience(self, audience: impl Into<String>) -> Self {
         self.param("audience", audience)
-    }
-
-    /// Any other authorization request parameter. The ones the flow sets itself
-    /// (`state`, `code_challenge`, ...) are refused by [`build`](Self::build).
-    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((key.into(), value.into()));
-        self
-    }
-
-    /// Keeps the login in `store` (see [`RefreshTokenSource`]).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.login.store = Some(store);
-        self
-    }
-
-    /// The key the login is stored under (see [`RefreshTokenSourceBuilder::key`](crate::RefreshTokenSourceBuilder::key)).
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.login.key = Some(key.into());
-        self
     }
 
     /// Checks the settings and builds the flow.

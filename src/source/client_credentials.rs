@@ -54,15 +54,7 @@ impl ClientCredentialsBuilder {
         }
     }
 
-    /// Scopes to request, sent space-separated.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
-        self
-    }
+    crate::source::request_setters!();
 
     /// The `audience` parameter (Auth0, Okta and others name the API this way).
     pub fn audience(self, audience: impl Into<String>) -> Self {
@@ -72,12 +64,6 @@ impl ClientCredentialsBuilder {
     /// A `resource` parameter (RFC 8707); may be given more than once.
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
-    }
-
-    /// Any other token request parameter.
-    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((key.into(), value.into()));
-        self
     }
 
     /// Keeps tokens in `store`, so a restart reuses a still-valid token instead of asking for

@@ -1,4 +1,3 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -7,7 +6,6 @@ use crate::config::OAuthConfig;
 use crate::endpoint::{Form, seconds};
 use crate::error::{Error, OAuthError};
 use crate::source::refresh::{Login, RefreshTokenSource};
-use crate::store::TokenStore;
 use crate::token::Secret;
 
 /// RFC 8628 §3.5: poll every 5 seconds unless the provider says otherwise.
@@ -69,33 +67,9 @@ impl OAuthConfig {
 }
 
 impl DeviceAuthorizationBuilder {
-    /// Scopes to request, sent space-separated.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
-        self
-    }
+    crate::source::request_setters!();
 
-    /// Any other device authorization request parameter (`audience`, `resource`, ...).
-    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((key.into(), value.into()));
-        self
-    }
-
-    /// Keeps the login in `store` (see [`RefreshTokenSource`]).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.login.store = Some(store);
-        self
-    }
-
-    /// The key the login is stored under (see [`RefreshTokenSourceBuilder::key`](crate::RefreshTokenSourceBuilder::key)).
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.login.key = Some(key.into());
-        self
-    }
+    crate::source::login_setters!();
 
     /// Checks the settings and builds the flow.
     ///

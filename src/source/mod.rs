@@ -10,6 +10,48 @@ use crate::error::Error;
 use crate::token::Token;
 
 mod authorization_code;
+/// The `scopes` and `param` setters of every grant builder (fields `scopes`, `params`).
+macro_rules! request_setters {
+    () => {
+        /// Scopes to request, sent space-separated. May be called more than once.
+        pub fn scopes<I, S>(mut self, scopes: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.scopes.extend(scopes.into_iter().map(Into::into));
+            self
+        }
+
+        /// Any other request parameter (`audience`, `resource`, ...); may repeat.
+        pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+            self.params.push((key.into(), value.into()));
+            self
+        }
+    };
+}
+pub(crate) use request_setters;
+
+/// The `store` and `key` setters of every builder that ends in a user login (field `login`).
+macro_rules! login_setters {
+    () => {
+        /// Keeps the login in `store`: rotated refresh tokens are saved there before use, and
+        /// a restart finds the login again.
+        pub fn store(mut self, store: std::sync::Arc<dyn crate::store::TokenStore>) -> Self {
+            self.login.store = Some(store);
+            self
+        }
+
+        /// The key the login is stored under. Defaults to one derived from the token URL and
+        /// the client id; set it to keep several users' logins in one store.
+        pub fn key(mut self, key: impl Into<String>) -> Self {
+            self.login.key = Some(key.into());
+            self
+        }
+    };
+}
+pub(crate) use login_setters;
+
 pub(crate) mod cache;
 mod client_credentials;
 mod device;

@@ -116,18 +116,7 @@ impl OAuthConfig {
 }
 
 impl RefreshTokenSourceBuilder {
-    /// Keeps the login in `store`: rotated refresh tokens are saved there before use.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.login.store = Some(store);
-        self
-    }
-
-    /// The key the login is stored under. Defaults to one derived from the token URL and the
-    /// client id; set it to keep several users' logins in one store.
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.login.key = Some(key.into());
-        self
-    }
+    crate::source::login_setters!();
 
     /// A source starting from `token` (which should carry a refresh token), saved to the
     /// store first when there is one.
