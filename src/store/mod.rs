@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::source::BoxFuture;
-use crate::token::Token;
+use crate::token::{RefreshToken, Token};
 
 #[cfg(feature = "file-store")]
 mod file;
@@ -42,6 +42,36 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     ///
     /// [`Error::Store`] when the store cannot be changed.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Deletes the login under `key` only if it still holds the refresh token `rejected`
+    /// (compare-and-delete), and says whether it deleted anything.
+    ///
+    /// The cache calls this, with [`lock`](Self::lock) held for `key`, after the provider
+    /// rejected `rejected` as a dead grant: a login that another process saved meanwhile
+    /// (a newer refresh token, or a new sign-in) must survive. Every store must keep that
+    /// rule; `testing::store_conformance` checks it. The default loads, compares and deletes,
+    /// which is correct as long as every writer of `key` holds the lock while it writes;
+    /// a store whose writers can bypass the lock must override it with an atomic operation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be read or changed.
+    fn delete_if_refresh_token<'a>(
+        &'a self,
+        key: &'a str,
+        rejected: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let still_there = match self.load(key).await? {
+                Some(saved) => saved.refresh_token() == Some(rejected),
+                None => false,
+            };
+            if still_there {
+                self.delete(key).await?;
+            }
+            Ok(still_there)
+        })
+    }
 
     /// Takes an exclusive lock on `key` for one refresh, across every process that shares the
     /// store, so that two processes never spend the same refresh token. Held until the
