@@ -55,6 +55,11 @@ impl OAuthConfig {
             .with("token_type_hint", hint);
         match self.endpoint().post_form(url, form).await {
             Ok(_) => Ok(()),
+            // RFC 7009 §2.2: on 200 "the content of the response body is ignored by the
+            // client"; some providers answer `OK` or an HTML page.
+            Err(Error::MalformedResponse {
+                status: 200..=299, ..
+            }) => Ok(()),
             Err(e) if is_already_invalid(&e) => {
                 tracing::debug!(error = %e, "the token was already invalid; counted as revoked");
                 Ok(())

@@ -546,3 +546,28 @@ async fn other_revocation_errors_are_reported() {
     assert!(login.store.load(KEY).await.unwrap().is_none());
     assert_eq!(requests_to(&server, "/revoke").await, 1);
 }
+
+// RFC 7009 §2.2: the body of a 200 is ignored; some revocation endpoints answer a bare `OK`
+// or a small HTML page.
+#[tokio::test]
+async fn a_revocation_200_with_any_body_is_success() {
+    for (content_type, body) in [
+        ("text/plain", "OK"),
+        ("text/html", "<html><body>revoked</body></html>"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/revoke"))
+            .respond_with(raw(200, content_type, body))
+            .mount(&server)
+            .await;
+        let config = config_for(&server)
+            .revocation_url(format!("{}/revoke", server.uri()))
+            .build()
+            .unwrap();
+        let login = expired_login(config, "rt").await;
+        login.source.logout().await.unwrap();
+        assert!(login.store.load(KEY).await.unwrap().is_none());
+        assert_eq!(requests_to(&server, "/revoke").await, 2, "{body}");
+    }
+}
