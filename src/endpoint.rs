@@ -287,8 +287,8 @@ async fn read_answer_inner(
     {
         return Err(Error::malformed(status, "response body larger than 1 MiB"));
     }
-    // Only shown in errors: the body decides how it is read (issue: a form body labelled
-    // `application/json`, JSON labelled `text/plain` and `text/html` all exist).
+    // Only shown in errors: the body decides how it is read. A form body labelled
+    // `application/json` exists in the wild, as does JSON labelled `text/plain`.
     let content_type = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -561,6 +561,11 @@ fn is_valid_access_token(token: &str) -> bool {
     token.bytes().all(|b| (0x20..=0x7e).contains(&b)) && !token.trim().is_empty()
 }
 
+/// Slack's oauth.v2.access names its bearer tokens by who they act for (`"token_type":
+/// "bot"` or `"user"`, https://api.slack.com/methods/oauth.v2.access); they are sent as
+/// `Authorization: Bearer`, and kept with the name Slack gave them.
+const SLACK_BEARER_TYPES: &[&str] = &["bot", "user"];
+
 /// Applies the token response rules (RFC 6749 §5.1, §7.1) with the quirks real providers
 /// have.
 pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token, Error> {
@@ -581,6 +586,7 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
         None | Some(Value::Null) => "Bearer".to_owned(),
         Some(Value::String(t)) if t.trim().eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
         Some(Value::String(t)) if t.is_empty() => "Bearer".to_owned(),
+        Some(Value::String(t)) if SLACK_BEARER_TYPES.contains(&t.as_str()) => t,
         Some(other) => {
             let shown = match &other {
                 Value::String(t) => crate::error::clean(t),
@@ -592,7 +598,7 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
     // `expires` is Facebook's older name for `expires_in`.
     let expiry = match ["expires_in", "expires"]
         .iter()
-        .find_map(|key| fields.remove(*key))
+        .find_map(|key| fields.remove(*key).filter(|v| !v.is_null()))
     {
         Some(v) => expiry(&v)
             .map_err(|()| Error::malformed(status, "expires_in is not a number of seconds"))?,

@@ -34,7 +34,7 @@ pub enum Error {
     ///
     /// RFC 6749 calls this `invalid_grant`; providers' own names for it map here too
     /// (GitHub's `bad_refresh_token` and `bad_verification_code`, Slack's
-    /// `invalid_refresh_token`, `invalid_code` and `code_already_used`, HubSpot's
+    /// `invalid_refresh_token` and `invalid_code`, HubSpot's
     /// `BAD_REFRESH_TOKEN` and `BAD_AUTH_CODE`, in any case), as do the codes a preset or
     /// [`OAuthConfigBuilder::revoked_grant_errors`](crate::OAuthConfigBuilder::revoked_grant_errors)
     /// adds. The code is kept as sent. A refresh that ends here removes the stored login.
@@ -79,8 +79,9 @@ pub enum Error {
     },
 
     /// The provider issued a token of a type this crate cannot use (RFC 6749 §7.1): anything
-    /// but `Bearer` (in any case), such as `mac` or `N_A`. The token is not cached or sent,
-    /// since presenting it as a bearer token would not work and could leak it.
+    /// but `Bearer` (in any case, or missing) and Slack's `bot` and `user` bearer tokens, such
+    /// as `mac`, `N_A` or `DPoP`. The token is not cached or sent, since presenting it as a
+    /// bearer token would not work and could leak it.
     #[error("the provider issued a token of unsupported type {token_type:?}")]
     UnsupportedTokenType {
         /// The `token_type` as the provider sent it (control characters replaced).
@@ -277,7 +278,6 @@ pub(crate) const REVOKED_GRANT_ERRORS: &[&str] = &[
     // https://api.slack.com/methods/oauth.v2.access
     "invalid_refresh_token",
     "invalid_code",
-    "code_already_used",
     // HubSpot's legacy `status` codes (`BAD_REFRESH_TOKEN` is GitHub's code above, in
     // capitals). https://developers.hubspot.com/docs/api/oauth/tokens
     "bad_auth_code",
@@ -421,6 +421,7 @@ mod tests {
             "invalid_refresh_token",
             "invalid_code",
             "BAD_REFRESH_TOKEN",
+            "BAD_AUTH_CODE",
         ] {
             assert!(
                 Error::from_oauth(OAuthError::new(code)).is_revoked(),

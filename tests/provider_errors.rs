@@ -571,3 +571,39 @@ async fn a_revocation_200_with_any_body_is_success() {
         assert_eq!(requests_to(&server, "/revoke").await, 2, "{body}");
     }
 }
+
+// Slack's oauth.v2.access names its bearer tokens `"token_type": "bot"` (or `"user"`):
+// https://api.slack.com/methods/oauth.v2.access. They are bearer tokens; the name is kept.
+#[tokio::test]
+async fn slack_bot_token_type_is_sent_as_bearer() {
+    let server = provider(json(
+        200,
+        serde_json::json!({
+            "ok": true, "access_token": "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+            "token_type": "bot", "scope": "commands,incoming-webhook", "bot_user_id": "U0KRQLJ9H",
+            "app_id": "A0KRD7HC3", "team": {"name": "Slack Softball Team", "id": "T9TK3CUKW"}
+        }),
+    ))
+    .await;
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            "Bearer xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+        ))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let source = config_for(&server)
+        .build()
+        .unwrap()
+        .client_credentials()
+        .build();
+    assert_eq!(source.token().await.unwrap().token_type(), "bot");
+    let client = AuthedClient::builder(source)
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    assert_eq!(client.get("auth.test").send().await.unwrap().status(), 200);
+}
