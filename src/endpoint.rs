@@ -926,10 +926,20 @@ mod tests {
             );
             assert_eq!(t.unwrap().token_type(), "Bearer", "{ok}");
         }
+        // Slack's bearer tokens keep their name.
+        for slack in ["bot", "user"] {
+            let t = token_from_answer(
+                answer(200, json!({"access_token": "a", "token_type": slack})),
+                now,
+            );
+            assert_eq!(t.unwrap().token_type(), slack);
+        }
         for bad in [
             json!("mac"),
             json!("N_A"),
             json!("DPoP"),
+            json!("app"),
+            json!("Bot"),
             json!("bearer2"),
             json!(1),
             json!("Bearer\r\nX-Evil: 1"),
