@@ -70,6 +70,7 @@ pub struct OAuthConfigBuilder {
     client_secret: Option<ClientSecret>,
     auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
+    revoked_grant_errors: Vec<String>,
     timeout: Duration,
     allow_insecure_http: bool,
     policy: ExpiryPolicy,
@@ -90,6 +91,7 @@ impl OAuthConfig {
             client_secret: None,
             auth_method: None,
             auth_methods_supported: None,
+            revoked_grant_errors: Vec::new(),
             timeout: Duration::from_secs(30),
             allow_insecure_http: false,
             policy: ExpiryPolicy::default(),
@@ -185,6 +187,22 @@ impl OAuthConfigBuilder {
         S: Into<String>,
     {
         self.auth_methods_supported = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Error codes that mean, at this provider, that the grant is dead (the refresh token or
+    /// code was revoked, expired or spent), in addition to the built-in ones (`invalid_grant`
+    /// and the codes listed at [`Error::TokenRevoked`]). Each is then reported as
+    /// [`Error::TokenRevoked`], and a refresh that fails with one removes the stored login
+    /// instead of sending the dead refresh token again. Compared ignoring ASCII case; a
+    /// numeric code (`{"error": 190}`) is written as its digits. Adds to a preset's codes.
+    pub fn revoked_grant_errors<I, S>(mut self, codes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.revoked_grant_errors
+            .extend(codes.into_iter().map(Into::into));
         self
     }
 
@@ -297,7 +315,8 @@ impl OAuthConfigBuilder {
                 auth_method.as_str()
             )));
         }
-        let endpoint = Endpoint::new(client_id, self.client_secret, auth_method, self.timeout)?;
+        let endpoint = Endpoint::new(client_id, self.client_secret, auth_method, self.timeout)?
+            .with_revoked_grant_errors(self.revoked_grant_errors);
         Ok(OAuthConfig {
             inner: Arc::new(Inner {
                 endpoints,

@@ -106,6 +106,8 @@ pub(crate) struct Endpoint {
     client_id: String,
     client_secret: Option<ClientSecret>,
     auth: ClientAuthMethod,
+    /// Provider codes, beyond the built-in table, that mean the grant is dead.
+    revoked_grant_errors: std::sync::Arc<[String]>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -138,7 +140,7 @@ pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<A
         .send()
         .await
         .map_err(Error::transport)?;
-    read_answer(resp).await
+    read_answer(resp, &[]).await
 }
 
 fn form_encode_component(s: &str) -> String {
@@ -157,7 +159,14 @@ impl Endpoint {
             client_id,
             client_secret,
             auth,
+            revoked_grant_errors: std::sync::Arc::from([]),
         })
+    }
+
+    /// Adds provider codes that map to [`Error::TokenRevoked`] (a preset's or the user's).
+    pub(crate) fn with_revoked_grant_errors(mut self, codes: Vec<String>) -> Self {
+        self.revoked_grant_errors = codes.into();
+        self
     }
 
     pub(crate) fn client_id(&self) -> &str {
@@ -221,7 +230,7 @@ impl Endpoint {
             .send()
             .await
             .map_err(Error::transport)?;
-        read_answer(resp).await
+        read_answer(resp, &self.revoked_grant_errors).await
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
@@ -251,9 +260,9 @@ impl std::fmt::Display for Redacted<'_> {
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`] and parses the body. Never panics on what a
-/// provider sends.
-async fn read_answer(resp: reqwest::Response) -> Result<Answer, Error> {
-    let answer = read_answer_inner(resp).await;
+/// provider sends. `revoked` extends the table of codes that mean a dead grant.
+async fn read_answer(resp: reqwest::Response, revoked: &[String]) -> Result<Answer, Error> {
+    let answer = read_answer_inner(resp, revoked).await;
     match &answer {
         Ok(a) => tracing::debug!(status = a.status, "oauth response"),
         Err(e) => tracing::debug!(error = %e, "oauth request failed"),
@@ -261,7 +270,10 @@ async fn read_answer(resp: reqwest::Response) -> Result<Answer, Error> {
     answer
 }
 
-async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error> {
+async fn read_answer_inner(
+    mut resp: reqwest::Response,
+    revoked: &[String],
+) -> Result<Answer, Error> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
         return Err(Error::malformed(
@@ -275,6 +287,8 @@ async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error>
     {
         return Err(Error::malformed(status, "response body larger than 1 MiB"));
     }
+    // Only shown in errors: the body decides how it is read. A form body labelled
+    // `application/json` exists in the wild, as does JSON labelled `text/plain`.
     let content_type = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -288,15 +302,27 @@ async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error>
         }
         body.extend_from_slice(&chunk);
     }
+    answer_from_body(status, &content_type, &body, revoked)
+}
+
+/// Everything after the bytes have arrived: the body's format, the provider's error in
+/// whatever shape it comes, and the status. Separate from the I/O so it is unit-tested.
+fn answer_from_body(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    revoked: &[String],
+) -> Result<Answer, Error> {
+    let success = (200..300).contains(&status);
     // RFC 7009 revocation answers 200 with an empty body; as a token response, an empty body
-    // still fails below for lack of an `access_token`.
-    if body.is_empty() && (200..300).contains(&status) {
+    // still fails later for lack of an `access_token`.
+    if body.iter().all(u8::is_ascii_whitespace) && success {
         return Ok(Answer {
             status,
             fields: Map::new(),
         });
     }
-    let fields = parse_fields(&content_type, &body).ok_or_else(|| {
+    let fields = parse_fields(body).ok_or_else(|| {
         let shown = content_type.split(';').next().unwrap_or("").trim();
         let shown = if shown.is_empty() {
             "no content type"
@@ -306,54 +332,158 @@ async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error>
         Error::malformed(
             status,
             format!(
-                "expected a JSON object, got a body of {} bytes ({shown})",
+                "expected a JSON object or a form, got {} of {} bytes ({shown})",
+                body_kind(body),
                 body.len()
             ),
         )
     })?;
-    let answer = Answer { status, fields };
-    if let Some(code) = answer.str("error") {
-        // Some providers (GitHub) send errors with HTTP 200: the `error` field decides.
-        return Err(Error::from_oauth(
-            OAuthError::new(code)
-                .with_description(answer.str("error_description"))
-                .with_uri(answer.str("error_uri"))
-                .with_status(Some(status)),
-        ));
+    if let Some(e) = provider_error(success, &fields) {
+        // Some providers (GitHub, Slack) send errors with HTTP 200: the body decides.
+        return Err(Error::from_oauth_with(e.with_status(Some(status)), revoked));
     }
-    if !(200..300).contains(&status) {
+    if !success {
         return Err(Error::malformed(
             status,
             "error status without an OAuth error code",
         ));
     }
-    Ok(answer)
+    if says_failed(&fields) {
+        return Err(Error::malformed(
+            status,
+            "the provider reported a failure without an error code",
+        ));
+    }
+    Ok(Answer { status, fields })
 }
 
-/// JSON object, or form-encoded when the provider says so (GitHub without `Accept`), or
-/// either for `text/plain` (Facebook's legacy endpoint sent form bodies as text; Go's
-/// x/oauth2 reads them the same way).
-fn parse_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
-    let form = || {
-        let fields = form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect::<Map<_, _>>();
-        (!fields.is_empty()).then_some(fields)
-    };
-    let json = || match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Some(map),
-        _ => None,
-    };
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        form()
-    } else if content_type.starts_with("text/plain") {
-        // A text body that is neither JSON nor names an access token or error is not a form.
-        json().or_else(|| {
-            form().filter(|f| f.contains_key("access_token") || f.contains_key("error"))
-        })
+/// What an unreadable body looks like, for the error message (never the body itself).
+fn body_kind(body: &[u8]) -> &'static str {
+    let start = body.trim_ascii_start();
+    if start.first() == Some(&b'<') {
+        "an HTML or XML page"
+    } else if start
+        .first()
+        .is_some_and(|b| matches!(b, b'{' | b'[' | b'"'))
+    {
+        "invalid JSON or a JSON value that is not an object"
+    } else if std::str::from_utf8(body).is_err() {
+        "a binary body"
     } else {
-        json()
+        "a text body"
     }
+}
+
+/// Reads the body by what it is, whatever its `Content-Type` says: a JSON object, or a
+/// form (`a=b&c=d`: GitHub without `Accept`, Facebook's legacy endpoint labelled
+/// `text/plain`). Anything else, an HTML error page or plain text, is `None`.
+fn parse_fields(body: &[u8]) -> Option<Map<String, Value>> {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let trimmed = body.trim_ascii();
+    match trimmed.first()? {
+        b'{' => match serde_json::from_slice::<Value>(trimmed) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
+        },
+        _ if is_form(trimmed) => Some(
+            form_urlencoded::parse(trimmed)
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// `name=value` pairs joined by `&`, with parameter-like names: so that `Bad Gateway` or
+/// `upstream connect error` are not read as a form with one empty field.
+fn is_form(body: &[u8]) -> bool {
+    let name_char =
+        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']');
+    body.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .all(|pair| match pair.iter().position(|b| *b == b'=') {
+            Some(eq) => eq > 0 && pair[..eq].iter().all(name_char),
+            None => false,
+        })
+        && body.contains(&b'=')
+}
+
+/// A code sent as a string or a number, as text. Empty strings are no code.
+fn code_of(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The first of `keys` that holds a string or a number.
+fn first_code(fields: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| code_of(fields.get(*k)))
+}
+
+fn first_text<'a>(fields: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| fields.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// `"ok": false` (Slack) or `"success": false` (Fitbit).
+fn says_failed(fields: &Map<String, Value>) -> bool {
+    ["ok", "success"]
+        .iter()
+        .any(|k| fields.get(*k) == Some(&Value::Bool(false)))
+}
+
+/// The provider's error, in every shape real providers send, read in this one place:
+///
+/// | shape | code | description | seen at |
+/// |---|---|---|---|
+/// | `error` string (RFC 6749 §5.2) | `error` | `error_description`, `message`, `reason` | most; Slack with `"ok": false`; Zoom with `reason` |
+/// | `error` number | the number | `message`, `error_description` | Reddit (`{"error": 401, "message": ...}`) |
+/// | `error` object | `type`, else `code` | `message` | Facebook Graph (`OAuthException`) |
+/// | `errors` array | first item's `errorType`, `error`, `code` or `type` | its `message` | Fitbit |
+/// | legacy `status` | `status` (string or number) | `message`, `reason` | HubSpot, Twitch |
+/// | `error_type` | `error_type` | `error_message` | Instagram |
+/// | `reason` alone | `reason` | - | |
+///
+/// `status`, `error_type` and `reason` are read as codes only when the answer failed (an
+/// error status, or `"ok"`/`"success"` false), since a token response may carry them.
+fn provider_error(success: bool, fields: &Map<String, Value>) -> Option<OAuthError> {
+    let description_keys = ["error_description", "message", "error_message", "reason"];
+    let (code, description) = match fields.get("error") {
+        Some(Value::Object(obj)) => (
+            first_code(obj, &["type", "code", "error"]),
+            first_text(obj, &["message", "error_description", "description"]),
+        ),
+        error => (code_of(error), first_text(fields, &description_keys)),
+    };
+    let (code, description) = match code {
+        Some(code) => (Some(code), description),
+        None => match fields
+            .get("errors")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
+            Some(Value::Object(item)) => (
+                first_code(item, &["errorType", "error", "code", "type"]),
+                first_text(item, &["message", "error_description", "detail"]),
+            ),
+            _ if !success || says_failed(fields) => (
+                first_code(fields, &["error_type", "status", "reason"]),
+                first_text(fields, &description_keys),
+            ),
+            _ => (None, None),
+        },
+    };
+    let code = code?;
+    // A code that is also the only text (`reason` alone) is not repeated as description.
+    let description = description.filter(|d| *d != code);
+    Some(
+        OAuthError::new(&code)
+            .with_description(description)
+            .with_uri(first_text(fields, &["error_uri"])),
+    )
 }
 
 /// A duration in seconds sent as a number or a numeric string (Microsoft v1, PayPal).
@@ -380,29 +510,99 @@ fn take_string(fields: &mut Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-/// Applies the token response rules (RFC 6749 §5.1) with the quirks real providers have.
+/// The longest lifetime a token is given: 2^31 - 1 seconds (68 years), the largest value
+/// providers send for "never expires". Larger values saturate here, so expiry and refresh
+/// times stay far from the limits of `SystemTime` and Tokio's timers.
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(i32::MAX as u64);
+
+/// What a token response's `expires_in` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expiry {
+    /// Missing, `null`, an empty string or `0`: the provider gives no expiry.
+    Unknown,
+    /// Negative: the token is already expired.
+    Expired,
+    /// Expires this long after it was received, at most [`MAX_TOKEN_LIFETIME`].
+    After(Duration),
+}
+
+/// The `expires_in` rules, one place:
+/// - missing, `null` or an empty string: no expiry known (Salesforce sends none);
+/// - `0`: no expiry, like Go's x/oauth2 reads it;
+/// - a number or a numeric string (Microsoft v1, PayPal), fractions kept;
+/// - negative: already expired. The response is kept, not rejected: the token is handed to
+///   the caller that asked for it, and the next call asks for a new one;
+/// - larger than [`MAX_TOKEN_LIFETIME`] (68 years), `inf` included: saturates there;
+/// - anything else (`"soon"`, `NaN`, `true`): a malformed response.
+fn expiry(value: &Value) -> Result<Expiry, ()> {
+    let secs = match value {
+        Value::Null => return Ok(Expiry::Unknown),
+        Value::Number(n) => n.as_f64().ok_or(())?,
+        Value::String(s) if s.trim().is_empty() => return Ok(Expiry::Unknown),
+        Value::String(s) => s.trim().parse::<f64>().map_err(drop)?,
+        _ => return Err(()),
+    };
+    if secs.is_nan() {
+        Err(())
+    } else if secs < 0.0 {
+        Ok(Expiry::Expired)
+    } else if secs == 0.0 {
+        Ok(Expiry::Unknown)
+    } else {
+        let d = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+        Ok(Expiry::After(d.min(MAX_TOKEN_LIFETIME)))
+    }
+}
+
+/// RFC 6749 Appendix A.12: `access-token = 1*VSCHAR` (`%x20-7E`). Anything else (CR, LF,
+/// NUL, other controls, DEL, non-ASCII) could split or forge a header, or fail on every API
+/// call; it is refused here instead of being cached and handed out.
+fn is_valid_access_token(token: &str) -> bool {
+    token.bytes().all(|b| (0x20..=0x7e).contains(&b)) && !token.trim().is_empty()
+}
+
+/// Slack's oauth.v2.access names its bearer tokens by who they act for (`"token_type":
+/// "bot"` or `"user"`, https://api.slack.com/methods/oauth.v2.access); they are sent as
+/// `Authorization: Bearer`, and kept with the name Slack gave them.
+const SLACK_BEARER_TYPES: &[&str] = &["bot", "user"];
+
+/// Applies the token response rules (RFC 6749 §5.1, §7.1) with the quirks real providers
+/// have.
 pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token, Error> {
     let Answer { status, mut fields } = answer;
     let access_token = take_string(&mut fields, "access_token")
         .ok_or_else(|| Error::malformed(status, "no access_token in the token response"))?;
-    let token_type = match take_string(&mut fields, "token_type") {
-        Some(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
-        Some(t) => t,
-        None => "Bearer".to_owned(),
+    if !is_valid_access_token(&access_token) {
+        return Err(Error::malformed(
+            status,
+            "the access token has characters an HTTP header cannot carry",
+        ));
+    }
+    // RFC 6749 §7.1: a client must not use a token whose type it does not understand. Only
+    // Bearer is sent today; a DPoP-bound token will need its proof, so it is refused until
+    // the client asks for DPoP. A missing token_type is read as Bearer, a quirk of several
+    // providers (Facebook, older Salesforce answers).
+    let token_type = match fields.remove("token_type") {
+        None | Some(Value::Null) => "Bearer".to_owned(),
+        Some(Value::String(t)) if t.trim().eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
+        Some(Value::String(t)) if t.is_empty() => "Bearer".to_owned(),
+        Some(Value::String(t)) if SLACK_BEARER_TYPES.contains(&t.as_str()) => t,
+        Some(other) => {
+            let shown = match &other {
+                Value::String(t) => crate::error::clean(t),
+                v => crate::error::clean(&v.to_string()),
+            };
+            return Err(Error::UnsupportedTokenType { token_type: shown });
+        }
     };
     // `expires` is Facebook's older name for `expires_in`.
-    let lifetime = ["expires_in", "expires"]
+    let expiry = match ["expires_in", "expires"]
         .iter()
-        .find_map(|key| fields.remove(*key).as_ref().and_then(seconds));
-    let lifetime = match lifetime {
-        Some(Ok(d)) => Some(d),
-        Some(Err(())) => {
-            return Err(Error::malformed(
-                status,
-                "expires_in is not a number of seconds",
-            ));
-        }
-        None => None,
+        .find_map(|key| fields.remove(*key).filter(|v| !v.is_null()))
+    {
+        Some(v) => expiry(&v)
+            .map_err(|()| Error::malformed(status, "expires_in is not a number of seconds"))?,
+        None => Expiry::Unknown,
     };
     let scopes = match fields.remove("scope") {
         // Comma-separated by GitHub, Slack and Facebook; a comma in a scope name is legal
@@ -430,10 +630,10 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
         .with_id_token(id_token)
         .with_scopes(scopes)
         .with_extra(fields);
-    // Like Go's x/oauth2, `expires_in: 0` means the provider gives no expiry.
-    Ok(match lifetime {
-        Some(d) if !d.is_zero() => token.with_lifetime(now, d),
-        _ => token.with_expires_at(None),
+    Ok(match expiry {
+        Expiry::After(d) => token.with_lifetime(now, d),
+        Expiry::Expired => token.with_lifetime(now, Duration::ZERO),
+        Expiry::Unknown => token.with_expires_at(None),
     })
 }
 
@@ -441,6 +641,14 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `Answer` has no `Debug` (its fields hold tokens), so no `unwrap_err`.
+    fn failed(r: Result<Answer, Error>) -> Error {
+        match r {
+            Err(e) => e,
+            Ok(_) => panic!("expected an error"),
+        }
+    }
 
     fn answer(status: u16, v: Value) -> Answer {
         Answer {
@@ -489,21 +697,318 @@ mod tests {
 
     #[test]
     fn form_bodies_parse() {
-        let f = parse_fields(
-            "application/x-www-form-urlencoded; charset=utf-8",
-            b"access_token=x&scope=repo%2Cgist&token_type=bearer",
-        )
-        .unwrap();
+        let f = parse_fields(b"access_token=x&scope=repo%2Cgist&token_type=bearer").unwrap();
         assert_eq!(f["scope"], "repo,gist");
+    }
+
+    #[test]
+    fn the_body_decides_not_the_content_type() {
+        let form = b"access_token=x&token_type=bearer";
+        let json = br#"{"access_token":"x"}"#;
+        for ct in ["application/json", "text/plain", "text/html", ""] {
+            let a = answer_from_body(200, ct, form, &[]).unwrap();
+            assert_eq!(a.str("access_token"), Some("x"), "form labelled {ct}");
+            let a = answer_from_body(200, ct, json, &[]).unwrap();
+            assert_eq!(a.str("access_token"), Some("x"), "JSON labelled {ct}");
+        }
+        // A UTF-8 BOM and surrounding whitespace do not matter.
+        assert!(parse_fields(b"\xef\xbb\xbf {\"a\": 1}\n").is_some());
+        // Not a form: plain text, HTML labelled JSON, JSON that is not an object.
+        for body in [
+            &b"Bad Gateway"[..],
+            b"upstream connect error or disconnect/reset before headers",
+            b"<html><body>a=b</body></html>",
+            b"[1, 2]",
+            b"{\"access_token\": ",
+            b"=x",
+            b"&&",
+        ] {
+            assert!(
+                parse_fields(body).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let e = failed(answer_from_body(
+            502,
+            "application/json",
+            b"<html>502</html>",
+            &[],
+        ));
+        assert!(
+            e.to_string()
+                .contains("an HTML or XML page of 16 bytes (application/json)"),
+            "{e}"
+        );
+    }
+
+    fn provider_error_of(status: u16, v: Value) -> Error {
+        let body = serde_json::to_vec(&v).unwrap();
+        match answer_from_body(status, "application/json", &body, &[]) {
+            Err(e) => e,
+            Ok(_) => panic!("{v} was read as a success"),
+        }
+    }
+
+    #[track_caller]
+    fn assert_oauth(e: &Error, code: &str, description: Option<&str>, status: u16) {
+        let o = e
+            .oauth_error()
+            .unwrap_or_else(|| panic!("not an OAuth error: {e:?}"));
+        assert_eq!(
+            (o.error.as_str(), o.description.as_deref(), o.status),
+            (code, description, Some(status))
+        );
+    }
+
+    #[test]
+    fn every_error_shape_keeps_the_providers_code_and_description() {
+        // RFC 6749 with Zoom's `reason`.
+        let e = provider_error_of(
+            400,
+            json!({"reason": "Invalid Token!", "error": "invalid_request"}),
+        );
+        assert_oauth(&e, "invalid_request", Some("Invalid Token!"), 400);
+        // A number (Reddit).
+        let e = provider_error_of(401, json!({"message": "Unauthorized", "error": 401}));
+        assert_oauth(&e, "401", Some("Unauthorized"), 401);
+        // An object (Facebook Graph).
+        let e = provider_error_of(
+            400,
+            json!({"error": {"message": "Error validating access token: Session has expired.",
+                             "type": "OAuthException", "code": 190, "error_subcode": 463}}),
+        );
+        assert_oauth(
+            &e,
+            "OAuthException",
+            Some("Error validating access token: Session has expired."),
+            400,
+        );
+        let e = provider_error_of(400, json!({"error": {"code": 190}}));
+        assert_oauth(&e, "190", None, 400);
+        // An `errors` array (Fitbit).
+        let e = provider_error_of(
+            400,
+            json!({"errors": [{"errorType": "invalid_grant", "message": "Refresh token invalid: x."}],
+                   "success": false}),
+        );
+        assert!(e.is_revoked());
+        assert_oauth(&e, "invalid_grant", Some("Refresh token invalid: x."), 400);
+        // Legacy `status` / `message`, as a string (HubSpot) and a number (Twitch).
+        let e = provider_error_of(
+            400,
+            json!({"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}),
+        );
+        assert!(e.is_revoked());
+        assert_oauth(
+            &e,
+            "BAD_REFRESH_TOKEN",
+            Some("missing or unknown refresh token"),
+            400,
+        );
+        let e = provider_error_of(
+            400,
+            json!({"status": 400, "message": "Invalid refresh token"}),
+        );
+        assert_oauth(&e, "400", Some("Invalid refresh token"), 400);
+        // Instagram's `error_type`, and `reason` alone.
+        let e = provider_error_of(
+            400,
+            json!({"error_type": "OAuthException", "code": 400, "error_message": "Invalid refresh token"}),
+        );
+        assert_oauth(&e, "OAuthException", Some("Invalid refresh token"), 400);
+        let e = provider_error_of(403, json!({"reason": "forbidden"}));
+        assert_oauth(&e, "forbidden", None, 403);
+        // 2xx with `"ok": false` (Slack), and control characters replaced by a space.
+        let e = provider_error_of(200, json!({"ok": false, "error": "invalid_refresh_token"}));
+        assert!(e.is_revoked());
+        let e = provider_error_of(
+            200,
+            json!({"ok": false, "error": "bad\r\nthing", "message": "line one\nline two"}),
+        );
+        assert_oauth(&e, "bad  thing", Some("line one line two"), 200);
+        let e = provider_error_of(200, json!({"ok": false}));
+        assert!(
+            matches!(e, Error::MalformedResponse { status: 200, .. }),
+            "{e:?}"
+        );
+        // Form-encoded errors are read the same way.
+        let e = failed(answer_from_body(200, "text/plain", b"error=bad_refresh_token&error_description=The+refresh+token+passed+is+incorrect+or+expired.", &[]));
+        assert!(e.is_revoked());
+        assert_oauth(
+            &e,
+            "bad_refresh_token",
+            Some("The refresh token passed is incorrect or expired."),
+            200,
+        );
+    }
+
+    #[test]
+    fn a_successful_token_response_is_not_an_error_for_its_extra_fields() {
+        for v in [
+            json!({"access_token": "a", "status": "active", "message": "welcome", "reason": "x"}),
+            json!({"access_token": "a", "error": null, "errors": [], "ok": true}),
+            json!({"access_token": "a", "error": ""}),
+        ] {
+            let body = serde_json::to_vec(&v).unwrap();
+            assert!(
+                answer_from_body(200, "application/json", &body, &[]).is_ok(),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_presets_codes_extend_the_revoked_table() {
+        let body = br#"{"error": "interaction_required"}"#;
+        let plain = failed(answer_from_body(400, "application/json", body, &[]));
+        assert!(matches!(plain, Error::OAuth(_)));
+        let extended = failed(answer_from_body(
+            400,
+            "application/json",
+            body,
+            &["INTERACTION_REQUIRED".to_owned()],
+        ));
+        assert!(extended.is_revoked());
+    }
+
+    #[test]
+    fn expires_in_rules() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let token = |v: Value| {
+            token_from_answer(
+                answer(200, json!({"access_token": "a", "expires_in": v})),
+                now,
+            )
+        };
+        for none in [json!(null), json!(0), json!("0"), json!(""), json!(" ")] {
+            assert_eq!(token(none.clone()).unwrap().expires_at(), None, "{none}");
+        }
+        // Negative: kept, and already expired.
+        for negative in [json!(-1), json!("-3600"), json!(-1e300), json!("-inf")] {
+            let t = token(negative.clone()).unwrap();
+            assert_eq!(t.expires_at(), Some(now), "{negative}");
+            assert!(!t.is_valid_at(now, &crate::ExpiryPolicy::default()));
+        }
+        // Absurdly large: saturates at 68 years.
+        for huge in [
+            json!(u64::MAX),
+            json!(1e300),
+            json!("1e400"),
+            json!("inf"),
+            json!(i32::MAX),
+        ] {
+            let t = token(huge.clone()).unwrap();
+            assert_eq!(t.lifetime(), Some(MAX_TOKEN_LIFETIME), "{huge}");
+        }
+        assert_eq!(
+            token(json!(1.5)).unwrap().lifetime(),
+            Some(Duration::from_millis(1500))
+        );
+        for bad in [json!("soon"), json!("NaN"), json!(true), json!([1])] {
+            assert!(token(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_type_must_be_usable() {
+        let now = SystemTime::now();
+        for ok in [
+            json!("bearer"),
+            json!("BEARER"),
+            json!(" Bearer "),
+            json!(null),
+            json!(""),
+        ] {
+            let t = token_from_answer(
+                answer(200, json!({"access_token": "a", "token_type": ok})),
+                now,
+            );
+            assert_eq!(t.unwrap().token_type(), "Bearer", "{ok}");
+        }
+        // Slack's bearer tokens keep their name.
+        for slack in ["bot", "user"] {
+            let t = token_from_answer(
+                answer(200, json!({"access_token": "a", "token_type": slack})),
+                now,
+            );
+            assert_eq!(t.unwrap().token_type(), slack);
+        }
+        for bad in [
+            json!("mac"),
+            json!("N_A"),
+            json!("DPoP"),
+            json!("app"),
+            json!("Bot"),
+            json!("bearer2"),
+            json!(1),
+            json!("Bearer\r\nX-Evil: 1"),
+        ] {
+            let e = token_from_answer(
+                answer(200, json!({"access_token": "a", "token_type": bad})),
+                now,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&e, Error::UnsupportedTokenType { token_type } if !token_type.contains('\n')),
+                "{bad}: {e:?}"
+            );
+            assert!(e.is_configuration());
+        }
+    }
+
+    #[test]
+    fn access_tokens_that_are_not_header_values_are_refused() {
+        for bad in [
+            "a\r\nX-Injected: 1",
+            "a\nb",
+            "a\0b",
+            "a\tb",
+            "a\u{7f}",
+            "tök",
+            " ",
+        ] {
+            let e = token_from_answer(answer(200, json!({"access_token": bad})), SystemTime::now())
+                .unwrap_err();
+            assert!(
+                matches!(e, Error::MalformedResponse { status: 200, .. }),
+                "{bad:?}"
+            );
+            assert!(
+                bad.trim().is_empty() || !e.to_string().contains(bad.trim()),
+                "{e}"
+            );
+        }
+        // Salesforce's `!` and JWTs' dots are fine.
+        for ok in ["00Dxx0000001gPL!AR8AQJXg", "eyJ.eyJ.sig-_", "a~b+c/d="] {
+            assert!(
+                token_from_answer(answer(200, json!({"access_token": ok})), SystemTime::now())
+                    .is_ok()
+            );
+        }
     }
 
     proptest::proptest! {
         #[test]
         fn no_body_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
-                          json in proptest::bool::ANY) {
-            let ct = if json { "application/json" } else { "application/x-www-form-urlencoded" };
-            if let Some(fields) = parse_fields(ct, &body) {
-                let _ = token_from_answer(Answer { status: 200, fields }, SystemTime::now());
+                          status in 100u16..600) {
+            if let Ok(answer) = answer_from_body(status, "application/json", &body, &[]) {
+                let _ = token_from_answer(answer, SystemTime::now());
+            }
+        }
+
+        #[test]
+        fn no_json_error_shape_panics(v in proptest::arbitrary::any::<(Option<i64>, Option<String>, bool)>(),
+                                      status in 100u16..600) {
+            let (n, s, flag) = v;
+            for body in [
+                json!({"error": n, "message": s, "ok": flag}),
+                json!({"error": {"type": s, "code": n}}),
+                json!({"errors": [{"errorType": s, "code": n}], "success": flag}),
+                json!({"status": n, "reason": s, "access_token": s}),
+            ] {
+                let bytes = serde_json::to_vec(&body).unwrap();
+                let _ = answer_from_body(status, "", &bytes, &[]);
             }
         }
 

@@ -15,7 +15,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
-/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
@@ -29,8 +29,15 @@ pub enum Error {
     #[error("invalid client: {0}")]
     InvalidClient(OAuthError),
 
-    /// The grant is no longer valid (`invalid_grant`): the refresh token was revoked, expired or
-    /// already used, or an authorization code was spent. The user must sign in again.
+    /// The grant is no longer valid: the refresh token was revoked, expired or already used,
+    /// or an authorization code was spent. The user must sign in again.
+    ///
+    /// RFC 6749 calls this `invalid_grant`; providers' own names for it map here too
+    /// (GitHub's `bad_refresh_token` and `bad_verification_code`, Slack's
+    /// `invalid_refresh_token` and `invalid_code`, HubSpot's
+    /// `BAD_REFRESH_TOKEN` and `BAD_AUTH_CODE`, in any case), as do the codes a preset or
+    /// [`OAuthConfigBuilder::revoked_grant_errors`](crate::OAuthConfigBuilder::revoked_grant_errors)
+    /// adds. The code is kept as sent. A refresh that ends here removes the stored login.
     #[error("token revoked or grant invalid: {0}")]
     TokenRevoked(OAuthError),
 
@@ -69,6 +76,16 @@ pub enum Error {
         status: u16,
         /// What was wrong with it. Never contains the body.
         reason: String,
+    },
+
+    /// The provider issued a token of a type this crate cannot use (RFC 6749 §7.1): anything
+    /// but `Bearer` (in any case, or missing) and Slack's `bot` and `user` bearer tokens, such
+    /// as `mac`, `N_A` or `DPoP`. The token is not cached or sent, since presenting it as a
+    /// bearer token would not work and could leak it.
+    #[error("the provider issued a token of unsupported type {token_type:?}")]
+    UnsupportedTokenType {
+        /// The `token_type` as the provider sent it (control characters replaced).
+        token_type: String,
     },
 
     /// The crate was configured in a way that cannot work (bad URL, plain HTTP to a remote
@@ -119,12 +136,24 @@ impl Error {
         }
     }
 
-    /// Maps an RFC 6749 §5.2 error to its variant. GitHub's own names for two of them map
-    /// the same way; the code itself is kept as sent.
+    /// Maps an RFC 6749 §5.2 error to its variant, with the built-in table of dead-grant
+    /// codes only.
     pub(crate) fn from_oauth(e: OAuthError) -> Self {
-        match e.error.as_str() {
+        Error::from_oauth_with(e, &[])
+    }
+
+    /// The one error mapping: maps a provider's error to its variant. A code in
+    /// [`REVOKED_GRANT_ERRORS`] or in `revoked` (a preset's or the user's additions) is
+    /// [`Error::TokenRevoked`]; GitHub's name for `invalid_client` maps like it. Codes are
+    /// compared ignoring ASCII case and kept as sent.
+    pub(crate) fn from_oauth_with(e: OAuthError, revoked: &[String]) -> Self {
+        let code = e.error.as_str();
+        let is = |c: &str| code.eq_ignore_ascii_case(c);
+        if REVOKED_GRANT_ERRORS.iter().any(|c| is(c)) || revoked.iter().any(|c| is(c)) {
+            return Error::TokenRevoked(e);
+        }
+        match code {
             "invalid_client" | "incorrect_client_credentials" => Error::InvalidClient(e),
-            "invalid_grant" | "bad_verification_code" => Error::TokenRevoked(e),
             "invalid_scope" => Error::InvalidScope(e),
             "unauthorized_client" => Error::UnauthorizedClient(e),
             "access_denied" => Error::AccessDenied(e),
@@ -193,6 +222,7 @@ impl Error {
                 | Error::InvalidScope(_)
                 | Error::Config(_)
                 | Error::UntrustedOrigin { .. }
+                | Error::UnsupportedTokenType { .. }
         )
     }
 
@@ -233,12 +263,34 @@ pub struct OAuthError {
     pub status: Option<u16>,
 }
 
+/// Provider codes that mean "this grant is dead, sign in again", whatever the provider
+/// calls it. A refresh answered with one of them removes the stored login, so the dead
+/// refresh token is never sent again. Presets add codes that only mean this at their
+/// provider (see [`OAuthConfigBuilder::revoked_grant_errors`](crate::OAuthConfigBuilder::revoked_grant_errors)).
+pub(crate) const REVOKED_GRANT_ERRORS: &[&str] = &[
+    // RFC 6749 §5.2.
+    "invalid_grant",
+    // GitHub: a spent or expired code, and an expired, used or revoked refresh token.
+    // https://docs.github.com/en/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors
+    "bad_verification_code",
+    "bad_refresh_token",
+    // Slack's oauth.v2.access (answered with HTTP 200 and `"ok": false`).
+    // https://api.slack.com/methods/oauth.v2.access
+    "invalid_refresh_token",
+    "invalid_code",
+    // HubSpot's legacy `status` codes (`BAD_REFRESH_TOKEN` is GitHub's code above, in
+    // capitals). https://developers.hubspot.com/docs/api/oauth/tokens
+    "bad_auth_code",
+];
+
 /// Provider-controlled text ends up in logs and terminals: keep it short and printable.
 const MAX_FIELD_CHARS: usize = 512;
 
+/// Replaces control characters with a space, so a provider's CR/LF cannot forge log lines
+/// and words on either side of a newline do not run together; keeps at most 512 characters.
 pub(crate) fn clean(text: &str) -> String {
     text.chars()
-        .filter(|c| !c.is_control())
+        .map(|c| if c.is_control() { ' ' } else { c })
         .take(MAX_FIELD_CHARS)
         .collect()
 }
@@ -363,6 +415,22 @@ mod tests {
             Error::from_oauth(OAuthError::new("unauthorized_client")),
             Error::UnauthorizedClient(_)
         ));
+        // Providers' own names for a dead grant, in any case, and a preset's additions.
+        for code in [
+            "bad_refresh_token",
+            "invalid_refresh_token",
+            "invalid_code",
+            "BAD_REFRESH_TOKEN",
+            "BAD_AUTH_CODE",
+        ] {
+            assert!(
+                Error::from_oauth(OAuthError::new(code)).is_revoked(),
+                "{code}"
+            );
+        }
+        assert!(!Error::from_oauth(OAuthError::new("190")).is_revoked());
+        let preset = ["190".to_owned()];
+        assert!(Error::from_oauth_with(OAuthError::new("190"), &preset).is_revoked());
         let other = Error::from_oauth(OAuthError::new("temporarily_unavailable"));
         assert!(matches!(other, Error::OAuth(_)));
         assert!(other.is_retryable());
@@ -385,7 +453,7 @@ mod tests {
     fn provider_text_is_cleaned() {
         let long = "x".repeat(5000);
         let e = OAuthError::new("bad\r\ncode").with_description(Some(&long));
-        assert_eq!(e.error, "badcode");
+        assert_eq!(e.error, "bad  code");
         assert_eq!(e.description.unwrap().len(), MAX_FIELD_CHARS);
     }
 }

@@ -20,9 +20,26 @@
 //! ```
 //!
 //! Quirks common to several providers are handled for all of them in the one token endpoint
-//! client: form-encoded token responses, `expires_in` as a string or named `expires`, missing
-//! `expires_in` or `token_type`, `token_type` in any case, errors sent with HTTP 200,
-//! comma-separated scopes. What each provider needs from you is listed with it.
+//! client: form-encoded token responses (whatever the `Content-Type` says), `expires_in` as
+//! a string or named `expires`, missing `expires_in` or `token_type`, `token_type` in any
+//! case, errors sent with HTTP 200 or in other shapes than RFC 6749's (`error` as a number or
+//! an object, an `errors` array, `status` / `message`, `reason`, `"ok": false`),
+//! providers' own names for a dead grant, comma-separated scopes. What each provider needs
+//! from you is listed with it.
+//!
+//! `expires_in` is read by these rules:
+//!
+//! | `expires_in` | the token |
+//! |---|---|
+//! | missing, `null`, `""` | has no known expiry: used until an API answers 401 |
+//! | `0` | has no known expiry (as Go's x/oauth2 reads it) |
+//! | a number or numeric string, fractions too | expires that many seconds after receipt |
+//! | negative | is already expired: handed to the caller that asked, replaced on the next call |
+//! | above 2^31 - 1 seconds (68 years), `inf` | expires after 68 years (saturates) |
+//! | anything else | the response is [`Error::MalformedResponse`] |
+//!
+//! A preset adds its provider's codes for a dead grant, beyond the built-in ones, with
+//! [`OAuthConfigBuilder::revoked_grant_errors`]; you can do the same for any provider.
 
 use url::Url;
 
@@ -54,8 +71,9 @@ fn base(host_or_url: &str) -> String {
 ///   always sends the header and reads either form.
 /// - Errors come with HTTP 200 (`{"error": "bad_verification_code"}`); the `error` field
 ///   decides. GitHub's own codes are mapped: `incorrect_client_credentials` is
-///   [`Error::InvalidClient`], `bad_verification_code` (a spent or expired code) is
-///   [`Error::TokenRevoked`].
+///   [`Error::InvalidClient`], `bad_verification_code` (a spent or expired code) and
+///   `bad_refresh_token` (an expired, used or revoked refresh token) are
+///   [`Error::TokenRevoked`], which removes the stored login.
 /// - Scopes are comma-separated in responses (`repo,gist`); they are split like spaces.
 /// - OAuth App tokens do not expire and come without a refresh token. GitHub App user tokens
 ///   expire after 8 hours when "expire user authorization tokens" is on, and then come with

@@ -16,7 +16,9 @@ impl OAuthConfig {
     ///
     /// [`Error::Config`] without a revocation endpoint; the provider's error otherwise
     /// (`unsupported_token_type` is [`Error::OAuth`]). An unknown or already revoked token is
-    /// not an error: the provider answers 200.
+    /// not an error (RFC 7009 §2.2): the provider answers 200, or, like Google, 400
+    /// `invalid_token` or a dead-grant code ([`Error::TokenRevoked`]'s), which count as
+    /// revoked too.
     pub async fn revoke(&self, token: &Token) -> Result<(), Error> {
         if let Some(refresh_token) = token.refresh_token() {
             self.revoke_refresh_token(refresh_token).await?;
@@ -51,6 +53,29 @@ impl OAuthConfig {
         let form = Form::new()
             .with("token", token)
             .with("token_type_hint", hint);
-        self.endpoint().post_form(url, form).await.map(drop)
+        match self.endpoint().post_form(url, form).await {
+            Ok(_) => Ok(()),
+            // RFC 7009 §2.2: on 200 "the content of the response body is ignored by the
+            // client"; some providers answer `OK` or an HTML page.
+            Err(Error::MalformedResponse {
+                status: 200..=299, ..
+            }) => Ok(()),
+            Err(e) if is_already_invalid(&e) => {
+                tracing::debug!(error = %e, "the token was already invalid; counted as revoked");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// RFC 7009 §2.2: "invalid tokens do not cause an error response", since the client cannot
+/// do anything about them. Google answers them with 400 `invalid_token` all the same, and
+/// some providers with a dead-grant code; either way the token no longer works.
+fn is_already_invalid(e: &Error) -> bool {
+    match e {
+        Error::TokenRevoked(_) => true,
+        Error::OAuth(o) => o.error.eq_ignore_ascii_case("invalid_token"),
+        _ => false,
     }
 }

@@ -253,15 +253,20 @@ async fn json_token_response_with_text_plain_content_type() {
     assert_eq!(token.lifetime(), Some(Duration::from_secs(120)));
 }
 
+// Slack's oauth.v2.access: HTTP 200, `"ok": false`, and its own name for a spent or
+// unknown code (https://api.slack.com/methods/oauth.v2.access): a dead grant.
 #[tokio::test]
-async fn slack_style_ok_false_error_in_http_200_is_an_oauth_error() {
+async fn slack_style_ok_false_error_in_http_200_is_a_dead_grant() {
     let err = token_from(json(
         200,
         serde_json::json!({"ok": false, "error": "invalid_code"}),
     ))
     .await
     .unwrap_err();
-    assert!(matches!(&err, Error::OAuth(o) if o.error == "invalid_code" && o.status == Some(200)));
+    assert!(
+        matches!(&err, Error::TokenRevoked(o) if o.error == "invalid_code" && o.status == Some(200)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
