@@ -84,11 +84,13 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod browser;
 mod client;
 mod config;
 mod discovery;
 mod endpoint;
 mod error;
+mod id_token;
 #[cfg(feature = "loopback")]
 mod loopback;
 pub mod providers;
@@ -103,7 +105,8 @@ mod token;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
-pub use error::{Error, OAuthError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
