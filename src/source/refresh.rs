@@ -65,18 +65,14 @@ impl Login {
         subject: Option<&str>,
     ) -> String {
         self.key.clone().unwrap_or_else(|| {
-            let mut params = params.to_vec();
-            if let Some(sub) = subject {
-                // The request's own parameters cannot collide: `sub` is reserved below.
-                params.retain(|(k, _)| k != "sub");
-                params.push(("sub".to_owned(), sub.to_owned()));
-            }
+            // Who signed in goes into the grant slot, which no request parameter can reach.
+            let grant = subject.map_or_else(|| "user".to_owned(), |sub| format!("user;sub={sub}"));
             cache_key(
-                "user",
+                &grant,
                 config.endpoints().token_url.as_str(),
                 config.client_id(),
                 scopes,
-                &params,
+                params,
             )
         })
     }
