@@ -14,7 +14,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 ///
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
-/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
+/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
@@ -186,8 +186,9 @@ impl Error {
         }
     }
 
-    /// `true` when only a new sign-in by the user can fix this: the grant was revoked or the
-    /// user refused. Never acted on automatically by this crate.
+    /// `true` when only a new sign-in by the user can fix this: the grant was revoked, the
+    /// user refused, or a sign-in failed (a refused callback or ID token, a failed code
+    /// exchange). Never acted on automatically by this crate.
     pub fn requires_reauthorization(&self) -> bool {
         matches!(
             self,

@@ -691,3 +691,35 @@ async fn point11_an_unreadable_file_store_does_not_quote_its_content() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn point9_the_jwks_is_fetched_by_the_endpoint_client_which_follows_no_redirect() {
+    let provider = TestProvider::start().await;
+    let jwks = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/jwks", elsewhere.uri()).as_str()),
+        )
+        .mount(&jwks)
+        .await;
+    let flow = OAuthConfig::builder(provider.token_url())
+        .authorization_url(provider.authorization_url())
+        .issuer(provider.issuer())
+        .jwks_url(format!("{}/jwks", jwks.uri()))
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .build()
+        .unwrap()
+        .authorization_code(REDIRECT)
+        .scopes(["openid"])
+        .build()
+        .unwrap();
+    let e = openid_login(&provider, &flow).await.unwrap_err();
+    assert!(matches!(e, Error::IdToken(IdTokenError::Jwks)), "{e:?}");
+    assert_eq!(jwks.received_requests().await.unwrap().len(), 1);
+    assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
+    assert_eq!(provider.token_requests(), 1);
+}
