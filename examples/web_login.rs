@@ -159,7 +159,7 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> 
     };
     let result = match app.flow(&sid) {
         Ok(flow) => {
-            flow.complete(&pending, &Callback::from_query(uri.query().unwrap_or("")))
+            flow.complete(pending, &Callback::from_query(uri.query().unwrap_or("")))
                 .await
         }
         Err(e) => Err(e),

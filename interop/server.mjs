@@ -265,9 +265,17 @@ async function handleResource(req, res) {
 
 const providerCallback = provider.callback();
 
+// How many token and JWKS requests arrived, for tests that assert nothing was (re)sent.
+const counts = { token: 0, jwks: 0 };
+
 server.on('request', async (req, res) => {
   const { pathname } = new URL(req.url, issuer);
+  if (req.method === 'POST' && pathname === '/token') counts.token += 1;
+  if (req.method === 'GET' && pathname === '/jwks') counts.jwks += 1;
   try {
+    if (req.method === 'GET' && pathname === '/test/counts') {
+      return sendJson(res, 200, counts);
+    }
     if (req.method === 'GET' && /^\/interaction\/[^/]+\/?$/.test(pathname)) {
       return await handleInteraction(req, res);
     }

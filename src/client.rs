@@ -269,6 +269,21 @@ impl AuthedClientBuilder {
                 "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
             ));
         }
+        if self.any_https_origin {
+            tracing::warn!("danger_allow_any_https_origin: tokens go to any HTTPS origin");
+        }
+        let plain = |o: &url::Origin| {
+            matches!(o, url::Origin::Tuple(scheme, host, _) if scheme == "http"
+                && !matches!(host, url::Host::Ipv4(ip) if ip.is_loopback())
+                && !matches!(host, url::Host::Ipv6(ip) if ip.is_loopback())
+                && !matches!(host, url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost")))
+        };
+        if insecure && origins.iter().any(plain) {
+            tracing::warn!(
+                "danger_allow_insecure_http: tokens go to a plain-HTTP origin that is not \
+                 loopback, in clear"
+            );
+        }
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()

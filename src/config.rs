@@ -35,14 +35,21 @@ struct Inner {
     endpoint: Endpoint,
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
+    allow_insecure_http: bool,
 }
 
 /// A provider's endpoint URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Endpoints {
-    /// The issuer identifier, when known (discovery, presets). Checked against RFC 9207 `iss`.
-    pub issuer: Option<Url>,
+    /// The issuer identifier, when known (discovery, presets), exactly as the provider spells
+    /// it. RFC 9207 `iss` and ID tokens' `iss` must equal it character for character.
+    pub issuer: Option<String>,
+    /// The provider's metadata says `authorization_response_iss_parameter_supported: true`
+    /// (RFC 9207): a callback without `iss` is then refused.
+    pub iss_parameter_supported: bool,
+    /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
+    pub jwks_url: Option<Url>,
     /// The token endpoint.
     pub token_url: Url,
     /// The authorization endpoint, for the authorization code flow.
@@ -62,6 +69,8 @@ pub struct Endpoints {
 pub struct OAuthConfigBuilder {
     token_url: String,
     issuer: Option<String>,
+    iss_parameter_supported: bool,
+    jwks_url: Option<String>,
     authorization_url: Option<String>,
     device_authorization_url: Option<String>,
     revocation_url: Option<String>,
@@ -83,6 +92,8 @@ impl OAuthConfig {
         OAuthConfigBuilder {
             token_url: token_url.into(),
             issuer: None,
+            iss_parameter_supported: false,
+            jwks_url: None,
             authorization_url: None,
             device_authorization_url: None,
             revocation_url: None,
@@ -131,9 +142,14 @@ impl OAuthConfig {
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
+
+    /// `danger_allow_insecure_http` was set.
+    pub(crate) fn allows_insecure_http(&self) -> bool {
+        self.inner.allow_insecure_http
+    }
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -212,9 +228,25 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// The issuer identifier, to check RFC 9207 `iss` callback parameters against.
+    /// The issuer identifier, exactly as the provider's metadata spells it (a trailing `/`
+    /// counts). RFC 9207 `iss` callback parameters and ID tokens' `iss` must equal it.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Whether the provider always sends RFC 9207 `iss` on authorization responses
+    /// (`authorization_response_iss_parameter_supported`; discovery reads it). When `true`,
+    /// a callback without `iss` is refused. Default `false`.
+    pub fn authorization_response_iss_parameter_supported(mut self, supported: bool) -> Self {
+        self.iss_parameter_supported = supported;
+        self
+    }
+
+    /// The provider's JSON Web Key Set URL (`jwks_uri`; discovery reads it), needed to
+    /// validate the ID token of an OpenID Connect sign-in.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
         self
     }
 
@@ -290,8 +322,13 @@ impl OAuthConfigBuilder {
             token_url: endpoint_url("token URL", &self.token_url, insecure)?,
             issuer: self
                 .issuer
-                .map(|i| Url::parse(&i).map_err(|e| Error::config(format!("invalid issuer: {e}"))))
+                .map(|i| {
+                    Url::parse(&i).map_err(|e| Error::config(format!("invalid issuer: {e}")))?;
+                    Ok::<_, Error>(i)
+                })
                 .transpose()?,
+            iss_parameter_supported: self.iss_parameter_supported,
+            jwks_url: optional("JWKS URL", self.jwks_url)?,
             authorization_url: optional("authorization URL", self.authorization_url)?,
             device_authorization_url: optional(
                 "device authorization URL",
@@ -303,6 +340,24 @@ impl OAuthConfigBuilder {
         let client_id = self
             .client_id
             .ok_or_else(|| Error::config("a client id is required"))?;
+        let e = &endpoints;
+        let insecure_in_use = [
+            Some(&e.token_url),
+            e.authorization_url.as_ref(),
+            e.device_authorization_url.as_ref(),
+            e.revocation_url.as_ref(),
+            e.introspection_url.as_ref(),
+            e.jwks_url.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|u| u.scheme() == "http" && !is_loopback(u));
+        if insecure_in_use {
+            tracing::warn!(
+                "danger_allow_insecure_http: provider endpoints use plain HTTP on a host that \
+                 is not loopback; credentials and tokens cross the network in clear"
+            );
+        }
         let auth_method = self.auth_method.unwrap_or_else(|| {
             default_auth_method(
                 self.client_secret.is_some(),
@@ -323,6 +378,7 @@ impl OAuthConfigBuilder {
                 endpoint,
                 policy: self.policy,
                 clock: self.clock,
+                allow_insecure_http: insecure,
             }),
         })
     }

@@ -21,9 +21,10 @@ impl OAuthConfig {
     /// (`<issuer>/.well-known/openid-configuration`), at the RFC 8414 location
     /// (`/.well-known/oauth-authorization-server` inserted before the issuer's path), and,
     /// for an issuer with a path, at `/.well-known/openid-configuration` inserted before it.
-    /// The first document found is used. Its `issuer` must be the one asked for (RFC 8414
-    /// §3.3; a trailing `/` is not significant), so a document cannot claim another provider's
-    /// identity. The token, authorization, device authorization, revocation and introspection
+    /// The first document found is used. Its `issuer` must be identical to the one asked for,
+    /// character for character (RFC 8414 §3.3: a trailing `/` counts), so a document cannot
+    /// claim another provider's identity. `jwks_uri` and
+    /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too. The token, authorization, device authorization, revocation and introspection
     /// endpoints are taken from it, and `token_endpoint_auth_methods_supported` picks the
     /// default client authentication: `client_secret_basic`, or `client_secret_post` when only
     /// that is listed. Endpoints are checked like hand-set ones when you call
@@ -52,7 +53,8 @@ impl OAuthConfig {
     /// - [`Error::Transport`] when the provider cannot be reached, and the error of a
     ///   location that answered with a server error (5xx), which a retry may fix.
     pub async fn discover(issuer: impl AsRef<str>) -> Result<OAuthConfigBuilder, Error> {
-        let issuer = endpoint_url("issuer", issuer.as_ref(), false)?;
+        let asked = issuer.as_ref();
+        let issuer = endpoint_url("issuer", asked, false)?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(Error::config(
                 "an issuer has no query or fragment (RFC 8414 §2)",
@@ -61,7 +63,7 @@ impl OAuthConfig {
         let http = http_client(DISCOVERY_TIMEOUT)?;
         for location in metadata_locations(&issuer) {
             match get_json(&http, &location).await {
-                Ok(answer) => return builder_from_metadata(&issuer, &answer.fields),
+                Ok(answer) => return builder_from_metadata(asked, &answer.fields),
                 // Not at this location (404, or another client error): try the next one.
                 Err(e) if is_client_error(&e) => continue,
                 Err(e) => return Err(e),
@@ -97,16 +99,8 @@ fn metadata_locations(issuer: &Url) -> Vec<Url> {
     raw.iter().filter_map(|r| Url::parse(r).ok()).collect()
 }
 
-/// `true` when `claimed` identifies the same issuer as `asked`, ignoring a trailing `/`
-/// (Auth0's issuers end with one; people type them without).
-fn same_issuer(asked: &Url, claimed: &str) -> bool {
-    Url::parse(claimed).is_ok_and(|claimed| {
-        claimed.as_str().trim_end_matches('/') == asked.as_str().trim_end_matches('/')
-    })
-}
-
 fn builder_from_metadata(
-    asked: &Url,
+    asked: &str,
     meta: &Map<String, Value>,
 ) -> Result<OAuthConfigBuilder, Error> {
     let malformed = |reason: String| Error::malformed(200, reason);
@@ -118,10 +112,12 @@ fn builder_from_metadata(
         }
     };
     let issuer = field("issuer")?.ok_or_else(|| malformed("metadata without issuer".into()))?;
-    if !same_issuer(asked, &issuer) {
+    // RFC 8414 §3.3: identical, not "equivalent". The claimed value is not quoted: nothing
+    // received goes into an error.
+    if issuer != asked {
         return Err(Error::config(format!(
-            "the metadata found for issuer {asked} names issuer {:?} instead (RFC 8414 §3.3)",
-            crate::error::clean(&issuer)
+            "the metadata found for issuer {} names another issuer (RFC 8414 §3.3)",
+            crate::error::clean(asked)
         )));
     }
     let token_url = field("token_endpoint")?
@@ -138,6 +134,21 @@ fn builder_from_metadata(
     }
     if let Some(url) = field("introspection_endpoint")? {
         builder = builder.introspection_url(url);
+    }
+    if let Some(url) = field("jwks_uri")? {
+        builder = builder.jwks_url(url);
+    }
+    match meta.get("authorization_response_iss_parameter_supported") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => {
+            builder = builder.authorization_response_iss_parameter_supported(*b);
+        }
+        Some(_) => {
+            return Err(malformed(
+                "metadata field authorization_response_iss_parameter_supported is not a boolean"
+                    .into(),
+            ));
+        }
     }
     match meta.get("token_endpoint_auth_methods_supported") {
         None | Some(Value::Null) => {}
@@ -184,17 +195,5 @@ mod tests {
                 "https://sso.example.com:8443/.well-known/openid-configuration/realms/acme",
             ]
         );
-    }
-
-    #[test]
-    fn issuer_comparison_ignores_only_a_trailing_slash() {
-        let asked = Url::parse("https://tenant.auth0.com").unwrap();
-        assert!(same_issuer(&asked, "https://tenant.auth0.com/"));
-        let asked = Url::parse("https://sso.example.com/realms/acme").unwrap();
-        assert!(same_issuer(&asked, "https://sso.example.com/realms/acme/"));
-        assert!(!same_issuer(&asked, "https://sso.example.com/realms/other"));
-        assert!(!same_issuer(&asked, "http://sso.example.com/realms/acme"));
-        assert!(!same_issuer(&asked, "https://evil.example/realms/acme"));
-        assert!(!same_issuer(&asked, "not a url"));
     }
 }

@@ -173,6 +173,11 @@ impl Endpoint {
         &self.client_id
     }
 
+    /// [`get_json`] with this registration's HTTP client (the provider's JWKS).
+    pub(crate) async fn get_json(&self, url: &url::Url) -> Result<Answer, Error> {
+        get_json(&self.http, url).await
+    }
+
     pub(crate) fn auth_method(&self) -> ClientAuthMethod {
         self.auth
     }

@@ -14,7 +14,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 ///
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
-/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
+/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
@@ -101,11 +101,22 @@ pub enum Error {
         origin: String,
     },
 
-    /// An authorization callback was refused before any token request: its `state` did not
-    /// match, its RFC 9207 `iss` named another issuer, it carried no code, or none arrived in
-    /// time. Start the sign-in again.
+    /// An authorization callback was refused before any token request (see
+    /// [`CallbackError`] for why), or none arrived in time. Start the sign-in again.
     #[error("authorization callback rejected: {0}")]
-    Callback(String),
+    Callback(CallbackError),
+
+    /// The authorization code exchange failed in a way that would look passing (a transport
+    /// failure, a 5xx answer, `server_error`): the code may have been spent all the same, and
+    /// sending it again could revoke the login (RFC 6749 §10.5). Not retryable; start a new
+    /// sign-in. The original failure is the [`source()`](std::error::Error::source).
+    #[error("the authorization code exchange failed; start a new sign-in")]
+    CodeExchange(#[source] Arc<Error>),
+
+    /// The ID token of an OpenID Connect sign-in did not pass validation (OpenID Connect Core
+    /// §3.1.3.7); no login was started or saved.
+    #[error("id token rejected: {0}")]
+    IdToken(IdTokenError),
 
     /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
     #[error("token store error")]
@@ -204,12 +215,17 @@ impl Error {
         }
     }
 
-    /// `true` when only a new sign-in by the user can fix this: the grant was revoked or the
-    /// user refused. Never acted on automatically by this crate.
+    /// `true` when only a new sign-in by the user can fix this: the grant was revoked, the
+    /// user refused, or a sign-in failed (a refused callback or ID token, a failed code
+    /// exchange). Never acted on automatically by this crate.
     pub fn requires_reauthorization(&self) -> bool {
         matches!(
             self,
-            Error::TokenRevoked(_) | Error::AccessDenied(_) | Error::Callback(_)
+            Error::TokenRevoked(_)
+                | Error::AccessDenied(_)
+                | Error::Callback(_)
+                | Error::CodeExchange(_)
+                | Error::IdToken(_)
         )
     }
 
@@ -247,6 +263,93 @@ impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
         Error::transport(e)
     }
+}
+
+/// Why an authorization callback was refused. Nothing was sent to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// `state` is not this sign-in's.
+    #[error("state does not match this sign-in")]
+    StateMismatch,
+    /// The callback has no `state`.
+    #[error("the callback has no state")]
+    MissingState,
+    /// The RFC 9207 `iss` parameter is not the configured issuer, character for character.
+    #[error("iss does not name the configured issuer")]
+    IssuerMismatch,
+    /// The provider announces `authorization_response_iss_parameter_supported`, and the
+    /// callback has no `iss`.
+    #[error("the callback has no iss, and the provider always sends one")]
+    MissingIssuer,
+    /// The callback has neither `code` nor `error`.
+    #[error("the callback has no code")]
+    MissingCode,
+    /// A parameter (`code`, `state`, `iss`, `error`, ...) appears more than once
+    /// (RFC 6749 §3.1).
+    #[error("the callback repeats the parameter {0}")]
+    DuplicateParameter(&'static str),
+    /// The callback carries both `code` and `error`.
+    #[error("the callback carries both code and error")]
+    CodeAndError,
+    /// A parameter is longer than any provider sends.
+    #[error("the callback parameter {0} is too long")]
+    TooLong(&'static str),
+    /// The callback is not a URL.
+    #[error("not a URL")]
+    NotAUrl,
+    /// This sign-in was already completed (or attempted): an authorization code is sent at
+    /// most once.
+    #[error("this sign-in was already completed; start a new one")]
+    AlreadyCompleted,
+    /// No callback arrived within the loopback receiver's timeout.
+    #[error("timed out waiting for the browser to come back")]
+    Timeout,
+    /// The loopback receiver stopped before a callback arrived.
+    #[error("the loopback server stopped before a callback arrived")]
+    ReceiverStopped,
+}
+
+/// Why an ID token was refused (OpenID Connect Core §3.1.3.7). Nothing of the token itself
+/// is kept in the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdTokenError {
+    /// A nonce was sent, and the token response carries no `id_token`.
+    #[error("the token response has no id_token")]
+    Missing,
+    /// Not a compact JWS with a JSON header and claims.
+    #[error("not a signed JWT")]
+    Malformed,
+    /// The `alg` is not one of RS256, PS256, ES256, EdDSA (`none` and HMAC are refused).
+    #[error("signature algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No key of the provider's JWKS matches the token's `kid` and `alg`, even after
+    /// fetching the JWKS again.
+    #[error("no matching key in the provider's JWKS")]
+    UnknownKey,
+    /// The signature does not verify with the provider's key.
+    #[error("invalid signature")]
+    BadSignature,
+    /// `iss` is not the configured issuer, character for character.
+    #[error("iss is not the configured issuer")]
+    Issuer,
+    /// `aud` does not contain the client id, or `azp` is missing (several audiences) or
+    /// names another client.
+    #[error("aud / azp do not name this client")]
+    Audience,
+    /// `exp` is in the past (beyond the allowed clock skew), or missing.
+    #[error("expired")]
+    Expired,
+    /// `iat` is in the future (beyond the allowed clock skew), or missing.
+    #[error("issued in the future")]
+    IssuedInFuture,
+    /// `nonce` is missing or is not the one sent.
+    #[error("nonce does not match")]
+    Nonce,
+    /// The provider's JWKS could not be fetched or read, or no JWKS URL is configured.
+    #[error("the provider's JWKS is unavailable")]
+    Jwks,
 }
 
 /// An OAuth error response (RFC 6749 §5.2), as the provider sent it.

@@ -61,34 +61,88 @@
 //!
 //! # Security
 //!
-//! - Tokens, refresh tokens, ID tokens and client secrets are kept in [`secrecy`] boxes.
-//!   They appear in no `Debug` or `Display` output, no error, and no `tracing` event; the
-//!   `Authorization` header is marked sensitive.
-//! - Requests to token endpoints never follow redirects, read at most 1 MiB, and time out
-//!   (30 s by default).
-//! - Endpoints must be HTTPS unless they are on loopback, or you opt out with a setting named
-//!   `danger_allow_insecure_http`.
-//! - [`AuthedClient`] sends tokens only to the origins you name, and refuses any other
-//!   request before it is sent.
-//! - A rotated refresh token is saved to the [`TokenStore`] before the new access token is
-//!   handed out; if saving fails, the caller gets the store error.
-//! - A revoked grant is reported as [`Error::TokenRevoked`]; the crate never starts an
-//!   interactive login on its own.
-//! - Sign-in always uses PKCE with S256 (no `plain`); `state` is compared in constant time,
-//!   and a callback whose `state` or `iss` does not match is refused before any token
-//!   request. PKCE verifiers, `state`, nonces, codes and device codes are never logged or
-//!   shown by `Debug`.
+//! General promises:
+//!
+//! - Tokens, refresh tokens, ID tokens and client secrets never appear in `Debug`, `Display`,
+//!   errors or `tracing` output (tested at TRACE level); the `Authorization` header is marked
+//!   sensitive.
+//! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
+//! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
+//!   before sending.
+//! - A rotated refresh token is saved before the new access token is handed out.
+//! - Provider endpoints must be HTTPS except on loopback hosts, unless you opt out with a
+//!   setting named `danger_allow_insecure_http`.
+//! - Sign-in always uses PKCE with S256 (no `plain`); `state` and `nonce` are compared in
+//!   constant time; verifiers, `state`, nonces and codes are never logged or shown by `Debug`.
+//! - A revoked grant is an error ([`Error::TokenRevoked`]); `authed` never starts an interactive
+//!   login on its own.
+//!
+//! Sign-in (RFC 9700, RFC 8252, RFC 9207, OpenID Connect Core), each promise with the test that
+//! plays the attacker (`tests/sign_in_security.rs` unless named otherwise):
+//!
+//! 1. **An authorization code is sent at most once.** `complete` consumes the
+//!    `PendingAuthorization`, and a flow refuses a second completion of the same sign-in (a copy
+//!    from a session store) with `CallbackError::AlreadyCompleted` and no request. A failed
+//!    exchange that looks passing is `Error::CodeExchange`, never `is_retryable()`.
+//!    `point1_a_replayed_completion_sends_nothing_and_a_failed_exchange_is_not_retryable`;
+//!    interop `authorization_code_with_pkce_then_refresh_rotation_and_reuse_detection`.
+//! 2. **RFC 9207 `iss` is compared exactly** (after form-decoding), and required when the
+//!    metadata says `authorization_response_iss_parameter_supported`; discovery's issuer check is
+//!    an identical-string check, and presets state exact issuers.
+//!    `point2_an_equivalent_but_different_iss_is_a_mix_up`,
+//!    `point2_a_callback_without_iss_is_refused_when_discovery_says_the_server_sends_it`,
+//!    `tests/discovery.rs` `an_issuer_that_is_only_equivalent_is_refused`; interop
+//!    `a_callback_whose_iss_is_removed_is_refused_because_discovery_says_it_is_sent`.
+//! 3. **Callbacks are parsed strictly**: a repeated `code`, `state`, `iss` or `error`, `code`
+//!    with `error`, or an over-long `code` (4 KiB) or `state` (1 KiB) is refused before any
+//!    token request. `point3_repeated_conflicting_or_huge_callback_parameters_are_refused`.
+//! 4. **The loopback receiver** takes the response only as a `GET` of its exact path with
+//!    `Host: 127.0.0.1:<port>`; anything else gets a 4xx and it keeps waiting. Its page says
+//!    "Signed in" only after the exchange succeeded, loads nothing, and is sent with
+//!    `Referrer-Policy: no-referrer`, `Cache-Control: no-store` and `default-src 'none'`.
+//!    `point4_the_loopback_receiver_takes_only_a_get_for_its_own_host_and_tells_the_truth`.
+//! 5. **Every URL handed to a browser or a user is validated** by one check — the
+//!    authorization URL and the device flow's `verification_uri(_complete)`: https, or http on
+//!    loopback; no other scheme, no user info, nothing a launcher reads as an option.
+//!    `point5_device_flow_urls_that_are_not_https_are_refused`.
+//! 6. **HTTPS everywhere**: a `redirect_uri` must be https unless it is loopback (or a native
+//!    app's reverse-domain private-use scheme); each `danger_*` opt-out logs exactly one WARN
+//!    when it takes effect.
+//!    `point6_a_plain_http_redirect_uri_is_refused_and_each_opt_out_warns_once`.
+//! 7. **A 401 from an origin the token was not sent to is not the token's rejection**: see
+//!    CHANGELOG.
+//! 8. **Token responses are validated** (`token_type`, header-safe access tokens): see CHANGELOG.
+//! 9. **The ID token is validated whenever a nonce is sent**: signature against the provider's
+//!    JWKS (RS256, PS256, ES256, EdDSA; `none` and HMAC refused; the JWKS fetched again on an
+//!    unknown `kid` at most every 10 s), `iss`, `aud` / `azp`, `exp` / `iat` with 60 s of skew,
+//!    `nonce`. The claims (`sub`, `email`, `name`, the rest as JSON) are on the login.
+//!    `point9_every_kind_of_bad_id_token_is_refused_and_nothing_is_stored`,
+//!    `point9_good_id_tokens_of_each_algorithm_are_accepted_and_their_claims_exposed`,
+//!    `point9_a_rotated_key_is_fetched_again_but_unknown_kids_only_within_a_limit`; interop
+//!    `authorization_code_with_pkce_then_refresh_rotation_and_reuse_detection` (oidc-provider's
+//!    real JWKS).
+//! 10. **Logins never mix**: the default store key covers the token URL, client id, scopes and
+//!     every other request parameter, and the validated ID token's `sub` (or the key the app
+//!     passes to `complete_as`), so neither two users nor two scope sets share a stored login.
+//!     `point10_two_users_and_two_scopes_never_share_a_stored_login`.
+//! 11. **No store, parser or flow error carries stored or received content** (a `FileStore` that
+//!     cannot be parsed names the line and column, not the content; discovery does not quote a
+//!     claimed issuer). `point11_an_unreadable_file_store_does_not_quote_its_content`.
+//! 12. **Your own `reqwest::Client` settings for provider endpoints; TLS failures are not
+//!     retryable**: see CHANGELOG.
 //!
 //! All requests need a Tokio runtime.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod browser;
 mod client;
 mod config;
 mod discovery;
 mod endpoint;
 mod error;
+mod id_token;
 #[cfg(feature = "loopback")]
 mod loopback;
 pub mod providers;
@@ -103,7 +157,8 @@ mod token;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
-pub use error::{Error, OAuthError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::Error;
+use crate::error::{CallbackError, Error};
 use crate::source::{AuthorizationCode, Callback, PendingAuthorization, RefreshTokenSource};
+use crate::token::Secret;
 
 /// Receives the authorization callback of a native app on `http://127.0.0.1:<port>/<path>`
 /// (RFC 8252 §7.3), with a small HTTP server that runs only while signing in.
@@ -19,10 +20,19 @@ use crate::source::{AuthorizationCode, Callback, PendingAuthorization, RefreshTo
 /// Bind it first to learn the redirect URI, build the [`AuthorizationCode`] flow with it, then
 /// [`sign_in`](Self::sign_in) (or [`receive`](Self::receive) and complete the flow
 /// yourself). The authorization URL is always printed to stderr, and opened in the system
-/// browser unless disabled. The browser gets a short page saying the window can be closed;
-/// requests for anything else (`/favicon.ico`) get a 404, and a callback for another
-/// sign-in (a stale tab) is answered with an error page and otherwise ignored. The server
-/// stops when the callback arrived, on timeout, or when the future is dropped.
+/// browser unless disabled.
+///
+/// Only a `GET` of the exact redirect path with a `Host` header naming exactly
+/// `127.0.0.1:<port>` can deliver the callback (RFC 8252 §8.3, §8.9, §8.10). Anything
+/// else — another path (`/favicon.ico`), another method (a `POST` from a web page), another
+/// `Host` (DNS rebinding), a malformed callback, or one for another sign-in (a stale tab or
+/// a forgery) — gets a 4xx and the receiver keeps waiting. With [`sign_in`](Self::sign_in)
+/// the page shown says "Signed in" only after the code exchange succeeded, and the error
+/// otherwise; with [`receive`](Self::receive) it says the response was received. The page
+/// loads nothing from elsewhere and is sent with `Referrer-Policy: no-referrer`,
+/// `Cache-Control: no-store` and a CSP allowing nothing but its inline style (RFC 9700
+/// §4.2.4). The server stops when the sign-in is over, on timeout, or when the future is
+/// dropped.
 ///
 /// ```no_run
 /// # async fn run(config: authed::OAuthConfig) -> Result<(), authed::Error> {
@@ -42,8 +52,8 @@ pub struct LoopbackReceiver {
     redirect_uri: String,
     timeout: Duration,
     open_browser: bool,
-    expected: Arc<Mutex<Option<PendingAuthorization>>>,
-    callbacks: mpsc::Receiver<Callback>,
+    expected: Arc<Mutex<Option<Secret>>>,
+    callbacks: mpsc::Receiver<Received>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -61,8 +71,21 @@ pub struct LoopbackReceiverBuilder {
 #[derive(Clone)]
 struct Shared {
     path: String,
-    expected: Arc<Mutex<Option<PendingAuthorization>>>,
-    callbacks: mpsc::Sender<Callback>,
+    /// The only `Host` header accepted: `127.0.0.1:<port>`.
+    host: String,
+    expected: Arc<Mutex<Option<Secret>>>,
+    callbacks: mpsc::Sender<Received>,
+}
+
+/// A callback for the expected sign-in, and where to send the page the browser is shown.
+type Received = (Callback, oneshot::Sender<Outcome>);
+
+/// What the browser is told once the app knows.
+enum Outcome {
+    SignedIn,
+    Failed(String),
+    /// [`LoopbackReceiver::receive`]: the app completes the sign-in itself.
+    Received,
 }
 
 impl LoopbackReceiver {
@@ -84,14 +107,71 @@ impl LoopbackReceiver {
     }
 
     /// Shows the user `pending`'s URL (stderr, and the browser when enabled) and waits for
-    /// the provider's callback that belongs to it.
+    /// the provider's callback that belongs to it. The browser is told the response was
+    /// received; complete the sign-in with [`AuthorizationCode::complete`].
     ///
     /// # Errors
     ///
-    /// [`Error::Callback`] when no callback arrived within the timeout. Dropping the future
-    /// cancels the wait and stops the server.
+    /// [`Error::Callback`] with [`CallbackError::Timeout`] when no callback arrived within
+    /// the timeout. Dropping the future cancels the wait and stops the server.
     pub async fn receive(mut self, pending: &PendingAuthorization) -> Result<Callback, Error> {
-        *self.expected.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending.clone());
+        let received = self.wait(pending).await;
+        let result = received.map(|(callback, page)| {
+            let _ = page.send(Outcome::Received);
+            callback
+        });
+        self.stop().await;
+        result
+    }
+
+    /// The whole native-app sign-in: [`authorize`](AuthorizationCode::authorize),
+    /// [`receive`](Self::receive), [`complete`](AuthorizationCode::complete); the browser is
+    /// told the outcome of the code exchange.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `flow` was built with another redirect URI; otherwise as
+    /// [`receive`](Self::receive) and [`complete`](AuthorizationCode::complete).
+    pub async fn sign_in(self, flow: &AuthorizationCode) -> Result<RefreshTokenSource, Error> {
+        let pending = flow.authorize();
+        self.finish_sign_in(flow, pending).await
+    }
+
+    /// [`sign_in`](Self::sign_in) with a `pending` authorization you made (to show its URL
+    /// your own way): [`receive`](Self::receive), [`complete`](AuthorizationCode::complete),
+    /// and the browser told the outcome of the code exchange.
+    ///
+    /// # Errors
+    ///
+    /// As [`sign_in`](Self::sign_in).
+    pub async fn finish_sign_in(
+        mut self,
+        flow: &AuthorizationCode,
+        pending: PendingAuthorization,
+    ) -> Result<RefreshTokenSource, Error> {
+        if flow.redirect_uri() != self.redirect_uri {
+            return Err(Error::config(
+                "the flow must be built with the receiver's redirect_uri()",
+            ));
+        }
+        let (callback, page) = match self.wait(&pending).await {
+            Ok(received) => received,
+            Err(e) => {
+                self.stop().await;
+                return Err(e);
+            }
+        };
+        let result = flow.complete(pending, &callback).await;
+        let _ = page.send(match &result {
+            Ok(_) => Outcome::SignedIn,
+            Err(e) => Outcome::Failed(e.to_string()),
+        });
+        self.stop().await;
+        result
+    }
+
+    async fn wait(&mut self, pending: &PendingAuthorization) -> Result<Received, Error> {
+        *self.expected.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending.state());
         eprintln!(
             "To sign in, open this URL in your browser:\n\n  {}\n",
             pending.url()
@@ -105,36 +185,11 @@ impl LoopbackReceiver {
                 }
             });
         }
-        let received = tokio::time::timeout(self.timeout, self.callbacks.recv()).await;
-        self.stop().await;
-        match received {
-            Ok(Some(callback)) => Ok(callback),
-            Ok(None) => Err(Error::Callback(
-                "the loopback server stopped before a callback arrived".to_owned(),
-            )),
-            Err(_) => Err(Error::Callback(format!(
-                "timed out after {} s waiting for the browser to come back",
-                self.timeout.as_secs()
-            ))),
+        match tokio::time::timeout(self.timeout, self.callbacks.recv()).await {
+            Ok(Some(received)) => Ok(received),
+            Ok(None) => Err(Error::Callback(CallbackError::ReceiverStopped)),
+            Err(_) => Err(Error::Callback(CallbackError::Timeout)),
         }
-    }
-
-    /// The whole native-app sign-in: [`authorize`](AuthorizationCode::authorize),
-    /// [`receive`](Self::receive), [`complete`](AuthorizationCode::complete).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when `flow` was built with another redirect URI; otherwise as
-    /// [`receive`](Self::receive) and [`complete`](AuthorizationCode::complete).
-    pub async fn sign_in(self, flow: &AuthorizationCode) -> Result<RefreshTokenSource, Error> {
-        if flow.redirect_uri() != self.redirect_uri {
-            return Err(Error::config(
-                "the flow must be built with the receiver's redirect_uri()",
-            ));
-        }
-        let pending = flow.authorize();
-        let callback = self.receive(&pending).await?;
-        flow.complete(&pending, &callback).await
     }
 
     /// Stops the server, letting the response to the browser finish.
@@ -213,6 +268,7 @@ impl LoopbackReceiverBuilder {
         let expected = Arc::new(Mutex::new(None));
         let app = Router::new().fallback(handle).with_state(Shared {
             path: self.path.clone(),
+            host: addr.to_string(),
             expected: expected.clone(),
             callbacks: tx,
         });
@@ -236,12 +292,36 @@ impl LoopbackReceiverBuilder {
     }
 }
 
-async fn handle(State(shared): State<Shared>, uri: Uri) -> Response {
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if uri.path() != shared.path {
         return StatusCode::NOT_FOUND.into_response();
     }
+    if method != Method::GET {
+        // A page in the user's browser can POST here; only the provider's redirect (a GET)
+        // delivers the authorization response.
+        let mut resp = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return resp;
+    }
+    let host_ok = headers
+        .get(header::HOST)
+        .is_some_and(|h| h.as_bytes() == shared.host.as_bytes());
+    if !host_ok {
+        // DNS rebinding: a remote page reaching us through a name that resolves to 127.0.0.1.
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not accepted",
+            "This address only answers requests for its own loopback address.",
+        );
+    }
     let callback = Callback::from_query(uri.query().unwrap_or(""));
-    if !callback.is_authorization_response() {
+    if !callback.is_authorization_response() || !callback.is_well_formed() {
         return page(
             StatusCode::BAD_REQUEST,
             "Not a sign-in response",
@@ -253,7 +333,7 @@ async fn handle(State(shared): State<Shared>, uri: Uri) -> Response {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
-        .is_some_and(|p| callback.state_matches(p));
+        .is_some_and(|state| callback.state_is(state.secret()));
     if !belongs {
         tracing::debug!("ignoring a callback that belongs to another sign-in");
         return page(
@@ -262,25 +342,8 @@ async fn handle(State(shared): State<Shared>, uri: Uri) -> Response {
             "This response belongs to another or an older sign-in. Start again from the application.",
         );
     }
-    let outcome = match callback.error() {
-        Some(e) => {
-            let detail = match &e.description {
-                Some(d) => format!("The provider answered: {} ({d}).", e.error),
-                None => format!("The provider answered: {}.", e.error),
-            };
-            page(
-                StatusCode::OK,
-                "Sign-in failed",
-                &format!("{detail} You can close this window."),
-            )
-        }
-        None => page(
-            StatusCode::OK,
-            "Signed in",
-            "You can close this window and return to the application.",
-        ),
-    };
-    if shared.callbacks.try_send(callback).is_err() {
+    let (tell, told) = oneshot::channel();
+    if shared.callbacks.try_send((callback, tell)).is_err() {
         // A second response for the same sign-in (a reload): the first one counts.
         return page(
             StatusCode::OK,
@@ -288,7 +351,23 @@ async fn handle(State(shared): State<Shared>, uri: Uri) -> Response {
             "You can close this window.",
         );
     }
-    outcome
+    match told.await {
+        Ok(Outcome::SignedIn) => page(
+            StatusCode::OK,
+            "Signed in",
+            "You can close this window and return to the application.",
+        ),
+        Ok(Outcome::Failed(why)) => page(
+            StatusCode::OK,
+            "Sign-in failed",
+            &format!("{why}. Return to the application to try again. You can close this window."),
+        ),
+        Ok(Outcome::Received) | Err(_) => page(
+            StatusCode::OK,
+            "Sign-in response received",
+            "Return to the application to see whether the sign-in succeeded. You can close this window.",
+        ),
+    }
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -298,9 +377,23 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
          <body style=\"font-family:sans-serif;margin:3em\"><h1>{title}</h1><p>{text}</p></body></html>"
     );
     let mut resp = (status, Html(html)).into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
+    let h = resp.headers_mut();
+    // RFC 9700 §4.2.4: nothing on this page may carry the callback URL (with its code and
+    // state) elsewhere: no referrer, no third-party resources, no caching.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     resp
 }

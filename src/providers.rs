@@ -116,6 +116,7 @@ pub fn github_enterprise_server(base_url: &str) -> OAuthConfigBuilder {
 pub fn google() -> OAuthConfigBuilder {
     OAuthConfig::builder("https://oauth2.googleapis.com/token")
         .issuer("https://accounts.google.com")
+        .jwks_url("https://www.googleapis.com/oauth2/v3/certs")
         .authorization_url("https://accounts.google.com/o/oauth2/v2/auth")
         .device_authorization_url("https://oauth2.googleapis.com/device/code")
         .revocation_url("https://oauth2.googleapis.com/revoke")
@@ -157,6 +158,7 @@ pub fn microsoft_entra_at(authority: &str, tenant: &str) -> OAuthConfigBuilder {
     let builder = OAuthConfig::builder(format!("{base}/oauth2/v2.0/token"))
         .authorization_url(format!("{base}/oauth2/v2.0/authorize"))
         .device_authorization_url(format!("{base}/oauth2/v2.0/devicecode"))
+        .jwks_url(format!("{base}/discovery/v2.0/keys"))
         .auth_methods_supported(["client_secret_post"]);
     if is_guid(tenant) {
         builder.issuer(format!("{base}/v2.0"))
@@ -200,6 +202,7 @@ pub fn gitlab_self_managed(base_url: &str) -> OAuthConfigBuilder {
     let base = base(base_url);
     OAuthConfig::builder(format!("{base}/oauth/token"))
         .issuer(base.clone())
+        .jwks_url(format!("{base}/oauth/discovery/keys"))
         .authorization_url(format!("{base}/oauth/authorize"))
         .device_authorization_url(format!("{base}/oauth/authorize_device"))
         .revocation_url(format!("{base}/oauth/revoke"))
@@ -331,7 +334,7 @@ mod tests {
     #[test]
     fn google_endpoints_and_auth() {
         let e = endpoints(google());
-        assert_eq!(e.issuer, url("https://accounts.google.com"));
+        assert_eq!(e.issuer.as_deref(), Some("https://accounts.google.com"));
         assert_eq!(e.token_url.as_str(), "https://oauth2.googleapis.com/token");
         assert_eq!(
             e.authorization_url,
@@ -367,7 +370,7 @@ mod tests {
         let e = endpoints(microsoft_entra(guid));
         assert_eq!(
             e.issuer,
-            url(&format!("https://login.microsoftonline.com/{guid}/v2.0"))
+            Some(format!("https://login.microsoftonline.com/{guid}/v2.0"))
         );
         assert_eq!(
             e.token_url.as_str(),
@@ -392,10 +395,10 @@ mod tests {
     #[test]
     fn gitlab_endpoints_for_a_self_managed_base_url() {
         let e = endpoints(gitlab());
-        assert_eq!(e.issuer, url("https://gitlab.com"));
+        assert_eq!(e.issuer.as_deref(), Some("https://gitlab.com"));
         assert_eq!(e.token_url.as_str(), "https://gitlab.com/oauth/token");
         let e = endpoints(gitlab_self_managed("https://example.com/gitlab/"));
-        assert_eq!(e.issuer, url("https://example.com/gitlab"));
+        assert_eq!(e.issuer.as_deref(), Some("https://example.com/gitlab"));
         assert_eq!(
             e.token_url.as_str(),
             "https://example.com/gitlab/oauth/token"

@@ -37,8 +37,42 @@ use serde_json::json;
 use crate::token::Clock;
 
 mod conformance;
+mod keys;
 
 pub use conformance::{store_conformance, store_lock_conformance};
+
+/// A way for [`TestProvider`] to issue a bad ID token, to test that it is refused
+/// ([`TestProvider::set_id_token_forgery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdTokenForgery {
+    /// No `id_token` in the token response.
+    Missing,
+    /// `alg: none`, no signature.
+    AlgNone,
+    /// HS256 "signed" with the provider's public key as the HMAC secret.
+    HmacWithPublicKey,
+    /// Signed by another key, under the published key's `kid`.
+    WrongSignature,
+    /// Signed by a key the JWKS does not have, under a `kid` it does not list.
+    UnknownKey,
+    /// `iss` is another issuer (the real one plus `/`).
+    WrongIssuer,
+    /// `aud` is another client.
+    WrongAudience,
+    /// `aud` lists this client and another, with no `azp`.
+    MultipleAudiencesWithoutAzp,
+    /// `azp` names another client.
+    WrongAzp,
+    /// `exp` two minutes ago (beyond the 60 s skew).
+    Expired,
+    /// `iat` two minutes ahead.
+    IssuedInFuture,
+    /// `nonce` is not the one sent.
+    WrongNonce,
+    /// No `nonce`.
+    NoNonce,
+}
 
 /// A clock that only moves when told to.
 #[derive(Debug)]
@@ -121,6 +155,12 @@ struct Inner {
     device_expires_in: u64,
     device_polls: Vec<tokio::time::Instant>,
     revocations: Vec<(String, Option<String>)>,
+    id_token_alg: jsonwebtoken::Algorithm,
+    id_token_forgery: Option<IdTokenForgery>,
+    rotated: bool,
+    subject: String,
+    iss_parameter: bool,
+    jwks_requests: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +169,9 @@ struct CodeGrant {
     redirect_uri: String,
     challenge: String,
     used: bool,
+    nonce: Option<String>,
+    openid: bool,
+    subject: String,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +225,12 @@ impl TestProvider {
                 device_expires_in: 600,
                 device_polls: Vec::new(),
                 revocations: Vec::new(),
+                id_token_alg: jsonwebtoken::Algorithm::EdDSA,
+                id_token_forgery: None,
+                rotated: false,
+                subject: "user-1".to_owned(),
+                iss_parameter: true,
+                jwks_requests: 0,
             }),
         });
         let app = Router::new()
@@ -192,6 +241,11 @@ impl TestProvider {
                 axum::routing::post(device_authorization_endpoint),
             )
             .route("/revoke", axum::routing::post(revocation_endpoint))
+            .route("/jwks", axum::routing::get(jwks_endpoint))
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(metadata_endpoint),
+            )
             .fallback(api)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -248,6 +302,54 @@ impl TestProvider {
         format!("{}/revoke", self.base_url())
     }
 
+    /// The JSON Web Key Set with the key that signs ID tokens.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.base_url())
+    }
+
+    /// How many times the JWKS was fetched.
+    pub fn jwks_requests(&self) -> usize {
+        self.with(|i| i.jwks_requests)
+    }
+
+    /// The signature algorithm of ID tokens: `EdDSA` (the default), `ES256`, `RS256` or
+    /// `PS256`, each with a fixed test key.
+    ///
+    /// # Panics
+    ///
+    /// For any other name.
+    pub fn set_id_token_algorithm(&self, alg: &str) {
+        let alg = match alg {
+            "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+            "ES256" => jsonwebtoken::Algorithm::ES256,
+            "RS256" => jsonwebtoken::Algorithm::RS256,
+            "PS256" => jsonwebtoken::Algorithm::PS256,
+            other => panic!("the test provider has no {other} key"),
+        };
+        self.with(|i| i.id_token_alg = alg);
+    }
+
+    /// Issues bad ID tokens of this kind from now on; `None` (the default) issues good ones.
+    pub fn set_id_token_forgery(&self, forgery: Option<IdTokenForgery>) {
+        self.with(|i| i.id_token_forgery = forgery);
+    }
+
+    /// Replaces the EdDSA signing key with another one under a new `kid` (the JWKS then lists
+    /// only the new key), as a provider rotating its keys does.
+    pub fn rotate_signing_key(&self) {
+        self.with(|i| i.rotated = !i.rotated);
+    }
+
+    /// The `sub` of the user who approves the next authorizations. Default `user-1`.
+    pub fn set_subject(&self, sub: &str) {
+        self.with(|i| i.subject = sub.to_owned());
+    }
+
+    /// Whether callbacks carry RFC 9207 `iss` (and the metadata says so). Default yes.
+    pub fn set_iss_parameter(&self, on: bool) {
+        self.with(|i| i.iss_parameter = on);
+    }
+
     /// A configuration for [`CLIENT_ID`](Self::CLIENT_ID) with every endpoint of this
     /// provider, its issuer, and `clock`.
     pub fn config(&self, clock: Option<Arc<dyn Clock>>) -> crate::OAuthConfig {
@@ -257,7 +359,8 @@ impl TestProvider {
             .issuer(self.issuer())
             .authorization_url(self.authorization_url())
             .device_authorization_url(self.device_authorization_url())
-            .revocation_url(self.revocation_url());
+            .revocation_url(self.revocation_url())
+            .jwks_url(self.jwks_url());
         if let Some(clock) = clock {
             b = b.clock(clock);
         }
@@ -606,6 +709,13 @@ async fn token_endpoint(
     if let Some(scope) = form.get("scope") {
         response["scope"] = json!(scope);
     }
+    let openid_grant = (form.get("grant_type").map(String::as_str) == Some("authorization_code"))
+        .then(|| form.get("code").and_then(|c| inner.codes.get(c)).cloned())
+        .flatten()
+        .filter(|g| g.openid);
+    if let Some(id_token) = openid_grant.and_then(|grant| id_token(&inner, &grant)) {
+        response["id_token"] = json!(id_token);
+    }
     if with_refresh {
         let rt = random_token("rt-");
         inner.refresh.insert(
@@ -656,6 +766,7 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
             }
             None => {
                 let code = random_token("code-");
+                let subject = inner.subject.clone();
                 inner.codes.insert(
                     code.clone(),
                     CodeGrant {
@@ -663,6 +774,9 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
                         redirect_uri: field("redirect_uri").to_owned(),
                         challenge: field("code_challenge").to_owned(),
                         used: false,
+                        nonce: query.get("nonce").cloned(),
+                        openid: field("scope").split(' ').any(|s| s == "openid"),
+                        subject,
                     },
                 );
                 q.append_pair("code", &code);
@@ -671,13 +785,144 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
         if let Some(s) = query.get("state") {
             q.append_pair("state", s);
         }
-        q.append_pair("iss", &inner.issuer);
+        if inner.iss_parameter {
+            q.append_pair("iss", &inner.issuer);
+        }
     }
     (
         StatusCode::FOUND,
         [(header::LOCATION, redirect.to_string())],
     )
         .into_response()
+}
+
+/// The signing key in use, its algorithm and `kid`.
+fn signing_key(inner: &Inner) -> (jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm, String) {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let alg = inner.id_token_alg;
+    let key = match alg {
+        Algorithm::EdDSA if inner.rotated => EncodingKey::from_ed_pem(keys::ED2_PEM.as_bytes()),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(keys::ED_PEM.as_bytes()),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(keys::EC_PEM.as_bytes()),
+        _ => EncodingKey::from_rsa_pem(keys::RSA_PEM.as_bytes()),
+    }
+    .expect("the test keys parse");
+    let kid = format!("{alg:?}-{}", if inner.rotated { 2 } else { 1 });
+    (key, alg, kid)
+}
+
+/// The public JWK of the key in use.
+fn public_jwk(inner: &Inner) -> serde_json::Value {
+    crate::id_token::install_crypto_provider();
+    let (key, alg, kid) = signing_key(inner);
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).expect("a public JWK");
+    jwk.common.key_id = Some(kid);
+    jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    serde_json::to_value(jwk).expect("a JWK serializes")
+}
+
+/// An ID token for `grant`, signed by the key in use, or forged as told.
+fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    crate::id_token::install_crypto_provider();
+    let forgery = inner.id_token_forgery;
+    if forgery == Some(IdTokenForgery::Missing) {
+        return None;
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut claims = json!({
+        "iss": inner.issuer,
+        "sub": grant.subject,
+        "aud": grant.client_id,
+        "exp": now + 600,
+        "iat": now,
+        "email": format!("{}@example.com", grant.subject),
+        "name": format!("Test User {}", grant.subject),
+    });
+    if let Some(nonce) = &grant.nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    match forgery {
+        Some(IdTokenForgery::WrongIssuer) => claims["iss"] = json!(format!("{}/", inner.issuer)),
+        Some(IdTokenForgery::WrongAudience) => claims["aud"] = json!("another-client"),
+        Some(IdTokenForgery::MultipleAudiencesWithoutAzp) => {
+            claims["aud"] = json!([grant.client_id, "another-client"]);
+        }
+        Some(IdTokenForgery::WrongAzp) => claims["azp"] = json!("another-client"),
+        Some(IdTokenForgery::Expired) => claims["exp"] = json!(now - 120),
+        Some(IdTokenForgery::IssuedInFuture) => claims["iat"] = json!(now + 120),
+        Some(IdTokenForgery::WrongNonce) => claims["nonce"] = json!("not-the-nonce"),
+        Some(IdTokenForgery::NoNonce) => {
+            claims.as_object_mut().map(|c| c.remove("nonce"));
+        }
+        _ => {}
+    }
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let (key, alg, kid) = signing_key(inner);
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.clone());
+    let token = match forgery {
+        Some(IdTokenForgery::AlgNone) => {
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": kid})),
+                b64(&claims)
+            )
+        }
+        Some(IdTokenForgery::HmacWithPublicKey) => {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(kid);
+            let secret = public_jwk(inner).to_string();
+            let key = EncodingKey::from_secret(secret.as_bytes()).expect("an HMAC key");
+            jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+        }
+        Some(IdTokenForgery::WrongSignature | IdTokenForgery::UnknownKey) => {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(if forgery == Some(IdTokenForgery::UnknownKey) {
+                "unpublished".to_owned()
+            } else {
+                format!("{:?}-1", Algorithm::EdDSA)
+            });
+            // A key the JWKS never lists (the rotation key, while not rotated).
+            let pem = if inner.rotated {
+                keys::ED_PEM
+            } else {
+                keys::ED2_PEM
+            };
+            let key = EncodingKey::from_ed_pem(pem.as_bytes()).expect("the test key parses");
+            jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+        }
+        _ => jsonwebtoken::encode(&header, &claims, &key).expect("signs"),
+    };
+    Some(token)
+}
+
+async fn jwks_endpoint(State(state): State<Arc<ProviderState>>) -> Response {
+    let mut inner = state.lock();
+    inner.jwks_requests += 1;
+    axum::Json(json!({ "keys": [public_jwk(&inner)] })).into_response()
+}
+
+async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response {
+    let inner = state.lock();
+    let base = inner.issuer.clone();
+    axum::Json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "device_authorization_endpoint": format!("{base}/device_authorization"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "jwks_uri": format!("{base}/jwks"),
+        "authorization_response_iss_parameter_supported": inner.iss_parameter,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "id_token_signing_alg_values_supported": ["EdDSA", "ES256", "RS256", "PS256"],
+    }))
+    .into_response()
 }
 
 async fn device_authorization_endpoint(

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use authed::testing::TestProvider;
-use authed::{AuthedClient, Callback, Error, MemoryStore, PendingAuthorization, TokenStore};
+use authed::{
+    AuthedClient, Callback, CallbackError, Error, MemoryStore, PendingAuthorization, TokenStore,
+};
 
 fn query(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)
@@ -132,11 +134,11 @@ async fn verifier_reaches_the_token_request_and_the_login_works() {
     assert!(callback.starts_with(REDIRECT));
     assert_eq!(query(&callback)["iss"], provider.issuer());
 
-    let login = flow.complete_url(&pending, &callback).await.unwrap();
+    let (_, verifier) = secrets(&pending);
+    let login = flow.complete_url(pending, &callback).await.unwrap();
 
     let forms = provider.token_forms();
     assert_eq!(forms.len(), 1);
-    let (_, verifier) = secrets(&pending);
     assert_eq!(forms[0]["grant_type"], "authorization_code");
     assert_eq!(forms[0]["code"], query(&callback)["code"]);
     assert_eq!(forms[0]["code_verifier"], verifier);
@@ -156,9 +158,16 @@ async fn verifier_reaches_the_token_request_and_the_login_works() {
     assert_eq!(client.get("me").send().await.unwrap().status(), 200);
     assert_eq!(provider.token_requests(), 1);
 
-    // A code is spent once.
-    let e = flow.complete_url(&pending, &callback).await.unwrap_err();
-    assert!(matches!(e, Error::TokenRevoked(_)), "{e:?}");
+    // A sign-in completes once: the session's copy is refused without a request.
+    let replayed: PendingAuthorization = serde_json::from_str(&saved).unwrap();
+    let e = flow.complete_url(replayed, &callback).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Callback(CallbackError::AlreadyCompleted)),
+        "{e:?}"
+    );
+    assert_eq!(provider.token_requests(), 1);
+    let claims = login.id_token_claims().unwrap();
+    assert_eq!(claims.sub(), "user-1");
 }
 
 #[tokio::test]
@@ -176,7 +185,7 @@ async fn a_wrong_verifier_is_refused_by_the_provider() {
     let mut other = serde_json::to_value(flow.authorize()).unwrap();
     other["state"] = serde_json::to_value(&pending).unwrap()["state"].clone();
     let other: PendingAuthorization = serde_json::from_value(other).unwrap();
-    let e = flow.complete_url(&other, &callback).await.unwrap_err();
+    let e = flow.complete_url(other, &callback).await.unwrap_err();
     assert!(matches!(e, Error::TokenRevoked(_)), "{e:?}");
     assert_eq!(provider.token_requests(), 1);
 }
@@ -190,28 +199,63 @@ async fn state_and_issuer_mismatches_are_rejected_before_any_token_request() {
         .build()
         .unwrap();
     let pending = flow.authorize();
+    let saved = serde_json::to_string(&pending).unwrap();
+    let copy = || serde_json::from_str::<PendingAuthorization>(&saved).unwrap();
     let callback = browse(pending.url()).await;
     let code = query(&callback)["code"].clone();
     let (state, _) = secrets(&pending);
 
+    // A callback whose state is not this sign-in's does not spend it.
     let cases = [
-        Callback::new(code.clone(), "not-the-state"),
-        Callback::new(code.clone(), format!("{state}x")),
-        Callback::new(code.clone(), &state[..state.len() - 1]),
-        Callback::from_query(&format!("code={code}")),
-        Callback::new(code.clone(), state.clone()).iss("https://evil.example.com"),
-        Callback::from_query(&format!("state={state}")),
+        (
+            Callback::new(code.clone(), "not-the-state"),
+            CallbackError::StateMismatch,
+        ),
+        (
+            Callback::new(code.clone(), format!("{state}x")),
+            CallbackError::StateMismatch,
+        ),
+        (
+            Callback::new(code.clone(), &state[..state.len() - 1]),
+            CallbackError::StateMismatch,
+        ),
+        (
+            Callback::from_query(&format!("code={code}")),
+            CallbackError::MissingState,
+        ),
     ];
-    for c in &cases {
-        let e = flow.complete(&pending, c).await.unwrap_err();
-        assert!(matches!(e, Error::Callback(_)), "{c:?}: {e:?}");
+    for (c, expected) in &cases {
+        let e = flow.complete(copy(), c).await.unwrap_err();
+        assert!(
+            matches!(e, Error::Callback(k) if k == *expected),
+            "{c:?}: {e:?}"
+        );
         assert!(e.requires_reauthorization());
     }
     assert_eq!(provider.token_requests(), 0);
 
     // The right state and issuer pass (the code is still unspent).
     let ok = Callback::new(code, state).iss(provider.issuer());
-    flow.complete(&pending, &ok).await.unwrap();
+    flow.complete(pending, &ok).await.unwrap();
+    assert_eq!(provider.token_requests(), 1);
+
+    // A matching state with another issuer, or without a code, is refused (and spends it).
+    for (make, expected) in [
+        (
+            (|s: &str| Callback::new("c", s).iss("https://evil.example.com"))
+                as fn(&str) -> Callback,
+            CallbackError::IssuerMismatch,
+        ),
+        (
+            |s: &str| Callback::from_query(&format!("state={s}")),
+            CallbackError::MissingCode,
+        ),
+    ] {
+        let pending = flow.authorize();
+        let (state, _) = secrets(&pending);
+        let e = flow.complete(pending, &make(&state)).await.unwrap_err();
+        assert!(matches!(e, Error::Callback(k) if k == expected), "{e:?}");
+    }
     assert_eq!(provider.token_requests(), 1);
 }
 
@@ -226,7 +270,7 @@ async fn callback_errors_become_typed_errors_with_the_description() {
         .unwrap();
     let pending = flow.authorize();
     let callback = browse(pending.url()).await;
-    match flow.complete_url(&pending, &callback).await {
+    match flow.complete_url(pending, &callback).await {
         Err(Error::AccessDenied(e)) => {
             assert_eq!(e.error, "access_denied");
             assert_eq!(e.description.as_deref(), Some("the user said no"));
@@ -235,10 +279,11 @@ async fn callback_errors_become_typed_errors_with_the_description() {
         other => panic!("expected AccessDenied, got {other:?}"),
     }
 
+    let pending = flow.authorize();
     let (state, _) = secrets(&pending);
     let q = format!("error=temporarily_unavailable&error_description=later&state={state}");
     let e = flow
-        .complete(&pending, &Callback::from_query(&q))
+        .complete(pending, &Callback::from_query(&q))
         .await
         .unwrap_err();
     assert!(
@@ -249,10 +294,13 @@ async fn callback_errors_become_typed_errors_with_the_description() {
     // A forged error with another state is reported as a state mismatch.
     let q = "error=access_denied&state=forged";
     let e = flow
-        .complete(&pending, &Callback::from_query(q))
+        .complete(flow.authorize(), &Callback::from_query(q))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Callback(_)), "{e:?}");
+    assert!(
+        matches!(e, Error::Callback(CallbackError::StateMismatch)),
+        "{e:?}"
+    );
     assert_eq!(provider.token_requests(), 0);
 }
 

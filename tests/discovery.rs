@@ -56,7 +56,8 @@ async fn discovers_every_endpoint_from_openid_configuration() {
         .build()
         .unwrap();
     let e = config.endpoints();
-    assert_eq!(e.issuer.as_ref().unwrap().as_str(), format!("{uri}/"));
+    assert_eq!(e.issuer.as_deref(), Some(uri.as_str()));
+    assert!(!e.iss_parameter_supported);
     assert_eq!(e.token_url.as_str(), format!("{uri}/token"));
     assert_eq!(
         e.authorization_url.as_ref().unwrap().as_str(),
@@ -101,7 +102,7 @@ async fn falls_back_to_rfc8414_path_insertion_for_an_issuer_with_a_path() {
         config.endpoints().token_url.as_str(),
         format!("{issuer}/token")
     );
-    assert_eq!(config.endpoints().issuer.as_ref().unwrap().as_str(), issuer);
+    assert_eq!(config.endpoints().issuer.as_deref(), Some(issuer.as_str()));
     // Without a secret the client is public.
     assert_eq!(config.client_auth_method(), ClientAuthMethod::None);
 }
@@ -143,7 +144,7 @@ async fn issuer_mismatch_is_rejected_rfc8414_section_3_3() {
     serve(&server, RFC8414, 200, json!({}), 0).await;
     let err = OAuthConfig::discover(&uri).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Config(m) if m.contains("names issuer")),
+        matches!(&err, Error::Config(m) if m.contains("names another issuer")),
         "{err:?}"
     );
     assert!(err.is_configuration());
@@ -407,5 +408,46 @@ async fn oidc_preset_is_discovery() {
     assert_eq!(
         config.endpoints().token_url.as_str(),
         format!("{uri}/token")
+    );
+}
+
+/// Issue 8 point 2: RFC 8414 §3.3 asks for an identical issuer. A document whose issuer is
+/// the asked one plus `/`, or the same URL in other case, is another identity.
+#[tokio::test]
+async fn an_issuer_that_is_only_equivalent_is_refused() {
+    for claimed in ["{uri}/", "HTTP://{host}"] {
+        let server = MockServer::start().await;
+        let uri = server.uri();
+        let host = uri.trim_start_matches("http://").to_owned();
+        let claimed = claimed.replace("{uri}", &uri).replace("{host}", &host);
+        serve(&server, OIDC, 200, metadata(&claimed, &uri, &[]), 1).await;
+        serve(&server, RFC8414, 200, json!({}), 0).await;
+        let err = OAuthConfig::discover(&uri).await.unwrap_err();
+        assert!(matches!(&err, Error::Config(_)), "{claimed}: {err:?}");
+        // Nothing received is quoted back.
+        assert!(!err.to_string().contains(&claimed), "{err}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+}
+
+/// Issue 8 point 2: discovery reads RFC 9207's flag and the JWKS location.
+#[tokio::test]
+async fn discovery_reads_the_iss_parameter_flag_and_jwks_uri() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    let mut meta = metadata(&uri, &uri, &[]);
+    meta["authorization_response_iss_parameter_supported"] = json!(true);
+    meta["jwks_uri"] = json!(format!("{uri}/jwks"));
+    serve(&server, OIDC, 200, meta, 1).await;
+    let config = OAuthConfig::discover(&uri)
+        .await
+        .unwrap()
+        .client_id("app")
+        .build()
+        .unwrap();
+    assert!(config.endpoints().iss_parameter_supported);
+    assert_eq!(
+        config.endpoints().jwks_url.as_ref().unwrap().as_str(),
+        format!("{uri}/jwks")
     );
 }

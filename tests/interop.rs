@@ -190,6 +190,16 @@ async fn raw_resource_status(server: &Server, token: &Token) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// The server's count of token and JWKS requests.
+async fn server_counts(server: &Server) -> serde_json::Value {
+    reqwest::get(server.url("/test/counts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Revokes an access token through `authed`'s RFC 7009 support, as `authed-post`.
 async fn revoke_as_post_client(server: &Server, token: &Token) {
     let config = server.config(POST_ID, Some(POST_SECRET)).await;
@@ -205,7 +215,12 @@ async fn discovery_finds_every_endpoint_of_the_real_server() {
     let config = server.config(SPECIAL_ID, Some(SPECIAL_SECRET)).await;
     let e = config.endpoints();
     let url = |p: &str| Some(url::Url::parse(&server.url(p)).unwrap());
-    assert_eq!(e.issuer, url(""));
+    assert_eq!(e.issuer.as_deref(), Some(server.url("").as_str()));
+    assert!(
+        e.iss_parameter_supported,
+        "oidc-provider announces RFC 9207"
+    );
+    assert_eq!(e.jwks_url, url("/jwks"));
     assert_eq!(Some(e.token_url.clone()), url("/token"));
     assert_eq!(e.authorization_url, url("/auth"));
     assert_eq!(e.device_authorization_url, url("/device/auth"));
@@ -226,7 +241,7 @@ async fn discovery_rejects_the_server_under_another_name() {
     let localhost = server.issuer.replace("127.0.0.1", "localhost");
     let err = OAuthConfig::discover(&localhost).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Config(m) if m.contains("names issuer")),
+        matches!(&err, Error::Config(m) if m.contains("names another issuer")),
         "{err:?}"
     );
 }
@@ -430,9 +445,35 @@ mod signin {
             callback.contains("iss="),
             "RFC 9207 iss is sent: {callback}"
         );
-        let login = Arc::new(flow.complete_url(&pending, &callback).await.unwrap());
+        let saved = serde_json::to_value(&pending).unwrap();
+        let login = Arc::new(flow.complete_url(pending, &callback).await.unwrap());
         let first = login.current().unwrap();
         assert!(first.id_token().is_some());
+        // The ID token passed validation against the server's real JWKS (RS256).
+        let claims = login.id_token_claims().unwrap();
+        assert_eq!(claims.sub(), "alice");
+        assert_eq!(claims.get("aud"), Some(&serde_json::json!(SPECIAL_ID)));
+        assert_eq!(
+            claims.get("iss").and_then(|v| v.as_str()),
+            Some(server.url("").as_str())
+        );
+        let counts = server_counts(&server).await;
+        assert_eq!(
+            (counts["token"].as_u64(), counts["jwks"].as_u64()),
+            (Some(1), Some(1))
+        );
+
+        // A replayed completion (the session read twice): refused, no second token request.
+        let replayed: authed::PendingAuthorization = serde_json::from_value(saved).unwrap();
+        let err = flow.complete_url(replayed, &callback).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Callback(authed::CallbackError::AlreadyCompleted)
+            ),
+            "{err:?}"
+        );
+        assert_eq!(server_counts(&server).await["token"].as_u64(), Some(1));
         let first_refresh = first.refresh_token().unwrap().clone();
 
         let client = server.api(login.clone());
@@ -481,13 +522,50 @@ mod signin {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
             .unwrap();
+        let saved = serde_json::to_value(&pending).unwrap();
+        let copy =
+            || serde_json::from_value::<authed::PendingAuthorization>(saved.clone()).unwrap();
         let err = flow
-            .complete(&pending, &Callback::new(code, "forged"))
+            .complete(copy(), &Callback::new(code.clone(), "forged"))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Callback(_)), "{err:?}");
+        assert!(
+            matches!(err, Error::Callback(authed::CallbackError::StateMismatch)),
+            "{err:?}"
+        );
         // The code was not spent: the genuine callback still works.
-        flow.complete_url(&pending, &callback).await.unwrap();
+        flow.complete_url(pending, &callback).await.unwrap();
+        assert_eq!(server_counts(&server).await["token"].as_u64(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_callback_whose_iss_is_removed_is_refused_because_discovery_says_it_is_sent() {
+        let server = Server::start();
+        let config = server.config(PUBLIC_ID, None).await;
+        assert!(config.endpoints().iss_parameter_supported);
+        let flow = config
+            .authorization_code(REDIRECT_URI)
+            .scopes(SCOPES)
+            .build()
+            .unwrap();
+        let pending = flow.authorize();
+        let callback = headless_login(pending.url(), REDIRECT_URI).await;
+        let mut stripped = url::Url::parse(&callback).unwrap();
+        let kept: Vec<(String, String)> = stripped
+            .query_pairs()
+            .filter(|(k, _)| k != "iss")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        stripped.query_pairs_mut().clear().extend_pairs(kept);
+        let err = flow
+            .complete_url(pending, stripped.as_str())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Callback(authed::CallbackError::MissingIssuer)),
+            "{err:?}"
+        );
+        assert_eq!(server_counts(&server).await["token"].as_u64(), Some(0));
     }
 
     async fn approve_or_deny(server: &Server, action: &str, user_code: &str) {
@@ -546,7 +624,7 @@ mod signin {
             .unwrap();
         let pending = flow.authorize();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
-        let login = flow.complete_url(&pending, &callback).await.unwrap();
+        let login = flow.complete_url(pending, &callback).await.unwrap();
         let token = login.token().await.unwrap();
         login.logout().await.unwrap();
         let (status, _) = raw_resource_status(&server, &token).await;

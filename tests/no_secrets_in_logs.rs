@@ -60,8 +60,9 @@ async fn no_secret_reaches_a_log_line() {
     for k in ["state", "verifier", "nonce"] {
         secrets.push(p[k].as_str().unwrap().to_owned());
     }
+    let copy = || serde_json::from_value::<authed::PendingAuthorization>(p.clone()).unwrap();
     let waiting = {
-        let pending = pending.clone();
+        let pending = copy();
         tokio::spawn(async move { receiver.receive(&pending).await })
     };
     let location = http.get(pending.url()).send().await.unwrap().headers()["location"]
@@ -85,7 +86,16 @@ async fn no_secret_reaches_a_log_line() {
     secrets.extend(["stale-code-123".to_owned(), "stale-state-456".to_owned()]);
     http.get(&location).send().await.unwrap();
     let callback = waiting.await.unwrap().unwrap();
-    let login = flow.complete(&pending, &callback).await.unwrap();
+    let login = flow.complete(copy(), &callback).await.unwrap();
+    secrets.push(
+        login
+            .current()
+            .unwrap()
+            .id_token()
+            .unwrap()
+            .secret()
+            .to_owned(),
+    );
 
     // Refreshes, including one in the background.
     for _ in 0..2 {
@@ -97,9 +107,9 @@ async fn no_secret_reaches_a_log_line() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // Failures: a replayed code, a wrong state, a revoked refresh token.
-    let _ = flow.complete(&pending, &callback).await.unwrap_err();
+    let _ = flow.complete(copy(), &callback).await.unwrap_err();
     let _ = flow
-        .complete(&pending, &Callback::new("some-code-789", "wrong-state-012"))
+        .complete(copy(), &Callback::new("some-code-789", "wrong-state-012"))
         .await
         .unwrap_err();
     secrets.extend(["some-code-789".to_owned(), "wrong-state-012".to_owned()]);

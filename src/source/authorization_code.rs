@@ -1,12 +1,26 @@
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::config::OAuthConfig;
+use crate::config::{OAuthConfig, is_loopback};
 use crate::endpoint::Form;
-use crate::error::{Error, OAuthError};
+use crate::error::{CallbackError, Error, IdTokenError, OAuthError};
+use crate::id_token::{self, Jwks};
 use crate::source::refresh::{Login, RefreshTokenSource};
 use crate::token::Secret;
+
+/// Longest `code` accepted from a callback. Real providers' codes are well under 2 KiB
+/// (Microsoft's, the longest seen, about 1 KiB); anything longer is not sent on.
+const MAX_CODE_LEN: usize = 4096;
+/// Longest `state` accepted (ours are 43 characters).
+const MAX_STATE_LEN: usize = 1024;
+/// Longest `iss` accepted.
+const MAX_ISS_LEN: usize = 2048;
+/// How many completed sign-ins a flow remembers, to refuse a replayed one.
+const SPENT_REMEMBERED: usize = 4096;
 
 /// Parameters the flow sets itself; [`AuthorizationCodeBuilder::param`] may not override them.
 const RESERVED: &[&str] = &[
@@ -38,6 +52,8 @@ const RESERVED: &[&str] = &[
 ///
 /// let config = OAuthConfig::builder("https://auth.example.com/oauth/token")
 ///     .authorization_url("https://auth.example.com/authorize")
+///     .issuer("https://auth.example.com")
+///     .jwks_url("https://auth.example.com/jwks")
 ///     .client_id("my-web-app")
 ///     .client_secret("s3cret")
 ///     .build()?;
@@ -49,8 +65,8 @@ const RESERVED: &[&str] = &[
 /// let pending = flow.authorize();
 /// // Redirect the browser to pending.url(); keep `pending` in the session (it is
 /// // serializable). When the provider redirects to /callback:
-/// let login = flow.complete_url(&pending, callback_url).await?;
-/// # let _ = login;
+/// let login = flow.complete_url(pending, callback_url).await?;
+/// println!("signed in: {}", login.id_token_claims().map_or("?", |c| c.sub()));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -61,6 +77,38 @@ pub struct AuthorizationCode {
     scopes: Vec<String>,
     params: Vec<(String, String)>,
     login: Login,
+    jwks: Arc<Jwks>,
+    spent: Arc<Spent>,
+}
+
+/// The `state`s of sign-ins this flow (and its clones) completed or attempted: a second
+/// completion of the same one is refused without a request, even from a copy of the
+/// [`PendingAuthorization`] (a session store read twice).
+#[derive(Default)]
+struct Spent(Mutex<VecDeque<String>>);
+
+impl Spent {
+    /// Marks `state` spent; `false` when it already was.
+    fn spend(&self, state: &str) -> bool {
+        let mut spent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if spent
+            .iter()
+            .any(|s| bool::from(s.as_bytes().ct_eq(state.as_bytes())))
+        {
+            return false;
+        }
+        if spent.len() == SPENT_REMEMBERED {
+            spent.pop_front();
+        }
+        spent.push_back(state.to_owned());
+        true
+    }
+}
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spent")
+    }
 }
 
 /// Builds an [`AuthorizationCode`] flow; from [`OAuthConfig::authorization_code`].
@@ -125,8 +173,11 @@ impl AuthorizationCodeBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the configuration has no authorization endpoint, the redirect
-    /// URI is not an absolute URI, or a parameter the flow sets itself was given.
+    /// [`Error::Config`] when the configuration has no authorization endpoint, the
+    /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
+    /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
+    /// parameter the flow sets itself was given, or the `openid` scope is asked for without
+    /// the issuer and JWKS URL that ID token validation needs.
     pub fn build(self) -> Result<AuthorizationCode, Error> {
         let authorization_url = self
             .config
@@ -136,8 +187,21 @@ impl AuthorizationCodeBuilder {
             .ok_or_else(|| {
                 Error::config("the authorization code flow needs an authorization URL")
             })?;
-        Url::parse(&self.redirect_uri)
-            .map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
+        crate::browser::check_browser_url(
+            authorization_url.as_str(),
+            self.config.allows_insecure_http(),
+        )
+        .map_err(|why| Error::config(format!("the authorization URL is refused: {why}")))?;
+        check_redirect_uri(&self.redirect_uri)?;
+        if self.scopes.iter().any(|s| s == "openid") {
+            let e = self.config.endpoints();
+            if e.issuer.is_none() || e.jwks_url.is_none() {
+                return Err(Error::config(
+                    "an OpenID Connect sign-in (scope openid) needs the issuer and jwks_url to \
+                     validate the ID token; discovery sets both",
+                ));
+            }
+        }
         if let Some((k, _)) = self
             .params
             .iter()
@@ -154,7 +218,27 @@ impl AuthorizationCodeBuilder {
             scopes: self.scopes,
             params: self.params,
             login: self.login,
+            jwks: Arc::default(),
+            spent: Arc::default(),
         })
+    }
+}
+
+/// RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a loopback host; or a native app's
+/// private-use scheme in reverse-domain form (`com.example.app:/callback`).
+fn check_redirect_uri(raw: &str) -> Result<(), Error> {
+    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(Error::config(
+            "the redirect URI must use https unless it is on loopback (RFC 9700 §2.6)",
+        )),
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err(Error::config(
+            "the redirect URI must be https, loopback http, or a private-use scheme in \
+             reverse-domain form (RFC 8252 §7.1)",
+        )),
     }
 }
 
@@ -162,8 +246,11 @@ impl AuthorizationCodeBuilder {
 /// PKCE verifier, `state` and `nonce`.
 ///
 /// Serializable, so a web app can keep it in its server-side session store (never in a
-/// cookie the browser can read: the verifier is a secret). `Debug` shows none of it.
-#[derive(Clone, Serialize, Deserialize)]
+/// cookie the browser can read: the verifier is a secret; delete it from the session when
+/// the callback arrives). Single use: [`AuthorizationCode::complete`] takes it by value, and
+/// refuses a second completion of the same sign-in (say, from a session read twice) with
+/// [`CallbackError::AlreadyCompleted`] and no request. `Debug` shows none of it.
+#[derive(Serialize, Deserialize)]
 pub struct PendingAuthorization {
     url: String,
     redirect_uri: String,
@@ -188,6 +275,12 @@ impl PendingAuthorization {
     /// The `nonce` sent with an OpenID Connect request, to check against the ID token's.
     pub fn nonce(&self) -> Option<&str> {
         self.nonce.as_ref().map(Secret::secret)
+    }
+
+    /// A copy of `state`, for a receiver that must recognise the callback.
+    #[cfg_attr(not(feature = "loopback"), allow(dead_code))]
+    pub(crate) fn state(&self) -> Secret {
+        self.state.clone()
     }
 
     /// `true` when `state` is this authorization's, compared in constant time.
@@ -219,6 +312,9 @@ pub struct Callback {
     state: Option<Secret>,
     iss: Option<String>,
     error: Option<OAuthError>,
+    /// Why the parameters cannot be an authorization response, found while parsing and
+    /// reported by [`AuthorizationCode::complete`] before anything else.
+    problem: Option<CallbackError>,
 }
 
 impl Callback {
@@ -241,34 +337,85 @@ impl Callback {
     ///
     /// # Errors
     ///
-    /// [`Error::Callback`] when `url` is not an absolute URL.
+    /// [`Error::Callback`] with [`CallbackError::NotAUrl`] when `url` is not an absolute URL.
     pub fn from_url(url: &str) -> Result<Self, Error> {
-        let url = Url::parse(url).map_err(|_| Error::Callback("not a URL".to_owned()))?;
+        let url = Url::parse(url).map_err(|_| Error::Callback(CallbackError::NotAUrl))?;
         Ok(Callback::from_query(url.query().unwrap_or("")))
     }
 
     /// The parameters of a query string (`code=..&state=..`, with or without the `?`).
+    ///
+    /// Parsing is strict (RFC 6749 §3.1): a repeated `code`, `state`, `iss`, `error`,
+    /// `error_description` or `error_uri`, `code` together with `error`, or an over-long
+    /// value makes the callback one that [`AuthorizationCode::complete`] refuses before any
+    /// request. Unknown parameters are ignored.
     pub fn from_query(query: &str) -> Self {
         let query = query.strip_prefix('?').unwrap_or(query);
         let mut c = Callback::default();
         let (mut error, mut description, mut uri) = (None, None, None);
+        let mut problem = None;
+        fn set<T>(
+            slot: &mut Option<T>,
+            value: T,
+            name: &'static str,
+            problem: &mut Option<CallbackError>,
+        ) {
+            if slot.is_some() {
+                problem.get_or_insert(CallbackError::DuplicateParameter(name));
+            }
+            *slot = Some(value);
+        }
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match &*k {
-                "code" => c.code = Some(Secret::new(v)),
-                "state" => c.state = Some(Secret::new(v)),
-                "iss" => c.iss = Some(v.into_owned()),
-                "error" => error = Some(v.into_owned()),
-                "error_description" => description = Some(v.into_owned()),
-                "error_uri" => uri = Some(v.into_owned()),
+                "code" => set(&mut c.code, Secret::new(v), "code", &mut problem),
+                "state" => set(&mut c.state, Secret::new(v), "state", &mut problem),
+                "iss" => set(&mut c.iss, v.into_owned(), "iss", &mut problem),
+                "error" => set(&mut error, v.into_owned(), "error", &mut problem),
+                "error_description" => {
+                    set(
+                        &mut description,
+                        v.into_owned(),
+                        "error_description",
+                        &mut problem,
+                    );
+                }
+                "error_uri" => set(&mut uri, v.into_owned(), "error_uri", &mut problem),
                 _ => {}
             }
+        }
+        if problem.is_none() && c.code.is_some() && error.is_some() {
+            problem = Some(CallbackError::CodeAndError);
         }
         c.error = error.map(|e| {
             OAuthError::new(e)
                 .with_description(description.as_deref())
                 .with_uri(uri.as_deref())
         });
+        c.problem = problem;
         c
+    }
+
+    /// The first reason this cannot be an authorization response: a parsing problem, or a
+    /// value longer than any provider sends.
+    fn problem(&self) -> Option<CallbackError> {
+        let long = |v: Option<&str>, max: usize| v.is_some_and(|v| v.len() > max);
+        self.problem.or_else(|| {
+            if long(self.code.as_ref().map(Secret::secret), MAX_CODE_LEN) {
+                Some(CallbackError::TooLong("code"))
+            } else if long(self.state.as_ref().map(Secret::secret), MAX_STATE_LEN) {
+                Some(CallbackError::TooLong("state"))
+            } else if long(self.iss.as_deref(), MAX_ISS_LEN) {
+                Some(CallbackError::TooLong("iss"))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// `true` when the parameters are well-formed (no repeats, no `code` with `error`, no
+    /// over-long value).
+    pub fn is_well_formed(&self) -> bool {
+        self.problem().is_none()
     }
 
     /// `true` when this looks like an authorization response at all (a code or an error).
@@ -279,6 +426,14 @@ impl Callback {
     /// The provider's error, when the user or the provider refused.
     pub fn error(&self) -> Option<&OAuthError> {
         self.error.as_ref()
+    }
+
+    /// `state` is present and is `state` (constant-time comparison).
+    #[cfg_attr(not(feature = "loopback"), allow(dead_code))]
+    pub(crate) fn state_is(&self, state: &str) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| bool::from(s.secret().as_bytes().ct_eq(state.as_bytes())))
     }
 
     /// `state` is present and is `pending`'s (constant-time comparison).
@@ -296,6 +451,7 @@ impl std::fmt::Debug for Callback {
             .field("has_state", &self.state.is_some())
             .field("iss", &self.iss)
             .field("error", &self.error)
+            .field("problem", &self.problem)
             .finish()
     }
 }
@@ -345,60 +501,52 @@ impl AuthorizationCode {
     }
 
     /// Finishes a sign-in from the callback: checks it, exchanges the code with the PKCE
-    /// verifier, and returns the login, saved to the store first when there is one.
+    /// verifier, validates the ID token when a nonce was sent, and returns the login, saved
+    /// to the store first when there is one.
     ///
-    /// Nothing is sent to the provider unless `state` matches and `iss` (when present and an
-    /// issuer is configured) names the configured issuer.
+    /// Nothing is sent to the provider unless the callback is well-formed (see
+    /// [`Callback::from_query`]), `state` matches, `iss` is the configured issuer character
+    /// for character (and present, when the provider announces
+    /// `authorization_response_iss_parameter_supported`), and this sign-in was not completed
+    /// before. The code is sent at most once: from the first matching callback on, the
+    /// sign-in is spent whatever happens, and a failed exchange is never
+    /// [retryable](Error::is_retryable) — start a new sign-in.
+    ///
+    /// With the `openid` scope the ID token is validated (OpenID Connect Core §3.1.3.7):
+    /// signature against the provider's JWKS (RS256, PS256, ES256 or EdDSA), `iss`, `aud` /
+    /// `azp`, `exp` and `iat` with 60 s of clock skew, and `nonce`. Its claims are on the
+    /// login ([`RefreshTokenSource::id_token_claims`]), and its `sub` is part of the login's
+    /// default store key, so two users' logins never share one.
     ///
     /// # Errors
     ///
-    /// [`Error::Callback`] for a missing or wrong `state`, a wrong `iss`, or no code; the
-    /// typed error of the callback's `error` (`access_denied` is [`Error::AccessDenied`]);
-    /// the token endpoint's errors (a spent or wrong code, or a wrong verifier, is
-    /// [`Error::TokenRevoked`]); [`Error::Store`] when the login cannot be saved.
+    /// [`Error::Callback`] (with the [`CallbackError`]) for a malformed callback, a missing
+    /// or wrong `state` or `iss`, no code, or a spent sign-in; the typed error of the
+    /// callback's `error` (`access_denied` is [`Error::AccessDenied`]); the token endpoint's
+    /// errors (a spent or wrong code, or a wrong verifier, is [`Error::TokenRevoked`]), with
+    /// passing-looking failures reported as [`Error::CodeExchange`]; [`Error::IdToken`] for
+    /// an ID token that fails validation; [`Error::Store`] when the login cannot be saved.
     pub async fn complete(
         &self,
-        pending: &PendingAuthorization,
+        pending: PendingAuthorization,
         callback: &Callback,
     ) -> Result<RefreshTokenSource, Error> {
-        // An error response may be forged by anyone who can make the browser visit the
-        // redirect URI; a wrong state on it is reported as such, not as the provider's error.
-        if callback.state.is_some() && !callback.state_matches(pending) {
-            return Err(Error::Callback(
-                "state does not match this sign-in".to_owned(),
-            ));
-        }
-        if let (Some(iss), Some(issuer)) = (&callback.iss, &self.config.endpoints().issuer) {
-            // RFC 9207: a response naming another issuer is a mix-up attack.
-            if Url::parse(iss).ok().as_ref() != Some(issuer) {
-                return Err(Error::Callback(
-                    "iss does not name the configured issuer".to_owned(),
-                ));
-            }
-        }
-        if let Some(e) = &callback.error {
-            return Err(Error::from_oauth(e.clone()));
-        }
-        if callback.state.is_none() {
-            return Err(Error::Callback("the callback has no state".to_owned()));
-        }
-        let Some(code) = &callback.code else {
-            return Err(Error::Callback("the callback has no code".to_owned()));
-        };
-        let form = Form::grant_type("authorization_code")
-            .with("code", code.secret())
-            .with("redirect_uri", pending.redirect_uri.clone())
-            .with("code_verifier", pending.verifier.secret());
-        let token = self
-            .config
-            .endpoint()
-            .token(
-                &self.config.endpoints().token_url,
-                form,
-                self.config.clock().now(),
-            )
-            .await?;
-        self.login.start(&self.config, token).await
+        self.finish(pending, callback, None).await
+    }
+
+    /// [`complete`](Self::complete), storing the login under `key` (the app's own name for
+    /// the user, e.g. its user id) instead of the default key.
+    ///
+    /// # Errors
+    ///
+    /// As [`complete`](Self::complete).
+    pub async fn complete_as(
+        &self,
+        pending: PendingAuthorization,
+        callback: &Callback,
+        key: impl Into<String>,
+    ) -> Result<RefreshTokenSource, Error> {
+        self.finish(pending, callback, Some(key.into())).await
     }
 
     /// [`complete`](Self::complete) from the full callback URL.
@@ -408,10 +556,88 @@ impl AuthorizationCode {
     /// As [`complete`](Self::complete), and [`Error::Callback`] when `url` is not a URL.
     pub async fn complete_url(
         &self,
-        pending: &PendingAuthorization,
+        pending: PendingAuthorization,
         url: &str,
     ) -> Result<RefreshTokenSource, Error> {
         self.complete(pending, &Callback::from_url(url)?).await
+    }
+
+    async fn finish(
+        &self,
+        pending: PendingAuthorization,
+        callback: &Callback,
+        key: Option<String>,
+    ) -> Result<RefreshTokenSource, Error> {
+        let reject = |e: CallbackError| Err(Error::Callback(e));
+        if let Some(problem) = callback.problem() {
+            return reject(problem);
+        }
+        // An error response may be forged by anyone who can make the browser visit the
+        // redirect URI; a wrong state on it is reported as such, not as the provider's error.
+        match &callback.state {
+            Some(_) if !callback.state_matches(&pending) => {
+                return reject(CallbackError::StateMismatch);
+            }
+            Some(_) => {}
+            None => return reject(CallbackError::MissingState),
+        }
+        // From here on the callback is this sign-in's: it is spent, whatever happens next.
+        if !self.spent.spend(pending.state.secret()) {
+            return reject(CallbackError::AlreadyCompleted);
+        }
+        let endpoints = self.config.endpoints();
+        match (&callback.iss, &endpoints.issuer) {
+            // RFC 9207 §2.4: simple string comparison; anything else is a mix-up attack.
+            (Some(iss), Some(issuer)) if iss != issuer => {
+                return reject(CallbackError::IssuerMismatch);
+            }
+            (None, _) if endpoints.iss_parameter_supported => {
+                return reject(CallbackError::MissingIssuer);
+            }
+            _ => {}
+        }
+        if let Some(e) = &callback.error {
+            return Err(Error::from_oauth(e.clone()));
+        }
+        let Some(code) = &callback.code else {
+            return reject(CallbackError::MissingCode);
+        };
+        let form = Form::grant_type("authorization_code")
+            .with("code", code.secret())
+            .with("redirect_uri", pending.redirect_uri.clone())
+            .with("code_verifier", pending.verifier.secret());
+        let token = self
+            .config
+            .endpoint()
+            .token(&endpoints.token_url, form, self.config.clock().now())
+            .await
+            // The code may be spent even when the answer was lost: never invite a retry.
+            .map_err(|e| {
+                if e.is_retryable() {
+                    Error::CodeExchange(Arc::new(e))
+                } else {
+                    e
+                }
+            })?;
+        let claims = match &pending.nonce {
+            Some(nonce) => {
+                let raw = token
+                    .id_token()
+                    .ok_or(Error::IdToken(IdTokenError::Missing))?;
+                Some(
+                    id_token::validate(&self.config, &self.jwks, raw.secret(), nonce.secret())
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let mut login = self.login.clone();
+        if key.is_some() {
+            login.key = key;
+        }
+        login
+            .start_signed_in(&self.config, token, &self.scopes, &self.params, claims)
+            .await
     }
 }
 

@@ -194,6 +194,12 @@ impl DeviceAuthorization {
         let interval = duration("interval")?
             .unwrap_or(DEFAULT_INTERVAL)
             .max(Duration::from_secs(1));
+        crate::browser::check_verification_uris(
+            status,
+            &verification_uri,
+            answer.str("verification_uri_complete"),
+            self.config.allows_insecure_http(),
+        )?;
         Ok(DeviceCode {
             device_code,
             user_code,

@@ -42,8 +42,10 @@ macro_rules! login_setters {
             self
         }
 
-        /// The key the login is stored under. Defaults to one derived from the token URL and
-        /// the client id; set it to keep several users' logins in one store.
+        /// The key the login is stored under. Defaults to one derived from everything that
+        /// shapes the token (token URL, client id, scopes, other parameters) and, for an
+        /// OpenID Connect sign-in, the validated ID token's `sub`; set it to name logins
+        /// yourself (then keep one key per user).
         pub fn key(mut self, key: impl Into<String>) -> Self {
             self.login.key = Some(key.into());
             self

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::{Error, OAuthError};
+use crate::id_token::IdTokenClaims;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{BoxFuture, TokenFuture, TokenSource};
@@ -40,6 +41,7 @@ pub struct RefreshTokenSource {
     cache: TokenCache,
     config: OAuthConfig,
     key: Arc<str>,
+    claims: Option<Arc<IdTokenClaims>>,
 }
 
 /// Where a login is kept. Shared by every user sign-in flow, so that each ends in the same
@@ -51,20 +53,41 @@ pub(crate) struct Login {
 }
 
 impl Login {
-    fn key(&self, config: &OAuthConfig) -> String {
+    /// The key set with `key(..)`, or the default: everything that shapes the token (token
+    /// URL, client id, scopes, other request parameters) and, when known, who signed in
+    /// (the validated ID token's `sub`), so that neither two configurations nor two users
+    /// share a stored login.
+    fn key(
+        &self,
+        config: &OAuthConfig,
+        scopes: &[String],
+        params: &[(String, String)],
+        subject: Option<&str>,
+    ) -> String {
         self.key.clone().unwrap_or_else(|| {
+            // Who signed in goes into the grant slot, which no request parameter can reach.
+            let grant = subject.map_or_else(|| "user".to_owned(), |sub| format!("user;sub={sub}"));
             cache_key(
-                "user",
+                &grant,
                 config.endpoints().token_url.as_str(),
                 config.client_id(),
-                &[],
-                &[],
+                scopes,
+                params,
             )
         })
     }
 
     fn source(&self, config: &OAuthConfig) -> RefreshTokenSource {
-        let key: Arc<str> = self.key(config).into();
+        self.source_at(config, self.key(config, &[], &[], None), None)
+    }
+
+    fn source_at(
+        &self,
+        config: &OAuthConfig,
+        key: String,
+        claims: Option<IdTokenClaims>,
+    ) -> RefreshTokenSource {
+        let key: Arc<str> = key.into();
         let persist = self.store.clone().map(|store| Persist {
             store,
             key: key.to_string(),
@@ -81,6 +104,7 @@ impl Login {
             ),
             config: config.clone(),
             key,
+            claims: claims.map(Arc::new),
         }
     }
 
@@ -91,6 +115,27 @@ impl Login {
         token: Token,
     ) -> Result<RefreshTokenSource, Error> {
         let source = self.source(config);
+        source.cache.seed(token).await?;
+        Ok(source)
+    }
+
+    /// [`start`](Self::start) for a sign-in with these request parameters, by the user the
+    /// validated ID token names (when there was one).
+    pub(crate) async fn start_signed_in(
+        &self,
+        config: &OAuthConfig,
+        token: Token,
+        scopes: &[String],
+        params: &[(String, String)],
+        claims: Option<IdTokenClaims>,
+    ) -> Result<RefreshTokenSource, Error> {
+        let key = self.key(
+            config,
+            scopes,
+            params,
+            claims.as_ref().map(IdTokenClaims::sub),
+        );
+        let source = self.source_at(config, key, claims);
         source.cache.seed(token).await?;
         Ok(source)
     }
@@ -151,9 +196,16 @@ impl RefreshTokenSourceBuilder {
 }
 
 impl RefreshTokenSource {
-    /// The key this login is stored under.
+    /// The key this login is stored under: resume it later with
+    /// [`RefreshTokenSourceBuilder::key`] and [`from_store`](RefreshTokenSourceBuilder::from_store).
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The validated ID token claims of the OpenID Connect sign-in that started this login
+    /// (`None` for other logins, and for one resumed from a store): who signed in.
+    pub fn id_token_claims(&self) -> Option<&IdTokenClaims> {
+        self.claims.as_deref()
     }
 
     /// The token held now, valid or not, without refreshing. For showing who is signed in

@@ -109,12 +109,21 @@ impl Paths {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contents::default()),
             Err(e) => return Err(io_error("reading", &self.file, e)),
         };
-        // serde_json's message names a line and column, never the content.
+        // serde_json's message quotes what it found ("invalid type: string \"rt-...\""),
+        // which may be a token: keep only where and what kind of error.
         let contents: Contents = serde_json::from_slice(&bytes).map_err(|e| {
             io_error(
                 "parsing",
                 &self.file,
-                io::Error::new(io::ErrorKind::InvalidData, e),
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "not a token file ({:?} error at line {} column {})",
+                        e.classify(),
+                        e.line(),
+                        e.column()
+                    ),
+                ),
             )
         })?;
         if contents.version > VERSION {
