@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use authed::testing::TestProvider;
-use authed::{AuthedClient, OAuthConfig};
+use authed::{AuthedClient, OAuthConfig, TokenSource};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
 fn quick() -> bool {
@@ -487,14 +487,22 @@ fn main() {
 async fn run() {
     if let Ok(name) = std::env::var("AUTHED_LOAD_PROFILE") {
         // A fixed number of requests through one client, for an instruction-counting
-        // profiler: `valgrind --tool=callgrind` (see BENCHMARKS.md).
+        // profiler: `benches/callgrind.sh` (see BENCHMARKS.md).
         let provider = Arc::new(TestProvider::start().await);
         let clients = make_clients(&provider).await;
         let client = clients
             .iter()
             .find(|c| c.name() == name)
             .expect("baseline, authed or mutex");
-        memory(&provider, client, 32, 10_000, 1_000).await;
+        if let Client::Authed(authed) = client {
+            // The one token request happens here, not inside the profiled request function.
+            authed.source().token().await.expect("token");
+        }
+        let requests = std::env::var("AUTHED_LOAD_REQUESTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
+        memory(&provider, client, 32, requests, requests / 10).await;
         return;
     }
     let quick = quick();
