@@ -29,6 +29,12 @@ fn enabled(scenario: &str) -> bool {
     std::env::var("AUTHED_LOAD_ONLY").map_or(true, |only| only.split(',').any(|s| s == scenario))
 }
 
+/// `AUTHED_LOAD_URL=absolute`: the authed client gets the same absolute URL string as the
+/// others instead of a path relative to its base URL (for `benches/callgrind.sh`).
+static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "absolute")
+});
+
 /// One client under test.
 #[derive(Clone)]
 enum Client {
@@ -55,6 +61,7 @@ impl Client {
                 .send()
                 .await
                 .ok(),
+            Client::Authed(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
             Client::Authed(client) => client.get("hello").send().await.ok(),
             Client::Mutex(hand) => {
                 let header = hand.header().await;
@@ -502,7 +509,11 @@ async fn run() {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(10_000);
-        memory(&provider, client, 32, requests, requests / 10).await;
+        let concurrency = std::env::var("AUTHED_LOAD_CONCURRENCY")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(32);
+        memory(&provider, client, concurrency, requests, requests / 10).await;
         return;
     }
     let quick = quick();

@@ -14,11 +14,14 @@ use crate::token::Token;
 /// An HTTP client that sends `Authorization: Bearer <token>` with every request to the
 /// origins it is configured for.
 ///
-/// It asks its [`TokenSource`] for a token per request (a cached token costs an atomic load).
-/// When the API answers `401` with `WWW-Authenticate: Bearer error="invalid_token"`, a bare
-/// Bearer challenge, or no challenge at all, it reports the token as rejected, gets a fresh
-/// one and sends the request **once** more. Any other 401, or a second one, is
-/// [`Error::Unauthorized`]. Other statuses (403 included) are returned as responses.
+/// It asks its [`TokenSource`] for a token per request (a cached token costs an atomic load
+/// and a clock read). When the API answers `401` with
+/// `WWW-Authenticate: Bearer error="invalid_token"`, a bare Bearer challenge, or no challenge
+/// at all, it reports the token as rejected, gets a fresh one and sends the request **once**
+/// more. Any other 401, or a second one, is [`Error::Unauthorized`]. A 401 from another
+/// origin that a redirect led to is [`Error::RedirectedUnauthorized`]: the token was not sent
+/// there, so it is neither refreshed nor sent again. Other statuses (403 included) are
+/// returned as responses.
 ///
 /// Tokens only go to the configured origins: the base URL's, those added with
 /// [`allow_origin`](AuthedClientBuilder::allow_origin), or any HTTPS origin after
@@ -154,18 +157,27 @@ impl AuthedClient {
             .map_err(Error::transport)
     }
 
-    async fn send(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
+    /// Sends `request` with a token. One flat future, with the rare 401 path boxed: every
+    /// request moves this future around, and nested or larger futures are copied each time.
+    async fn send(&self, mut request: reqwest::Request) -> Result<reqwest::Response, Error> {
         self.check_origin(request.url())?;
         tracing::debug!(method = %request.method(), path = request.url().path(), "authed request");
-        // Kept to send once more after a rejected token. A streaming body cannot be cloned:
+        // Kept to send once more after a rejected token. A streaming body cannot be copied:
         // then only the URL is kept, to tell where the 401 came from.
         let replay = request.try_clone().ok_or_else(|| request.url().clone());
         let token = self.inner.source.token().await?;
-        let response = self.execute(request, &token).await?;
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, bearer(&token)?);
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(Error::transport)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        // Boxed: the rare path should not grow the future every request moves around.
         Box::pin(self.after_401(response, replay, token)).await
     }
 
@@ -435,13 +447,15 @@ impl RequestBuilder {
     /// [`Error::UntrustedOrigin`] before anything is sent to an origin the client is not
     /// configured for; any error of the token source; [`Error::Unauthorized`] when the API
     /// refuses the token after a refresh, or refuses it and the body cannot be replayed;
+    /// [`Error::RedirectedUnauthorized`] when a redirect to another origin ended in a 401;
     /// [`Error::Transport`] when the request fails.
-    pub async fn send(self) -> Result<reqwest::Response, Error> {
-        let request = self
-            .request?
-            .build()
-            .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))?;
-        self.client.send(request).await
+    pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
+        let request = self.request.and_then(|r| {
+            r.build()
+                .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))
+        });
+        // Not an `async fn`: that would be one more future around `AuthedClient::send`'s.
+        async move { self.client.send(request?).await }
     }
 }
 

@@ -333,3 +333,39 @@ async fn a_401_after_a_redirect_within_the_origin_still_refreshes_once() {
     assert_eq!(seen.len(), 4, "two redirected requests");
     assert!(seen.iter().all(|r| r.headers.get("authorization").is_some()));
 }
+
+/// 400 requests at once through one client just after the token expired: one token request
+/// serves them all, and none is sent with the expired token. (400, not 1,000: each request
+/// holds a connection, and both ends must fit in a default limit of 1,024 open files; the
+/// load bench runs 1,000.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_callers_at_expiry_make_one_token_request() {
+    let provider = TestProvider::start().await;
+    let clock = authed::testing::ManualClock::new(std::time::SystemTime::now());
+    let config = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let client = AuthedClient::builder(config.client_credentials().build())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    client.get("warm").send().await.unwrap();
+    assert_eq!(provider.token_requests(), 1);
+
+    clock.advance(std::time::Duration::from_secs(3600));
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(format!("at-expiry/{i}")).send().await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(provider.token_requests(), 2, "one token request for 400 callers");
+    assert_eq!(provider.api_rejections(), 0);
+    assert_eq!(provider.api_requests(), 401);
+}
