@@ -31,9 +31,8 @@ fn enabled(scenario: &str) -> bool {
 
 /// `AUTHED_LOAD_URL=absolute`: the authed client gets the same absolute URL string as the
 /// others instead of a path relative to its base URL (for `benches/callgrind.sh`).
-static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-    std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "absolute")
-});
+static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "absolute"));
 
 /// One client under test.
 #[derive(Clone)]

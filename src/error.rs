@@ -83,7 +83,9 @@ pub enum Error {
     /// refreshed nor sent again. Request that origin directly (after
     /// [`allow_origin`](crate::AuthedClientBuilder::allow_origin)) if it is meant to get the
     /// token.
-    #[error("the request was redirected to {origin}, which did not receive the token and answered 401")]
+    #[error(
+        "the request was redirected to {origin}, which did not receive the token and answered 401"
+    )]
     RedirectedUnauthorized {
         /// The origin (`scheme://host:port`) that answered 401.
         origin: String,

@@ -317,7 +317,8 @@ async fn a_401_after_a_redirect_within_the_origin_still_refreshes_once() {
         .await;
     Mock::given(path("/api/thing"))
         .respond_with(
-            ResponseTemplate::new(401).insert_header("www-authenticate", "Bearer error=invalid_token"),
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", "Bearer error=invalid_token"),
         )
         .mount(&api)
         .await;
@@ -327,11 +328,17 @@ async fn a_401_after_a_redirect_within_the_origin_still_refreshes_once() {
         .unwrap();
 
     let err = client.get("old").send().await.unwrap_err();
-    assert!(matches!(&err, Error::Unauthorized(u) if u.retried), "{err:?}");
+    assert!(
+        matches!(&err, Error::Unauthorized(u) if u.retried),
+        "{err:?}"
+    );
     assert_eq!(provider.token_requests(), 2, "one refresh");
     let seen = api.received_requests().await.unwrap();
     assert_eq!(seen.len(), 4, "two redirected requests");
-    assert!(seen.iter().all(|r| r.headers.get("authorization").is_some()));
+    assert!(
+        seen.iter()
+            .all(|r| r.headers.get("authorization").is_some())
+    );
 }
 
 /// 400 requests at once through one client just after the token expired: one token request
@@ -365,7 +372,11 @@ async fn many_callers_at_expiry_make_one_token_request() {
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap().status(), 200);
     }
-    assert_eq!(provider.token_requests(), 2, "one token request for 400 callers");
+    assert_eq!(
+        provider.token_requests(),
+        2,
+        "one token request for 400 callers"
+    );
     assert_eq!(provider.api_rejections(), 0);
     assert_eq!(provider.api_requests(), 401);
 }

@@ -378,8 +378,8 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::AccessToken;
     use crate::testing::ManualClock;
+    use crate::token::AccessToken;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::task::{Context, Poll, Waker};
 
@@ -437,7 +437,10 @@ mod tests {
         // token and starts the background refresh.
         clock.advance(Duration::from_secs(3300));
         assert_eq!(ready(&cache), "t1");
-        assert!(cache.shared.lock().flight.is_some(), "the first read refreshes");
+        assert!(
+            cache.shared.lock().flight.is_some(),
+            "the first read refreshes"
+        );
         settle(&fetches, 2, &cache).await;
         assert_eq!(ready(&cache), "t2");
 
