@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use authed::testing::TestProvider;
-use authed::{AuthedClient, OAuthConfig};
+use authed::{AuthedClient, OAuthConfig, TokenSource};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
 fn quick() -> bool {
@@ -28,6 +28,11 @@ fn quick() -> bool {
 fn enabled(scenario: &str) -> bool {
     std::env::var("AUTHED_LOAD_ONLY").map_or(true, |only| only.split(',').any(|s| s == scenario))
 }
+
+/// `AUTHED_LOAD_URL=absolute`: the authed client gets the same absolute URL string as the
+/// others instead of a path relative to its base URL (for `benches/callgrind.sh`).
+static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "absolute"));
 
 /// One client under test.
 #[derive(Clone)]
@@ -55,6 +60,7 @@ impl Client {
                 .send()
                 .await
                 .ok(),
+            Client::Authed(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
             Client::Authed(client) => client.get("hello").send().await.ok(),
             Client::Mutex(hand) => {
                 let header = hand.header().await;
@@ -487,14 +493,26 @@ fn main() {
 async fn run() {
     if let Ok(name) = std::env::var("AUTHED_LOAD_PROFILE") {
         // A fixed number of requests through one client, for an instruction-counting
-        // profiler: `valgrind --tool=callgrind` (see BENCHMARKS.md).
+        // profiler: `benches/callgrind.sh` (see BENCHMARKS.md).
         let provider = Arc::new(TestProvider::start().await);
         let clients = make_clients(&provider).await;
         let client = clients
             .iter()
             .find(|c| c.name() == name)
             .expect("baseline, authed or mutex");
-        memory(&provider, client, 32, 10_000, 1_000).await;
+        if let Client::Authed(authed) = client {
+            // The one token request happens here, not inside the profiled request function.
+            authed.source().token().await.expect("token");
+        }
+        let requests = std::env::var("AUTHED_LOAD_REQUESTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
+        let concurrency = std::env::var("AUTHED_LOAD_CONCURRENCY")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(32);
+        memory(&provider, client, concurrency, requests, requests / 10).await;
         return;
     }
     let quick = quick();

@@ -14,11 +14,14 @@ use crate::token::Token;
 /// An HTTP client that sends `Authorization: Bearer <token>` with every request to the
 /// origins it is configured for.
 ///
-/// It asks its [`TokenSource`] for a token per request (a cached token costs an atomic load).
-/// When the API answers `401` with `WWW-Authenticate: Bearer error="invalid_token"`, a bare
-/// Bearer challenge, or no challenge at all, it reports the token as rejected, gets a fresh
-/// one and sends the request **once** more. Any other 401, or a second one, is
-/// [`Error::Unauthorized`]. Other statuses (403 included) are returned as responses.
+/// It asks its [`TokenSource`] for a token per request (a cached token costs an atomic load
+/// and a clock read). When the API answers `401` with
+/// `WWW-Authenticate: Bearer error="invalid_token"`, a bare Bearer challenge, or no challenge
+/// at all, it reports the token as rejected, gets a fresh one and sends the request **once**
+/// more. Any other 401, or a second one, is [`Error::Unauthorized`]. A 401 from another
+/// origin that a redirect led to is [`Error::RedirectedUnauthorized`]: the token was not sent
+/// there, so it is neither refreshed nor sent again. Other statuses (403 included) are
+/// returned as responses.
 ///
 /// Tokens only go to the configured origins: the base URL's, those added with
 /// [`allow_origin`](AuthedClientBuilder::allow_origin), or any HTTPS origin after
@@ -75,12 +78,13 @@ impl AuthedClient {
         &self.inner.source
     }
 
-    /// Starts a request. `url` (a `&str`, `String` or `Url`) is absolute, or relative to the
-    /// base URL.
-    pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
-        let request = self
-            .resolve(url.as_ref())
-            .map(|url| self.inner.http.request(method, url));
+    /// Starts a request. `url` is a [`Url`], used as it is, or a string (`&str`, `String`),
+    /// absolute or relative to the base URL.
+    pub fn request(&self, method: Method, url: impl IntoRequestUrl) -> RequestBuilder {
+        let request = url
+            .resolve(self.inner.base_url.as_ref())
+            .map(|url| self.inner.http.request(method, url))
+            .map_err(|e| Error::config(format!("invalid request URL: {e}")));
         RequestBuilder {
             client: self.clone(),
             request,
@@ -88,36 +92,28 @@ impl AuthedClient {
     }
 
     /// Starts a `GET` request.
-    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn get(&self, url: impl IntoRequestUrl) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn post(&self, url: impl IntoRequestUrl) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn put(&self, url: impl IntoRequestUrl) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn patch(&self, url: impl IntoRequestUrl) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn delete(&self, url: impl IntoRequestUrl) -> RequestBuilder {
         self.request(Method::DELETE, url)
-    }
-
-    fn resolve(&self, url: &str) -> Result<Url, Error> {
-        let parsed = match &self.inner.base_url {
-            Some(base) => base.join(url),
-            None => Url::parse(url),
-        };
-        parsed.map_err(|e| Error::config(format!("invalid request URL: {e}")))
     }
 
     fn check_origin(&self, url: &Url) -> Result<(), Error> {
@@ -161,34 +157,129 @@ impl AuthedClient {
             .map_err(Error::transport)
     }
 
-    async fn send(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
+    /// Sends `request` with a token. One flat future, with the rare 401 path boxed: every
+    /// request moves this future around, and nested or larger futures are copied each time.
+    async fn send(&self, mut request: reqwest::Request) -> Result<reqwest::Response, Error> {
         self.check_origin(request.url())?;
         tracing::debug!(method = %request.method(), path = request.url().path(), "authed request");
-        // A request with a streaming body cannot be cloned, and so cannot be re-sent.
-        let replay = request.try_clone();
+        // Kept to send once more after a rejected token. A streaming body cannot be copied:
+        // then only the URL is kept, to tell where the 401 came from.
+        let replay = request.try_clone().ok_or_else(|| request.url().clone());
         let token = self.inner.source.token().await?;
-        let response = self.execute(request, &token).await?;
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, bearer(&token)?);
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(Error::transport)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
+        }
+        Box::pin(self.after_401(response, replay, token)).await
+    }
+
+    /// The rules for a 401 (RFC 6750 §3.1): if it rejects the token that was sent, report
+    /// the token as rejected, get a fresh one and send the request once more.
+    async fn after_401(
+        &self,
+        response: reqwest::Response,
+        replay: Result<reqwest::Request, Url>,
+        token: Arc<Token>,
+    ) -> Result<reqwest::Response, Error> {
+        let sent_to = match &replay {
+            Ok(request) => request.url(),
+            Err(url) => url,
+        };
+        if let Some(e) = token_not_sent(sent_to, &response) {
+            return Err(e);
         }
         let challenge = bearer_challenge(response.headers());
         let mut refused = Unauthorized::new(challenge.as_ref());
         if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
             return Err(Error::Unauthorized(refused));
         }
-        let Some(replay) = replay else {
+        let Ok(replay) = replay else {
             refused.replayable = false;
             return Err(Error::Unauthorized(refused));
         };
         tracing::debug!("the API rejected the token; refreshing and retrying once");
         let fresh = self.inner.source.token_rejected(&token).await?;
+        let sent_to = replay.url().clone();
         let response = self.execute(replay, &fresh).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        if let Some(e) = token_not_sent(&sent_to, &response) {
+            return Err(e);
+        }
         let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
         refused.retried = true;
         Err(Error::Unauthorized(refused))
+    }
+}
+
+/// A 401 from another origin than the one the token was sent to: the request was
+/// redirected, and reqwest drops `Authorization` when a redirect changes scheme, host or
+/// port (the rule below is reqwest's). That 401 answers a request without a token, so it
+/// says nothing about the token: no refresh, no replay.
+fn token_not_sent(sent_to: &Url, response: &reqwest::Response) -> Option<Error> {
+    let answered = response.url();
+    let same = answered.scheme() == sent_to.scheme()
+        && answered.host_str() == sent_to.host_str()
+        && answered.port_or_known_default() == sent_to.port_or_known_default();
+    (!same).then(|| Error::RedirectedUnauthorized {
+        origin: answered.origin().ascii_serialization(),
+    })
+}
+
+/// A request URL: a [`Url`], used as it is, or a string (`&str`, `String`, `&String`),
+/// absolute or relative to the client's base URL. A `Url` is not parsed again.
+pub trait IntoRequestUrl: sealed::Resolve {}
+
+impl<T: sealed::Resolve> IntoRequestUrl for T {}
+
+mod sealed {
+    use url::{ParseError, Url};
+
+    /// How each kind of request URL becomes a `Url`. Sealed: only the crate implements it.
+    pub trait Resolve {
+        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError>;
+    }
+
+    impl Resolve for Url {
+        fn resolve(self, _base: Option<&Url>) -> Result<Url, ParseError> {
+            Ok(self)
+        }
+    }
+
+    impl Resolve for &Url {
+        fn resolve(self, _base: Option<&Url>) -> Result<Url, ParseError> {
+            Ok(self.clone())
+        }
+    }
+
+    impl Resolve for &str {
+        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError> {
+            match base {
+                Some(base) => base.join(self),
+                None => Url::parse(self),
+            }
+        }
+    }
+
+    impl Resolve for String {
+        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError> {
+            self.as_str().resolve(base)
+        }
+    }
+
+    impl Resolve for &String {
+        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError> {
+            self.as_str().resolve(base)
+        }
     }
 }
 
@@ -371,13 +462,15 @@ impl RequestBuilder {
     /// [`Error::UntrustedOrigin`] before anything is sent to an origin the client is not
     /// configured for; any error of the token source; [`Error::Unauthorized`] when the API
     /// refuses the token after a refresh, or refuses it and the body cannot be replayed;
+    /// [`Error::RedirectedUnauthorized`] when a redirect to another origin ended in a 401;
     /// [`Error::Transport`] when the request fails.
-    pub async fn send(self) -> Result<reqwest::Response, Error> {
-        let request = self
-            .request?
-            .build()
-            .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))?;
-        self.client.send(request).await
+    pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
+        let request = self.request.and_then(|r| {
+            r.build()
+                .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))
+        });
+        // Not an `async fn`: that would be one more future around `AuthedClient::send`'s.
+        async move { self.client.send(request?).await }
     }
 }
 

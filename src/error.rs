@@ -18,6 +18,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
+/// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
 ///
 /// No variant ever contains a token, a secret, a response body or a URL query.
@@ -92,6 +93,20 @@ pub enum Error {
     /// host, missing setting).
     #[error("configuration error: {0}")]
     Config(String),
+
+    /// The API redirected the request to another origin, and that origin answered
+    /// `401 Unauthorized`. The token was not sent there (reqwest drops `Authorization` when a
+    /// redirect leaves the origin), so this is not a rejection of the token: it was neither
+    /// refreshed nor sent again. Request that origin directly (after
+    /// [`allow_origin`](crate::AuthedClientBuilder::allow_origin)) if it is meant to get the
+    /// token.
+    #[error(
+        "the request was redirected to {origin}, which did not receive the token and answered 401"
+    )]
+    RedirectedUnauthorized {
+        /// The origin (`scheme://host:port`) that answered 401.
+        origin: String,
+    },
 
     /// A request was made to an origin the [`AuthedClient`](crate::AuthedClient) is not
     /// configured to send tokens to. Nothing was sent.

@@ -154,7 +154,7 @@ mod store;
 pub mod testing;
 mod token;
 
-pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
+pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};

@@ -342,15 +342,6 @@ impl ExpiryPolicy {
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current wall-clock time.
     fn now(&self) -> SystemTime;
-
-    /// `true` when this clock is the system's wall clock, so that real time reaches a
-    /// deadline when a timer set for it fires. The token cache then arms a timer for a
-    /// token's refresh time instead of reading the clock on every `token()` call, which makes
-    /// a cached token several times cheaper to get. The default, `false`, is right for clocks
-    /// moved by hand: the cache reads them on every call.
-    fn is_system_time(&self) -> bool {
-        false
-    }
 }
 
 /// The system clock.
@@ -360,10 +351,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
-    }
-
-    fn is_system_time(&self) -> bool {
-        true
     }
 }
 

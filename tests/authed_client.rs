@@ -272,3 +272,111 @@ async fn shared_source_serves_many_clients() {
     b.get("b").send().await.unwrap();
     assert_eq!(provider.token_requests(), 1);
 }
+
+/// Attack (issue 8 point 7): the API redirects to "somewhere else", which answers 401
+/// `invalid_token`. reqwest dropped the token on the way, so that 401 says nothing about the
+/// token: no refresh, no replay, a typed error.
+#[tokio::test]
+async fn a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection() {
+    let provider = TestProvider::start().await;
+    let elsewhere = refusing_api(r#"Bearer error="invalid_token""#, 401).await;
+    let api = MockServer::start().await;
+    Mock::given(path("/api/thing"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/api/thing", elsewhere.uri())),
+        )
+        .mount(&api)
+        .await;
+    let client = AuthedClient::builder(source(provider.token_url()))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+
+    let err = client.get("thing").send().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RedirectedUnauthorized { origin } if *origin == elsewhere.uri()),
+        "{err:?}"
+    );
+    assert_eq!(provider.token_requests(), 1, "no refresh");
+    assert_eq!(api.received_requests().await.unwrap().len(), 1, "no replay");
+    let seen = elsewhere.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].headers.get("authorization").is_none());
+}
+
+/// A redirect within the API's origin keeps the token, so a 401 there is the token's
+/// rejection: refreshed once and sent once more, as without a redirect.
+#[tokio::test]
+async fn a_401_after_a_redirect_within_the_origin_still_refreshes_once() {
+    let provider = TestProvider::start().await;
+    let api = MockServer::start().await;
+    Mock::given(path("/api/old"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", "/api/thing"))
+        .mount(&api)
+        .await;
+    Mock::given(path("/api/thing"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", "Bearer error=invalid_token"),
+        )
+        .mount(&api)
+        .await;
+    let client = AuthedClient::builder(source(provider.token_url()))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+
+    let err = client.get("old").send().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthorized(u) if u.retried),
+        "{err:?}"
+    );
+    assert_eq!(provider.token_requests(), 2, "one refresh");
+    let seen = api.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 4, "two redirected requests");
+    assert!(
+        seen.iter()
+            .all(|r| r.headers.get("authorization").is_some())
+    );
+}
+
+/// 400 requests at once through one client just after the token expired: one token request
+/// serves them all, and none is sent with the expired token. (400, not 1,000: each request
+/// holds a connection, and both ends must fit in a default limit of 1,024 open files; the
+/// load bench runs 1,000.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_callers_at_expiry_make_one_token_request() {
+    let provider = TestProvider::start().await;
+    let clock = authed::testing::ManualClock::new(std::time::SystemTime::now());
+    let config = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let client = AuthedClient::builder(config.client_credentials().build())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    client.get("warm").send().await.unwrap();
+    assert_eq!(provider.token_requests(), 1);
+
+    clock.advance(std::time::Duration::from_secs(3600));
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(format!("at-expiry/{i}")).send().await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(
+        provider.token_requests(),
+        2,
+        "one token request for 400 callers"
+    );
+    assert_eq!(provider.api_rejections(), 0);
+    assert_eq!(provider.api_requests(), 401);
+}

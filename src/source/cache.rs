@@ -2,14 +2,11 @@
 //! expiry in the background, a lock-free read of a valid token, and persistence of rotated
 //! tokens before they are handed out.
 
-use std::num::NonZero;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 
 use crate::error::Error;
 use crate::source::{BoxFuture, TokenFuture};
@@ -43,12 +40,8 @@ pub(crate) struct TokenCache {
 
 #[derive(Debug)]
 struct Shared {
-    /// The token, for everything but the fast read path.
+    /// The token, read with one atomic load.
     current: ArcSwapOption<Cached>,
-    /// The same token again, once per shard, for the fast read path (see [`Shard`]).
-    shards: Box<[Shard]>,
-    /// Serialises writers of `current` and `shards`, so that they always agree.
-    publish: Mutex<()>,
     state: Mutex<State>,
     grant: Box<dyn Grant>,
     policy: ExpiryPolicy,
@@ -62,20 +55,6 @@ struct Cached {
     token: Arc<Token>,
     valid_until: Option<SystemTime>,
     refresh_at: Option<SystemTime>,
-    /// `true` while the token is certainly before its refresh time: readers then skip the
-    /// clock, which costs several times more than the rest of the read. Only ever `true` with
-    /// the system clock: a timer sets it to `false` shortly before `refresh_at`.
-    quiet: Arc<AtomicBool>,
-    /// That timer. It is aborted when the token is dropped, so nothing outlives the cache.
-    timer: Option<AbortHandle>,
-}
-
-impl Drop for Cached {
-    fn drop(&mut self) {
-        if let Some(timer) = &self.timer {
-            timer.abort();
-        }
-    }
 }
 
 enum Phase {
@@ -99,54 +78,6 @@ impl Cached {
     fn refresh_window(&self) -> Option<Duration> {
         self.valid_until?.duration_since(self.refresh_at?).ok()
     }
-}
-
-/// The quiet flag is cleared this long before the refresh time, so that a timer firing a
-/// little late never hides the refresh time from readers.
-const TIMER_SLACK: Duration = Duration::from_millis(50);
-
-/// Even while the quiet flag is set, every this-many-th read on a shard checks the clock: a
-/// timer runs late after the machine was suspended or the wall clock was stepped forward.
-const CLOCK_SAMPLE: u32 = 64;
-
-/// One reader shard: a lock and a copy of the current token (its own allocation) that
-/// mostly one thread uses. A read takes the shard's lock and clones the shard's `Arc`, so
-/// threads on different shards write to no common cache line: reads scale with threads
-/// instead of contending on one reference count or lock word, and a refresh never holds a
-/// shard's lock for longer than it takes to swap a pointer.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Shard(Mutex<Option<Local>>);
-
-#[derive(Debug)]
-struct Local {
-    token: Arc<Token>,
-    cached: Arc<Cached>,
-    reads: u32,
-}
-
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, Option<Local>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A small number per thread, given out in order, that picks the thread's shard.
-fn thread_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    INDEX.try_with(|i| *i).unwrap_or(0)
-}
-
-/// Shards per cache: a power of two, four per core so that threads rarely share one.
-fn shard_count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, NonZero::get)
-        .saturating_mul(4)
-        .next_power_of_two()
-        .min(64)
 }
 
 type Outcome = Option<Result<Arc<Token>, Error>>;
@@ -182,8 +113,6 @@ impl TokenCache {
         TokenCache {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
-                shards: (0..shard_count()).map(|_| Shard::default()).collect(),
-                publish: Mutex::new(()),
                 state: Mutex::new(State::default()),
                 grant: Box::new(grant),
                 policy,
@@ -193,9 +122,9 @@ impl TokenCache {
         }
     }
 
-    /// A valid token. The fast path takes this thread's shard lock, which nobody else holds,
-    /// reads a flag and clones an `Arc`: no shared lock, no allocation, no clock read while
-    /// the token is far from its refresh time, no waiting on a refresh in progress.
+    /// A valid token. The read path is one atomic load and one clock read: no lock, no
+    /// allocation, no waiting on a refresh in progress. The clock is read on every call, so
+    /// the first read after a suspend or a wall-clock step sees where the token stands.
     pub(crate) fn token(&self) -> TokenFuture<'_> {
         match self.read() {
             Some(token) => TokenFuture::ready(Ok(token)),
@@ -205,20 +134,14 @@ impl TokenCache {
 
     /// The cached token if it is valid, starting a background refresh when it is due.
     fn read(&self) -> Option<Arc<Token>> {
-        let shards = &self.shared.shards;
-        let mut guard = shards[thread_index() & (shards.len() - 1)].lock();
-        let local = guard.as_mut()?;
-        local.reads = local.reads.wrapping_add(1);
-        if local.cached.quiet.load(Ordering::Relaxed) && local.reads % CLOCK_SAMPLE != 0 {
-            return Some(local.token.clone());
-        }
+        let current = self.shared.current.load();
+        let cached = current.as_ref()?;
         let now = self.shared.clock.now();
-        match local.cached.phase(now) {
-            Phase::Fresh => Some(local.token.clone()),
+        match cached.phase(now) {
+            Phase::Fresh => Some(cached.token.clone()),
             Phase::RefreshDue => {
-                let token = local.token.clone();
-                // Not under the shard lock: starting a flight takes another lock.
-                drop(guard);
+                let token = cached.token.clone();
+                drop(current);
                 self.refresh_in_background(now);
                 Some(token)
             }
@@ -314,62 +237,15 @@ impl Shared {
     fn install(&self, token: Arc<Token>) {
         let valid_until = self.policy.valid_until(&token);
         let refresh_at = self.policy.refresh_at(&token);
-        let (quiet, timer) = self.arm(refresh_at);
-        let cached = Arc::new(Cached {
+        self.current.store(Some(Arc::new(Cached {
             token,
             valid_until,
             refresh_at,
-            quiet,
-            timer,
-        });
-        let _publish = self.publish.lock().unwrap_or_else(PoisonError::into_inner);
-        self.current.store(Some(cached.clone()));
-        for shard in &self.shards {
-            *shard.lock() = Some(Local {
-                token: Arc::new(Token::clone(&cached.token)),
-                cached: cached.clone(),
-                reads: 0,
-            });
-        }
+        })));
     }
 
     fn uninstall(&self) {
-        let _publish = self.publish.lock().unwrap_or_else(PoisonError::into_inner);
         self.current.store(None);
-        for shard in &self.shards {
-            *shard.lock() = None;
-        }
-    }
-
-    /// The quiet flag for a token refreshed from `refresh_at`, and the timer that clears it.
-    /// Quiet only with the system clock (a timer cannot follow a clock moved by hand) and
-    /// inside a Tokio runtime; otherwise readers read the clock every time.
-    /// A token that never expires is always quiet.
-    fn arm(&self, refresh_at: Option<SystemTime>) -> (Arc<AtomicBool>, Option<AbortHandle>) {
-        let quiet = Arc::new(AtomicBool::new(refresh_at.is_none()));
-        let Some(at) = refresh_at else {
-            return (quiet, None);
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return (quiet, None);
-        };
-        if !self.clock.is_system_time() {
-            return (quiet, None);
-        }
-        let left = at
-            .duration_since(self.clock.now())
-            .unwrap_or_default()
-            .saturating_sub(TIMER_SLACK);
-        if left.is_zero() {
-            return (quiet, None);
-        }
-        quiet.store(true, Ordering::Relaxed);
-        let flag = quiet.clone();
-        let timer = runtime.spawn(async move {
-            tokio::time::sleep(left).await;
-            flag.store(false, Ordering::Relaxed);
-        });
-        (quiet, Some(timer.abort_handle()))
     }
 
     /// Starts the one token request. It runs as its own task so that a caller that gives up
@@ -502,29 +378,10 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ManualClock;
     use crate::token::AccessToken;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::task::{Context, Poll, Waker};
-
-    /// A clock moved by hand that claims to be the system clock, so that the cache arms
-    /// timers; the tests move it and Tokio's paused time together.
-    #[derive(Debug)]
-    struct LockstepClock(Mutex<SystemTime>);
-
-    impl Clock for LockstepClock {
-        fn now(&self) -> SystemTime {
-            *self.0.lock().unwrap()
-        }
-        fn is_system_time(&self) -> bool {
-            true
-        }
-    }
-
-    impl LockstepClock {
-        fn advance_wall_only(&self, by: Duration) {
-            *self.0.lock().unwrap() += by;
-        }
-    }
 
     /// Issues one-hour tokens named by a counter.
     #[derive(Debug, Default)]
@@ -552,11 +409,6 @@ mod tests {
         }
     }
 
-    fn quiet(cache: &TokenCache) -> bool {
-        let current = cache.shared.current.load();
-        current.as_ref().unwrap().quiet.load(Ordering::SeqCst)
-    }
-
     async fn settle(fetches: &AtomicU32, want: u32, cache: &TokenCache) {
         for _ in 0..1000 {
             if fetches.load(Ordering::SeqCst) == want && cache.shared.lock().flight.is_none() {
@@ -567,11 +419,11 @@ mod tests {
         panic!("expected {want} fetches");
     }
 
+    /// Issue 9 item 13: after a suspend or a wall-clock step forward, the very first read
+    /// sees where the token stands.
     #[tokio::test(start_paused = true)]
-    async fn timer_ends_the_quiet_period_and_sampling_catches_a_late_timer() {
-        let clock = Arc::new(LockstepClock(Mutex::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
-        )));
+    async fn the_first_read_after_a_clock_jump_sees_it() {
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
         let fetches = Arc::new(AtomicU32::new(0));
         let cache = TokenCache::new(
             CountingGrant(fetches.clone()),
@@ -580,48 +432,30 @@ mod tests {
             None,
         );
         assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
-        // Refresh window: 3600 - 60 - 300 = 3240 s after issue.
-        assert!(quiet(&cache));
 
-        // The wall clock jumps into the window but the timer has not fired (a suspended
-        // machine): readers skip the clock, until the sampled read notices.
-        clock.advance_wall_only(Duration::from_secs(3300));
-        let mut reads = 0;
-        while cache.shared.lock().flight.is_none() {
-            assert_eq!(ready(&cache), "t1");
-            reads += 1;
-            assert!(reads <= CLOCK_SAMPLE, "no refresh after {reads} reads");
-        }
+        // Into the refresh window (3240 s after issue): the first read still gets the valid
+        // token and starts the background refresh.
+        clock.advance(Duration::from_secs(3300));
+        assert_eq!(ready(&cache), "t1");
+        assert!(
+            cache.shared.lock().flight.is_some(),
+            "the first read refreshes"
+        );
         settle(&fetches, 2, &cache).await;
         assert_eq!(ready(&cache), "t2");
 
-        // Real time: the timer fires 50 ms before the refresh time, and the next read refreshes.
-        tokio::time::advance(Duration::from_secs(3240) - TIMER_SLACK * 2).await;
-        clock.advance_wall_only(Duration::from_secs(3240) - TIMER_SLACK * 2);
-        tokio::task::yield_now().await;
-        assert!(quiet(&cache));
-        tokio::time::advance(TIMER_SLACK * 2).await;
-        clock.advance_wall_only(TIMER_SLACK * 2);
-        tokio::task::yield_now().await;
-        assert!(!quiet(&cache));
-        assert_eq!(ready(&cache), "t2");
-        settle(&fetches, 3, &cache).await;
-        assert_eq!(ready(&cache), "t3");
-
-        // Dropping the cache aborts the armed timer: no task is left.
-        let tasks = tokio::runtime::Handle::current().metrics();
-        assert_eq!(tasks.num_alive_tasks(), 1);
-        drop(cache);
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(tasks.num_alive_tasks(), 0);
+        // Past the expiry: the first read does not get the stale token, it waits for a new one.
+        clock.advance(Duration::from_secs(3600));
+        let mut first = cache.token();
+        let poll = std::pin::Pin::new(&mut first).poll(&mut Context::from_waker(Waker::noop()));
+        assert!(poll.is_pending(), "the stale token was handed out");
+        assert_eq!(first.await.unwrap().access_token().secret(), "t3");
+        assert_eq!(fetches.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
-    async fn without_a_system_clock_every_read_checks_the_clock() {
-        let clock =
-            crate::testing::ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+    async fn a_read_in_the_refresh_window_refreshes_in_the_background() {
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
         let fetches = Arc::new(AtomicU32::new(0));
         let cache = TokenCache::new(
             CountingGrant(fetches.clone()),
@@ -630,7 +464,6 @@ mod tests {
             None,
         );
         cache.token().await.unwrap();
-        assert!(!quiet(&cache));
         clock.advance(Duration::from_secs(3240));
         assert_eq!(ready(&cache), "t1");
         settle(&fetches, 2, &cache).await;
