@@ -8,12 +8,14 @@
 //! form-encoded bodies, errors sent with HTTP 200) and has no size cap, and its reqwest
 //! integration is for reqwest 0.12. `oauth2` still provides PKCE and state generation.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, OAuthError};
+use crate::retry::{Gate, RetryPolicy, parse_retry_after};
 use crate::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Token};
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
@@ -44,7 +46,7 @@ impl ClientAuthMethod {
 }
 
 /// Form parameters of one request. Deliberately not `Debug`: values include secrets.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Form {
     pairs: Vec<(String, String)>,
 }
@@ -106,6 +108,9 @@ pub(crate) struct Endpoint {
     client_id: String,
     client_secret: Option<ClientSecret>,
     auth: ClientAuthMethod,
+    retry: RetryPolicy,
+    /// Endpoints closed by a `Retry-After`, shared by every clone.
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -113,19 +118,29 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
 
 /// The HTTP client for provider endpoints: no redirects, a timeout for the whole exchange.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
+    http_client_from(reqwest::Client::builder(), timeout)
+}
+
+/// [`http_client`] from the application's own settings (roots, proxy, `User-Agent`), with
+/// the rules that keep provider requests safe set last, so that they always win.
+pub(crate) fn http_client_from(
+    builder: reqwest::ClientBuilder,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
+    builder
         // A redirected token request would re-send credentials somewhere else, and a
         // redirected metadata request would let another host name the endpoints.
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
-        .map_err(Error::transport)
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// GETs a JSON document (provider metadata) under the same rules as every other provider
@@ -150,14 +165,27 @@ impl Endpoint {
         client_id: String,
         client_secret: Option<ClientSecret>,
         auth: ClientAuthMethod,
-        timeout: Duration,
-    ) -> Result<Self, Error> {
-        Ok(Endpoint {
-            http: http_client(timeout)?,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+    ) -> Self {
+        Endpoint {
+            http,
             client_id,
             client_secret,
             auth,
-        })
+            retry,
+            gate: Arc::default(),
+        }
+    }
+
+    /// The HTTP client for every request to the provider (token, revocation, device, JWKS).
+    #[allow(dead_code)] // for the provider requests that are not forms (JWKS)
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     pub(crate) fn client_id(&self) -> &str {
@@ -198,8 +226,65 @@ impl Endpoint {
     }
 
     /// POSTs an authenticated form and reads the answer, capped and parsed. An OAuth error in
-    /// the answer, whatever its status, becomes the matching typed error.
+    /// the answer, whatever its status, becomes the matching typed error. Retried under the
+    /// retry policy when the grant type is one that is safe to send twice.
     pub(crate) async fn post_form(&self, url: &url::Url, form: Form) -> Result<Answer, Error> {
+        let retry = form.value("grant_type").is_some_and(is_idempotent_grant);
+        self.send(url, form, retry).await
+    }
+
+    /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
+    /// send twice (the device authorization request), retried under the retry policy.
+    pub(crate) async fn post_form_retrying(
+        &self,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        self.send(url, form, true).await
+    }
+
+    /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
+    async fn send(&self, url: &url::Url, form: Form, retry: bool) -> Result<Answer, Error> {
+        let policy = if retry {
+            self.retry
+        } else {
+            RetryPolicy::none()
+        };
+        let started = tokio::time::Instant::now();
+        let within_budget =
+            |wait: Duration| retry && started.elapsed() + wait <= policy.get_max_elapsed();
+        let gate_key = Redacted(url).to_string();
+        let mut attempt = 1;
+        loop {
+            if let Some((wait, status)) = self.gate.closed_for(&gate_key) {
+                if !within_budget(wait) {
+                    tracing::debug!(endpoint = %Redacted(url), wait_ms = wait.as_millis() as u64, "endpoint rate limited; not sending");
+                    return Err(Error::RateLimited {
+                        status,
+                        retry_after: Some(wait),
+                    });
+                }
+                // Every caller sleeps until the same instant: they share the one wait.
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let result = self.send_once(url, form.clone(), &gate_key).await;
+            match result {
+                Err(e) if e.is_retryable() && attempt < policy.get_attempts() => {
+                    let delay = policy.delay(attempt);
+                    if !within_budget(delay) {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, url: &url::Url, form: Form, gate_key: &str) -> Result<Answer, Error> {
         let grant_type = form.value("grant_type").unwrap_or("-").to_owned();
         tracing::debug!(
             endpoint = %Redacted(url),
@@ -221,7 +306,36 @@ impl Endpoint {
             .send()
             .await
             .map_err(Error::transport)?;
+        if let Some(e) = self.rate_limited(&resp, gate_key) {
+            tracing::debug!(error = %e, "oauth request rate limited");
+            return Err(e);
+        }
         read_answer(resp).await
+    }
+
+    /// A 429, or a 503 with `Retry-After`, as [`Error::RateLimited`]; the delay it names
+    /// (capped) closes the endpoint for every caller.
+    fn rate_limited(&self, resp: &reqwest::Response, gate_key: &str) -> Option<Error> {
+        let status = resp.status().as_u16();
+        if status != 429 && status != 503 {
+            return None;
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+            .map(|d| self.retry.cap(d));
+        if status == 503 && retry_after.is_none() {
+            return None;
+        }
+        if let Some(wait) = retry_after.filter(|d| !d.is_zero()) {
+            self.gate.close(gate_key, wait, status);
+        }
+        Some(Error::RateLimited {
+            status,
+            retry_after,
+        })
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
@@ -234,6 +348,13 @@ impl Endpoint {
         let answer = self.post_form(url, form).await?;
         token_from_answer(answer, now)
     }
+}
+
+/// Grants that can be sent twice without harm: a second client credentials or refresh request
+/// asks for the same thing again. Everything else (an authorization code above all) is sent
+/// once.
+fn is_idempotent_grant(grant_type: &str) -> bool {
+    matches!(grant_type, "client_credentials" | "refresh_token")
 }
 
 /// Shows a URL without its query and fragment, which can carry secrets.
@@ -318,7 +439,14 @@ async fn read_answer_inner(mut resp: reqwest::Response) -> Result<Answer, Error>
             OAuthError::new(code)
                 .with_description(answer.str("error_description"))
                 .with_uri(answer.str("error_uri"))
-                .with_status(Some(status)),
+                .with_status(Some(status))
+                .with_interval(
+                    answer
+                        .fields
+                        .get("interval")
+                        .and_then(seconds)
+                        .and_then(Result::ok),
+                ),
         ));
     }
     if !(200..300).contains(&status) {

@@ -92,6 +92,7 @@ mod error;
 #[cfg(feature = "loopback")]
 mod loopback;
 pub mod providers;
+mod retry;
 mod revoke;
 mod source;
 mod store;
@@ -104,6 +105,7 @@ pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{Error, OAuthError, Unauthorized};
+pub use retry::RetryPolicy;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
