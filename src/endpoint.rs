@@ -271,12 +271,15 @@ impl Endpoint {
             let result = self.send_once(url, form.clone(), &gate_key).await;
             match result {
                 Err(e) if e.is_retryable() && attempt < policy.get_attempts() => {
-                    let delay = policy.delay(attempt);
-                    if !within_budget(delay) {
-                        return Err(e);
+                    // After a `Retry-After`, the closed gate above decides the wait.
+                    if e.retry_after().is_none_or(|d| d.is_zero()) {
+                        let delay = policy.delay(attempt);
+                        if !within_budget(delay) {
+                            return Err(e);
+                        }
+                        tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                        tokio::time::sleep(delay).await;
                     }
-                    tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
-                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 other => return other,

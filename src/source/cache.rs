@@ -416,6 +416,9 @@ impl Shared {
                 state.flight = None;
                 match &result {
                     Ok(_) => state.end_backoff(),
+                    // A store failure costs the provider nothing, and a token kept unsaved
+                    // must be saved as soon as the store works again: no backoff.
+                    Err(Error::Store(_) | Error::LockTimeout { .. }) => {}
                     Err(e) => {
                         state.failures += 1;
                         let window = shared
