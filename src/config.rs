@@ -343,13 +343,7 @@ impl OAuthConfigBuilder {
             )));
         }
         let http = http_client_from(self.http.unwrap_or_default(), self.timeout)?;
-        let endpoint = Endpoint::new(
-            client_id,
-            self.client_secret,
-            auth_method,
-            http,
-            self.retry,
-        );
+        let endpoint = Endpoint::new(client_id, self.client_secret, auth_method, http, self.retry);
         Ok(OAuthConfig {
             inner: Arc::new(Inner {
                 endpoints,

@@ -282,8 +282,7 @@ fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         let text = e.to_string().to_ascii_lowercase();
-        if text.contains("certificate verify failed") || text.contains("invalid peer certificate")
-        {
+        if text.contains("certificate verify failed") || text.contains("invalid peer certificate") {
             return true;
         }
         next = e.source();

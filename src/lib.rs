@@ -105,10 +105,10 @@ pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{Error, OAuthError, Unauthorized};
-pub use retry::RetryPolicy;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
+pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,

@@ -414,7 +414,11 @@ async fn a_revoked_refresh_in_one_process_keeps_a_new_sign_in_of_another() {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(provider.token_requests(), 1, "the refresh never reached the provider");
+    assert_eq!(
+        provider.token_requests(),
+        1,
+        "the refresh never reached the provider"
+    );
     let fresh = provider.issue_refresh_token();
     let sign_in = child("sign-in", &provider.token_url(), &path)
         .env("AUTHED_RT", &fresh)
@@ -425,6 +429,10 @@ async fn a_revoked_refresh_in_one_process_keeps_a_new_sign_in_of_another() {
     assert_eq!(result(&refresh.await.unwrap().unwrap()), "REVOKED");
     assert_eq!(provider.invalid_grants(), 1);
 
-    let kept = store.load(KEY).await.unwrap().expect("the new sign-in was deleted");
+    let kept = store
+        .load(KEY)
+        .await
+        .unwrap()
+        .expect("the new sign-in was deleted");
     assert_eq!(kept.refresh_token().unwrap().secret(), fresh);
 }

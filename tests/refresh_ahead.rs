@@ -241,7 +241,11 @@ async fn a_short_lived_token_gets_background_retries_within_its_window() {
         clock.advance(Duration::from_millis(124));
         assert_eq!(without_waiting(&source), first);
         tokio::task::yield_now().await;
-        assert_eq!(provider.token_requests(), expected - 1, "a retry before its backoff");
+        assert_eq!(
+            provider.token_requests(),
+            expected - 1,
+            "a retry before its backoff"
+        );
         clock.advance(Duration::from_millis(1));
         assert_eq!(without_waiting(&source), first);
         until("the next background failure", || failures() == expected - 1).await;

@@ -56,7 +56,10 @@ async fn retries_end_at_the_attempt_budget_and_the_time_budget() {
     server.script([], Fault::BadGatewayHtml);
     let cc = |retry| config(&server, retry).client_credentials().build();
     let e = cc(RetryPolicy::default()).token().await.unwrap_err();
-    assert!(matches!(e, Error::MalformedResponse { status: 502, .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::MalformedResponse { status: 502, .. }),
+        "{e:?}"
+    );
     assert!(e.is_retryable());
     assert_eq!(server.token_requests(), 3);
 
@@ -67,7 +70,10 @@ async fn retries_end_at_the_attempt_budget_and_the_time_budget() {
     // No answer: each attempt takes the 5 s timeout; a third would end after the 10 s budget.
     server.script([], Fault::NoAnswer);
     let started = Instant::now();
-    let e = cc(RetryPolicy::default().attempts(10)).token().await.unwrap_err();
+    let e = cc(RetryPolicy::default().attempts(10))
+        .token()
+        .await
+        .unwrap_err();
     assert!(e.is_timeout(), "{e:?}");
     assert_eq!(server.token_requests(), 6);
     assert!(started.elapsed() <= Duration::from_secs(11));
@@ -93,7 +99,10 @@ async fn an_authorization_code_exchange_is_never_retried() {
         .complete(&pending, &Callback::new("the-code", state))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::MalformedResponse { status: 500, .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::MalformedResponse { status: 500, .. }),
+        "{e:?}"
+    );
     assert_eq!(server.token_requests(), 1, "a code is sent once");
 }
 
@@ -102,7 +111,12 @@ async fn retry_after_is_a_typed_error_and_closes_the_endpoint_for_every_caller()
     let server = FaultServer::start().await;
     server.script([Fault::RetryAfter(429, "30")], Fault::Token);
     let config = config(&server, RetryPolicy::default());
-    let e = config.client_credentials().build().token().await.unwrap_err();
+    let e = config
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
     match &e {
         Error::RateLimited {
             status: 429,
@@ -119,7 +133,10 @@ async fn retry_after_is_a_typed_error_and_closes_the_endpoint_for_every_caller()
     tokio::time::advance(Duration::from_secs(10)).await;
     let tasks: Vec<_> = (0..16)
         .map(|i| {
-            let source = config.client_credentials().scopes([format!("s{i}")]).build();
+            let source = config
+                .client_credentials()
+                .scopes([format!("s{i}")])
+                .build();
             tokio::spawn(async move { source.token().await.map(drop) })
         })
         .collect();
@@ -157,7 +174,10 @@ async fn retry_after_as_a_date_and_a_hostile_value_is_capped() {
 
     let server = FaultServer::start().await;
     let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-    server.script([Fault::RetryAfter(503, Box::leak(date.into_boxed_str()))], Fault::Token);
+    server.script(
+        [Fault::RetryAfter(503, Box::leak(date.into_boxed_str()))],
+        Fault::Token,
+    );
     let e = config(&server, RetryPolicy::default())
         .client_credentials()
         .build()
@@ -200,7 +220,10 @@ async fn no_thundering_herd_while_the_provider_is_down() {
             .collect();
         for t in tasks {
             let e = t.await.unwrap().unwrap_err();
-            assert!(matches!(e, Error::MalformedResponse { status: 500, .. }), "{e:?}");
+            assert!(
+                matches!(e, Error::MalformedResponse { status: 500, .. }),
+                "{e:?}"
+            );
         }
         server.token_requests()
     };
@@ -319,7 +342,8 @@ fn login(rt: &str) -> Token {
         .with_expires_at(Some(start() - Duration::from_secs(1)))
 }
 
-const INVALID_GRANT: &str = r#"{"error":"invalid_grant","error_description":"refresh token revoked"}"#;
+const INVALID_GRANT: &str =
+    r#"{"error":"invalid_grant","error_description":"refresh token revoked"}"#;
 
 /// The rejection of an old refresh token arrives after a newer login was saved: the newer
 /// login stays, whether it was saved by a new sign-in (which waits for the refresh lock) or
@@ -362,7 +386,11 @@ async fn invalid_grant_never_destroys_a_newer_login() {
         }
         let e = refresh.await.unwrap().unwrap_err();
         assert!(e.is_revoked(), "{e:?}");
-        let kept = store.load("k").await.unwrap().expect("the newer login was deleted");
+        let kept = store
+            .load("k")
+            .await
+            .unwrap()
+            .expect("the newer login was deleted");
         assert_eq!(kept.refresh_token().unwrap().secret(), "rt-new");
     }
 }

@@ -530,7 +530,9 @@ impl Shared {
                     match p.store.delete_if_refresh_token(&p.key, rejected).await {
                         Ok(true) => tracing::debug!("removed the revoked login from the store"),
                         Ok(false) => tracing::debug!("the store holds a newer login; kept it"),
-                        Err(delete) => tracing::warn!(error = %delete, "could not delete the revoked login from the store"),
+                        Err(delete) => {
+                            tracing::warn!(error = %delete, "could not delete the revoked login from the store")
+                        }
                     }
                 }
                 Err(e)
@@ -689,9 +691,6 @@ mod tests {
         assert_eq!(backoff(50, hour_window), Duration::from_secs(64));
         // A 2 s token has a 0.5 s window: retries every 125 ms.
         let short_window = Some(Duration::from_millis(500));
-        assert_eq!(
-            backoff(1, short_window),
-            Duration::from_millis(125)
-        );
+        assert_eq!(backoff(1, short_window), Duration::from_millis(125));
     }
 }

@@ -227,8 +227,7 @@ impl DeviceAuthorization {
         let mut wait = interval;
         let mut failures = 0u32;
         loop {
-            tokio::time::sleep_until(code.expires_at.min(tokio::time::Instant::now() + wait))
-                .await;
+            tokio::time::sleep_until(code.expires_at.min(tokio::time::Instant::now() + wait)).await;
             if tokio::time::Instant::now() >= code.expires_at {
                 return Err(expired());
             }

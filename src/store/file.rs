@@ -205,7 +205,9 @@ impl Paths {
             if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => tracing::debug!("removed a temporary file a crashed save left"),
-                    Err(e) => tracing::debug!(error = %e, "could not remove a stale temporary file"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not remove a stale temporary file")
+                    }
                 }
             }
         }
@@ -374,9 +376,7 @@ impl TokenStore for FileStore {
         Box::pin(async move {
             let path = &self.inner.refresh_lock;
             let bound = self.inner.lock_timeout;
-            let file = self
-                .blocking(|p| open_lock_file(&p.refresh_lock))
-                .await?;
+            let file = self.blocking(|p| open_lock_file(&p.refresh_lock)).await?;
             // Tries without blocking (one system call each), sleeping on Tokio's timer in
             // between: dropping this future ends the wait, which a blocking `flock` in a
             // thread could not do.
@@ -384,7 +384,10 @@ impl TokenStore for FileStore {
             let mut tries = 0;
             while !try_lock(&file, path)? {
                 if started.elapsed() >= bound {
-                    tracing::warn!(waited_ms = started.elapsed().as_millis() as u64, "gave up waiting for the token store's lock");
+                    tracing::warn!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "gave up waiting for the token store's lock"
+                    );
                     return Err(Error::LockTimeout {
                         waited: started.elapsed(),
                     });

@@ -239,7 +239,8 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             }
         }
         Fault::Huge => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
             if stream.write_all(head.as_bytes()).await.is_err() {
                 return;
             }
