@@ -17,7 +17,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback) | the user's grant is gone or was refused | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
-/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
+/// | [`Transport`](Error::Transport) (but not a failed certificate check), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
 ///
