@@ -229,8 +229,8 @@ impl Endpoint {
     /// the answer, whatever its status, becomes the matching typed error. Retried under the
     /// retry policy when the grant type is one that is safe to send twice.
     pub(crate) async fn post_form(&self, url: &url::Url, form: Form) -> Result<Answer, Error> {
-        let retry = form.value("grant_type").is_some_and(is_idempotent_grant);
-        self.send(url, form, retry).await
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        self.send(url, form, replay).await
     }
 
     /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
@@ -240,11 +240,12 @@ impl Endpoint {
         url: &url::Url,
         form: Form,
     ) -> Result<Answer, Error> {
-        self.send(url, form, true).await
+        self.send(url, form, Replay::Safe).await
     }
 
     /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
-    async fn send(&self, url: &url::Url, form: Form, retry: bool) -> Result<Answer, Error> {
+    async fn send(&self, url: &url::Url, form: Form, replay: Replay) -> Result<Answer, Error> {
+        let retry = replay != Replay::Never;
         let policy = if retry {
             self.retry
         } else {
@@ -270,7 +271,11 @@ impl Endpoint {
             }
             let result = self.send_once(url, form.clone(), &gate_key).await;
             match result {
-                Err(e) if e.is_retryable() && attempt < policy.get_attempts() => {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < policy.get_attempts()
+                        && (replay == Replay::Safe || !may_have_been_processed(&e)) =>
+                {
                     // After a `Retry-After`, the closed gate above decides the wait.
                     if e.retry_after().is_none_or(|d| d.is_zero()) {
                         let delay = policy.delay(attempt);
@@ -353,11 +358,39 @@ impl Endpoint {
     }
 }
 
-/// Grants that can be sent twice without harm: a second client credentials or refresh request
-/// asks for the same thing again. Everything else (an authorization code above all) is sent
-/// once.
-fn is_idempotent_grant(grant_type: &str) -> bool {
-    matches!(grant_type, "client_credentials" | "refresh_token")
+/// Whether a request may be sent again after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// A second request asks for the same thing again (client credentials, device
+    /// authorization).
+    Safe,
+    /// Only when the provider surely did not act on the first: a refresh whose answer was
+    /// lost may have rotated the refresh token, and sending the old one again would look
+    /// like token theft to a provider with reuse detection (RFC 9700 §4.14.2), which then
+    /// revokes the whole login.
+    IfUnprocessed,
+    /// Never (an authorization code above all: single-use, RFC 6749 §10.5).
+    Never,
+}
+
+fn replay_of(grant_type: &str) -> Replay {
+    match grant_type {
+        "client_credentials" => Replay::Safe,
+        "refresh_token" => Replay::IfUnprocessed,
+        _ => Replay::Never,
+    }
+}
+
+/// `true` when the provider may have acted on a request that failed: it was sent, but the
+/// answer was cut off or never came. A refused connection, or an answer saying "not now"
+/// (5xx, 429), is not such a failure.
+fn may_have_been_processed(e: &Error) -> bool {
+    match e {
+        Error::Transport(cause) => !cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        _ => false,
+    }
 }
 
 /// Shows a URL without its query and fragment, which can carry secrets.

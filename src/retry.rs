@@ -11,11 +11,15 @@ use tokio::time::Instant;
 /// How requests to the provider's endpoints are retried after a transient failure: a
 /// connection that failed or was reset, a timeout, a 5xx answer, or a 429.
 ///
-/// Only requests that are safe to send twice are retried: client credentials, refresh and
-/// the device authorization request. An authorization code exchange is never retried (a
-/// code is single-use, and RFC 6749 §10.5 lets a provider revoke every token of a login
-/// whose code arrives twice), nor is any other request. Device flow polling has its own
-/// schedule (see [`DeviceAuthorization::poll`](crate::DeviceAuthorization::poll)).
+/// Only requests that are safe to send twice are retried: client credentials and the device
+/// authorization request on every transient failure; a refresh only when the provider surely
+/// did not act on it (the connection failed, or it answered 5xx or 429), never after a
+/// timeout or a connection cut mid-answer, because the provider may have rotated the refresh
+/// token already and would see the old one again as a replay (RFC 9700 §4.14.2). An
+/// authorization code exchange is never retried (a code is single-use, and RFC 6749 §10.5
+/// lets a provider revoke every token of a login whose code arrives twice), nor is any other
+/// request. Device flow polling has its own schedule (see
+/// [`DeviceAuthorization::poll`](crate::DeviceAuthorization::poll)).
 ///
 /// Defaults, and why:
 ///
