@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::endpoint::{ClientAuthMethod, Endpoint};
+use crate::endpoint::{ClientAuthMethod, Endpoint, http_client_from};
 use crate::error::Error;
+use crate::retry::RetryPolicy;
 use crate::source::ClientCredentialsBuilder;
 use crate::token::{ClientSecret, Clock, ExpiryPolicy, SystemClock};
 
@@ -84,6 +85,10 @@ pub struct OAuthConfigBuilder {
     allow_insecure_http: bool,
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    http: Option<reqwest::ClientBuilder>,
+    /// The client discovery already built from the application's settings.
+    pub(crate) discovered_http: Option<reqwest::Client>,
 }
 
 impl OAuthConfig {
@@ -107,6 +112,9 @@ impl OAuthConfig {
             allow_insecure_http: false,
             policy: ExpiryPolicy::default(),
             clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
+            http: None,
+            discovered_http: None,
         }
     }
 
@@ -133,6 +141,11 @@ impl OAuthConfig {
     /// The expiry policy shared by the sources made from this configuration.
     pub fn expiry_policy(&self) -> ExpiryPolicy {
         self.inner.policy
+    }
+
+    /// How requests to the provider are retried.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.endpoint.retry_policy()
     }
 
     pub(crate) fn endpoint(&self) -> &Endpoint {
@@ -280,6 +293,41 @@ impl OAuthConfigBuilder {
         self
     }
 
+    /// How requests to the provider are retried after transient failures. Default
+    /// [`RetryPolicy::default()`]: 3 attempts within 10 seconds, for the requests that are
+    /// safe to send twice; never an authorization code exchange.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Your own HTTP client settings for every request to the provider's endpoints (token,
+    /// revocation, device authorization, JWKS): root certificates of a private CA, a
+    /// proxy, a `User-Agent`, client certificates. For discovery, pass them to
+    /// [`OAuthConfig::discover_with`] instead, which keeps them for the rest.
+    ///
+    /// The crate still enforces its own rules on top, whatever the builder says: redirects
+    /// are never followed, the [`timeout`](Self::timeout) applies, and responses are capped
+    /// at 1 MiB. A failed certificate check is an [`Error::Transport`] that
+    /// [`is_retryable`](Error::is_retryable) calls not retryable.
+    ///
+    /// ```no_run
+    /// # fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// let http = authed::reqwest::Client::builder()
+    ///     .add_root_certificate(authed::reqwest::Certificate::from_pem(ca_pem)?)
+    ///     .user_agent("my-service/1.0");
+    /// let config = authed::OAuthConfig::builder("https://auth.internal/token")
+    ///     .client_id("my-service")
+    ///     .client_secret("s3cret")
+    ///     .http_client(http)
+    ///     .build()?;
+    /// # let _ = config; Ok(()) }
+    /// ```
+    pub fn http_client(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
+        self
+    }
+
     /// How long before its expiry a token stops being used. Default 60 seconds, clamped to a
     /// quarter of a token's lifetime (see [`ExpiryPolicy`]).
     pub fn expiry_margin(mut self, margin: Duration) -> Self {
@@ -312,7 +360,8 @@ impl OAuthConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] for a missing client id, an unparsable URL, plain HTTP to a host that
-    /// is not loopback, or a secret-based auth method without a secret.
+    /// is not loopback, a secret-based auth method without a secret, or an HTTP client that
+    /// cannot be built (a bad certificate or proxy setting).
     pub fn build(self) -> Result<OAuthConfig, Error> {
         let insecure = self.allow_insecure_http;
         let optional = |what: &str, raw: Option<String>| {
@@ -370,8 +419,20 @@ impl OAuthConfigBuilder {
                 auth_method.as_str()
             )));
         }
-        let endpoint = Endpoint::new(client_id, self.client_secret, auth_method, self.timeout)?
-            .with_revoked_grant_errors(self.revoked_grant_errors);
+        let http = match (self.http, self.discovered_http) {
+            (Some(builder), _) => http_client_from(builder, self.timeout)?,
+            (None, Some(client)) => client,
+            (None, None) => http_client_from(reqwest::ClientBuilder::default(), self.timeout)?,
+        };
+        let endpoint = Endpoint::new(
+            client_id,
+            self.client_secret,
+            auth_method,
+            http,
+            self.retry,
+            self.timeout,
+        )
+        .with_revoked_grant_errors(self.revoked_grant_errors);
         Ok(OAuthConfig {
             inner: Arc::new(Inner {
                 endpoints,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{OAuthConfig, OAuthConfigBuilder, endpoint_url};
-use crate::endpoint::{get_json, http_client};
+use crate::endpoint::{get_json, http_client_from};
 use crate::error::Error;
 
 /// Same default as every other provider request.
@@ -53,6 +53,37 @@ impl OAuthConfig {
     /// - [`Error::Transport`] when the provider cannot be reached, and the error of a
     ///   location that answered with a server error (5xx), which a retry may fix.
     pub async fn discover(issuer: impl AsRef<str>) -> Result<OAuthConfigBuilder, Error> {
+        OAuthConfig::discover_with(issuer, reqwest::Client::builder()).await
+    }
+
+    /// [`discover`](Self::discover) with your own `reqwest` settings (a private CA's root
+    /// certificate, a proxy, a `User-Agent`), used for the metadata requests and then, in the
+    /// configuration it returns, for every other request to the provider (token, JWKS,
+    /// revocation, device authorization), as with
+    /// [`OAuthConfigBuilder::http_client`](crate::OAuthConfigBuilder::http_client). The
+    /// crate's own rules are set last and always win: no redirects, the timeout, the 1 MiB
+    /// cap.
+    ///
+    /// ```no_run
+    /// # async fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// let http = authed::reqwest::Client::builder()
+    ///     .add_root_certificate(authed::reqwest::Certificate::from_pem(ca_pem)?)
+    ///     .user_agent("reports-job/1.0");
+    /// let config = authed::OAuthConfig::discover_with("https://sso.corp.example", http)
+    ///     .await?
+    ///     .client_id("reports-job")
+    ///     .build()?;
+    /// # let _ = config;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`discover`](Self::discover); [`Error::Config`] when the client cannot be built.
+    pub async fn discover_with(
+        issuer: impl AsRef<str>,
+        http: reqwest::ClientBuilder,
+    ) -> Result<OAuthConfigBuilder, Error> {
         let asked = issuer.as_ref();
         let issuer = endpoint_url("issuer", asked, false)?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
@@ -60,10 +91,14 @@ impl OAuthConfig {
                 "an issuer has no query or fragment (RFC 8414 §2)",
             ));
         }
-        let http = http_client(DISCOVERY_TIMEOUT)?;
+        let http = http_client_from(http, DISCOVERY_TIMEOUT)?;
         for location in metadata_locations(&issuer) {
-            match get_json(&http, &location).await {
-                Ok(answer) => return builder_from_metadata(asked, &answer.fields),
+            match get_json(&http, &location, DISCOVERY_TIMEOUT).await {
+                Ok(answer) => {
+                    let mut builder = builder_from_metadata(asked, &answer.fields)?;
+                    builder.discovered_http = Some(http);
+                    return Ok(builder);
+                }
                 // Not at this location (404, or another client error): try the next one.
                 Err(e) if is_client_error(&e) => continue,
                 Err(e) => return Err(e),

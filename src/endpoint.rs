@@ -8,12 +8,14 @@
 //! form-encoded bodies, errors sent with HTTP 200) and has no size cap, and its reqwest
 //! integration is for reqwest 0.12. `oauth2` still provides PKCE and state generation.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, OAuthError};
+use crate::retry::{Gate, RetryPolicy, parse_retry_after};
 use crate::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Token};
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
@@ -44,7 +46,7 @@ impl ClientAuthMethod {
 }
 
 /// Form parameters of one request. Deliberately not `Debug`: values include secrets.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Form {
     pairs: Vec<(String, String)>,
 }
@@ -108,6 +110,12 @@ pub(crate) struct Endpoint {
     auth: ClientAuthMethod,
     /// Provider codes, beyond the built-in table, that mean the grant is dead.
     revoked_grant_errors: std::sync::Arc<[String]>,
+    retry: RetryPolicy,
+    /// Applied to each request as well as the client, so that a client built before the
+    /// timeout was set (by discovery) still obeys it.
+    timeout: Duration,
+    /// Endpoints closed by a `Retry-After`, shared by every clone.
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -115,27 +123,38 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
 
-/// The HTTP client for provider endpoints: no redirects, a timeout for the whole exchange.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
+/// The HTTP client for provider endpoints, from the application's own settings (roots,
+/// proxy, `User-Agent`) or the defaults, with the rules that keep provider requests safe
+/// set last, so that they always win: no redirects, a timeout for the whole exchange.
+pub(crate) fn http_client_from(
+    builder: reqwest::ClientBuilder,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
+    builder
         // A redirected token request would re-send credentials somewhere else, and a
         // redirected metadata request would let another host name the endpoints.
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
-        .map_err(Error::transport)
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// GETs a JSON document (provider metadata) under the same rules as every other provider
 /// request: no redirects, the size cap, and an `error` field read as an OAuth error.
-pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<Answer, Error> {
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Answer, Error> {
     tracing::debug!(endpoint = %Redacted(url), "metadata request");
     let resp = http
         .get(url.clone())
+        .timeout(timeout)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
@@ -152,15 +171,24 @@ impl Endpoint {
         client_id: String,
         client_secret: Option<ClientSecret>,
         auth: ClientAuthMethod,
+        http: reqwest::Client,
+        retry: RetryPolicy,
         timeout: Duration,
-    ) -> Result<Self, Error> {
-        Ok(Endpoint {
-            http: http_client(timeout)?,
+    ) -> Self {
+        Endpoint {
+            http,
             client_id,
             client_secret,
             auth,
             revoked_grant_errors: std::sync::Arc::from([]),
-        })
+            retry,
+            timeout,
+            gate: Arc::default(),
+        }
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// Adds provider codes that map to [`Error::TokenRevoked`] (a preset's or the user's).
@@ -175,7 +203,7 @@ impl Endpoint {
 
     /// [`get_json`] with this registration's HTTP client (the provider's JWKS).
     pub(crate) async fn get_json(&self, url: &url::Url) -> Result<Answer, Error> {
-        get_json(&self.http, url).await
+        get_json(&self.http, url, self.timeout).await
     }
 
     pub(crate) fn auth_method(&self) -> ClientAuthMethod {
@@ -212,8 +240,73 @@ impl Endpoint {
     }
 
     /// POSTs an authenticated form and reads the answer, capped and parsed. An OAuth error in
-    /// the answer, whatever its status, becomes the matching typed error.
+    /// the answer, whatever its status, becomes the matching typed error. Retried under the
+    /// retry policy when the grant type is one that is safe to send twice.
     pub(crate) async fn post_form(&self, url: &url::Url, form: Form) -> Result<Answer, Error> {
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        self.send(url, form, replay).await
+    }
+
+    /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
+    /// send twice (the device authorization request), retried under the retry policy.
+    pub(crate) async fn post_form_retrying(
+        &self,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        self.send(url, form, Replay::Safe).await
+    }
+
+    /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
+    async fn send(&self, url: &url::Url, form: Form, replay: Replay) -> Result<Answer, Error> {
+        let retry = replay != Replay::Never;
+        let policy = if retry {
+            self.retry
+        } else {
+            RetryPolicy::none()
+        };
+        let started = tokio::time::Instant::now();
+        let within_budget =
+            |wait: Duration| retry && started.elapsed() + wait <= policy.get_max_elapsed();
+        let gate_key = Redacted(url).to_string();
+        let mut attempt = 1;
+        loop {
+            if let Some((wait, status)) = self.gate.closed_for(&gate_key) {
+                if !within_budget(wait) {
+                    tracing::debug!(endpoint = %Redacted(url), wait_ms = wait.as_millis() as u64, "endpoint rate limited; not sending");
+                    return Err(Error::RateLimited {
+                        status,
+                        retry_after: Some(wait),
+                    });
+                }
+                // Every caller sleeps until the same instant: they share the one wait.
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let result = self.send_once(url, form.clone(), &gate_key).await;
+            match result {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < policy.get_attempts()
+                        && (replay == Replay::Safe || !may_have_been_processed(&e)) =>
+                {
+                    // After a `Retry-After`, the closed gate above decides the wait.
+                    if e.retry_after().is_none_or(|d| d.is_zero()) {
+                        let delay = policy.delay(attempt);
+                        if !within_budget(delay) {
+                            return Err(e);
+                        }
+                        tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, url: &url::Url, form: Form, gate_key: &str) -> Result<Answer, Error> {
         let grant_type = form.value("grant_type").unwrap_or("-").to_owned();
         tracing::debug!(
             endpoint = %Redacted(url),
@@ -224,6 +317,7 @@ impl Endpoint {
         let req = self
             .http
             .post(url.clone())
+            .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, "application/json");
         let (req, form) = self.authenticate(req, form);
         let resp = req
@@ -235,7 +329,36 @@ impl Endpoint {
             .send()
             .await
             .map_err(Error::transport)?;
+        if let Some(e) = self.rate_limited(&resp, gate_key) {
+            tracing::debug!(error = %e, "oauth request rate limited");
+            return Err(e);
+        }
         read_answer(resp, &self.revoked_grant_errors).await
+    }
+
+    /// A 429, or a 503 with `Retry-After`, as [`Error::RateLimited`]; the delay it names
+    /// (capped) closes the endpoint for every caller.
+    fn rate_limited(&self, resp: &reqwest::Response, gate_key: &str) -> Option<Error> {
+        let status = resp.status().as_u16();
+        if status != 429 && status != 503 {
+            return None;
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+            .map(|d| self.retry.cap(d));
+        if status == 503 && retry_after.is_none() {
+            return None;
+        }
+        if let Some(wait) = retry_after.filter(|d| !d.is_zero()) {
+            self.gate.close(gate_key, wait, status);
+        }
+        Some(Error::RateLimited {
+            status,
+            retry_after,
+        })
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
@@ -247,6 +370,41 @@ impl Endpoint {
     ) -> Result<Token, Error> {
         let answer = self.post_form(url, form).await?;
         token_from_answer(answer, now)
+    }
+}
+
+/// Whether a request may be sent again after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// A second request asks for the same thing again (client credentials, device
+    /// authorization).
+    Safe,
+    /// Only when the provider surely did not act on the first: a refresh whose answer was
+    /// lost may have rotated the refresh token, and sending the old one again would look
+    /// like token theft to a provider with reuse detection (RFC 9700 §4.14.2), which then
+    /// revokes the whole login.
+    IfUnprocessed,
+    /// Never (an authorization code above all: single-use, RFC 6749 §10.5).
+    Never,
+}
+
+fn replay_of(grant_type: &str) -> Replay {
+    match grant_type {
+        "client_credentials" => Replay::Safe,
+        "refresh_token" => Replay::IfUnprocessed,
+        _ => Replay::Never,
+    }
+}
+
+/// `true` when the provider may have acted on a request that failed: it was sent, but the
+/// answer was cut off or never came. A refused connection, or an answer saying "not now"
+/// (5xx, 429), is not such a failure.
+fn may_have_been_processed(e: &Error) -> bool {
+    match e {
+        Error::Transport(cause) => !cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        _ => false,
     }
 }
 
@@ -345,7 +503,14 @@ fn answer_from_body(
     })?;
     if let Some(e) = provider_error(success, &fields) {
         // Some providers (GitHub, Slack) send errors with HTTP 200: the body decides.
-        return Err(Error::from_oauth_with(e.with_status(Some(status)), revoked));
+        let interval = fields
+            .get("interval")
+            .and_then(seconds)
+            .and_then(Result::ok);
+        return Err(Error::from_oauth_with(
+            e.with_status(Some(status)).with_interval(interval),
+            revoked,
+        ));
     }
     if !success {
         return Err(Error::malformed(

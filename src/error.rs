@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A shareable error cause. `Arc`, not `Box`, so one failed token request can be delivered to
 /// every caller that waited on it.
@@ -16,7 +17,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
-/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` | a passing failure | retry later ([`is_retryable`](Error::is_retryable)) |
+/// | [`Transport`](Error::Transport) (but not a failed certificate check), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
@@ -136,6 +137,38 @@ pub enum Error {
     /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
     #[error("token store error")]
     Store(#[source] Cause),
+
+    /// The provider asked the client to slow down: HTTP 429 (RFC 6585 §4), or 503 with a
+    /// `Retry-After` header (RFC 9110 §10.2.3). Until `retry_after` has passed, this client
+    /// sends that endpoint nothing and answers with this error at once.
+    #[error("rate limited by the provider (HTTP {status}){}", RetryAfter(*retry_after))]
+    RateLimited {
+        /// The HTTP status: 429 or 503.
+        status: u16,
+        /// How long the provider asked us to wait, capped (see
+        /// [`RetryPolicy::retry_after_max`](crate::RetryPolicy::retry_after_max)); `None` when
+        /// it named no delay.
+        retry_after: Option<Duration>,
+    },
+
+    /// Another holder kept the token store's lock longer than the configured bound (a hung or
+    /// stopped process). Nothing was refreshed or saved; the call may succeed later.
+    #[error("timed out after {}ms waiting for the token store's lock", waited.as_millis())]
+    LockTimeout {
+        /// How long the lock was waited for.
+        waited: Duration,
+    },
+}
+
+struct RetryAfter(Option<Duration>);
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "; retry after {}ms", d.as_millis()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Error {
@@ -257,11 +290,27 @@ impl Error {
         )
     }
 
-    /// `true` when the same call may succeed later: transport failures, 5xx and 429 answers,
-    /// and the `server_error` / `temporarily_unavailable` OAuth errors.
+    /// `true` for [`Error::RateLimited`].
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, Error::RateLimited { .. })
+    }
+
+    /// The delay the provider asked for, when it rate limited the request.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// `true` when the same call may succeed later: transport failures (but not a failed
+    /// certificate check, which stays failed until the configuration changes), 5xx and 429
+    /// answers, rate limiting, a lock timeout, and the `server_error` /
+    /// `temporarily_unavailable` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) => true,
+            Error::Transport(cause) => !is_certificate_error(cause.as_ref()),
+            Error::RateLimited { .. } | Error::LockTimeout { .. } => true,
             Error::MalformedResponse { status, .. } => *status >= 500 || *status == 429,
             Error::OAuth(e) => {
                 matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
@@ -270,6 +319,36 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// `true` when a TLS certificate check failed somewhere in `e`'s chain of causes. Checked by
+/// type for rustls (the default backend) and by message for the platform TLS libraries,
+/// whose error types differ per platform.
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        #[cfg(feature = "default-tls")]
+        if let Some(rustls) = e.downcast_ref::<rustls::Error>() {
+            return matches!(
+                rustls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        // `io::Error::source` skips the error it wraps: look at that one too.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && is_certificate_error(inner)
+        {
+            return true;
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("certificate verify failed") || text.contains("invalid peer certificate") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Lets `?` turn the errors of a response's body methods (`text()`, `json()`) into [`Error`].
@@ -379,6 +458,8 @@ pub struct OAuthError {
     /// The HTTP status the error came with; `None` when it arrived another way (a redirect
     /// to a callback URL).
     pub status: Option<u16>,
+    /// The `interval` a device flow `slow_down` names (GitHub sends one).
+    interval: Option<Duration>,
 }
 
 /// Provider codes that mean "this grant is dead, sign in again", whatever the provider
@@ -421,7 +502,19 @@ impl OAuthError {
             description: None,
             uri: None,
             status: None,
+            interval: None,
         }
+    }
+
+    /// The new polling interval a device flow `slow_down` error carries, when the provider
+    /// sent one (GitHub does; RFC 8628 §3.5 otherwise adds 5 seconds).
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    pub(crate) fn with_interval(mut self, interval: Option<Duration>) -> Self {
+        self.interval = interval;
+        self
     }
 
     /// Sets the description.
@@ -466,6 +559,7 @@ impl fmt::Debug for OAuthError {
             .field("description", &self.description)
             .field("uri", &self.uri)
             .field("status", &self.status)
+            .field("interval", &self.interval)
             .finish()
     }
 }

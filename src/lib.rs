@@ -146,6 +146,7 @@ mod id_token;
 #[cfg(feature = "loopback")]
 mod loopback;
 pub mod providers;
+mod retry;
 mod revoke;
 mod source;
 mod store;
@@ -162,6 +163,7 @@ pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
+pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,

@@ -147,7 +147,8 @@ async fn concurrent_callers_share_one_failure() {
         "application/json",
         r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#,
     );
-    let source = Arc::new(source(&provider, &ManualClock::new(start_time())));
+    let clock = ManualClock::new(start_time());
+    let source = Arc::new(source(&provider, &clock));
     let tasks = hundred_callers_at_once(&source);
     for t in tasks {
         match t.await.unwrap() {
@@ -159,12 +160,18 @@ async fn concurrent_callers_share_one_failure() {
             other => panic!("expected the shared OAuth error, got {other:?}"),
         }
     }
-    assert_eq!(provider.token_requests(), 1);
+    // One flight for a hundred callers: the endpoint's three attempts, no more.
+    assert_eq!(provider.token_requests(), 3);
 
-    // The failure is not cached: the next caller asks again and succeeds.
+    // During the backoff (1 s after a first failure) callers get the same error at once,
+    // and nothing reaches the provider; after it, the next caller asks again and succeeds.
     provider.clear_failure();
+    let e = source.token().await.unwrap_err();
+    assert!(matches!(e, Error::OAuth(_)), "{e:?}");
+    assert_eq!(provider.token_requests(), 3);
+    clock.advance(Duration::from_secs(1));
     source.token().await.unwrap();
-    assert_eq!(provider.token_requests(), 2);
+    assert_eq!(provider.token_requests(), 4);
 }
 
 #[tokio::test]

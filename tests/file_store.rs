@@ -105,3 +105,82 @@ async fn a_corrupt_file_is_a_store_error_and_is_not_overwritten() {
         "corrupt file was clobbered"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_held_lock_ends_the_wait_with_a_typed_error_at_the_bound() {
+    let dir = TempDir::new("lock-timeout");
+    let path = dir.0.join("tokens.json");
+    let holder = FileStore::new(&path);
+    let held = holder.lock("k").await.unwrap();
+    let waiter = FileStore::new(&path).lock_timeout(std::time::Duration::from_secs(3));
+    let started = tokio::time::Instant::now();
+    let e = waiter.lock("k").await.unwrap_err();
+    assert!(matches!(e, Error::LockTimeout { .. }), "{e:?}");
+    assert!(e.is_retryable());
+    let waited = started.elapsed();
+    assert!(
+        (std::time::Duration::from_secs(3)..std::time::Duration::from_secs(4)).contains(&waited),
+        "{waited:?}"
+    );
+    drop(held);
+    drop(waiter.lock("k").await.unwrap());
+}
+
+/// Dropping a waiting `lock()` future ends the wait: no thread stays blocked in the OS lock
+/// call. With one blocking thread, a blocked one would starve every later file operation.
+#[test]
+fn dropping_a_waiting_lock_leaves_no_thread_blocked() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = TempDir::new("lock-cancel");
+        let path = dir.0.join("tokens.json");
+        let held = FileStore::new(&path).lock("k").await.unwrap();
+        let waiter = FileStore::new(&path);
+        let gave_up =
+            tokio::time::timeout(std::time::Duration::from_millis(100), waiter.lock("k")).await;
+        assert!(gave_up.is_err(), "the lock was granted while held");
+        // The one blocking thread is free: a save completes while the lock is still held.
+        let token = Token::new(AccessToken::new("a"));
+        let save = waiter.save("k", &token);
+        tokio::time::timeout(std::time::Duration::from_secs(60), save)
+            .await
+            .expect("the blocking pool is stuck in a cancelled lock wait")
+            .unwrap();
+        drop(held);
+    });
+}
+
+#[tokio::test]
+async fn a_save_removes_stale_temp_files_and_only_ours() {
+    let dir = TempDir::new("stale-temp");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join("tokens.json");
+    let stale = [
+        dir.0.join("tokens.json.tmp-4242-0"),
+        dir.0.join("tokens.json.tmp-1-17"),
+    ];
+    let kept = [
+        dir.0.join("tokens.json.tmp-notours"),
+        dir.0.join("tokens.json.tmp-12-"),
+        dir.0.join("other.json.tmp-1-2"),
+        dir.0.join("tokens.json.bak"),
+    ];
+    for p in stale.iter().chain(&kept) {
+        std::fs::write(p, r#"{"refresh_token":"left-behind"}"#).unwrap();
+    }
+    let store = FileStore::new(&path);
+    store
+        .save("k", &Token::new(AccessToken::new("a")))
+        .await
+        .unwrap();
+    for p in &stale {
+        assert!(!p.exists(), "{} was not removed", p.display());
+    }
+    for p in &kept {
+        assert!(p.exists(), "{} is not ours but was removed", p.display());
+    }
+}

@@ -1,6 +1,7 @@
-//! Two OS processes sharing one FileStore, and SIGKILL while saving. The child processes are
-//! this test binary again, running the ignored `child_process` test in the mode named by
-//! `AUTHED_CHILD_MODE`.
+//! OS processes sharing one FileStore: two refreshing at once, SIGKILL while saving (and the
+//! leftovers cleaned up), SIGSTOP while holding the lock, and a revoked refresh racing a new
+//! sign-in. The child processes are this test binary again, running the ignored
+//! `child_process` test in the mode named by `AUTHED_CHILD_MODE`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use authed::testing::TestProvider;
-use authed::{AccessToken, FileStore, OAuthConfig, RefreshToken, Token, TokenSource, TokenStore};
+use authed::{
+    AccessToken, Error, FileStore, OAuthConfig, RefreshToken, Token, TokenSource, TokenStore,
+};
 
 const KEY: &str = "shared-login";
 const ROUNDS: usize = 25;
@@ -51,6 +54,35 @@ fn child(mode: &str, token_url: &str, store: &Path) -> tokio::process::Command {
     .stdin(Stdio::null())
     .kill_on_drop(true);
     cmd
+}
+
+fn config() -> OAuthConfig {
+    OAuthConfig::builder(std::env::var("AUTHED_TOKEN_URL").unwrap())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .build()
+        .unwrap()
+}
+
+/// The `RESULT ...` line a child printed.
+fn result(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let at = stdout.find("RESULT ").expect("the child printed no result");
+    stdout[at + 7..].lines().next().unwrap().to_owned()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
 }
 
 /// The child side. Does nothing unless started by one of the tests below.
@@ -105,6 +137,54 @@ fn child_process() {
                 for n in start.. {
                     store.save(KEY, &padded(n)).await.unwrap();
                 }
+            }
+            "hold-lock" => {
+                let lock = store.lock(KEY).await.unwrap();
+                println!("LOCKED");
+                // Held until the parent writes a line (or closes stdin).
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                drop(lock);
+            }
+            "try-lock" => {
+                let ms: u64 = std::env::var("AUTHED_LOCK_MS").unwrap().parse().unwrap();
+                let store = FileStore::new(&store_path).lock_timeout(Duration::from_millis(ms));
+                match store.lock(KEY).await {
+                    Ok(lock) => {
+                        println!("RESULT LOCKED");
+                        drop(lock);
+                    }
+                    Err(Error::LockTimeout { waited }) => {
+                        println!("RESULT TIMEOUT {}", waited.as_millis());
+                    }
+                    Err(e) => panic!("unexpected error: {e:?}"),
+                }
+            }
+            "revoked-refresh" => {
+                let login = config()
+                    .refresh_token_source()
+                    .store(store)
+                    .key(KEY)
+                    .from_store()
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let e = login.token().await.unwrap_err();
+                assert!(e.is_revoked(), "{e:?}");
+                println!("RESULT REVOKED");
+            }
+            "sign-in" => {
+                let rt = std::env::var("AUTHED_RT").unwrap();
+                let token = Token::new(AccessToken::new("new-sign-in"))
+                    .with_refresh_token(Some(RefreshToken::new(rt)));
+                config()
+                    .refresh_token_source()
+                    .store(store)
+                    .key(KEY)
+                    .from_token(token)
+                    .await
+                    .unwrap();
+                println!("RESULT SAVED");
             }
             other => panic!("unknown child mode {other}"),
         }
@@ -246,15 +326,113 @@ async fn sigkill_while_saving_leaves_the_old_or_the_new_file() {
             .collect();
         if !leftovers.is_empty() {
             mid_write += 1;
-            for p in leftovers {
+            for p in &leftovers {
                 assert_eq!(
-                    std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                    std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
                     0o600
                 );
-                std::fs::remove_file(p).unwrap();
+            }
+            // The next save (here: of another key) removes what the killed save left.
+            store.save("probe", &padded(0)).await.unwrap();
+            for p in &leftovers {
+                assert!(!p.exists(), "{} survived the next save", p.display());
             }
         }
     }
     eprintln!("sigkill: 30 kills, {mid_write} landed mid-write, last generation {last:?}");
     assert!(last.unwrap() > 0);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_lock_holder_makes_others_time_out_and_they_proceed_after_sigcont() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    let dir = TempDir::new("sigstop");
+    let path = dir.0.join("tokens.json");
+    let mut holder = child("hold-lock", "", &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(holder.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.ends_with("LOCKED") {
+            break;
+        }
+    }
+    let pid = holder.id().unwrap();
+    signal(pid, "-STOP");
+
+    let try_lock = |ms: &str| {
+        let mut cmd = child("try-lock", "", &path);
+        cmd.env("AUTHED_LOCK_MS", ms);
+        cmd.output()
+    };
+    let (a, b, c) = tokio::join!(try_lock("500"), try_lock("500"), try_lock("500"));
+    let mut waits = Vec::new();
+    for out in [a.unwrap(), b.unwrap(), c.unwrap()] {
+        let r = result(&out);
+        let ms: u64 = r
+            .strip_prefix("TIMEOUT ")
+            .unwrap_or_else(|| panic!("expected a lock timeout, got {r}"))
+            .parse()
+            .unwrap();
+        assert!(ms >= 500, "gave up after {ms} ms, before the bound");
+        waits.push(ms);
+    }
+
+    signal(pid, "-CONT");
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin.write_all(b"release\n").await.unwrap();
+    drop(stdin);
+    assert!(holder.wait().await.unwrap().success());
+    let (a, b, c) = tokio::join!(try_lock("60000"), try_lock("60000"), try_lock("60000"));
+    for out in [a.unwrap(), b.unwrap(), c.unwrap()] {
+        assert_eq!(result(&out), "LOCKED");
+    }
+    eprintln!("sigstop: three processes timed out after {waits:?} ms (bound 500 ms), then locked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_refresh_in_one_process_keeps_a_new_sign_in_of_another() {
+    let provider = TestProvider::start().await;
+    // The rejection takes a while: the new sign-in happens while it is on its way.
+    provider.set_latency(Duration::from_secs(2));
+    let dir = TempDir::new("revoked-vs-sign-in");
+    let path = dir.0.join("tokens.json");
+    let store = FileStore::new(&path);
+    let dead = Token::new(AccessToken::new("old"))
+        .with_refresh_token(Some(RefreshToken::new("never-issued")))
+        .with_expires_at(Some(std::time::SystemTime::now() - Duration::from_secs(60)));
+    store.save(KEY, &dead).await.unwrap();
+
+    let refresh = tokio::spawn(child("revoked-refresh", &provider.token_url(), &path).output());
+    for _ in 0..60_000 {
+        if provider.token_requests() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        provider.token_requests(),
+        1,
+        "the refresh never reached the provider"
+    );
+    let fresh = provider.issue_refresh_token();
+    let sign_in = child("sign-in", &provider.token_url(), &path)
+        .env("AUTHED_RT", &fresh)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(result(&sign_in), "SAVED");
+    assert_eq!(result(&refresh.await.unwrap().unwrap()), "REVOKED");
+    assert_eq!(provider.invalid_grants(), 1);
+
+    let kept = store
+        .load(KEY)
+        .await
+        .unwrap()
+        .expect("the new sign-in was deleted");
+    assert_eq!(kept.refresh_token().unwrap().secret(), fresh);
 }

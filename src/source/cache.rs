@@ -87,18 +87,24 @@ type Outcome = Option<Result<Arc<Token>, Error>>;
 struct State {
     /// The token request in flight; every caller that needs a token waits on this one.
     flight: Option<watch::Receiver<Outcome>>,
-    /// After a failed background refresh, none starts again before this.
-    background_not_before: Option<SystemTime>,
-    background_failures: u32,
+    /// After a failed refresh, none starts again before this: not in the background, and
+    /// not for callers without a valid token, who get `last_error` at once instead. So the
+    /// number of token requests follows the backoff schedule, not the number of callers.
+    not_before: Option<SystemTime>,
+    /// Failed refreshes in a row.
+    failures: u32,
+    /// The error of the last failed refresh, while `not_before` holds.
+    last_error: Option<Error>,
     /// A token the grant returned but the store failed to save. Its refresh token may be the
     /// only valid one left, so it is kept and saved before anything else happens.
     unsaved: Option<Token>,
 }
 
-/// Backoff after failed background refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a
-/// quarter of the refresh window, so that a short-lived token (a 2 s token has a 0.5 s
-/// window) still gets a few background retries before callers have to wait for one.
-fn background_backoff(failures: u32, window: Option<Duration>) -> Duration {
+/// Backoff after failed refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a quarter of
+/// the refresh window, so that a short-lived token (a 2 s token has a 0.5 s window) still
+/// gets a few background retries before callers have to wait for one. A longer
+/// `Retry-After` from the provider wins.
+fn backoff(failures: u32, window: Option<Duration>) -> Duration {
     let backoff = Duration::from_secs(1 << failures.saturating_sub(1).min(6));
     window.map_or(backoff, |w| backoff.min(w / 4))
 }
@@ -161,12 +167,17 @@ impl TokenCache {
 
     /// Installs a token obtained outside the cache (an authorization code exchange), saving it
     /// first when the cache persists.
+    ///
+    /// The save takes the store's refresh lock, like a refresh does: a refresh in another
+    /// process that is about to delete a revoked login then sees this new one, and keeps it.
     pub(crate) async fn seed(&self, token: Token) -> Result<Arc<Token>, Error> {
         if let Some(p) = &self.shared.persist {
+            let _lock = p.store.lock(&p.key).await?;
             p.store.save(&p.key, &token).await?;
         }
         let token = Arc::new(token);
         self.shared.install(token.clone());
+        self.shared.lock().end_backoff();
         Ok(token)
     }
 
@@ -190,7 +201,7 @@ impl TokenCache {
         let Ok(mut state) = self.shared.state.try_lock() else {
             return;
         };
-        if state.flight.is_some() || state.background_not_before.is_some_and(|t| now < t) {
+        if state.flight.is_some() || state.not_before.is_some_and(|t| now < t) {
             return;
         }
         if tokio::runtime::Handle::try_current().is_err() {
@@ -213,6 +224,13 @@ impl TokenCache {
             match &state.flight {
                 Some(rx) => rx.clone(),
                 None => {
+                    let now = self.shared.clock.now();
+                    if state.not_before.is_some_and(|t| now < t)
+                        && let Some(e) = &state.last_error
+                    {
+                        // The provider failed moments ago: do not ask again before the backoff.
+                        return Err(e.clone());
+                    }
                     if tokio::runtime::Handle::try_current().is_err() {
                         return Err(Error::config("authed needs a Tokio runtime"));
                     }
@@ -226,6 +244,14 @@ impl TokenCache {
                 "the token refresh task ended without a result",
             )),
         }
+    }
+}
+
+impl State {
+    fn end_backoff(&mut self) {
+        self.failures = 0;
+        self.not_before = None;
+        self.last_error = None;
     }
 }
 
@@ -265,26 +291,35 @@ impl Shared {
                 let mut state = shared.lock();
                 state.flight = None;
                 match &result {
-                    Ok(_) => {
-                        state.background_failures = 0;
-                        state.background_not_before = None;
-                    }
-                    Err(e) if background => {
-                        state.background_failures += 1;
+                    Ok(_) => state.end_backoff(),
+                    // A store failure costs the provider nothing, and a token kept unsaved
+                    // must be saved as soon as the store works again: no backoff.
+                    Err(Error::Store(_) | Error::LockTimeout { .. }) => {}
+                    Err(e) => {
+                        state.failures += 1;
                         let window = shared
                             .current
                             .load()
                             .as_ref()
                             .and_then(|c| c.refresh_window());
-                        let wait = background_backoff(state.background_failures, window);
-                        state.background_not_before = Some(shared.clock.now() + wait);
-                        tracing::warn!(
-                            error = %e,
-                            retry_in_ms = wait.as_millis() as u64,
-                            "background token refresh failed; still using the current token"
-                        );
+                        let wait = backoff(state.failures, window)
+                            .max(e.retry_after().unwrap_or_default());
+                        state.not_before = Some(shared.clock.now() + wait);
+                        state.last_error = Some(e.clone());
+                        if background {
+                            tracing::warn!(
+                                error = %e,
+                                retry_in_ms = wait.as_millis() as u64,
+                                "background token refresh failed; still using the current token"
+                            );
+                        } else {
+                            tracing::warn!(
+                                error = %e,
+                                retry_in_ms = wait.as_millis() as u64,
+                                "token refresh failed; callers get this error until the backoff ends"
+                            );
+                        }
                     }
-                    Err(_) => {}
                 }
             }
             let _ = tx.send(Some(result));
@@ -360,13 +395,21 @@ impl Shared {
                 Ok(token)
             }
             Err(e) if e.is_revoked() => {
-                // Revoked means stop: forget the login so nothing keeps presenting it.
+                // Revoked means stop: forget the login so nothing keeps presenting it. In the
+                // store, only if it still holds the refresh token the provider rejected (we
+                // hold the refresh lock): a login saved meanwhile by a new sign-in or another
+                // process must survive.
                 self.uninstall();
                 self.lock().unsaved = None;
-                if let Some(p) = &self.persist
-                    && let Err(delete) = p.store.delete(&p.key).await
-                {
-                    tracing::warn!(error = %delete, "could not delete the revoked login from the store");
+                let rejected = base.as_ref().and_then(|b| b.refresh_token());
+                if let (Some(p), Some(rejected)) = (&self.persist, rejected) {
+                    match p.store.delete_if_refresh_token(&p.key, rejected).await {
+                        Ok(true) => tracing::debug!("removed the revoked login from the store"),
+                        Ok(false) => tracing::debug!("the store holds a newer login; kept it"),
+                        Err(delete) => {
+                            tracing::warn!(error = %delete, "could not delete the revoked login from the store")
+                        }
+                    }
                 }
                 Err(e)
             }
@@ -472,18 +515,15 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        assert_eq!(background_backoff(1, None), Duration::from_secs(1));
-        assert_eq!(background_backoff(2, None), Duration::from_secs(2));
-        assert_eq!(background_backoff(4, None), Duration::from_secs(8));
-        assert_eq!(background_backoff(50, None), Duration::from_secs(64));
+        assert_eq!(backoff(1, None), Duration::from_secs(1));
+        assert_eq!(backoff(2, None), Duration::from_secs(2));
+        assert_eq!(backoff(4, None), Duration::from_secs(8));
+        assert_eq!(backoff(50, None), Duration::from_secs(64));
         // A one-hour token has a 5-minute window: the cap of 64 s applies.
         let hour_window = Some(Duration::from_secs(300));
-        assert_eq!(background_backoff(50, hour_window), Duration::from_secs(64));
+        assert_eq!(backoff(50, hour_window), Duration::from_secs(64));
         // A 2 s token has a 0.5 s window: retries every 125 ms.
         let short_window = Some(Duration::from_millis(500));
-        assert_eq!(
-            background_backoff(1, short_window),
-            Duration::from_millis(125)
-        );
+        assert_eq!(backoff(1, short_window), Duration::from_millis(125));
     }
 }

@@ -12,6 +12,10 @@ use crate::token::Secret;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// RFC 8628 §3.5: `slow_down` adds 5 seconds to the interval, for this and later polls.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// A zero interval would poll in a busy loop.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait after failed polls (unless `Retry-After` asks for more).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Signs a user in on a device without a browser (RFC 8628): the user enters a short code on
 /// another device while this one polls the token endpoint.
@@ -159,7 +163,7 @@ impl DeviceAuthorization {
         let answer = self
             .config
             .endpoint()
-            .post_form(&self.device_authorization_url, form)
+            .post_form_retrying(&self.device_authorization_url, form)
             .await?;
         let status = answer.status;
         let required = |key: &str| {
@@ -190,10 +194,9 @@ impl DeviceAuthorization {
         let expires_in = duration("expires_in")?.ok_or_else(|| {
             Error::malformed(status, "no expires_in in the device authorization response")
         })?;
-        // A zero interval would poll in a busy loop.
         let interval = duration("interval")?
             .unwrap_or(DEFAULT_INTERVAL)
-            .max(Duration::from_secs(1));
+            .max(MIN_INTERVAL);
         crate::browser::check_verification_uris(
             status,
             &verification_uri,
@@ -213,48 +216,78 @@ impl DeviceAuthorization {
     /// Polls until the user approves, refuses, or the code expires, and returns the login
     /// (saved to the store first when there is one). Dropping the future stops polling.
     ///
+    /// Polls every `interval` (5 s unless the provider names one). `slow_down` moves to the
+    /// interval the error names (GitHub sends one), or adds 5 s (RFC 8628 §3.5). A
+    /// transient failure (connection trouble, timeout, 5xx, 429) does not end the sign-in:
+    /// polling backs off (doubling, up to 60 s, or longer when the provider sends
+    /// `Retry-After`) and goes on. Nothing is sent after the codes expire, and a poll in
+    /// flight at that moment is abandoned: the call ends at the deadline.
+    ///
     /// # Errors
     ///
     /// [`Error::AccessDenied`] when the user refused; [`Error::OAuth`] with `expired_token`
-    /// when the code expired (also when it expires between two polls); other provider and
-    /// transport errors; [`Error::Store`] when the login cannot be saved.
+    /// when the code expired (also when it expires between two polls); other provider
+    /// errors; [`Error::Store`] when the login cannot be saved.
     pub async fn poll(&self, code: &DeviceCode) -> Result<RefreshTokenSource, Error> {
         let mut interval = code.interval;
+        let mut wait = interval;
+        let mut failures = 0u32;
         loop {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep_until(code.expires_at.min(tokio::time::Instant::now() + wait)).await;
             if tokio::time::Instant::now() >= code.expires_at {
-                return Err(Error::OAuth(
-                    OAuthError::new("expired_token")
-                        .with_description(Some("the device code expired before the user approved")),
-                ));
+                return Err(expired());
             }
             let form = Form::grant_type("urn:ietf:params:oauth:grant-type:device_code")
                 .with("device_code", code.device_code.secret());
-            let result = self
-                .config
-                .endpoint()
-                .token(
-                    &self.config.endpoints().token_url,
-                    form,
-                    self.config.clock().now(),
-                )
-                .await;
+            let request = self.config.endpoint().token(
+                &self.config.endpoints().token_url,
+                form,
+                self.config.clock().now(),
+            );
+            let Ok(result) = tokio::time::timeout_at(code.expires_at, request).await else {
+                return Err(expired());
+            };
+            wait = interval;
             match result {
-                Ok(token) => return self.login.start(&self.config, token).await,
+                Ok(token) => {
+                    // The scope travels in `params`, so the login's key covers it.
+                    return self
+                        .login
+                        .start_signed_in(&self.config, token, &[], &self.params, None)
+                        .await;
+                }
                 Err(Error::OAuth(e)) if e.error == "authorization_pending" => {
+                    failures = 0;
                     tracing::debug!("device authorization pending");
                 }
                 Err(Error::OAuth(e)) if e.error == "slow_down" => {
-                    interval += SLOW_DOWN_STEP;
+                    failures = 0;
+                    interval = e
+                        .interval()
+                        .unwrap_or(interval + SLOW_DOWN_STEP)
+                        .max(MIN_INTERVAL);
+                    wait = interval;
                     tracing::debug!(interval_secs = interval.as_secs(), "device flow slows down");
                 }
-                Err(e @ Error::Transport(_)) => {
+                Err(e) if e.is_retryable() => {
                     // RFC 8628 §3.5: back off on connection trouble rather than give up.
-                    interval = interval.saturating_mul(2);
-                    tracing::debug!(error = %e, interval_secs = interval.as_secs(), "device poll failed; backing off");
+                    failures += 1;
+                    wait = interval
+                        .saturating_mul(1 << failures.min(4))
+                        .min(MAX_BACKOFF)
+                        .max(interval)
+                        .max(e.retry_after().unwrap_or_default());
+                    tracing::debug!(error = %e, wait_secs = wait.as_secs(), "device poll failed; backing off");
                 }
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+fn expired() -> Error {
+    Error::OAuth(
+        OAuthError::new("expired_token")
+            .with_description(Some("the device code expired before the user approved")),
+    )
 }

@@ -4,13 +4,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::source::BoxFuture;
 use crate::store::{StoreLock, TokenStore};
-use crate::token::Token;
+use crate::token::{RefreshToken, Token};
 
 /// Keeps tokens in one JSON file, so that a login survives restarts and is shared by every
 /// process of the same user (a CLI run twice at once, a CLI and its daemon).
@@ -26,6 +27,14 @@ use crate::token::Token;
 ///   `<file>.lock` for their read-modify-write, so logins under different keys are never lost.
 ///   The locks are advisory (`flock` on Unix, `LockFileEx` on Windows) and released when
 ///   the process exits, however it exits.
+/// - Lock waits are bounded: a process that holds a lock and hangs (or was stopped with
+///   `SIGSTOP`) makes the others fail with [`Error::LockTimeout`] after
+///   [`lock_timeout`](Self::lock_timeout) (default 30 s), not wait forever. Dropping the
+///   future of a waiting [`lock`](TokenStore::lock) stops the wait at once.
+/// - A save removes the temporary files a crashed save of this store left behind (`<file>.tmp-*`):
+///   they can hold refresh tokens. Only files of that name, and only while holding the write
+///   lock that every writer holds while its temporary file exists, so no live writer's file
+///   is touched.
 ///
 /// File I/O runs on Tokio's blocking thread pool.
 ///
@@ -47,7 +56,12 @@ struct Paths {
     file: PathBuf,
     write_lock: PathBuf,
     refresh_lock: PathBuf,
+    lock_timeout: Duration,
 }
+
+/// Long enough for a holder's refresh with retries (see [`RetryPolicy`](crate::RetryPolicy));
+/// short enough that a hung holder is noticed.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The file's format. Versioned so that a later layout can still read this one.
 #[derive(Serialize, Deserialize, Default)]
@@ -81,6 +95,22 @@ impl FileStore {
                 write_lock: sibling(&file, ".lock"),
                 refresh_lock: sibling(&file, ".refresh-lock"),
                 file,
+                lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            }),
+        }
+    }
+
+    /// How long [`lock`](TokenStore::lock), and a save waiting for another process's save,
+    /// wait for a lock before failing with [`Error::LockTimeout`]. Default 30 seconds.
+    #[must_use]
+    pub fn lock_timeout(self, timeout: Duration) -> Self {
+        let p = &self.inner;
+        FileStore {
+            inner: Arc::new(Paths {
+                file: p.file.clone(),
+                write_lock: p.write_lock.clone(),
+                refresh_lock: p.refresh_lock.clone(),
+                lock_timeout: timeout,
             }),
         }
     }
@@ -144,13 +174,52 @@ impl Paths {
 
     /// Read-modify-write under the write lock.
     fn update(&self, f: impl FnOnce(&mut BTreeMap<String, Token>)) -> Result<(), Error> {
-        let _lock = lock_file(&self.write_lock)?;
+        let _lock = lock_file_blocking(&self.write_lock, self.lock_timeout)?;
+        self.remove_stale_temp_files();
         let mut contents = self.read()?;
         contents.version = VERSION;
         f(&mut contents.tokens);
         let json =
             serde_json::to_vec_pretty(&contents).map_err(|e| Error::store(io::Error::other(e)))?;
         write_atomically(&self.file, &json).map_err(|e| io_error("writing", &self.file, e))
+    }
+}
+
+impl Paths {
+    /// Removes `<file>.tmp-<pid>-<n>` files. Call only with the write lock held: every writer
+    /// holds it while its temporary file exists, so those left are a crashed writer's.
+    fn remove_stale_temp_files(&self) {
+        let (Some(dir), Some(name)) = (self.file.parent(), self.file.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let prefix = format!("{}.tmp-", name.to_string_lossy());
+        for entry in entries.flatten() {
+            let entry_name = entry.file_name();
+            let Some(rest) = entry_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let ours = rest.split_once('-').is_some_and(|(pid, n)| {
+                [pid, n]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            });
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::debug!("removed a temporary file a crashed save left"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not remove a stale temporary file")
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -172,9 +241,8 @@ fn private_options() -> OpenOptions {
     options
 }
 
-/// Opens (creating, mode 0600) and exclusively locks `path`; the lock is released when the
-/// returned file is closed, or when the process dies.
-fn lock_file(path: &Path) -> Result<File, Error> {
+/// Opens (creating, mode 0600) the lock file at `path`.
+fn open_lock_file(path: &Path) -> Result<File, Error> {
     let open = || {
         create_parent(path)?;
         private_options()
@@ -184,8 +252,39 @@ fn lock_file(path: &Path) -> Result<File, Error> {
             .truncate(false)
             .open(path)
     };
-    let file = open().map_err(|e| io_error("opening lock file", path, e))?;
-    fs4::FileExt::lock(&file).map_err(|e| io_error("locking", path, e))?;
+    open().map_err(|e| io_error("opening lock file", path, e))
+}
+
+/// Takes the exclusive lock without waiting: `Ok(false)` when someone else holds it.
+fn try_lock(file: &File, path: &Path) -> Result<bool, Error> {
+    match fs4::FileExt::try_lock(file) {
+        Ok(()) => Ok(true),
+        Err(fs4::TryLockError::WouldBlock) => Ok(false),
+        Err(fs4::TryLockError::Error(e)) => Err(io_error("locking", path, e)),
+    }
+}
+
+/// Pause between two tries: short at first (the common holder is a save of a few
+/// milliseconds), then at most 50 ms.
+fn lock_retry_delay(tries: u32) -> Duration {
+    Duration::from_millis(1 << tries.min(5)).min(Duration::from_millis(50))
+}
+
+/// Locks `path` exclusively, waiting at most `bound`, on a blocking thread. The lock is
+/// released when the returned file is closed, or when the process dies.
+fn lock_file_blocking(path: &Path, bound: Duration) -> Result<File, Error> {
+    let file = open_lock_file(path)?;
+    let started = std::time::Instant::now();
+    let mut tries = 0;
+    while !try_lock(&file, path)? {
+        if started.elapsed() >= bound {
+            return Err(Error::LockTimeout {
+                waited: started.elapsed(),
+            });
+        }
+        std::thread::sleep(lock_retry_delay(tries));
+        tries += 1;
+    }
     Ok(file)
 }
 
@@ -248,9 +347,64 @@ impl TokenStore for FileStore {
         }))
     }
 
+    /// Compares and deletes in one read-modify-write under the write lock, so that even a
+    /// save that does not hold the refresh lock is never lost.
+    fn delete_if_refresh_token<'a>(
+        &'a self,
+        key: &'a str,
+        rejected: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, rejected) = (key.to_owned(), rejected.clone());
+        Box::pin(self.blocking(move |p| {
+            let holds = |c: &Contents| {
+                c.tokens
+                    .get(&key)
+                    .is_some_and(|t| t.refresh_token() == Some(&rejected))
+            };
+            // Most calls find a newer login or none: no write, and no write lock, then.
+            if !holds(&p.read()?) {
+                return Ok(false);
+            }
+            let mut deleted = false;
+            p.update(|tokens| {
+                if tokens
+                    .get(&key)
+                    .is_some_and(|t| t.refresh_token() == Some(&rejected))
+                {
+                    tokens.remove(&key);
+                    deleted = true;
+                }
+            })?;
+            Ok(deleted)
+        }))
+    }
+
     fn lock<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         // One lock for all keys: refreshes are rare, and per-key lock files would need a
         // file name derived from the key that every program version agrees on.
-        Box::pin(self.blocking(|p| lock_file(&p.refresh_lock).map(StoreLock::new)))
+        Box::pin(async move {
+            let path = &self.inner.refresh_lock;
+            let bound = self.inner.lock_timeout;
+            let file = self.blocking(|p| open_lock_file(&p.refresh_lock)).await?;
+            // Tries without blocking (one system call each), sleeping on Tokio's timer in
+            // between: dropping this future ends the wait, which a blocking `flock` in a
+            // thread could not do.
+            let started = tokio::time::Instant::now();
+            let mut tries = 0;
+            while !try_lock(&file, path)? {
+                if started.elapsed() >= bound {
+                    tracing::warn!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "gave up waiting for the token store's lock"
+                    );
+                    return Err(Error::LockTimeout {
+                        waited: started.elapsed(),
+                    });
+                }
+                tokio::time::sleep(lock_retry_delay(tries)).await;
+                tries += 1;
+            }
+            Ok(StoreLock::new(file))
+        })
     }
 }

@@ -20,6 +20,20 @@ pub use observed::{ObservedStore, StoreChange};
 /// makes their tokens differ. Implementations must make `save` durable before it returns: the
 /// cache hands out a rotated token only after `save` succeeded.
 ///
+/// The contract every store keeps (`testing::store_conformance` checks it):
+///
+/// - **Refresh under the lock.** The cache takes [`lock`](Self::lock), re-reads the key,
+///   refreshes only if still needed, saves, and releases. A brand-new sign-in saves under
+///   the same lock.
+/// - **Revoked logins are compare-and-deleted.** After the provider rejects a refresh token
+///   as a dead grant, the cache calls
+///   [`delete_if_refresh_token`](Self::delete_if_refresh_token) with the lock held: the
+///   login is removed only if it still holds the rejected refresh token, so a newer login
+///   saved meanwhile (another process's refresh, a new sign-in) survives.
+/// - **Lock waits are bounded and cancellable.** A holder that hangs must not block the
+///   others forever: `lock` gives up with [`Error::LockTimeout`] after a bound the store
+///   documents, and dropping its future stops the wait (no thread left blocked on it).
+///
 /// The trait is dyn-compatible; implement it with `Box::pin(async move { .. })`.
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// The token saved under `key`, if any.
@@ -79,8 +93,12 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     ///
     /// The default takes no lock: right for stores only one process uses.
     ///
+    /// The wait must be bounded (fail with [`Error::LockTimeout`]) and must end when the
+    /// returned future is dropped.
+    ///
     /// # Errors
     ///
+    /// [`Error::LockTimeout`] when another holder kept the lock past the store's bound;
     /// [`Error::Store`] when the lock cannot be taken.
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         let _ = key;

@@ -38,8 +38,11 @@ fn sample(n: u32) -> Token {
 /// missing key gives `None`; a saved token loads back equal in every field (refresh token, ID
 /// token, scopes, extra fields, times to the second); saving replaces; keys are independent,
 /// including long, Unicode and path-like ones; deleting removes, and deleting nothing is not an
-/// error; concurrent saves of different keys are all kept; and `save`, `load` and `delete`
-/// work while the key's [`lock`](TokenStore::lock) is held (the token cache saves under it).
+/// error; concurrent saves of different keys are all kept; `save`, `load` and `delete`
+/// work while the key's [`lock`](TokenStore::lock) is held (the token cache saves under it);
+/// and [`delete_if_refresh_token`](TokenStore::delete_if_refresh_token) deletes only a login
+/// that still holds the rejected refresh token (a newer login survives; a missing key is
+/// `false`, not an error), also under the lock.
 ///
 /// # Panics
 ///
@@ -169,6 +172,49 @@ pub async fn store_conformance(store: Arc<dyn TokenStore>) {
         .await
         .expect("store conformance: save/load/delete must work while the key's lock is held (the cache saves under it)");
     drop(lock);
+
+    // Compare-and-delete: a newer login (another refresh token) survives a rejection of
+    // the old one; the rejected one itself is deleted.
+    let cad_key = format!("{P}compare-and-delete");
+    let cad = |rejected: &'static str| {
+        let (store, k) = (store.clone(), cad_key.clone());
+        async move {
+            let lock = store
+                .lock(&k)
+                .await
+                .unwrap_or_else(|e| panic!("store conformance: lock failed: {e}"));
+            let deleted = store
+                .delete_if_refresh_token(&k, &RefreshToken::new(rejected))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("store conformance: delete_if_refresh_token failed: {e}")
+                });
+            drop(lock);
+            deleted
+        }
+    };
+    assert!(
+        !cad("rt-1").await,
+        "store conformance: delete_if_refresh_token of a missing key must be false"
+    );
+    ok("save", store.save(&cad_key, &sample(2)).await);
+    assert!(
+        !cad("rt-1").await,
+        "store conformance: delete_if_refresh_token must report false for another refresh token"
+    );
+    assert!(
+        load(cad_key.clone()).await == Some(sample(2)),
+        "store conformance: delete_if_refresh_token deleted a newer login"
+    );
+    assert!(
+        cad("rt-2").await,
+        "store conformance: delete_if_refresh_token must delete the login holding the rejected refresh token"
+    );
+    assert!(
+        load(cad_key.clone()).await.is_none(),
+        "store conformance: delete_if_refresh_token reported true but the login is still there"
+    );
+
     let again = tokio::time::timeout(Duration::from_secs(10), store.lock(&key))
         .await
         .expect("store conformance: a dropped lock must be released");
