@@ -109,9 +109,16 @@
 //!    app's reverse-domain private-use scheme); each `danger_*` opt-out logs exactly one WARN
 //!    when it takes effect.
 //!    `point6_a_plain_http_redirect_uri_is_refused_and_each_opt_out_warns_once`.
-//! 7. **A 401 from an origin the token was not sent to is not the token's rejection**: see
-//!    CHANGELOG.
-//! 8. **Token responses are validated** (`token_type`, header-safe access tokens): see CHANGELOG.
+//! 7. **A 401 from an origin the token was not sent to is not the token's rejection**: after a
+//!    redirect to another origin (reqwest drops the token), its 401 is
+//!    `Error::RedirectedUnauthorized`, with no refresh and no replay. `tests/authed_client.rs`
+//!    `a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection`.
+//! 8. **Token responses are validated** (RFC 6749 §5.1, §7.1): a `token_type` other than
+//!    `Bearer` (any case; missing means Bearer) is `Error::UnsupportedTokenType`, never sent;
+//!    an access token with characters outside VSCHAR (CR, LF, NUL, ...) is refused at the token
+//!    endpoint, never cached. `tests/provider_errors.rs`
+//!    `attack_unknown_token_type_is_never_sent_as_bearer`,
+//!    `attack_access_token_with_cr_lf_is_refused_at_the_token_endpoint`.
 //! 9. **The ID token is validated whenever a nonce is sent**: signature against the provider's
 //!    JWKS (RS256, PS256, ES256, EdDSA; `none` and HMAC refused; the JWKS fetched again on an
 //!    unknown `kid` at most every 10 s), `iss`, `aud` / `azp`, `exp` / `iat` with 60 s of skew,
@@ -128,8 +135,13 @@
 //! 11. **No store, parser or flow error carries stored or received content** (a `FileStore` that
 //!     cannot be parsed names the line and column, not the content; discovery does not quote a
 //!     claimed issuer). `point11_an_unreadable_file_store_does_not_quote_its_content`.
-//! 12. **Your own `reqwest::Client` settings for provider endpoints; TLS failures are not
-//!     retryable**: see CHANGELOG.
+//! 12. **Your own `reqwest` settings for provider endpoints** (private CA, proxy, User-Agent)
+//!     through `OAuthConfigBuilder::http_client` and `OAuthConfig::discover_with`, for token,
+//!     discovery, revocation, device and JWKS requests, with redirects still refused, the
+//!     timeout and the size cap kept; a failed certificate check is `Error::Transport` and not
+//!     `is_retryable()`. `tests/tls.rs` `an_untrusted_certificate_is_a_transport_error_that_is_not_retried`,
+//!     `your_own_client_settings_reach_the_provider_and_the_crates_rules_still_hold`,
+//!     `discovery_uses_your_own_client_settings_and_keeps_them_for_the_token_request`.
 //!
 //! All requests need a Tokio runtime.
 #![forbid(unsafe_code)]
