@@ -78,6 +78,11 @@ impl KeyringStore {
     /// A store in the Linux kernel keyring (keyutils): the user's session keyring, linked to
     /// their persistent keyring where the kernel has one. Needs no daemon, but keeps
     /// nothing across a reboot.
+    ///
+    /// The process needs a session keyring that it possesses: a login session has one
+    /// (`pam_keyinit`); a service or container without one can start under
+    /// `keyctl session - <command>`. Without it the kernel denies reading the keys back, and
+    /// every call fails with [`Error::Store`].
     #[cfg(target_os = "linux")]
     #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     pub fn kernel_keyring(service: impl Into<String>) -> Self {
