@@ -18,9 +18,13 @@ fn backend_available(name: &str) -> bool {
         .any(|b| b == name);
     if !listed {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but the {name} keyring backend is not running: run the keyring tests through scripts/stores");
+            panic!(
+                "CI=true but the {name} keyring backend is not running: run the keyring tests through scripts/stores"
+            );
         }
-        eprintln!("skipped: the {name} keyring backend is not named in AUTHED_KEYRING_BACKENDS (scripts/stores starts it)");
+        eprintln!(
+            "skipped: the {name} keyring backend is not named in AUTHED_KEYRING_BACKENDS (scripts/stores starts it)"
+        );
     }
     listed
 }
@@ -53,7 +57,12 @@ fn run(cmd: &mut Command) -> String {
 fn stored_by_os(backend: &str, service: &str, key: &str) -> Option<String> {
     let out = match backend {
         "kernel" => Command::new("keyctl")
-            .args(["search", "@s", "user", &format!("keyring-rs:{key}@{service}")])
+            .args([
+                "search",
+                "@s",
+                "user",
+                &format!("keyring-rs:{key}@{service}"),
+            ])
             .output()
             .unwrap(),
         _ => Command::new("secret-tool")
@@ -180,7 +189,10 @@ async fn the_in_process_lock_is_bounded_too() {
     let a = KeyringStore::kernel_keyring(&name);
     let b = KeyringStore::kernel_keyring(&name).lock_wait(Duration::from_millis(200));
     let held = a.lock("k").await.unwrap();
-    let e = b.lock("k").await.expect_err("same service and key: excluded");
+    let e = b
+        .lock("k")
+        .await
+        .expect_err("same service and key: excluded");
     assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
     drop(held);
     drop(b.lock("k").await.unwrap());

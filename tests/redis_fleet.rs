@@ -98,8 +98,12 @@ async fn the_fleet_recovers_within_the_lock_lifetime_after_its_holder_is_killed_
     assert_eq!(outcome.errors, 0, "the survivors must never see an error");
     assert_eq!(outcome.invalid_grants, 0);
     assert_eq!(outcome.reused_refresh_tokens, 0);
-    let next = outcome.kill_to_next_request.expect("the holder was killed and the fleet went on");
-    outcome.kill_to_new_token.expect("a new token was saved after the kill");
+    let next = outcome
+        .kill_to_next_request
+        .expect("the holder was killed and the fleet went on");
+    outcome
+        .kill_to_new_token
+        .expect("a new token was saved after the kill");
     // The dead holder's lock expires at most one lifetime after its last renewal; the
     // waiters poll every 100 ms. Generous slack for a loaded machine.
     assert!(

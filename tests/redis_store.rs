@@ -77,7 +77,10 @@ async fn a_crashed_holders_lock_expires_by_itself() {
     );
     let s = store(&url, &prefix).await;
     let started = Instant::now();
-    let lock = s.lock("k").await.expect("the dead holder's lock must expire");
+    let lock = s
+        .lock("k")
+        .await
+        .expect("the dead holder's lock must expire");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "waited {:?}",
@@ -100,14 +103,23 @@ async fn lock_waits_are_bounded_and_end_with_a_store_error() {
         .build()
         .await
         .unwrap();
-    let e = s.lock("k").await.expect_err("a held lock must not be granted");
+    let e = s
+        .lock("k")
+        .await
+        .expect_err("a held lock must not be granted");
     assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
     assert!(e.to_string().contains("store"), "{e}");
     // A write that must take the lock (a new sign-in's save) is bounded the same way, and
     // writes nothing.
-    let e = s.save("k", &token(1)).await.expect_err("save must wait for the lock");
+    let e = s
+        .save("k", &token(1))
+        .await
+        .expect_err("save must wait for the lock");
     assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
-    assert_eq!(raw(&url, &["EXISTS", &redis_key(&prefix, "k", "token")]), "0");
+    assert_eq!(
+        raw(&url, &["EXISTS", &redis_key(&prefix, "k", "token")]),
+        "0"
+    );
     raw(&url, &["DEL", &redis_key(&prefix, "k", "lock")]);
 }
 
@@ -119,7 +131,10 @@ async fn dropping_a_waiting_lock_future_stops_the_wait() {
     raw(&url, &["SET", &lock_key, "1", "PX", "600000"]);
     let s = store(&url, &prefix).await;
     let waited = tokio::time::timeout(Duration::from_millis(200), s.lock("k")).await;
-    assert!(waited.is_err(), "the lock is held: the wait must still be going");
+    assert!(
+        waited.is_err(),
+        "the lock is held: the wait must still be going"
+    );
     // The foreign holder leaves; a cancelled waiter must not grab the lock afterwards.
     raw(&url, &["DEL", &lock_key]);
     let other = store(&url, &prefix).await;
@@ -127,7 +142,10 @@ async fn dropping_a_waiting_lock_future_stops_the_wait() {
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         // Still ours: nobody else took it.
-        other.save("k", &token(1)).await.expect("the lock is still ours");
+        other
+            .save("k", &token(1))
+            .await
+            .expect("the lock is still ours");
     }
     drop(lock);
 }
@@ -162,7 +180,9 @@ async fn the_lock_is_renewed_while_its_holder_works() {
         last = pttl;
     }
     assert_eq!(raw(&url, &["GET", &lock_key]), fence);
-    s.save("k", &token(1)).await.expect("save under a renewed lock");
+    s.save("k", &token(1))
+        .await
+        .expect("save under a renewed lock");
     drop(lock);
 }
 
@@ -184,12 +204,21 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_a_newer_token() {
 
     // The slow holder wakes up and tries to save what it fetched, while the other holds the
     // lock and after it released it: both are refused, and the newer token stays.
-    let e = slow.save("k", &token(1)).await.expect_err("fenced while the other holds it");
+    let e = slow
+        .save("k", &token(1))
+        .await
+        .expect_err("fenced while the other holds it");
     assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
     drop(fast_lock);
-    let e = slow.save("k", &token(1)).await.expect_err("fenced after the other released it");
+    let e = slow
+        .save("k", &token(1))
+        .await
+        .expect_err("fenced after the other released it");
     assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
-    assert!(slow.delete("k").await.is_err(), "a stale holder must not delete");
+    assert!(
+        slow.delete("k").await.is_err(),
+        "a stale holder must not delete"
+    );
     assert!(
         slow.delete_if_refresh_token("k", &RefreshToken::new("rt-2"))
             .await
@@ -248,7 +277,9 @@ async fn compare_and_delete_removes_only_the_rejected_login() {
             .await
             .unwrap()
     );
-    s.save("k", &Token::new(AccessToken::new("no-rt"))).await.unwrap();
+    s.save("k", &Token::new(AccessToken::new("no-rt")))
+        .await
+        .unwrap();
     assert!(
         !s.delete_if_refresh_token("k", &RefreshToken::new(""))
             .await
@@ -299,11 +330,18 @@ async fn replicas_sharing_a_redis_store_refresh_once_and_never_reuse_a_refresh_t
             r.unwrap_or_else(|e| panic!("round {round}: {e}"));
         }
     }
-    assert_ne!(first.access_token(), replicas[0].token().await.unwrap().access_token());
+    assert_ne!(
+        first.access_token(),
+        replicas[0].token().await.unwrap().access_token()
+    );
     assert_eq!(provider.invalid_grants(), 0);
     let presented = provider.presented_refresh_tokens();
     let distinct: std::collections::HashSet<_> = presented.iter().collect();
-    assert_eq!(distinct.len(), presented.len(), "a refresh token was spent twice");
+    assert_eq!(
+        distinct.len(),
+        presented.len(),
+        "a refresh token was spent twice"
+    );
     // One refresh per round for the whole fleet: the others re-read the store under the lock.
     assert_eq!(presented.len(), 5, "{presented:?}");
     let last = seed.load("login").await.unwrap().unwrap();

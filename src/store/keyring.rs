@@ -210,7 +210,8 @@ impl TokenStore for KeyringStore {
 
     fn save<'a>(&'a self, key: &'a str, token: &'a Token) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let json = serde_json::to_string(token).map_err(|e| Error::store(io::Error::other(e)))?;
+            let json =
+                serde_json::to_string(token).map_err(|e| Error::store(io::Error::other(e)))?;
             self.blocking(key, move |entry| entry.set_password(&json))
                 .await
         })

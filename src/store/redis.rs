@@ -416,7 +416,10 @@ impl Drop for Guard {
                 .held
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if held.get(&self.key).is_some_and(|h| Arc::ptr_eq(h, &self.held)) {
+            if held
+                .get(&self.key)
+                .is_some_and(|h| Arc::ptr_eq(h, &self.held))
+            {
                 held.remove(&self.key);
             }
         }
@@ -452,7 +455,8 @@ impl TokenStore for RedisStore {
 
     fn save<'a>(&'a self, key: &'a str, token: &'a Token) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let json = serde_json::to_string(token).map_err(|e| Error::store(io::Error::other(e)))?;
+            let json =
+                serde_json::to_string(token).map_err(|e| Error::store(io::Error::other(e)))?;
             let refresh = token.refresh_token().map_or("", RefreshToken::secret);
             self.fenced(key, &scripts().save, &[&json, refresh])
                 .await
@@ -517,7 +521,9 @@ async fn renew(store: RedisStore, key: String, held: Arc<Held>) {
         match renewed {
             Ok(1) => {}
             Ok(_) => {
-                tracing::warn!("the Redis refresh lock expired while held; writes under it will fail");
+                tracing::warn!(
+                    "the Redis refresh lock expired while held; writes under it will fail"
+                );
                 held.lost.store(true, Ordering::SeqCst);
                 return;
             }

@@ -118,7 +118,9 @@ pub fn child_main() {
     rt.block_on(async {
         let store = RedisStore::builder(env("AUTHED_REDIS_URL"))
             .prefix(env("AUTHED_FLEET_PREFIX"))
-            .lock_ttl(Duration::from_millis(env("AUTHED_FLEET_LOCK_TTL_MS").parse().unwrap()))
+            .lock_ttl(Duration::from_millis(
+                env("AUTHED_FLEET_LOCK_TTL_MS").parse().unwrap(),
+            ))
             .lock_wait(Duration::from_secs(60))
             .build()
             .await
@@ -356,7 +358,8 @@ impl Outcome {
                     r.as_secs_f64(),
                     t.as_secs_f64()
                 ),
-                _ if plan.kill_holder => "; KILL DID NOT HAPPEN OR FLEET DID NOT RECOVER".to_owned(),
+                _ if plan.kill_holder =>
+                    "; KILL DID NOT HAPPEN OR FLEET DID NOT RECOVER".to_owned(),
                 _ => String::new(),
             }
         )

@@ -13,10 +13,14 @@ pub fn redis_url() -> Option<String> {
     match std::env::var("AUTHED_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but AUTHED_REDIS_URL is not set: run the Redis tests through scripts/stores")
+            panic!(
+                "CI=true but AUTHED_REDIS_URL is not set: run the Redis tests through scripts/stores"
+            )
         }
         _ => {
-            eprintln!("skipped: AUTHED_REDIS_URL is not set (scripts/stores starts a redis-server and sets it)");
+            eprintln!(
+                "skipped: AUTHED_REDIS_URL is not set (scripts/stores starts a redis-server and sets it)"
+            );
             None
         }
     }
