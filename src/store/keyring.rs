@@ -33,7 +33,7 @@ use crate::token::Token;
 /// shares it): enough for one program that runs once at a time. If two processes of your
 /// program can refresh the same login at once (a CLI run twice, a CLI and its daemon) and the
 /// provider rotates refresh tokens, set [`lock_file`](KeyringStore::lock_file): the lock then
-/// also takes an exclusive OS file lock on that file, as [`FileStore`](crate::store) does,
+/// also takes an exclusive OS file lock on that file, as `FileStore` does,
 /// so the second process re-reads the keyring and uses the token the first one saved.
 /// Either lock waits at most [`lock_wait`](KeyringStore::lock_wait) (30 s by default), then
 /// fails with [`Error::Store`]; dropping the waiting future stops the wait.
