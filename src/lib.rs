@@ -44,7 +44,8 @@
 //!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
 //!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
 //! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
-//!   `file-store`, [`ObservedStore`] to be told of every change).
+//!   `file-store`, `KeyringStore` with feature `keyring`, `RedisStore` with feature `redis`,
+//!   [`ObservedStore`] to be told of every change).
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
 //!   description, and predicates that say whether to re-authorize, fix configuration or retry.
 //!
@@ -56,6 +57,8 @@
 //! | `native-tls` | HTTPS through the platform's TLS library | no |
 //! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
 //! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
+//! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
+//! | `redis` | `RedisStore`: tokens shared by every replica, with an expiring, renewed, fenced distributed refresh lock (`redis` crate) | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
@@ -185,7 +188,13 @@ pub use source::{
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
 pub use store::FileStore;
+#[cfg(feature = "keyring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keyring")))]
+pub use store::KeyringStore;
 pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{
     AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
 };

@@ -6,13 +6,21 @@ use crate::token::{RefreshToken, Token};
 
 #[cfg(feature = "file-store")]
 mod file;
+#[cfg(feature = "keyring")]
+mod keyring;
 mod memory;
 mod observed;
+#[cfg(feature = "redis")]
+mod redis;
 
 #[cfg(feature = "file-store")]
 pub use file::FileStore;
+#[cfg(feature = "keyring")]
+pub use keyring::KeyringStore;
 pub use memory::MemoryStore;
 pub use observed::{ObservedStore, StoreChange};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
 
 /// Keeps tokens (above all refresh tokens) so that a login survives a restart.
 ///
