@@ -88,6 +88,7 @@ mod client;
 mod config;
 mod discovery;
 mod endpoint;
+mod env;
 mod error;
 #[cfg(feature = "loopback")]
 mod loopback;
@@ -103,6 +104,7 @@ mod token;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
+pub use env::Env;
 pub use error::{Error, OAuthError, Unauthorized};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
