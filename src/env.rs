@@ -30,6 +30,8 @@ use crate::error::Error;
 /// | `AUTHED_TIMEOUT` | timeout of each provider request: seconds (`30`), or with a unit (`500ms`, `30s`, `2m`) |
 /// | `AUTHED_SCOPES` | scopes, separated by spaces ([`scopes`](Env::scopes)) |
 /// | `AUTHED_REDIRECT_URI` | the redirect URI of the authorization code flow ([`redirect_uri`](Env::redirect_uri)) |
+/// | `AUTHED_AUDIENCE` | the `audience` request parameter (Auth0, Okta) ([`audience`](Env::audience)) |
+/// | `AUTHED_RESOURCE` | the RFC 8707 `resource` request parameter ([`resource`](Env::resource)) |
 ///
 /// A variable set to the empty string counts as unset. URLs must be HTTPS unless they are on
 /// loopback; there is deliberately no variable to allow plain HTTP elsewhere
@@ -91,6 +93,10 @@ impl Env {
     pub const SCOPES: &'static str = "AUTHED_SCOPES";
     /// `AUTHED_REDIRECT_URI`
     pub const REDIRECT_URI: &'static str = "AUTHED_REDIRECT_URI";
+    /// `AUTHED_AUDIENCE`
+    pub const AUDIENCE: &'static str = "AUTHED_AUDIENCE";
+    /// `AUTHED_RESOURCE`
+    pub const RESOURCE: &'static str = "AUTHED_RESOURCE";
 }
 
 impl Env {
@@ -249,6 +255,16 @@ impl Env {
     /// `AUTHED_REDIRECT_URI`, for [`OAuthConfig::authorization_code`].
     pub fn redirect_uri(&self) -> Option<String> {
         self.var(Self::REDIRECT_URI)
+    }
+
+    /// `AUTHED_AUDIENCE`, for a grant builder's `audience`.
+    pub fn audience(&self) -> Option<String> {
+        self.var(Self::AUDIENCE)
+    }
+
+    /// `AUTHED_RESOURCE`, for a grant builder's `resource`.
+    pub fn resource(&self) -> Option<String> {
+        self.var(Self::RESOURCE)
     }
 }
 
