@@ -323,9 +323,7 @@ fn parse_auth_method(raw: &str) -> Result<ClientAuthMethod, Error> {
 /// `30` (seconds), `30s`, `500ms`, `2m`.
 fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(raw.len());
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
     let n: u64 = number.parse().ok()?;
     match unit.trim() {

@@ -31,7 +31,8 @@
 //!   expiry policy). Token sources are made from it. [`OAuthConfig::discover`] fills in the
 //!   endpoints from an issuer's OpenID Connect or RFC 8414 metadata; [`providers`] has
 //!   ready-made configurations for GitHub, Google, Microsoft Entra ID, GitLab, Auth0, Okta
-//!   and Keycloak.
+//!   and Keycloak. [`OAuthConfig::from_env`] and [`OAuthConfig::discover_from_env`] read it
+//!   from `AUTHED_*` variables (listed at [`Env`]).
 //! - [`TokenSource`]: hands out valid tokens. [`ClientCredentials`] implements it; all
 //!   sources share one cache that refreshes ahead of expiry in the background, sends exactly
 //!   one token request for any number of waiting callers, and reads a valid token without
@@ -56,6 +57,7 @@
 //! | `native-tls` | HTTPS through the platform's TLS library | no |
 //! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
 //! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
+//! | `blocking` | `authed::blocking`: a synchronous client and token access for programs without a Tokio runtime, on an internal runtime thread | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
@@ -79,7 +81,8 @@
 //!   request. PKCE verifiers, `state`, nonces, codes and device codes are never logged or
 //!   shown by `Debug`.
 //!
-//! All requests need a Tokio runtime.
+//! All requests need a Tokio runtime, except through `authed::blocking` (feature `blocking`),
+//! which brings its own.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

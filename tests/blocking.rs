@@ -52,7 +52,12 @@ fn the_blocking_client_gets_reuses_and_refreshes_tokens() {
 
     // Expired by the configuration's clock: the next request refreshes first.
     clock.advance(Duration::from_secs(3600));
-    let text = client.get("items/after-expiry").send().unwrap().text().unwrap();
+    let text = client
+        .get("items/after-expiry")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(text.contains("after-expiry"), "{text}");
     assert_eq!(p.token_requests(), 2);
 
@@ -105,7 +110,11 @@ fn a_blocking_source_shares_one_cache_and_one_token_request_across_threads() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(p.token_requests(), 1);
-    assert!(tokens.iter().all(|t| t.access_token() == tokens[0].access_token()));
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.access_token() == tokens[0].access_token())
+    );
 
     // The client uses the same cache: no second token request.
     assert_eq!(client.get("items/1").send().unwrap().status(), 200);

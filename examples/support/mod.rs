@@ -72,7 +72,9 @@ impl Provider {
     /// Reads the preset and the variables.
     pub async fn from_env() -> Result<Provider, Error> {
         let env = Env::process();
-        let name = env.var("AUTHED_PROVIDER").unwrap_or_else(|| "oidc".to_owned());
+        let name = env
+            .var("AUTHED_PROVIDER")
+            .unwrap_or_else(|| "oidc".to_owned());
         let config = match name.as_str() {
             "github" => env.apply(authed::providers::github())?.build()?,
             "google" => env.apply(authed::providers::google())?.build()?,
@@ -98,7 +100,9 @@ impl Provider {
         let defaults = defaults(&name);
         let mut scopes = env.scopes();
         if scopes.is_empty() {
-            let default = defaults.as_ref().map_or("openid offline_access", |d| d.scopes);
+            let default = defaults
+                .as_ref()
+                .map_or("openid offline_access", |d| d.scopes);
             scopes = default.split_whitespace().map(str::to_owned).collect();
         }
         let api_url = env
