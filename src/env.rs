@@ -55,8 +55,11 @@ use crate::error::Error;
 /// # Ok::<(), authed::Error>(())
 /// ```
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Box<Lookup>,
 }
+
+/// Returns a variable's value, `None` when it is unset.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl fmt::Debug for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
