@@ -1,11 +1,15 @@
 //! A synchronous API, for scripts and small command-line programs that do not run Tokio.
 //!
-//! The types here wrap the async ones and drive them on an internal runtime: a thread of
-//! its own running a single-threaded Tokio runtime, as `reqwest::blocking` does. Nothing is
+//! The types here wrap the async ones and drive them on an internal runtime: a thread
+//! running a single-threaded Tokio runtime, as `reqwest::blocking` does. There is one such
+//! thread per process, started on first use and kept until the process exits, rather than
+//! one per client: a token request in flight (a rotated refresh token on its way to the
+//! store) must not be cancelled because the last blocking value was dropped. Nothing is
 //! re-implemented: a [`blocking::AuthedClient`](AuthedClient) sends through the
 //! [`crate::AuthedClient`] it wraps, with the same origin rules and the same one retry on
 //! `invalid_token`, and a [`Source`] asks the same [`TokenSource`] and its cache. Background
-//! refreshes ahead of expiry run on the internal thread while the blocking value lives.
+//! refreshes ahead of expiry run on the internal thread. [`block_on`] runs any other future
+//! of the crate there (a device flow, loading a stored login, a logout).
 //!
 //! ```
 //! # fn main() -> Result<(), authed::Error> {
@@ -61,17 +65,23 @@ use crate::token::Token;
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The handle of the internal runtime thread. The thread, and the runtime with every task
-/// still on it (background refreshes), ends when the last handle is dropped.
-#[derive(Clone, Debug)]
+/// The handle of the internal runtime thread.
+#[derive(Debug)]
 struct Runtime {
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
+/// The process's one internal runtime, started on first use.
+///
+/// # Panics
+///
+/// When the operating system cannot create the thread or the runtime's I/O driver.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(Runtime::start)
+}
+
 impl Runtime {
-    /// # Panics
-    ///
-    /// When the operating system cannot create the thread or the runtime's I/O driver.
     fn start() -> Runtime {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -110,7 +120,7 @@ impl Runtime {
             // Spawned once more so a panic reaches the caller instead of vanishing.
             let _ = done.send(tokio::spawn(fut).await);
         });
-        // The thread lives while this handle does: sending fails only if it is gone.
+        // The thread never returns: sending fails only if it died.
         if self.jobs.send(job).is_err() {
             panic!("authed::blocking: the internal runtime thread has stopped");
         }
@@ -122,38 +132,56 @@ impl Runtime {
     }
 }
 
+/// Runs any future of this crate on the internal runtime and waits for it: a device flow,
+/// [`RefreshTokenSourceBuilder::from_store`](crate::RefreshTokenSourceBuilder::from_store),
+/// a [`logout`](crate::RefreshTokenSource::logout). Sources it creates keep their background
+/// refreshes on that runtime.
+///
+/// ```
+/// # let provider_runtime = tokio::runtime::Runtime::new().unwrap();
+/// # let provider = provider_runtime.block_on(authed::testing::TestProvider::start());
+/// let config = provider.config(None);
+/// let device = config.device_authorization().build()?;
+/// let code = authed::blocking::block_on(async move { device.start().await })??;
+/// println!("visit {} and enter {}", code.verification_uri(), code.user_code());
+/// # Ok::<(), authed::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] when called inside an async runtime (`fut` is then dropped unrun).
+///
+/// # Panics
+///
+/// When `fut` panics: the panic is passed on to the caller. When the operating system cannot
+/// start the internal thread.
+pub fn block_on<F>(fut: F) -> Result<F::Output, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime().block_on(fut)
+}
+
 /// A blocking [`TokenSource`]: [`token`](Self::token) waits for a valid token.
 ///
 /// Made from any source ([`new`](Self::new)) or from a client ([`AuthedClient::source`]),
 /// and sharing its cache: one token request serves the blocking and the async callers.
-/// Cloning is cheap and shares the internal runtime. See the [module](self) for where it
-/// must not be used.
+/// Cloning is cheap. See the [module](self) for where it must not be used.
 #[derive(Clone, Debug)]
 pub struct Source {
     source: Arc<dyn TokenSource>,
-    runtime: Runtime,
 }
 
 impl Source {
-    /// A blocking handle on `source`, with an internal runtime of its own.
-    ///
-    /// # Panics
-    ///
-    /// When the operating system cannot start a thread.
+    /// A blocking handle on `source`.
     pub fn new(source: impl TokenSource + 'static) -> Self {
         Self::from_arc(Arc::new(source))
     }
 
     /// Like [`new`](Self::new), for a source that is already shared.
-    ///
-    /// # Panics
-    ///
-    /// When the operating system cannot start a thread.
     pub fn from_arc(source: Arc<dyn TokenSource>) -> Self {
-        Source {
-            source,
-            runtime: Runtime::start(),
-        }
+        Source { source }
     }
 
     /// The async source this wraps.
@@ -169,7 +197,7 @@ impl Source {
     /// [`TokenSource::token`].
     pub fn token(&self) -> Result<Arc<Token>, Error> {
         let source = self.source.clone();
-        self.runtime.block_on(async move { source.token().await })?
+        block_on(async move { source.token().await })?
     }
 
     /// Reports that an API rejected `rejected` and waits for a replacement:
@@ -181,53 +209,24 @@ impl Source {
     pub fn token_rejected(&self, rejected: &Token) -> Result<Arc<Token>, Error> {
         let source = self.source.clone();
         let rejected = rejected.clone();
-        self.runtime
-            .block_on(async move { source.token_rejected(&rejected).await })?
-    }
-
-    /// Runs any future of this crate on the internal runtime and waits for it: a device
-    /// flow, [`RefreshTokenSourceBuilder::from_store`](crate::RefreshTokenSourceBuilder::from_store),
-    /// a [`logout`](crate::RefreshTokenSource::logout). Sources it creates keep their
-    /// background refreshes on this runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when called inside an async runtime (`fut` is then dropped unrun).
-    ///
-    /// # Panics
-    ///
-    /// When `fut` panics: the panic is passed on to the caller.
-    pub fn block_on<F>(&self, fut: F) -> Result<F::Output, Error>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.runtime.block_on(fut)
+        block_on(async move { source.token_rejected(&rejected).await })?
     }
 }
 
 /// A blocking [`crate::AuthedClient`]: the same rules (tokens only to allowed origins, one
 /// refresh and one re-send on an `invalid_token` 401), and calls that wait.
 ///
-/// Cloning is cheap and shares the internal runtime. See the [module](self) for an example
-/// and for where it must not be used.
+/// Cloning is cheap. See the [module](self) for an example and for where it must not be
+/// used.
 #[derive(Clone, Debug)]
 pub struct AuthedClient {
     client: crate::AuthedClient,
-    runtime: Runtime,
 }
 
 impl AuthedClient {
-    /// A blocking client sending through `client`, with an internal runtime of its own.
-    ///
-    /// # Panics
-    ///
-    /// When the operating system cannot start a thread.
+    /// A blocking client sending through `client`.
     pub fn new(client: crate::AuthedClient) -> Self {
-        AuthedClient {
-            client,
-            runtime: Runtime::start(),
-        }
+        AuthedClient { client }
     }
 
     /// The async client this wraps.
@@ -235,19 +234,15 @@ impl AuthedClient {
         &self.client
     }
 
-    /// The client's token source, blocking, on the same internal runtime.
+    /// The client's token source, blocking.
     pub fn source(&self) -> Source {
-        Source {
-            source: self.client.source().clone(),
-            runtime: self.runtime.clone(),
-        }
+        Source::from_arc(self.client.source().clone())
     }
 
     /// Starts a request. `url` is absolute, or relative to the base URL.
     pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
         RequestBuilder {
             request: self.client.request(method, url),
-            runtime: self.runtime.clone(),
         }
     }
 
@@ -275,23 +270,6 @@ impl AuthedClient {
     pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
-
-    /// Runs any future on the internal runtime and waits for it; see [`Source::block_on`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when called inside an async runtime (`fut` is then dropped unrun).
-    ///
-    /// # Panics
-    ///
-    /// When `fut` panics: the panic is passed on to the caller.
-    pub fn block_on<F>(&self, fut: F) -> Result<F::Output, Error>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.runtime.block_on(fut)
-    }
 }
 
 /// A request being built by a blocking [`AuthedClient`]; [`send`](Self::send) waits for the
@@ -300,14 +278,12 @@ impl AuthedClient {
 #[must_use = "a request does nothing until it is sent"]
 pub struct RequestBuilder {
     request: crate::RequestBuilder,
-    runtime: Runtime,
 }
 
 impl RequestBuilder {
     fn map(self, f: impl FnOnce(crate::RequestBuilder) -> crate::RequestBuilder) -> Self {
         RequestBuilder {
             request: f(self.request),
-            runtime: self.runtime,
         }
     }
 
@@ -365,12 +341,8 @@ impl RequestBuilder {
     /// [`Error::Config`] when called inside an async runtime; otherwise as
     /// [`crate::RequestBuilder::send`].
     pub fn send(self) -> Result<Response, Error> {
-        let request = self.request;
-        let response = self.runtime.block_on(request.send())??;
-        Ok(Response {
-            response,
-            runtime: self.runtime,
-        })
+        let response = block_on(self.request.send())??;
+        Ok(Response { response })
     }
 }
 
@@ -378,7 +350,6 @@ impl RequestBuilder {
 #[derive(Debug)]
 pub struct Response {
     response: reqwest::Response,
-    runtime: Runtime,
 }
 
 impl Response {
@@ -408,10 +379,8 @@ impl Response {
     ///
     /// [`Error::Transport`] carrying reqwest's status error (without the URL).
     pub fn error_for_status(self) -> Result<Self, Error> {
-        let Response { response, runtime } = self;
         Ok(Response {
-            response: response.error_for_status()?,
-            runtime,
+            response: self.response.error_for_status()?,
         })
     }
 
@@ -422,7 +391,7 @@ impl Response {
     /// [`Error::Config`] when called inside an async runtime; [`Error::Transport`] when
     /// reading fails.
     pub fn text(self) -> Result<String, Error> {
-        Ok(self.runtime.block_on(self.response.text())??)
+        Ok(block_on(self.response.text())??)
     }
 
     /// Reads the body.
@@ -431,7 +400,7 @@ impl Response {
     ///
     /// As [`text`](Self::text).
     pub fn bytes(self) -> Result<Vec<u8>, Error> {
-        Ok(self.runtime.block_on(self.response.bytes())??.to_vec())
+        Ok(block_on(self.response.bytes())??.to_vec())
     }
 
     /// Reads the body as JSON.
@@ -441,7 +410,7 @@ impl Response {
     /// As [`text`](Self::text); [`Error::Transport`] also when the body is not valid JSON
     /// for `T`.
     pub fn json<T: serde::de::DeserializeOwned + Send + 'static>(self) -> Result<T, Error> {
-        Ok(self.runtime.block_on(self.response.json::<T>())??)
+        Ok(block_on(self.response.json::<T>())??)
     }
 
     /// The async response, to read the body as a stream on a runtime of your own.
@@ -465,11 +434,10 @@ mod tests {
 
     #[test]
     fn a_panic_reaches_the_caller() {
-        let runtime = Runtime::start();
-        let caught = std::panic::catch_unwind(|| runtime.block_on(async { panic!("boom") }));
+        let caught = std::panic::catch_unwind(|| block_on(async { panic!("boom") }));
         let payload = caught.unwrap_err();
         assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
         // The runtime thread survives it.
-        assert_eq!(runtime.block_on(async { 7 }).unwrap(), 7);
+        assert_eq!(block_on(async { 7 }).unwrap(), 7);
     }
 }

@@ -137,13 +137,11 @@ fn a_user_login_refreshes_and_rotates_through_block_on() {
         .with_refresh_token(Some(RefreshToken::new(first_rt.clone())));
     let store = Arc::new(MemoryStore::new());
 
-    let runtime = blocking::Source::new(authed::StaticToken::new(token.clone()));
     let builder = config
         .refresh_token_source()
         .store(store.clone())
         .key("user-1");
-    let login = runtime
-        .block_on(builder.from_token(token))
+    let login = blocking::block_on(builder.from_token(token))
         .unwrap()
         .unwrap();
     let login = blocking::Source::new(login);
@@ -157,11 +155,11 @@ fn a_user_login_refreshes_and_rotates_through_block_on() {
     assert_eq!(p.presented_refresh_tokens(), [first_rt]);
     assert!(p.refresh_token_is_live(&new_rt));
     // Saved before it was handed out.
-    let stored = login
-        .block_on(async move { authed::TokenStore::load(&*store, "user-1").await })
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let stored =
+        blocking::block_on(async move { authed::TokenStore::load(&*store, "user-1").await })
+            .unwrap()
+            .unwrap()
+            .unwrap();
     assert_eq!(stored.access_token(), refreshed.access_token());
 }
 
@@ -176,7 +174,7 @@ async fn inside_an_async_runtime_every_call_is_a_configuration_error_and_sends_n
     assert!(e.to_string().contains("inside an async runtime"), "{e}");
     let e = client.source().token().unwrap_err();
     assert!(e.is_configuration(), "{e:?}");
-    assert!(client.block_on(async { 1 }).is_err());
+    assert!(blocking::block_on(async { 1 }).is_err());
 
     // spawn_blocking threads are inside the runtime's context too: refused, as documented.
     let inner = client.clone();
@@ -198,4 +196,50 @@ fn a_blocking_client_moves_to_another_thread() {
     let client = client(p, ManualClock::new(SystemTime::now()));
     let handle = std::thread::spawn(move || client.get("items/x").send().map(|r| r.status()));
     assert_eq!(handle.join().unwrap().unwrap(), 200);
+}
+
+#[test]
+fn dropping_the_last_blocking_value_does_not_cancel_a_background_refresh() {
+    let Provider { provider: p, .. } = &provider();
+    // The background refresh takes a while, so it is still in flight when the source is
+    // dropped; with a runtime per value it would be cancelled after the provider rotated the
+    // refresh token and before the store saved it.
+    p.set_latency(Duration::from_millis(300));
+    let clock = ManualClock::new(SystemTime::now());
+    let config = p.config(Some(clock.clone()));
+    let first_rt = p.issue_refresh_token();
+    let token = Token::new(AccessToken::new("initial"))
+        .with_lifetime(clock.now(), Duration::from_secs(3600))
+        .with_refresh_token(Some(RefreshToken::new(first_rt.clone())));
+    let (saved_tx, saved_rx) = std::sync::mpsc::channel::<String>();
+    let saved_tx = std::sync::Mutex::new(saved_tx);
+    let store = Arc::new(authed::ObservedStore::new(
+        MemoryStore::new(),
+        move |change| {
+            if let authed::StoreChange::Saved { token, .. } = change {
+                let rt = token.refresh_token().map(|r| r.secret().to_owned());
+                let _ = saved_tx.lock().unwrap().send(rt.unwrap_or_default());
+            }
+        },
+    ));
+    let builder = config.refresh_token_source().store(store).key("user-1");
+    let login = blocking::block_on(builder.from_token(token))
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved_rx.recv().unwrap(), first_rt, "the login was saved");
+
+    // Inside the refresh-ahead window, before the expiry margin: the current token comes
+    // back at once and the refresh runs in the background.
+    clock.advance(Duration::from_secs(3600 - 60 - 60));
+    let login = blocking::Source::new(login);
+    assert_eq!(login.token().unwrap().access_token().secret(), "initial");
+    drop(login);
+
+    // An event, not a sleep: the rotated refresh token reaches the store.
+    let rotated = saved_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the background refresh finished and saved the rotated refresh token");
+    assert_ne!(rotated, first_rt);
+    assert!(p.refresh_token_is_live(&rotated));
+    assert_eq!(p.presented_refresh_tokens(), [first_rt]);
 }
