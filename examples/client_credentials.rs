@@ -1,9 +1,10 @@
 //! Fetch a URL from an API protected by any real OAuth provider, with the client credentials
-//! grant.
+//! grant, configured from the environment by `OAuthConfig::from_env`.
 //!
-//! Environment:
-//! - `AUTHED_TOKEN_URL`: the provider's token endpoint
-//! - `AUTHED_CLIENT_ID`, `AUTHED_CLIENT_SECRET`: the client's credentials
+//! Environment (the full list is in the docs of `authed::Env`):
+//! - `AUTHED_TOKEN_URL`: the provider's token endpoint, or `AUTHED_ISSUER` to discover it
+//! - `AUTHED_CLIENT_ID`, and `AUTHED_CLIENT_SECRET` or `AUTHED_CLIENT_SECRET_FILE`: the
+//!   client's credentials
 //! - `AUTHED_SCOPES`: space-separated scopes (optional)
 //! - `AUTHED_AUDIENCE`: the `audience` parameter, for Auth0 and Okta (optional)
 //!
@@ -13,26 +14,21 @@
 //! cargo run --example client_credentials -- https://api.example.com/v1/things
 //! ```
 
-use authed::{AuthedClient, OAuthConfig};
-
-fn env(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("set {name} (see the header of this example)"))
-}
+use authed::{AuthedClient, Env, OAuthConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args()
         .nth(1)
         .ok_or("usage: cargo run --example client_credentials -- <URL to fetch>")?;
-    let config = OAuthConfig::builder(env("AUTHED_TOKEN_URL")?)
-        .client_id(env("AUTHED_CLIENT_ID")?)
-        .client_secret(env("AUTHED_CLIENT_SECRET")?)
-        .build()?;
-    let mut source = config.client_credentials();
-    if let Ok(scopes) = std::env::var("AUTHED_SCOPES") {
-        source = source.scopes(scopes.split_whitespace());
-    }
-    if let Ok(audience) = std::env::var("AUTHED_AUDIENCE") {
+    let env = Env::process();
+    let config = if env.var(Env::ISSUER).is_some() && env.var(Env::TOKEN_URL).is_none() {
+        OAuthConfig::discover_from_env().await?
+    } else {
+        OAuthConfig::from_env()?
+    };
+    let mut source = config.client_credentials().scopes(env.scopes());
+    if let Some(audience) = env.audience() {
         source = source.audience(audience);
     }
     let origin = reqwest::Url::parse(&url)?.origin().ascii_serialization();

@@ -31,7 +31,8 @@
 //!   expiry policy). Token sources are made from it. [`OAuthConfig::discover`] fills in the
 //!   endpoints from an issuer's OpenID Connect or RFC 8414 metadata; [`providers`] has
 //!   ready-made configurations for GitHub, Google, Microsoft Entra ID, GitLab, Auth0, Okta
-//!   and Keycloak.
+//!   and Keycloak. [`OAuthConfig::from_env`] and [`OAuthConfig::discover_from_env`] read it
+//!   from `AUTHED_*` variables (listed at [`Env`]).
 //! - [`TokenSource`]: hands out valid tokens. [`ClientCredentials`] implements it; all
 //!   sources share one cache that refreshes ahead of expiry in the background, sends exactly
 //!   one token request for any number of waiting callers, and reads a valid token without
@@ -59,6 +60,7 @@
 //! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
 //! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
 //! | `redis` | `RedisStore`: tokens shared by every replica, with an expiring, renewed, fenced distributed refresh lock (`redis` crate) | no |
+//! | `blocking` | `authed::blocking`: a synchronous client and token access for programs without a Tokio runtime, on an internal runtime thread | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
@@ -146,16 +148,21 @@
 //!     `your_own_client_settings_reach_the_provider_and_the_crates_rules_still_hold`,
 //!     `discovery_uses_your_own_client_settings_and_keeps_them_for_the_token_request`.
 //!
-//! All requests need a Tokio runtime.
+//! All requests need a Tokio runtime, except through `authed::blocking` (feature `blocking`),
+//! which brings its own.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod browser;
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 mod client;
 mod config;
 mod discovery;
 mod endpoint;
+mod env;
 mod error;
 mod id_token;
 #[cfg(feature = "loopback")]
@@ -175,6 +182,8 @@ pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use id_token::IdTokenClaims;
+pub use env::Env;
+pub use error::{Error, OAuthError, Unauthorized};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};

@@ -2,14 +2,16 @@
 //!
 //! `AUTHED_PROVIDER` picks a preset of `authed::providers`: `github`, `google`, `microsoft`
 //! (tenant from `AUTHED_TENANT`, default `common`), or `oidc` (the default: discovery from
-//! `AUTHED_ISSUER`, or every URL from the variables below). Every preset value can be
-//! overridden:
+//! `AUTHED_ISSUER`, or every URL given one by one). The client and the endpoints are read by
+//! `authed::Env` (`OAuthConfig::from_env`), whose docs list every variable; the ones these
+//! examples use:
 //!
 //! | Variable | Meaning |
 //! |---|---|
 //! | `AUTHED_CLIENT_ID` | the client id (required) |
-//! | `AUTHED_CLIENT_SECRET` | the client secret, for providers that want one even with PKCE (GitHub, Google "desktop" clients, web apps) |
-//! | `AUTHED_AUTH_URL`, `AUTHED_TOKEN_URL`, `AUTHED_DEVICE_URL`, `AUTHED_REVOCATION_URL`, `AUTHED_ISSUER` | endpoints |
+//! | `AUTHED_CLIENT_SECRET` or `AUTHED_CLIENT_SECRET_FILE` | the client secret, for providers that want one even with PKCE (GitHub, Google "desktop" clients, web apps) |
+//! | `AUTHED_ISSUER` | the issuer, to discover the endpoints from (`oidc`) |
+//! | `AUTHED_AUTH_URL`, `AUTHED_TOKEN_URL`, `AUTHED_DEVICE_URL`, `AUTHED_REVOCATION_URL` | endpoints, instead of discovery or to override a preset |
 //! | `AUTHED_SCOPES` | space-separated scopes |
 //! | `AUTHED_API_URL` | the URL fetched with the user's token |
 //! | `AUTHED_TOKEN_FILE` | where `cli_login` and `device_login` keep the login |
@@ -19,7 +21,7 @@
 
 use std::path::PathBuf;
 
-use authed::{Error, OAuthConfig};
+use authed::{Env, Error, OAuthConfig};
 
 /// A provider's settings, from a preset and the environment.
 pub struct Provider {
@@ -66,50 +68,45 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn required(name: &str) -> Result<String, Error> {
-    var(name).ok_or_else(|| Error::Config(format!("set {name} (see the header of this example)")))
-}
-
 impl Provider {
     /// Reads the preset and the variables.
     pub async fn from_env() -> Result<Provider, Error> {
-        let name = var("AUTHED_PROVIDER").unwrap_or_else(|| "oidc".to_owned());
-        let mut b = match name.as_str() {
-            "github" => authed::providers::github(),
-            "google" => authed::providers::google(),
-            "microsoft" => authed::providers::microsoft_entra(
-                &var("AUTHED_TENANT").unwrap_or_else(|| "common".to_owned()),
-            ),
+        let env = Env::process();
+        let name = env
+            .var("AUTHED_PROVIDER")
+            .unwrap_or_else(|| "oidc".to_owned());
+        let config = match name.as_str() {
+            "github" => env.apply(authed::providers::github())?.build()?,
+            "google" => env.apply(authed::providers::google())?.build()?,
+            "microsoft" => env
+                .apply(authed::providers::microsoft_entra(
+                    &env.var("AUTHED_TENANT")
+                        .unwrap_or_else(|| "common".to_owned()),
+                ))?
+                .build()?,
             // Any OpenID Connect provider: discovery when an issuer is given, else the URLs.
-            _ => match var("AUTHED_ISSUER") {
-                Some(issuer) => authed::providers::oidc(&issuer).await?,
-                None => OAuthConfig::builder(required("AUTHED_TOKEN_URL")?),
-            },
+            _ if env.var(Env::ISSUER).is_some() => env.discover().await?,
+            _ if env.var(Env::TOKEN_URL).is_none() => {
+                return Err(Error::Config(
+                    "set AUTHED_ISSUER to the provider's issuer (its endpoints are then \
+                     discovered), or AUTHED_PROVIDER to a preset, or the endpoints one by one \
+                     (AUTHED_TOKEN_URL, AUTHED_AUTH_URL or AUTHED_DEVICE_URL); see \
+                     examples/support/mod.rs"
+                        .to_owned(),
+                ));
+            }
+            _ => env.config()?,
         };
-        b = b.client_id(required("AUTHED_CLIENT_ID")?);
-        if let Some(secret) = var("AUTHED_CLIENT_SECRET") {
-            b = b.client_secret(secret);
-        }
-        if let Some(url) = var("AUTHED_TOKEN_URL") {
-            b = b.token_url(url);
-        }
-        if let Some(url) = var("AUTHED_AUTH_URL") {
-            b = b.authorization_url(url);
-        }
-        if let Some(url) = var("AUTHED_DEVICE_URL") {
-            b = b.device_authorization_url(url);
-        }
-        if let Some(url) = var("AUTHED_REVOCATION_URL") {
-            b = b.revocation_url(url);
-        }
-        if let Some(issuer) = var("AUTHED_ISSUER") {
-            b = b.issuer(issuer);
-        }
         let defaults = defaults(&name);
-        let scopes = var("AUTHED_SCOPES")
-            .or_else(|| defaults.as_ref().map(|d| d.scopes.to_owned()))
-            .unwrap_or_else(|| "openid offline_access".to_owned());
-        let api_url = var("AUTHED_API_URL")
+        let mut scopes = env.scopes();
+        if scopes.is_empty() {
+            let default = defaults
+                .as_ref()
+                .map_or("openid offline_access", |d| d.scopes);
+            scopes = default.split_whitespace().map(str::to_owned).collect();
+        }
+        let api_url = env
+            .var("AUTHED_API_URL")
             .or_else(|| defaults.as_ref().map(|d| d.api.to_owned()))
             .ok_or_else(|| Error::Config("set AUTHED_API_URL: the URL to fetch".to_owned()))?;
         let params = defaults
@@ -122,8 +119,8 @@ impl Provider {
             .unwrap_or_default();
         Ok(Provider {
             name,
-            config: b.build()?,
-            scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+            config,
+            scopes,
             params,
             api_url,
         })
@@ -140,8 +137,7 @@ impl Provider {
     pub fn client(&self, login: authed::RefreshTokenSource) -> Result<authed::AuthedClient, Error> {
         let http = authed::reqwest::Client::builder()
             .user_agent("authed-example")
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .build()?;
         authed::AuthedClient::builder(login)
             .allow_origin(self.api_origin())
             .http_client(http)
@@ -152,10 +148,8 @@ impl Provider {
     pub async fn show_api(&self, login: authed::RefreshTokenSource) -> Result<(), Error> {
         let response = self.client(login)?.get(&self.api_url).send().await?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?;
+        // A failed read is a transport error (retryable), not a configuration error.
+        let body = response.text().await?;
         println!("GET {} -> {status}", self.api_url);
         println!("{}", body.chars().take(2000).collect::<String>());
         Ok(())
