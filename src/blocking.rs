@@ -240,34 +240,34 @@ impl AuthedClient {
     }
 
     /// Starts a request. `url` is absolute, or relative to the base URL.
-    pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn request(&self, method: Method, url: impl crate::IntoRequestUrl) -> RequestBuilder {
         RequestBuilder {
             request: self.client.request(method, url),
         }
     }
 
     /// Starts a `GET` request.
-    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn get(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn post(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn put(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn patch(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn delete(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 }

@@ -154,10 +154,10 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod browser;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
+mod browser;
 mod client;
 mod config;
 mod discovery;
@@ -180,10 +180,9 @@ mod token;
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
+pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use id_token::IdTokenClaims;
-pub use env::Env;
-pub use error::{Error, OAuthError, Unauthorized};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
