@@ -99,10 +99,12 @@ async fn an_authorization_code_exchange_is_never_retried() {
         .complete(pending, &Callback::new("the-code", state))
         .await
         .unwrap_err();
+    // Reported as spent, not retryable: the remedy is a new sign-in (issue 8.1).
     assert!(
-        matches!(e, Error::MalformedResponse { status: 500, .. }),
+        matches!(&e, Error::CodeExchange(inner) if matches!(**inner, Error::MalformedResponse { status: 500, .. })),
         "{e:?}"
     );
+    assert!(!e.is_retryable());
     assert_eq!(server.token_requests(), 1, "a code is sent once");
 }
 
