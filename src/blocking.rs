@@ -53,9 +53,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
@@ -292,46 +291,7 @@ impl RequestBuilder {
         self.map(|r| r.with(f))
     }
 
-    /// Adds a header.
-    pub fn header<K, V>(self, key: K, value: V) -> Self
-    where
-        HeaderName: TryFrom<K>,
-        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
-        HeaderValue: TryFrom<V>,
-        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
-    {
-        self.map(|r| r.header(key, value))
-    }
-
-    /// Adds headers.
-    pub fn headers(self, headers: HeaderMap) -> Self {
-        self.map(|r| r.headers(headers))
-    }
-
-    /// Sets the body.
-    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
-        self.map(|r| r.body(body))
-    }
-
-    /// Adds query parameters.
-    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
-        self.map(|r| r.query(query))
-    }
-
-    /// Sets a form-urlencoded body.
-    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
-        self.map(|r| r.form(form))
-    }
-
-    /// Sets a JSON body.
-    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
-        self.map(|r| r.json(json))
-    }
-
-    /// Sets a timeout for this request.
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.map(|r| r.timeout(timeout))
-    }
+    crate::client::mirror_request_setters!();
 
     /// Sends the request and waits for the response's headers; as
     /// [`crate::RequestBuilder::send`].

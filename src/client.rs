@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use url::{Host, Origin, Url};
 
@@ -403,6 +403,55 @@ pub struct RequestBuilder {
     request: Result<reqwest::RequestBuilder, Error>,
 }
 
+/// The `reqwest::RequestBuilder` setters a request builder mirrors, each through the
+/// builder's own `with`: one list for the async and the blocking client.
+macro_rules! mirror_request_setters {
+    () => {
+        /// Adds a header.
+        pub fn header<K, V>(self, key: K, value: V) -> Self
+        where
+            reqwest::header::HeaderName: TryFrom<K>,
+            <reqwest::header::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+            reqwest::header::HeaderValue: TryFrom<V>,
+            <reqwest::header::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+        {
+            self.with(|r| r.header(key, value))
+        }
+
+        /// Adds headers.
+        pub fn headers(self, headers: reqwest::header::HeaderMap) -> Self {
+            self.with(|r| r.headers(headers))
+        }
+
+        /// Sets the body.
+        pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+            self.with(|r| r.body(body))
+        }
+
+        /// Adds query parameters.
+        pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
+            self.with(|r| r.query(query))
+        }
+
+        /// Sets a form-urlencoded body.
+        pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+            self.with(|r| r.form(form))
+        }
+
+        /// Sets a JSON body.
+        pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+            self.with(|r| r.json(json))
+        }
+
+        /// Sets a timeout for this request.
+        pub fn timeout(self, timeout: std::time::Duration) -> Self {
+            self.with(|r| r.timeout(timeout))
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))] // used by blocking.rs
+pub(crate) use mirror_request_setters;
+
 impl RequestBuilder {
     /// Applies any `reqwest::RequestBuilder` method this type does not mirror.
     pub fn with(
@@ -413,46 +462,7 @@ impl RequestBuilder {
         self
     }
 
-    /// Adds a header.
-    pub fn header<K, V>(self, key: K, value: V) -> Self
-    where
-        HeaderName: TryFrom<K>,
-        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
-        HeaderValue: TryFrom<V>,
-        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
-    {
-        self.with(|r| r.header(key, value))
-    }
-
-    /// Adds headers.
-    pub fn headers(self, headers: HeaderMap) -> Self {
-        self.with(|r| r.headers(headers))
-    }
-
-    /// Sets the body.
-    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
-        self.with(|r| r.body(body))
-    }
-
-    /// Adds query parameters.
-    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
-        self.with(|r| r.query(query))
-    }
-
-    /// Sets a form-urlencoded body.
-    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
-        self.with(|r| r.form(form))
-    }
-
-    /// Sets a JSON body.
-    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
-        self.with(|r| r.json(json))
-    }
-
-    /// Sets a timeout for this request.
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.with(|r| r.timeout(timeout))
-    }
+    mirror_request_setters!();
 
     /// Sends the request with a token, retrying once with a fresh token on an
     /// `invalid_token` 401.
