@@ -148,6 +148,34 @@ async fn a_failing_store_is_an_error_and_hands_out_no_token() {
 }
 
 #[tokio::test]
+async fn a_token_that_could_not_be_saved_never_overwrites_a_newer_login() {
+    let s = setup().await;
+    let store = Arc::new(FlakyStore::default());
+    let login = login(&s, store.clone()).await;
+
+    s.clock.advance(Duration::from_secs(3600));
+    store.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(login.token().await, Err(Error::Store(_))));
+    // Meanwhile another process (or a fenced store's newer lock holder) saves a newer login.
+    let newer = Token::new(authed::AccessToken::new("newer"))
+        .with_lifetime(authed::Clock::now(&*s.clock), Duration::from_secs(3600))
+        .with_refresh_token(Some(authed::RefreshToken::new(
+            s.provider.issue_refresh_token(),
+        )));
+    store.inner.save("user-1", &newer).await.unwrap();
+
+    // Once the store works, the newer login wins: the token this process could not save is
+    // dropped, not written over it.
+    store.fail.store(false, Ordering::SeqCst);
+    let token = login.token().await.unwrap();
+    assert_eq!(token.access_token().secret(), "newer");
+    let stored = store.load("user-1").await.unwrap().unwrap();
+    assert_eq!(stored.access_token().secret(), "newer");
+    assert_eq!(rt_of(&stored), rt_of(&newer));
+    assert_eq!(s.provider.token_requests(), 1);
+}
+
+#[tokio::test]
 async fn invalid_grant_removes_the_login_and_stays_revoked() {
     let s = setup().await;
     let store = Arc::new(MemoryStore::new());

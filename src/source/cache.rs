@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::error::Error;
 use crate::source::{BoxFuture, TokenFuture};
 use crate::store::TokenStore;
-use crate::token::{AccessToken, Clock, ExpiryPolicy, Token};
+use crate::token::{AccessToken, Clock, ExpiryPolicy, RefreshToken, Token};
 
 /// How one grant gets a new token. Implemented once per grant; the cache does the rest.
 pub(crate) trait Grant: Send + Sync + std::fmt::Debug + 'static {
@@ -96,8 +96,17 @@ struct State {
     /// The error of the last failed refresh, while `not_before` holds.
     last_error: Option<Error>,
     /// A token the grant returned but the store failed to save. Its refresh token may be the
-    /// only valid one left, so it is kept and saved before anything else happens.
-    unsaved: Option<Token>,
+    /// only valid one left, so it is kept and saved before anything else happens, unless the
+    /// store meanwhile got a newer login.
+    unsaved: Option<Unsaved>,
+}
+
+#[derive(Debug)]
+struct Unsaved {
+    token: Token,
+    /// The refresh token the grant spent to get `token`. While the store still holds it,
+    /// nobody else saved since, and `token` is the newest login.
+    spent: Option<RefreshToken>,
 }
 
 /// Backoff after failed refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a quarter of
@@ -337,12 +346,26 @@ impl Shared {
         let _lock = persist.store.lock(&persist.key).await?;
 
         let unsaved = self.lock().unsaved.take();
-        if let Some(token) = unsaved {
-            if let Err(e) = persist.store.save(&persist.key, &token).await {
-                self.lock().unsaved = Some(token);
-                return Err(e);
+        if let Some(unsaved) = unsaved {
+            let stored = persist.store.load(&persist.key).await;
+            let newer_saved = matches!(
+                &stored,
+                Ok(Some(stored)) if stored.refresh_token() != unsaved.spent.as_ref()
+            );
+            if newer_saved {
+                // A fenced-out save, or another process refreshed from the old refresh token
+                // after all: the store's login is newer than ours, and overwriting it could
+                // destroy the only live refresh token. Adopt it below instead.
+                tracing::warn!(
+                    "another process saved a newer login; dropping the token this one could not save"
+                );
+            } else {
+                if let Err(e) = persist.store.save(&persist.key, &unsaved.token).await {
+                    self.lock().unsaved = Some(unsaved);
+                    return Err(e);
+                }
+                base = Some(Arc::new(unsaved.token));
             }
-            base = Some(Arc::new(token));
         }
 
         if let Some(stored) = persist.store.load(&persist.key).await? {
@@ -386,7 +409,8 @@ impl Shared {
                     && let Err(e) = p.store.save(&p.key, &token).await
                 {
                     tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
-                    self.lock().unsaved = Some(token);
+                    let spent = base.as_ref().and_then(|b| b.refresh_token()).cloned();
+                    self.lock().unsaved = Some(Unsaved { token, spent });
                     return Err(e);
                 }
                 tracing::debug!(token_type = token.token_type(), "new token");
