@@ -78,6 +78,14 @@ impl AuthedClient {
         }
     }
 
+    /// Starts a client without a token source of its own, for an app that sends every
+    /// request on behalf of a user with [`RequestBuilder::source`] (one client, one
+    /// connection pool for all users). A request sent without a source fails with
+    /// [`Error::Config`] before anything is sent.
+    pub fn builder_for_users() -> AuthedClientBuilder {
+        Self::builder(NoOwnSource)
+    }
+
     /// The token source.
     pub fn source(&self) -> &Arc<dyn TokenSource> {
         &self.inner.source
@@ -230,6 +238,18 @@ impl AuthedClient {
         let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
         refused.retried = true;
         Err(Error::Unauthorized(refused))
+    }
+}
+
+/// The source of a client made with [`AuthedClient::builder_for_users`].
+#[derive(Debug)]
+struct NoOwnSource;
+
+impl TokenSource for NoOwnSource {
+    fn token(&self) -> crate::source::TokenFuture<'_> {
+        crate::source::TokenFuture::ready(Err(Error::config(
+            "this client has no token source of its own: send the request with .source(login)",
+        )))
     }
 }
 
