@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use authed::testing::{ManualClock, TestProvider};
 use authed::{
-    AuthedClient, AuthorizationCode, Error, MemoryStore, ObservedStore, OAuthConfig,
+    AuthedClient, AuthorizationCode, Error, MemoryStore, OAuthConfig, ObservedStore,
     RefreshTokenSource, StoreChange, TokenSource, TokenStore, UserSources,
 };
 use wiremock::matchers::{header, method};
@@ -40,7 +40,11 @@ fn flow(config: &OAuthConfig, store: Arc<dyn TokenStore>) -> AuthorizationCode {
 }
 
 /// Signs `sub` in: the provider's `/authorize` approves at once and redirects to the callback.
-async fn sign_in(provider: &TestProvider, flow: &AuthorizationCode, sub: &str) -> RefreshTokenSource {
+async fn sign_in(
+    provider: &TestProvider,
+    flow: &AuthorizationCode,
+    sub: &str,
+) -> RefreshTokenSource {
     provider.set_subject(sub);
     let pending = flow.authorize();
     let browser = reqwest::Client::builder()
@@ -98,7 +102,12 @@ async fn one_shared_client_sends_each_request_with_its_own_users_token() {
     assert_eq!(alice.id_token_claims().unwrap().sub(), "alice");
     assert_ne!(access_token(&alice), access_token(&bob));
     assert_eq!(
-        store.load(alice.key()).await.unwrap().unwrap().access_token(),
+        store
+            .load(alice.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token(),
         alice.current().unwrap().access_token()
     );
     assert_eq!(
@@ -110,7 +119,12 @@ async fn one_shared_client_sends_each_request_with_its_own_users_token() {
 
     let (api, seen) = recording_api().await;
     let client = shared_client(&api);
-    for (user, path) in [(&alice, "a/1"), (&bob, "b/1"), (&alice, "a/2"), (&bob, "b/2")] {
+    for (user, path) in [
+        (&alice, "a/1"),
+        (&bob, "b/1"),
+        (&alice, "a/2"),
+        (&bob, "b/2"),
+    ] {
         let login = users.get(user.key()).await.unwrap().unwrap();
         let response = client.get(path).source(login).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -126,7 +140,12 @@ async fn one_shared_client_sends_each_request_with_its_own_users_token() {
         ]
     );
     // Sign-ins saved the logins; requests changed nothing in the store.
-    assert_eq!(changes.lock().unwrap().len(), 2, "{:?}", changes.lock().unwrap());
+    assert_eq!(
+        changes.lock().unwrap().len(),
+        2,
+        "{:?}",
+        changes.lock().unwrap()
+    );
     // Nothing refreshed: one code exchange per user.
     assert_eq!(provider.token_requests(), 2);
 
@@ -161,7 +180,8 @@ async fn a_401_for_one_user_refreshes_only_that_users_login() {
         format!("Bearer {alice_before}").as_str(),
     ))
     .respond_with(
-        ResponseTemplate::new(401).insert_header("www-authenticate", "Bearer error=\"invalid_token\""),
+        ResponseTemplate::new(401)
+            .insert_header("www-authenticate", "Bearer error=\"invalid_token\""),
     )
     .with_priority(1)
     .mount(&api)
@@ -172,7 +192,10 @@ async fn a_401_for_one_user_refreshes_only_that_users_login() {
         Mock::given(method("GET"))
             .respond_with(move |request: &Request| {
                 log.lock().unwrap().push(
-                    request.headers["authorization"].to_str().unwrap().to_owned(),
+                    request.headers["authorization"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned(),
                 );
                 ResponseTemplate::new(200)
             })
@@ -189,20 +212,39 @@ async fn a_401_for_one_user_refreshes_only_that_users_login() {
     assert_eq!(response.status(), 200);
     let alice_after = access_token(&alice);
     assert_ne!(alice_after, alice_before, "alice's login was refreshed");
-    assert_eq!(access_token(&bob), bob_before, "bob's login was not touched");
+    assert_eq!(
+        access_token(&bob),
+        bob_before,
+        "bob's login was not touched"
+    );
     // Two code exchanges and one refresh: alice's.
     assert_eq!(provider.token_requests(), 3);
     assert_eq!(
         *seen.lock().unwrap(),
-        [format!("Bearer {bob_before}"), format!("Bearer {alice_after}")]
+        [
+            format!("Bearer {bob_before}"),
+            format!("Bearer {alice_after}")
+        ]
     );
     // Her stored login is the refreshed one; his is unchanged.
     assert_eq!(
-        store.load(alice.key()).await.unwrap().unwrap().access_token().secret(),
+        store
+            .load(alice.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token()
+            .secret(),
         alice_after
     );
     assert_eq!(
-        store.load(bob.key()).await.unwrap().unwrap().access_token().secret(),
+        store
+            .load(bob.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token()
+            .secret(),
         bob_before
     );
 }
@@ -275,7 +317,13 @@ async fn concurrent_first_uses_of_one_user_share_one_source_and_one_refresh() {
         let (users, key) = (users.clone(), alice.key().to_owned());
         tasks.spawn(async move {
             let login = users.get(&key).await.unwrap().unwrap();
-            login.token().await.unwrap().access_token().secret().to_owned()
+            login
+                .token()
+                .await
+                .unwrap()
+                .access_token()
+                .secret()
+                .to_owned()
         });
     }
     let tokens = tasks.join_all().await;
@@ -286,7 +334,13 @@ async fn concurrent_first_uses_of_one_user_share_one_source_and_one_refresh() {
     assert_eq!(users.len(), 1);
     // Bob's login was not touched.
     assert_eq!(
-        store.load(bob.key()).await.unwrap().unwrap().access_token().secret(),
+        store
+            .load(bob.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token()
+            .secret(),
         access_token(&bob)
     );
 }
@@ -318,7 +372,11 @@ async fn the_registry_holds_at_most_max_users_and_drops_the_least_recently_used(
     assert!(users.remove(logins[0].key()).is_some());
     tokio::time::resume();
     assert!(
-        !changes.lock().unwrap().iter().any(|c| c.starts_with("deleted:")),
+        !changes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("deleted:")),
         "{:?}",
         changes.lock().unwrap()
     );
