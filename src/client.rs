@@ -28,6 +28,11 @@ use crate::token::Token;
 /// [`danger_allow_any_https_origin`](AuthedClientBuilder::danger_allow_any_https_origin).
 /// A request elsewhere fails with [`Error::UntrustedOrigin`] before anything is sent.
 ///
+/// One client can serve many users: [`RequestBuilder::source`] sends a request on behalf of
+/// another token source (a signed-in user's login, e.g. from a
+/// [`UserSources`](crate::UserSources) registry) through the same connection pool and the
+/// same origin and 401 rules; the 401 refresh then goes to that source.
+///
 /// Cloning is cheap and shares the connection pool and the token source.
 #[derive(Debug, Clone)]
 pub struct AuthedClient {
@@ -73,6 +78,14 @@ impl AuthedClient {
         }
     }
 
+    /// Starts a client without a token source of its own, for an app that sends every
+    /// request on behalf of a user with [`RequestBuilder::source`] (one client, one
+    /// connection pool for all users). A request sent without a source fails with
+    /// [`Error::Config`] before anything is sent.
+    pub fn builder_for_users() -> AuthedClientBuilder {
+        Self::builder(NoOwnSource)
+    }
+
     /// The token source.
     pub fn source(&self) -> &Arc<dyn TokenSource> {
         &self.inner.source
@@ -88,6 +101,7 @@ impl AuthedClient {
         RequestBuilder {
             client: self.clone(),
             request,
+            source: None,
         }
     }
 
@@ -159,13 +173,18 @@ impl AuthedClient {
 
     /// Sends `request` with a token. One flat future, with the rare 401 path boxed: every
     /// request moves this future around, and nested or larger futures are copied each time.
-    async fn send(&self, mut request: reqwest::Request) -> Result<reqwest::Response, Error> {
+    /// `source` is the client's own, or the one the request was sent on behalf of.
+    async fn send(
+        &self,
+        mut request: reqwest::Request,
+        source: &dyn TokenSource,
+    ) -> Result<reqwest::Response, Error> {
         self.check_origin(request.url())?;
         tracing::debug!(method = %request.method(), path = request.url().path(), "authed request");
         // Kept to send once more after a rejected token. A streaming body cannot be copied:
         // then only the URL is kept, to tell where the 401 came from.
         let replay = request.try_clone().ok_or_else(|| request.url().clone());
-        let token = self.inner.source.token().await?;
+        let token = source.token().await?;
         request
             .headers_mut()
             .insert(header::AUTHORIZATION, bearer(&token)?);
@@ -178,7 +197,7 @@ impl AuthedClient {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        Box::pin(self.after_401(response, replay, token)).await
+        Box::pin(self.after_401(response, replay, token, source)).await
     }
 
     /// The rules for a 401 (RFC 6750 §3.1): if it rejects the token that was sent, report
@@ -188,6 +207,7 @@ impl AuthedClient {
         response: reqwest::Response,
         replay: Result<reqwest::Request, Url>,
         token: Arc<Token>,
+        source: &dyn TokenSource,
     ) -> Result<reqwest::Response, Error> {
         let sent_to = match &replay {
             Ok(request) => request.url(),
@@ -206,7 +226,7 @@ impl AuthedClient {
             return Err(Error::Unauthorized(refused));
         };
         tracing::debug!("the API rejected the token; refreshing and retrying once");
-        let fresh = self.inner.source.token_rejected(&token).await?;
+        let fresh = source.token_rejected(&token).await?;
         let sent_to = replay.url().clone();
         let response = self.execute(replay, &fresh).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -218,6 +238,18 @@ impl AuthedClient {
         let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
         refused.retried = true;
         Err(Error::Unauthorized(refused))
+    }
+}
+
+/// The source of a client made with [`AuthedClient::builder_for_users`].
+#[derive(Debug)]
+struct NoOwnSource;
+
+impl TokenSource for NoOwnSource {
+    fn token(&self) -> crate::source::TokenFuture<'_> {
+        crate::source::TokenFuture::ready(Err(Error::config(
+            "this client has no token source of its own: send the request with .source(login)",
+        )))
     }
 }
 
@@ -401,6 +433,8 @@ impl AuthedClientBuilder {
 pub struct RequestBuilder {
     client: AuthedClient,
     request: Result<reqwest::RequestBuilder, Error>,
+    /// Who the request is sent for; `None` is the client's own source.
+    source: Option<Arc<dyn TokenSource>>,
 }
 
 /// The `reqwest::RequestBuilder` setters a request builder mirrors, each through the
@@ -464,6 +498,25 @@ impl RequestBuilder {
 
     mirror_request_setters!();
 
+    /// Sends this request on behalf of `source` instead of the client's own token source:
+    /// for a web app that serves many signed-in users through one client (one connection
+    /// pool). The token comes from `source`, and a rejected token (`401 invalid_token`) is
+    /// reported to `source`, so only that user's login is refreshed; the origins a token may
+    /// go to stay the client's.
+    ///
+    /// ```no_run
+    /// # async fn run(client: authed::AuthedClient, users: authed::UserSources) -> Result<(), authed::Error> {
+    /// if let Some(login) = users.get("user:42").await? {
+    ///     let me = client.get("me").source(login).send().await?;
+    ///     # let _ = me;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn source(mut self, source: impl TokenSource + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     /// Sends the request with a token, retrying once with a fresh token on an
     /// `invalid_token` 401.
     ///
@@ -480,7 +533,13 @@ impl RequestBuilder {
                 .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))
         });
         // Not an `async fn`: that would be one more future around `AuthedClient::send`'s.
-        async move { self.client.send(request?).await }
+        async move {
+            let source = match &self.source {
+                Some(source) => &**source,
+                None => &*self.client.inner.source,
+            };
+            self.client.send(request?, source).await
+        }
     }
 }
 

@@ -44,6 +44,11 @@
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
 //!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
 //!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
+//! - Many users in one app: [`UserSources`] holds each signed-in user's
+//!   [`RefreshTokenSource`] by store key (loaded from the store on first use, dropped from
+//!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
+//!   user with [`RequestBuilder::source`]: one connection pool, one set of origin rules, the
+//!   401 refresh going to that user's login. `examples/web_login.rs` shows it.
 //! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
 //!   `file-store`, `KeyringStore` with feature `keyring`, `RedisStore` with feature `redis`,
 //!   [`ObservedStore`] to be told of every change).
@@ -191,7 +196,7 @@ pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
-    TokenSource,
+    TokenSource, UserSources, UserSourcesBuilder,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

@@ -58,6 +58,7 @@ pub(crate) mod cache;
 mod client_credentials;
 mod device;
 mod refresh;
+mod registry;
 
 pub use authorization_code::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, PendingAuthorization,
@@ -65,6 +66,7 @@ pub use authorization_code::{
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
 pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
+pub use registry::{UserSources, UserSourcesBuilder};
 
 /// A boxed, `Send` future, as returned by the crate's dyn-compatible traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
