@@ -92,8 +92,9 @@ struct Held {
     lost: AtomicBool,
 }
 
-/// Settings for a [`RedisStore`]; made by [`RedisStore::builder`].
-#[derive(Debug, Clone)]
+/// Settings for a [`RedisStore`]; made by [`RedisStore::builder`]. `Debug` leaves out the
+/// URL, which may carry a password.
+#[derive(Clone)]
 #[must_use = "call build() to connect"]
 pub struct RedisStoreBuilder {
     url: String,
@@ -101,6 +102,17 @@ pub struct RedisStoreBuilder {
     lock_ttl: Duration,
     lock_wait: Duration,
     command_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("lock_ttl", &self.lock_ttl)
+            .field("lock_wait", &self.lock_wait)
+            .field("command_timeout", &self.command_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 // How long a refresh lock lives without renewal, unless set.
@@ -530,5 +542,18 @@ async fn renew(store: RedisStore, key: String, held: Arc<Held>) {
             // Try again at the next tick: the lock is still valid for two more thirds.
             Err(e) => tracing::warn!(error = %e, "could not renew the Redis refresh lock"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_leaves_out_the_url_and_its_password() {
+        let builder = super::RedisStore::builder("redis://:hunter2@127.0.0.1:6379/0");
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("6379"),
+            "{shown}"
+        );
     }
 }
