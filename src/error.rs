@@ -481,6 +481,10 @@ pub enum CallbackError {
     /// The callback is not a URL.
     #[error("not a URL")]
     NotAUrl,
+    /// A pasted redirect address is not the loopback receiver's redirect URI (another host,
+    /// port or path).
+    #[error("the address is not this sign-in's redirect URI")]
+    NotTheRedirectUri,
     /// This sign-in was already completed (or attempted): an authorization code is sent at
     /// most once.
     #[error("this sign-in was already completed; start a new one")]

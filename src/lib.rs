@@ -190,7 +190,7 @@ pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
-pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
+pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
 pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
