@@ -360,14 +360,21 @@ fn pasted_callback(
     if before_query(&url) != before_query(&expected) {
         return Err(CallbackError::NotTheRedirectUri);
     }
-    let callback = Callback::from_query(url.query().unwrap_or(""));
+    accept(url.query().unwrap_or(""), Some(state))
+}
+
+/// The one set of rules for an authorization response reaching the receiver, from the browser
+/// or pasted: well-formed (RFC 6749 §3.1), a code or an error, and the `state` of the sign-in
+/// being waited for (`expected`).
+fn accept(query: &str, expected: Option<&Secret>) -> Result<Callback, CallbackError> {
+    let callback = Callback::from_query(query);
     if let Some(problem) = callback.problem() {
         return Err(problem);
     }
     if !callback.is_authorization_response() {
         return Err(CallbackError::MissingCode);
     }
-    if !callback.state_is(state.secret()) {
+    if !expected.is_some_and(|state| callback.state_is(state.secret())) {
         return Err(CallbackError::StateMismatch);
     }
     Ok(callback)
@@ -567,28 +574,29 @@ async fn handle(
             "This address only answers requests for its own loopback address.",
         );
     }
-    let callback = Callback::from_query(uri.query().unwrap_or(""));
-    if !callback.is_authorization_response() || !callback.is_well_formed() {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Not a sign-in response",
-            "This address only receives the answer of a sign-in.",
-        );
-    }
-    let belongs = shared
+    let expected = shared
         .expected
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .is_some_and(|state| callback.state_is(state.secret()));
-    if !belongs {
-        tracing::debug!("ignoring a callback that belongs to another sign-in");
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in response not recognised",
-            "This response belongs to another or an older sign-in. Start again from the application.",
-        );
-    }
+        .clone();
+    let callback = match accept(uri.query().unwrap_or(""), expected.as_ref()) {
+        Ok(callback) => callback,
+        Err(CallbackError::StateMismatch) => {
+            tracing::debug!("ignoring a callback that belongs to another sign-in");
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in response not recognised",
+                "This response belongs to another or an older sign-in. Start again from the application.",
+            );
+        }
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Not a sign-in response",
+                "This address only receives the answer of a sign-in.",
+            );
+        }
+    };
     let (tell, told) = oneshot::channel();
     if shared.callbacks.try_send((callback, tell)).is_err() {
         // A second response for the same sign-in (a reload): the first one counts.
