@@ -78,12 +78,16 @@ impl Prompt for ChannelPrompt {
     }
 }
 
-/// A receiver whose prompt is driven by the test: what it was told, and where to paste.
-async fn pasting_receiver() -> (
-    LoopbackReceiver,
-    mpsc::UnboundedReceiver<Told>,
-    mpsc::UnboundedSender<String>,
-) {
+/// A sign-in under way whose prompt is driven by the test: the receiver's redirect URI, the
+/// sign-in, what the prompt was told, and where to paste.
+struct Pasting {
+    redirect_uri: String,
+    signing_in: tokio::task::JoinHandle<Result<authed::RefreshTokenSource, Error>>,
+    told: mpsc::UnboundedReceiver<Told>,
+    paste: mpsc::UnboundedSender<String>,
+}
+
+async fn sign_in_pasting(provider: &TestProvider, scopes: &[&str]) -> Pasting {
     let (told, told_rx) = mpsc::unbounded_channel();
     let (paste, pasted) = mpsc::unbounded_channel();
     let receiver = LoopbackReceiver::builder()
@@ -96,7 +100,18 @@ async fn pasting_receiver() -> (
         .bind()
         .await
         .unwrap();
-    (receiver, told_rx, paste)
+    let redirect_uri = receiver.redirect_uri().to_owned();
+    let flow = public_config(provider)
+        .authorization_code(&redirect_uri)
+        .scopes(scopes.iter().copied())
+        .build()
+        .unwrap();
+    Pasting {
+        redirect_uri,
+        signing_in: tokio::spawn(async move { receiver.sign_in(&flow).await }),
+        told: told_rx,
+        paste,
+    }
 }
 
 /// The sign-in URL the prompt was given.
@@ -127,17 +142,12 @@ async fn redirect_address(url: &str) -> String {
 #[tokio::test]
 async fn a_pasted_redirect_address_completes_the_sign_in() {
     let provider = TestProvider::start().await;
-    let (receiver, mut told, paste) = pasting_receiver().await;
-    let redirect_uri = receiver.redirect_uri().to_owned();
-    let flow = public_config(&provider)
-        .authorization_code(&redirect_uri)
-        .scopes(["openid"])
-        .build()
-        .unwrap();
-    let signing_in = {
-        let flow = flow.clone();
-        tokio::spawn(async move { receiver.sign_in(&flow).await })
-    };
+    let Pasting {
+        redirect_uri,
+        signing_in,
+        mut told,
+        paste,
+    } = sign_in_pasting(&provider, &["openid"]).await;
 
     // The hook, not stderr, receives the URL.
     let url = shown_url(&mut told).await;
@@ -161,16 +171,12 @@ async fn a_pasted_redirect_address_completes_the_sign_in() {
 #[tokio::test]
 async fn a_pasted_address_of_another_sign_in_or_place_is_refused_and_the_wait_goes_on() {
     let provider = TestProvider::start().await;
-    let (receiver, mut told, paste) = pasting_receiver().await;
-    let redirect_uri = receiver.redirect_uri().to_owned();
-    let flow = public_config(&provider)
-        .authorization_code(&redirect_uri)
-        .build()
-        .unwrap();
-    let signing_in = {
-        let flow = flow.clone();
-        tokio::spawn(async move { receiver.sign_in(&flow).await })
-    };
+    let Pasting {
+        signing_in,
+        mut told,
+        paste,
+        ..
+    } = sign_in_pasting(&provider, &[]).await;
     let url = shown_url(&mut told).await;
     let address = redirect_address(&url).await;
     let (base, query) = address.split_once('?').unwrap();
@@ -222,15 +228,13 @@ async fn a_pasted_address_of_another_sign_in_or_place_is_refused_and_the_wait_go
 #[tokio::test]
 async fn the_browser_callback_wins_while_a_paste_is_awaited() {
     let provider = TestProvider::start().await;
-    let (receiver, mut told, _paste) = pasting_receiver().await;
-    let flow = public_config(&provider)
-        .authorization_code(receiver.redirect_uri())
-        .build()
-        .unwrap();
-    let signing_in = {
-        let flow = flow.clone();
-        tokio::spawn(async move { receiver.sign_in(&flow).await })
-    };
+    // Nothing is pasted, and the paste channel stays open: the browser comes first.
+    let Pasting {
+        signing_in,
+        mut told,
+        paste: _paste,
+        ..
+    } = sign_in_pasting(&provider, &[]).await;
     let url = shown_url(&mut told).await;
     let address = redirect_address(&url).await;
     let page = browser().get(&address).send().await.unwrap();
