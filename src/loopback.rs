@@ -183,6 +183,8 @@ impl LoopbackReceiver {
         let result = flow.complete(pending, &callback).await;
         let _ = page.send(match &result {
             Ok(_) => Outcome::SignedIn,
+            // The page's title already says the sign-in failed.
+            Err(Error::Callback(why)) => Outcome::Failed(why.to_string()),
             Err(e) => Outcome::Failed(e.to_string()),
         });
         self.stop().await;
