@@ -13,18 +13,25 @@
 //!     cargo run --example cli_login --features loopback,file-store
 //! # again: reuses the stored login
 //! cargo run --example cli_login --features loopback,file-store -- --logout
+//! # over SSH, or with --no-browser: open the URL anywhere, paste back the address it ends at
+//! cargo run --example cli_login --features loopback,file-store -- --no-browser
 //! ```
 //!
 //! Tokens are never printed; the login is in `AUTHED_TOKEN_FILE` (mode 0600).
 
 mod support;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
-use authed::{Error, FileStore, LoopbackReceiver, TokenStore};
+use authed::{Error, FileStore, LoopbackReceiver, TerminalPrompt, TokenStore};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let provider = support::Provider::from_env().await?;
     let path = support::token_file();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
@@ -58,7 +65,23 @@ async fn main() -> Result<(), Error> {
                 .ok()
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(0);
-            let receiver = LoopbackReceiver::builder().port(port).bind().await?;
+            // Over SSH the browser is on the user's own machine, which cannot reach this
+            // one's 127.0.0.1: show the URL and take the redirect address pasted back.
+            let no_browser = std::env::args().any(|a| a == "--no-browser")
+                || std::env::var_os("SSH_CONNECTION").is_some();
+            let receiver = LoopbackReceiver::builder()
+                .port(port)
+                .open_browser(!no_browser)
+                .prompt(
+                    TerminalPrompt::default()
+                        .message(format!("Sign in to {} at:", provider.name))
+                        .paste_message(
+                            "Then paste here the address your browser ends up at \
+                             (http://127.0.0.1:...), even if it shows an error page:",
+                        ),
+                )
+                .bind()
+                .await?;
             let mut flow = provider
                 .config
                 .authorization_code(receiver.redirect_uri())

@@ -14,10 +14,18 @@
 //! cargo run --example client_credentials -- https://api.example.com/v1/things
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
+
 use authed::{AuthedClient, Env, OAuthConfig};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args()
         .nth(1)
         .ok_or("usage: cargo run --example client_credentials -- <URL to fetch>")?;

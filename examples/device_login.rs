@@ -14,12 +14,17 @@
 
 mod support;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use authed::{Error, FileStore, TokenStore};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let provider = support::Provider::from_env().await?;
     let path = support::token_file();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));

@@ -9,13 +9,20 @@
 //! cargo run --example quickstart
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
 use std::time::Duration;
 
 use authed::testing::TestProvider;
 use authed::{AuthedClient, Error, OAuthConfig};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     // Short-lived tokens, so the refresh shows up within seconds.
     provider.set_token_lifetime(Duration::from_secs(2));
@@ -76,10 +83,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("   typed error, matched as Error::InvalidClient: {e}");
             println!("   is_configuration() = {}", e.is_configuration());
         }
-        other => {
-            eprintln!("   unexpected: {other:?}");
-            std::process::exit(1);
-        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => return Err("a wrong client secret was accepted".into()),
     }
 
     println!("\nDone: no token or secret was printed along the way.");

@@ -32,6 +32,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use authed::testing::TestProvider;
@@ -317,7 +318,11 @@ async fn demo(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let offline = std::env::var_os("AUTHED_CLIENT_ID").is_none()
         && std::env::var_os("AUTHED_PROVIDER").is_none();
     let test = if offline {

@@ -34,6 +34,40 @@ use crate::token::Token;
 /// same origin and 401 rules; the 401 refresh then goes to that source.
 ///
 /// Cloning is cheap and shares the connection pool and the token source.
+///
+/// ```
+/// use authed::testing::TestProvider;
+/// use authed::{AuthedClient, OAuthConfig};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), authed::Error> {
+/// // An OAuth provider and a protected API in this process, standing in for real ones.
+/// let provider = TestProvider::start().await;
+/// let config = OAuthConfig::builder(provider.token_url())
+///     .client_id(TestProvider::CLIENT_ID)
+///     .client_secret(TestProvider::CLIENT_SECRET)
+///     .build()?;
+/// let client = AuthedClient::builder(config.client_credentials().scopes(["api:read"]).build())
+///     .base_url(provider.api_url())
+///     .build()?;
+///
+/// for item in ["a", "b"] {
+///     let response = client.get(format!("items/{item}")).send().await?;
+///     assert_eq!(response.status(), 200);
+/// }
+/// // One token served both requests.
+/// assert_eq!(provider.token_requests(), 1);
+///
+/// // The API rejects the token: one refresh, one re-send, and the caller sees a 200.
+/// provider.revoke_access_tokens();
+/// assert_eq!(client.get("items/c").send().await?.status(), 200);
+/// assert_eq!(provider.token_requests(), 2);
+///
+/// // A token never goes to an origin the client was not set up for.
+/// let elsewhere = client.get("https://elsewhere.example/").send().await;
+/// assert!(matches!(elsewhere, Err(authed::Error::UntrustedOrigin { .. })));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AuthedClient {
     inner: Arc<Inner>,

@@ -1,4 +1,13 @@
 //! The crate's one error type.
+//!
+//! One school for every message (the one of std, rustls and STYLE.md §4): an error's
+//! `Display` says what happened in words, with its own data (the provider's `error` code,
+//! status and description, the reason of a refused callback or ID token); an underlying
+//! error of another kind (reqwest's, a store's, the failed exchange behind
+//! `CodeExchange`) is only its `source()`, never repeated in `Display`. So printing the
+//! chain (`{e}: {source}: ...`, as anyhow and eyre do) shows each text once, and `{e}` alone
+//! still says what happened. The reason types (`OAuthError`, `CallbackError`,
+//! `IdTokenError`, `Unauthorized`) are data of their variant, printed by it, not sources.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,12 +32,61 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
 ///
 /// No variant ever contains a token, a secret, a response body or a URL query.
+///
+/// # Printing an error
+///
+/// `Display` (`{e}`) says in one line what happened, with the provider's `error` code, HTTP
+/// status and description where there is one: "the provider rejected the client
+/// credentials: invalid_client (HTTP 401): client authentication failed". An underlying error
+/// (reqwest's for [`Transport`](Error::Transport), your store's for [`Store`](Error::Store),
+/// the failed exchange for [`CodeExchange`](Error::CodeExchange)) is not repeated there; it is
+/// the [`source()`](std::error::Error::source). To show everything, print the chain of
+/// sources, as `anyhow`/`eyre` reports do; every text in it appears once:
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// use authed::testing::TestProvider;
+/// use authed::{Error, OAuthConfig, TokenSource};
+///
+/// /// `error: cause: cause of the cause`.
+/// fn report(e: &dyn std::error::Error) -> String {
+///     let mut text = e.to_string();
+///     let mut next = e.source();
+///     while let Some(cause) = next {
+///         text.push_str(&format!(": {cause}"));
+///         next = cause.source();
+///     }
+///     text
+/// }
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Error> {
+/// let provider = TestProvider::start().await;
+/// let config = OAuthConfig::builder(provider.token_url())
+///     .client_id(TestProvider::CLIENT_ID)
+///     .client_secret("not-the-secret")
+///     .build()?;
+/// let source = config.client_credentials().build();
+///
+/// match source.token().await {
+///     // Matched by kind, not by message.
+///     Err(e @ Error::InvalidClient(_)) => {
+///         assert!(e.is_configuration() && !e.is_retryable());
+///         assert_eq!(e.oauth_error().unwrap().error, "invalid_client");
+///         assert!(e.source().is_none(), "the provider's answer is in the message itself");
+///         println!("{}", report(&e));
+///     }
+///     other => panic!("expected InvalidClient, got {other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The provider did not accept the client's credentials (`invalid_client`): wrong client id
     /// or secret, or the wrong client authentication method.
-    #[error("invalid client: {0}")]
+    #[error("the provider rejected the client credentials: {0}")]
     InvalidClient(OAuthError),
 
     /// The grant is no longer valid: the refresh token was revoked, expired or already used,
@@ -40,24 +98,24 @@ pub enum Error {
     /// `BAD_REFRESH_TOKEN` and `BAD_AUTH_CODE`, in any case), as do the codes a preset or
     /// [`OAuthConfigBuilder::revoked_grant_errors`](crate::OAuthConfigBuilder::revoked_grant_errors)
     /// adds. The code is kept as sent. A refresh that ends here removes the stored login.
-    #[error("token revoked or grant invalid: {0}")]
+    #[error("the grant was revoked or is no longer valid: {0}")]
     TokenRevoked(OAuthError),
 
     /// The requested scope is unknown or exceeds what the client may ask for (`invalid_scope`).
-    #[error("invalid scope: {0}")]
+    #[error("the provider refused the requested scope: {0}")]
     InvalidScope(OAuthError),
 
     /// The client may not use this grant type (`unauthorized_client`).
-    #[error("unauthorized client: {0}")]
+    #[error("the client is not allowed to use this grant: {0}")]
     UnauthorizedClient(OAuthError),
 
     /// The user or the provider refused the authorization (`access_denied`).
-    #[error("access denied: {0}")]
+    #[error("the authorization was refused: {0}")]
     AccessDenied(OAuthError),
 
     /// Any other OAuth error the provider sent (`invalid_request`, `server_error`,
     /// `temporarily_unavailable`, `unsupported_grant_type`, `expired_token`, ...).
-    #[error("oauth error: {0}")]
+    #[error("the provider answered with an error: {0}")]
     OAuth(OAuthError),
 
     /// The API answered `401 Unauthorized` and a fresh token did not help, or the request
@@ -66,8 +124,11 @@ pub enum Error {
     Unauthorized(Unauthorized),
 
     /// The request never got a usable HTTP answer: connection, TLS, timeout, or body read
-    /// failure. The cause is available through [`source()`](std::error::Error::source).
-    #[error("http transport error")]
+    /// failure. `Display` names which in words ("could not connect to the server", "the HTTP
+    /// request timed out", "the server's TLS certificate was not accepted", ...); the
+    /// underlying error (reqwest's, without the URL) is the
+    /// [`source()`](std::error::Error::source).
+    #[error("{}", transport_summary(.0.as_ref()))]
     Transport(#[source] Cause),
 
     /// The provider answered with something that is not a valid OAuth response: an HTML error
@@ -119,7 +180,7 @@ pub enum Error {
 
     /// An authorization callback was refused before any token request (see
     /// [`CallbackError`] for why), or none arrived in time. Start the sign-in again.
-    #[error("authorization callback rejected: {0}")]
+    #[error("sign-in failed: {0}")]
     Callback(CallbackError),
 
     /// The authorization code exchange failed in a way that would look passing (a transport
@@ -131,11 +192,11 @@ pub enum Error {
 
     /// The ID token of an OpenID Connect sign-in did not pass validation (OpenID Connect Core
     /// §3.1.3.7); no login was started or saved.
-    #[error("id token rejected: {0}")]
+    #[error("the ID token was rejected: {0}")]
     IdToken(IdTokenError),
 
     /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
-    #[error("token store error")]
+    #[error("the token store failed")]
     Store(#[source] Cause),
 
     /// The provider asked the client to slow down: HTTP 429 (RFC 6585 §4), or 503 with a
@@ -321,6 +382,34 @@ impl Error {
     }
 }
 
+/// What went wrong with an HTTP request, in words, for [`Error::Transport`]'s `Display`. It
+/// does not repeat the cause's own text, which stays in `source()`.
+fn transport_summary(cause: &(dyn std::error::Error + 'static)) -> &'static str {
+    if is_certificate_error(cause) {
+        return "the server's TLS certificate was not accepted";
+    }
+    let Some(e) = cause.downcast_ref::<reqwest::Error>() else {
+        return "the HTTP request failed";
+    };
+    if e.is_timeout() {
+        "the HTTP request timed out"
+    } else if e.is_connect() {
+        "could not connect to the server"
+    } else if e.is_body() {
+        "the connection failed while the response body was read"
+    } else if e.is_decode() {
+        "the response body could not be decoded"
+    } else if e.is_redirect() {
+        "the server's redirects could not be followed"
+    } else if e.is_status() {
+        "the server answered with an error status"
+    } else if e.is_builder() {
+        "the HTTP request could not be built"
+    } else {
+        "the HTTP request failed"
+    }
+}
+
 /// `true` when a TLS certificate check failed somewhere in `e`'s chain of causes. Checked by
 /// type for rustls (the default backend) and by message for the platform TLS libraries,
 /// whose error types differ per platform.
@@ -392,6 +481,10 @@ pub enum CallbackError {
     /// The callback is not a URL.
     #[error("not a URL")]
     NotAUrl,
+    /// A pasted redirect address is not the loopback receiver's redirect URI (another host,
+    /// port or path).
+    #[error("the address is not this sign-in's redirect URI")]
+    NotTheRedirectUri,
     /// This sign-in was already completed (or attempted): an authorization code is sent at
     /// most once.
     #[error("this sign-in was already completed; start a new one")]
@@ -539,14 +632,14 @@ impl OAuthError {
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.error)?;
-        if let Some(d) = &self.description {
-            write!(f, ": {d}")?;
-        }
         if let Some(s) = self.status {
             write!(f, " (HTTP {s})")?;
         }
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
         if let Some(u) = &self.uri {
-            write!(f, " see {u}")?;
+            write!(f, "; see {u}")?;
         }
         Ok(())
     }
@@ -657,7 +750,8 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "invalid client: invalid_client: client authentication failed (HTTP 401)"
+            "the provider rejected the client credentials: invalid_client (HTTP 401): client \
+             authentication failed"
         );
     }
 

@@ -40,7 +40,8 @@
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
 //!   `invalid_token` refreshes once and retries once.
 //! - User sign-in: [`AuthorizationCode`] (PKCE S256, `state`, `nonce`, RFC 9207 `iss`),
-//!   `LoopbackReceiver` for native apps (feature `loopback`), [`DeviceAuthorization`]
+//!   `LoopbackReceiver` for native apps (feature `loopback`; over SSH the user pastes the
+//!   redirect address back, and a `Prompt` words what the user is told), [`DeviceAuthorization`]
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
 //!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
 //!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
@@ -54,6 +55,8 @@
 //!   [`ObservedStore`] to be told of every change).
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
 //!   description, and predicates that say whether to re-authorize, fix configuration or retry.
+//!   `Display` says what happened; an underlying error is only the `source()` (see
+//!   [`Error`]'s "Printing an error").
 //!
 //! # Feature flags
 //!
@@ -190,7 +193,7 @@ pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
-pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
+pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
 pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,

@@ -1,5 +1,7 @@
 //! The loopback redirect receiver for native apps (RFC 8252 §7.3).
 
+use std::fmt;
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::BoxFuture;
 use crate::error::{CallbackError, Error};
 use crate::source::{AuthorizationCode, Callback, PendingAuthorization, RefreshTokenSource};
 use crate::token::Secret;
@@ -19,8 +22,20 @@ use crate::token::Secret;
 ///
 /// Bind it first to learn the redirect URI, build the [`AuthorizationCode`] flow with it, then
 /// [`sign_in`](Self::sign_in) (or [`receive`](Self::receive) and complete the flow
-/// yourself). The authorization URL is always printed to stderr, and opened in the system
-/// browser unless disabled.
+/// yourself). The authorization URL is opened in the system browser unless disabled, and
+/// always handed to the [`Prompt`] to show the user: by default [`TerminalPrompt`], which
+/// writes it to stderr; set your own with [`prompt`](LoopbackReceiverBuilder::prompt) to
+/// choose the words and where they go.
+///
+/// **Over SSH, or wherever no browser can be opened**, the browser that signs in runs on
+/// another machine and cannot reach this one's `127.0.0.1`: the user copies the address it
+/// ends up at (`http://127.0.0.1:<port>/callback?code=...`) and pastes it back. The
+/// [`Prompt`] delivers pasted addresses ([`TerminalPrompt`] reads them from stdin when the
+/// browser was not opened and stdin is a terminal). Whichever comes first counts: the
+/// browser's callback or a pasted address. A pasted address is held to the same rules as
+/// the browser's request: it must be this receiver's redirect URI, be well-formed
+/// (RFC 6749 §3.1) and carry this sign-in's `state`; otherwise the prompt is told why
+/// ([`Prompt::refused`]) and the receiver keeps waiting.
 ///
 /// Only a `GET` of the exact redirect path with a `Host` header naming exactly
 /// `127.0.0.1:<port>` can deliver the callback (RFC 8252 §8.3, §8.9, §8.10). Anything
@@ -52,6 +67,7 @@ pub struct LoopbackReceiver {
     redirect_uri: String,
     timeout: Duration,
     open_browser: bool,
+    prompt: Arc<dyn Prompt>,
     expected: Arc<Mutex<Option<Secret>>>,
     callbacks: mpsc::Receiver<Received>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -66,6 +82,7 @@ pub struct LoopbackReceiverBuilder {
     path: String,
     timeout: Duration,
     open_browser: bool,
+    prompt: Arc<dyn Prompt>,
 }
 
 #[derive(Clone)]
@@ -90,13 +107,14 @@ enum Outcome {
 
 impl LoopbackReceiver {
     /// Starts configuring a receiver: an ephemeral port, path `/callback`, a 5-minute
-    /// timeout, and the browser opened.
+    /// timeout, the browser opened, and [`TerminalPrompt`] showing the URL.
     pub fn builder() -> LoopbackReceiverBuilder {
         LoopbackReceiverBuilder {
             port: 0,
             path: "/callback".to_owned(),
             timeout: Duration::from_secs(300),
             open_browser: true,
+            prompt: Arc::new(TerminalPrompt::default()),
         }
     }
 
@@ -106,9 +124,10 @@ impl LoopbackReceiver {
         &self.redirect_uri
     }
 
-    /// Shows the user `pending`'s URL (stderr, and the browser when enabled) and waits for
-    /// the provider's callback that belongs to it. The browser is told the response was
-    /// received; complete the sign-in with [`AuthorizationCode::complete`].
+    /// Shows the user `pending`'s URL (through the [`Prompt`], and in the browser when
+    /// enabled) and waits for the provider's callback that belongs to it, from the browser or
+    /// pasted. The browser is told the response was received; complete the sign-in with
+    /// [`AuthorizationCode::complete`].
     ///
     /// # Errors
     ///
@@ -164,6 +183,8 @@ impl LoopbackReceiver {
         let result = flow.complete(pending, &callback).await;
         let _ = page.send(match &result {
             Ok(_) => Outcome::SignedIn,
+            // The page's title already says the sign-in failed.
+            Err(Error::Callback(why)) => Outcome::Failed(why.to_string()),
             Err(e) => Outcome::Failed(e.to_string()),
         });
         self.stop().await;
@@ -171,23 +192,33 @@ impl LoopbackReceiver {
     }
 
     async fn wait(&mut self, pending: &PendingAuthorization) -> Result<Received, Error> {
-        *self.expected.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending.state());
-        eprintln!(
-            "To sign in, open this URL in your browser:\n\n  {}\n",
-            pending.url()
-        );
-        if self.open_browser {
-            let url = pending.url().to_owned();
-            // Opening a browser may block on a subprocess; failure is fine, the URL is printed.
-            tokio::task::spawn_blocking(move || {
-                if webbrowser::open(&url).is_err() {
-                    tracing::debug!("could not open a browser");
+        let state = pending.state();
+        *self.expected.lock().unwrap_or_else(PoisonError::into_inner) = Some(state.clone());
+        let browser_opened = self.open_browser && open_browser(pending.url()).await;
+        self.prompt.show(pending.url(), browser_opened);
+        let prompt = self.prompt.clone();
+        let redirect_uri = self.redirect_uri.clone();
+        let callbacks = &mut self.callbacks;
+        let first = async move {
+            let mut pasting = true;
+            loop {
+                tokio::select! {
+                    received = callbacks.recv() => {
+                        return received.ok_or(Error::Callback(CallbackError::ReceiverStopped));
+                    }
+                    pasted = prompt.pasted_redirect(browser_opened), if pasting => match pasted {
+                        None => pasting = false,
+                        Some(text) => match pasted_callback(&text, &redirect_uri, &state) {
+                            // No browser waits for a page about a pasted address.
+                            Ok(callback) => return Ok((callback, oneshot::channel().0)),
+                            Err(why) => prompt.refused(why),
+                        },
+                    },
                 }
-            });
-        }
-        match tokio::time::timeout(self.timeout, self.callbacks.recv()).await {
-            Ok(Some(received)) => Ok(received),
-            Ok(None) => Err(Error::Callback(CallbackError::ReceiverStopped)),
+            }
+        };
+        match tokio::time::timeout(self.timeout, first).await {
+            Ok(received) => received,
             Err(_) => Err(Error::Callback(CallbackError::Timeout)),
         }
     }
@@ -239,9 +270,18 @@ impl LoopbackReceiverBuilder {
         self
     }
 
-    /// Whether to open the system browser. Default yes; the URL is printed either way.
+    /// Whether to open the system browser. Default yes; the URL is shown through the
+    /// [`Prompt`] either way. Turn it off for a sign-in over SSH, where the user opens the
+    /// URL on another machine and pastes the redirect back.
     pub fn open_browser(mut self, open: bool) -> Self {
         self.open_browser = open;
+        self
+    }
+
+    /// What the user is told, and where pasted redirect addresses come from. Default
+    /// [`TerminalPrompt`]: stderr, and stdin when no browser was opened.
+    pub fn prompt(mut self, prompt: impl Prompt + 'static) -> Self {
+        self.prompt = Arc::new(prompt);
         self
     }
 
@@ -284,11 +324,227 @@ impl LoopbackReceiverBuilder {
             redirect_uri: format!("http://{addr}{}", self.path),
             timeout: self.timeout,
             open_browser: self.open_browser,
+            prompt: self.prompt,
             expected,
             callbacks,
             shutdown: Some(shutdown),
             server: Some(server),
         })
+    }
+}
+
+/// Opens `url` in the system browser; `false` when none could be launched (no display, as
+/// over SSH). A launcher that does not return within 5 s counts as failed, so the user is
+/// offered the paste-back fallback rather than left waiting.
+async fn open_browser(url: &str) -> bool {
+    let url = url.to_owned();
+    let opening = tokio::task::spawn_blocking(move || webbrowser::open(&url).is_ok());
+    match tokio::time::timeout(Duration::from_secs(5), opening).await {
+        Ok(Ok(true)) => true,
+        _ => {
+            tracing::debug!("could not open a browser");
+            false
+        }
+    }
+}
+
+/// A redirect address the user pasted, held to the rules of the browser's request: this
+/// receiver's redirect URI exactly (scheme, `127.0.0.1:<port>`, path), a well-formed
+/// authorization response, and this sign-in's `state`.
+fn pasted_callback(
+    text: &str,
+    redirect_uri: &str,
+    state: &Secret,
+) -> Result<Callback, CallbackError> {
+    let url = url::Url::parse(text.trim()).map_err(|_| CallbackError::NotAUrl)?;
+    let expected = url::Url::parse(redirect_uri).map_err(|_| CallbackError::NotAUrl)?;
+    let before_query = |u: &url::Url| u[..url::Position::AfterPath].to_owned();
+    if before_query(&url) != before_query(&expected) {
+        return Err(CallbackError::NotTheRedirectUri);
+    }
+    accept(url.query().unwrap_or(""), Some(state))
+}
+
+/// The one set of rules for an authorization response reaching the receiver, from the browser
+/// or pasted: well-formed (RFC 6749 §3.1), a code or an error, and the `state` of the sign-in
+/// being waited for (`expected`).
+fn accept(query: &str, expected: Option<&Secret>) -> Result<Callback, CallbackError> {
+    let callback = Callback::from_query(query);
+    if let Some(problem) = callback.problem() {
+        return Err(problem);
+    }
+    if !callback.is_authorization_response() {
+        return Err(CallbackError::MissingCode);
+    }
+    if !expected.is_some_and(|state| callback.state_is(state.secret())) {
+        return Err(CallbackError::StateMismatch);
+    }
+    Ok(callback)
+}
+
+/// Shows the user the sign-in URL and hands back redirect addresses they paste: the words
+/// and where they go are the application's to choose (see [`LoopbackReceiver`]).
+///
+/// ```
+/// use authed::{BoxFuture, CallbackError, Prompt};
+///
+/// /// Shows the URL in the app's own words, and takes pasted addresses from its UI.
+/// #[derive(Debug)]
+/// struct MyPrompt {
+///     pasted: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>,
+/// }
+///
+/// impl Prompt for MyPrompt {
+///     fn show(&self, url: &str, browser_opened: bool) {
+///         println!("Sign in at {url}");
+///         if !browser_opened {
+///             println!("Then paste the address your browser shows here.");
+///         }
+///     }
+///
+///     fn pasted_redirect(&self, _browser_opened: bool) -> BoxFuture<'_, Option<String>> {
+///         Box::pin(async move { self.pasted.lock().await.recv().await })
+///     }
+///
+///     fn refused(&self, why: CallbackError) {
+///         println!("That address does not finish this sign-in ({why}); try again.");
+///     }
+/// }
+/// ```
+pub trait Prompt: Send + Sync + fmt::Debug {
+    /// Shows the user `url`, the provider's sign-in page. `browser_opened` is `false` when
+    /// the system browser was not opened (turned off, or none could be launched, as over
+    /// SSH): tell the user to open it on any machine and paste back the address the browser
+    /// ends up at. Called once per sign-in. `url` carries `state` and the code challenge:
+    /// show it, do not log it.
+    fn show(&self, url: &str, browser_opened: bool);
+
+    /// The next redirect address the user pasted, or `None` when no more will come. Called
+    /// again after a refused one; its future is dropped when the browser's callback arrives
+    /// first, so it must be cancel-safe (an `mpsc` receive is). Default: `None` (only the
+    /// browser's callback counts).
+    fn pasted_redirect(&self, browser_opened: bool) -> BoxFuture<'_, Option<String>> {
+        let _ = browser_opened;
+        Box::pin(async { None })
+    }
+
+    /// A pasted address was refused (`why`), and the receiver keeps waiting. Default:
+    /// nothing.
+    fn refused(&self, why: CallbackError) {
+        let _ = why;
+    }
+}
+
+/// The default [`Prompt`]: writes the URL to stderr and, when no browser was opened and
+/// stdin is a terminal, reads pasted redirect addresses from stdin, one a line.
+///
+/// The words are set with [`message`](Self::message) and [`paste_message`](Self::paste_message);
+/// for anything else (a GUI, another stream), implement [`Prompt`].
+///
+/// The default text is:
+///
+/// ```text
+/// To sign in, open this URL in your browser:
+///
+///   https://provider.example/authorize?...
+///
+/// ```
+///
+/// and, when no browser was opened, `If your browser is on another machine (for example
+/// over SSH), sign in there, then paste here the address it ends up at (it starts with
+/// http://127.0.0.1):`.
+pub struct TerminalPrompt {
+    message: String,
+    paste_message: String,
+    pasted: Mutex<Option<Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>>>,
+}
+
+impl Default for TerminalPrompt {
+    fn default() -> Self {
+        TerminalPrompt {
+            message: "To sign in, open this URL in your browser:".to_owned(),
+            paste_message: "If your browser is on another machine (for example over SSH), sign \
+                            in there, then paste here the address it ends up at (it starts \
+                            with http://127.0.0.1):"
+                .to_owned(),
+            pasted: Mutex::new(None),
+        }
+    }
+}
+
+impl TerminalPrompt {
+    /// The line written before the URL.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// The line written after the URL when no browser was opened, asking for the address to
+    /// be pasted.
+    pub fn paste_message(mut self, message: impl Into<String>) -> Self {
+        self.paste_message = message.into();
+        self
+    }
+
+    /// Lines of stdin, read on a thread of their own: a read of stdin cannot be cancelled,
+    /// and a runtime's blocking pool would wait for it at shutdown.
+    fn stdin_lines(&self) -> Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>> {
+        let mut pasted = self.pasted.lock().unwrap_or_else(PoisonError::into_inner);
+        pasted
+            .get_or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let spawned = std::thread::Builder::new()
+                    .name("authed-stdin".to_owned())
+                    .spawn(move || {
+                        for line in std::io::stdin().lock().lines() {
+                            let Ok(line) = line else { break };
+                            if !line.trim().is_empty() && tx.send(line).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                if spawned.is_err() {
+                    tracing::debug!("could not start reading stdin");
+                }
+                Arc::new(tokio::sync::Mutex::new(rx))
+            })
+            .clone()
+    }
+}
+
+impl Prompt for TerminalPrompt {
+    fn show(&self, url: &str, browser_opened: bool) {
+        let mut text = format!("{}\n\n  {url}\n\n", self.message);
+        if !browser_opened && std::io::stdin().is_terminal() {
+            text.push_str(&self.paste_message);
+            text.push('\n');
+        }
+        // Nowhere else to tell the user; a closed stderr is not worth failing the sign-in.
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+
+    fn pasted_redirect(&self, browser_opened: bool) -> BoxFuture<'_, Option<String>> {
+        if browser_opened || !std::io::stdin().is_terminal() {
+            return Box::pin(async { None });
+        }
+        let lines = self.stdin_lines();
+        Box::pin(async move { lines.lock().await.recv().await })
+    }
+
+    fn refused(&self, why: CallbackError) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "That address does not complete this sign-in ({why}). Paste the address the \
+             browser shows after signing in:"
+        );
+    }
+}
+
+impl fmt::Debug for TerminalPrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TerminalPrompt")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
     }
 }
 
@@ -320,28 +576,29 @@ async fn handle(
             "This address only answers requests for its own loopback address.",
         );
     }
-    let callback = Callback::from_query(uri.query().unwrap_or(""));
-    if !callback.is_authorization_response() || !callback.is_well_formed() {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Not a sign-in response",
-            "This address only receives the answer of a sign-in.",
-        );
-    }
-    let belongs = shared
+    let expected = shared
         .expected
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .is_some_and(|state| callback.state_is(state.secret()));
-    if !belongs {
-        tracing::debug!("ignoring a callback that belongs to another sign-in");
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in response not recognised",
-            "This response belongs to another or an older sign-in. Start again from the application.",
-        );
-    }
+        .clone();
+    let callback = match accept(uri.query().unwrap_or(""), expected.as_ref()) {
+        Ok(callback) => callback,
+        Err(CallbackError::StateMismatch) => {
+            tracing::debug!("ignoring a callback that belongs to another sign-in");
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in response not recognised",
+                "This response belongs to another or an older sign-in. Start again from the application.",
+            );
+        }
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Not a sign-in response",
+                "This address only receives the answer of a sign-in.",
+            );
+        }
+    };
     let (tell, told) = oneshot::channel();
     if shared.callbacks.try_send((callback, tell)).is_err() {
         // A second response for the same sign-in (a reload): the first one counts.

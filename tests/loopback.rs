@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use authed::testing::TestProvider;
 use authed::{
-    AuthedClient, CallbackError, ClientAuthMethod, Error, LoopbackReceiver, OAuthConfig,
-    PendingAuthorization,
+    AuthedClient, BoxFuture, CallbackError, ClientAuthMethod, Error, LoopbackReceiver, OAuthConfig,
+    PendingAuthorization, Prompt,
 };
+use tokio::sync::{Mutex, mpsc};
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -31,9 +32,215 @@ async fn receiver(timeout: Duration) -> LoopbackReceiver {
     LoopbackReceiver::builder()
         .open_browser(false)
         .timeout(timeout)
+        .prompt(Quiet)
         .bind()
         .await
         .unwrap()
+}
+
+/// Shows nothing and reads nothing: the test is the browser.
+#[derive(Debug)]
+struct Quiet;
+
+impl Prompt for Quiet {
+    fn show(&self, _url: &str, _browser_opened: bool) {}
+}
+
+/// What the application's prompt was told.
+#[derive(Debug, PartialEq)]
+enum Told {
+    Shown { url: String, browser_opened: bool },
+    Refused(CallbackError),
+}
+
+/// An application's prompt: reports what it is told, and takes "pasted" addresses from a
+/// channel instead of stdin.
+#[derive(Debug)]
+struct ChannelPrompt {
+    told: mpsc::UnboundedSender<Told>,
+    pasted: Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+impl Prompt for ChannelPrompt {
+    fn show(&self, url: &str, browser_opened: bool) {
+        let _ = self.told.send(Told::Shown {
+            url: url.to_owned(),
+            browser_opened,
+        });
+    }
+
+    fn pasted_redirect(&self, _browser_opened: bool) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move { self.pasted.lock().await.recv().await })
+    }
+
+    fn refused(&self, why: CallbackError) {
+        let _ = self.told.send(Told::Refused(why));
+    }
+}
+
+/// A sign-in under way whose prompt is driven by the test: the receiver's redirect URI, the
+/// sign-in, what the prompt was told, and where to paste.
+struct Pasting {
+    redirect_uri: String,
+    signing_in: tokio::task::JoinHandle<Result<authed::RefreshTokenSource, Error>>,
+    told: mpsc::UnboundedReceiver<Told>,
+    paste: mpsc::UnboundedSender<String>,
+}
+
+async fn sign_in_pasting(provider: &TestProvider, scopes: &[&str]) -> Pasting {
+    let (told, told_rx) = mpsc::unbounded_channel();
+    let (paste, pasted) = mpsc::unbounded_channel();
+    let receiver = LoopbackReceiver::builder()
+        .open_browser(false)
+        .timeout(Duration::from_secs(60))
+        .prompt(ChannelPrompt {
+            told,
+            pasted: Mutex::new(pasted),
+        })
+        .bind()
+        .await
+        .unwrap();
+    let redirect_uri = receiver.redirect_uri().to_owned();
+    let flow = public_config(provider)
+        .authorization_code(&redirect_uri)
+        .scopes(scopes.iter().copied())
+        .build()
+        .unwrap();
+    Pasting {
+        redirect_uri,
+        signing_in: tokio::spawn(async move { receiver.sign_in(&flow).await }),
+        told: told_rx,
+        paste,
+    }
+}
+
+/// The sign-in URL the prompt was given.
+async fn shown_url(told: &mut mpsc::UnboundedReceiver<Told>) -> String {
+    match told.recv().await {
+        Some(Told::Shown {
+            url,
+            browser_opened,
+        }) => {
+            assert!(!browser_opened);
+            url
+        }
+        other => panic!("expected the URL to be shown, got {other:?}"),
+    }
+}
+
+/// A browser on another machine signs in: the address it ends up at (which it cannot load,
+/// since 127.0.0.1 is not this machine there).
+async fn redirect_address(url: &str) -> String {
+    let at_provider = browser().get(url).send().await.unwrap();
+    assert_eq!(at_provider.status(), 302);
+    at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_pasted_redirect_address_completes_the_sign_in() {
+    let provider = TestProvider::start().await;
+    let Pasting {
+        redirect_uri,
+        signing_in,
+        mut told,
+        paste,
+    } = sign_in_pasting(&provider, &["openid"]).await;
+
+    // The hook, not stderr, receives the URL.
+    let url = shown_url(&mut told).await;
+    assert!(url.starts_with(&provider.authorization_url()), "{url}");
+    let address = redirect_address(&url).await;
+    assert!(address.starts_with(&redirect_uri), "{address}");
+    paste.send(format!("  {address}\n")).unwrap();
+
+    let login = signing_in.await.unwrap().unwrap();
+    assert_eq!(provider.token_requests(), 1);
+    let client = AuthedClient::builder(login)
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    assert_eq!(client.get("me").send().await.unwrap().status(), 200);
+    assert!(told.try_recv().is_err(), "nothing was refused");
+    // The server is gone once the sign-in is over.
+    assert!(browser().get(&redirect_uri).send().await.is_err());
+}
+
+#[tokio::test]
+async fn a_pasted_address_of_another_sign_in_or_place_is_refused_and_the_wait_goes_on() {
+    let provider = TestProvider::start().await;
+    let Pasting {
+        signing_in,
+        mut told,
+        paste,
+        ..
+    } = sign_in_pasting(&provider, &[]).await;
+    let url = shown_url(&mut told).await;
+    let address = redirect_address(&url).await;
+    let (base, query) = address.split_once('?').unwrap();
+    let with_state = |state: &str| {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some(("state", _)) => format!("state={state}"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        format!("{base}?{}", pairs.join("&"))
+    };
+
+    for (pasted, why) in [
+        // A stale or forged sign-in.
+        (with_state("not-this-sign-in"), CallbackError::StateMismatch),
+        // Another place than the receiver's redirect URI.
+        (
+            address.replacen("/callback", "/elsewhere", 1),
+            CallbackError::NotTheRedirectUri,
+        ),
+        (
+            address.replacen("http://", "https://", 1),
+            CallbackError::NotTheRedirectUri,
+        ),
+        // The strict parsing of the browser's callback.
+        (
+            format!("{address}&code=second"),
+            CallbackError::DuplicateParameter("code"),
+        ),
+        ("not an address".to_owned(), CallbackError::NotAUrl),
+    ] {
+        paste.send(pasted).unwrap();
+        assert_eq!(told.recv().await, Some(Told::Refused(why)));
+        assert!(!signing_in.is_finished());
+    }
+    assert_eq!(
+        provider.token_requests(),
+        0,
+        "nothing refused reached the provider"
+    );
+
+    paste.send(address).unwrap();
+    signing_in.await.unwrap().unwrap();
+    assert_eq!(provider.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn the_browser_callback_wins_while_a_paste_is_awaited() {
+    let provider = TestProvider::start().await;
+    // Nothing is pasted, and the paste channel stays open: the browser comes first.
+    let Pasting {
+        signing_in,
+        mut told,
+        paste: _paste,
+        ..
+    } = sign_in_pasting(&provider, &[]).await;
+    let url = shown_url(&mut told).await;
+    let address = redirect_address(&url).await;
+    let page = browser().get(&address).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Signed in"));
+    signing_in.await.unwrap().unwrap();
+    assert_eq!(provider.token_requests(), 1);
 }
 
 #[tokio::test]

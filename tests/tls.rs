@@ -96,6 +96,11 @@ async fn an_untrusted_certificate_is_a_transport_error_that_is_not_retried() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    // Said in words; rustls's own text is the source (tests/error_messages.rs).
+    assert_eq!(
+        e.to_string(),
+        "the server's TLS certificate was not accepted"
+    );
     assert!(
         !e.is_retryable(),
         "a certificate failure is not transient: {e:?}"

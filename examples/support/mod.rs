@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use authed::{Env, Error, OAuthConfig};
 
@@ -167,4 +168,30 @@ pub fn token_file() -> PathBuf {
         .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("authed-examples").join("tokens.json")
+}
+
+/// An error and its causes as one line of text, `error: cause: cause of the cause`. The
+/// crate's errors say what happened in `Display` and keep the underlying error (reqwest's,
+/// a store's) in `source()`, so each text appears once.
+pub fn report(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+/// The end of `main`: an error is printed as text with [`report`] (not as the `Debug`
+/// struct a `main` returning `Result` would print), and the program fails.
+pub fn exit_code<E: Into<Box<dyn std::error::Error>>>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", report(&*e.into()));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -397,7 +397,7 @@ impl Callback {
 
     /// The first reason this cannot be an authorization response: a parsing problem, or a
     /// value longer than any provider sends.
-    fn problem(&self) -> Option<CallbackError> {
+    pub(crate) fn problem(&self) -> Option<CallbackError> {
         let long = |v: Option<&str>, max: usize| v.is_some_and(|v| v.len() > max);
         self.problem.or_else(|| {
             if long(self.code.as_ref().map(Secret::secret), MAX_CODE_LEN) {

@@ -76,6 +76,69 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Implementations cache and refresh on their own; callers just ask for a token per request.
 /// The trait is dyn-compatible: an [`AuthedClient`](crate::AuthedClient) holds an
 /// `Arc<dyn TokenSource>`.
+///
+/// Every grant of this crate is one ([`ClientCredentials`], [`RefreshTokenSource`], ...);
+/// concurrent callers share one token request:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use authed::testing::TestProvider;
+/// use authed::{OAuthConfig, TokenSource};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), authed::Error> {
+/// let provider = TestProvider::start().await;
+/// let config = OAuthConfig::builder(provider.token_url())
+///     .client_id(TestProvider::CLIENT_ID)
+///     .client_secret(TestProvider::CLIENT_SECRET)
+///     .build()?;
+/// let source: Arc<dyn TokenSource> = Arc::new(config.client_credentials().build());
+///
+/// let (a, b) = tokio::join!(source.token(), source.token());
+/// assert_eq!(a?.access_token().secret(), b?.access_token().secret());
+/// assert_eq!(provider.token_requests(), 1);
+/// # Ok(()) }
+/// ```
+///
+/// Implement it for tokens that come from elsewhere (a sidecar, a vault agent, another part
+/// of your program); [`TokenFuture::ready`] answers without allocating, [`TokenFuture::new`]
+/// wraps any future:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use authed::{AccessToken, Error, Token, TokenFuture, TokenSource};
+/// use tokio::sync::watch;
+///
+/// /// The latest token another task received, waiting for the first one.
+/// #[derive(Debug)]
+/// struct Pushed(watch::Receiver<Option<Arc<Token>>>);
+///
+/// impl TokenSource for Pushed {
+///     fn token(&self) -> TokenFuture<'_> {
+///         if let Some(token) = self.0.borrow().clone() {
+///             return TokenFuture::ready(Ok(token));
+///         }
+///         let mut next = self.0.clone();
+///         TokenFuture::new(async move {
+///             let token = next
+///                 .wait_for(Option::is_some)
+///                 .await
+///                 .map_err(|_| Error::Config("no token will come".to_owned()))?;
+///             Ok(token.clone().expect("waited for Some"))
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Error> {
+/// let (push, latest) = watch::channel(None);
+/// let source = Pushed(latest);
+/// push.send_replace(Some(Arc::new(Token::new(AccessToken::new("from-the-agent")))));
+/// assert_eq!(source.token().await?.access_token().secret(), "from-the-agent");
+/// # Ok(()) }
+/// ```
 pub trait TokenSource: Send + Sync + std::fmt::Debug {
     /// A token that is valid now, fetched or refreshed if needed.
     ///

@@ -43,6 +43,88 @@ pub use redis::{RedisStore, RedisStoreBuilder};
 ///   documents, and dropping its future stops the wait (no thread left blocked on it).
 ///
 /// The trait is dyn-compatible; implement it with `Box::pin(async move { .. })`.
+///
+/// # Writing your own store
+///
+/// A store for a database, a secrets manager or a service of your own needs four things:
+///
+/// 1. **`load`, `save`, `delete`** by key. `save` returns only once the token is durable: the
+///    cache hands out a rotated token after `save` succeeds, and a rotated refresh token that
+///    was not saved is lost for good. Keep every field of the [`Token`] (serialize it with
+///    `serde`; it round-trips). Report failures with [`Error::store`], never with a secret in
+///    the message.
+/// 2. **`lock`, if more than one process shares the store** (the default takes no lock, which
+///    is right for one process only). While one holder has the guard for a key, every other
+///    `lock` of that key, in any process, waits; the lock is released when the guard
+///    ([`StoreLock::new`] wraps whatever releases it) is dropped, and must also end if its
+///    holder dies (an expiring lease, a lock the OS drops with the process). The wait is
+///    bounded: give up with [`Error::LockTimeout`] after a bound you document, and stop
+///    waiting when the future is dropped. `load`, `save` and `delete` must work while the
+///    lock is held: the cache re-reads and saves under it.
+/// 3. **Compare-and-delete.** [`delete_if_refresh_token`](Self::delete_if_refresh_token)
+///    removes a login only if it still holds the rejected refresh token. The default
+///    (load, compare, delete) is right when every writer takes the lock; if something can
+///    write the key without it, override it with one atomic operation of your backend
+///    (a conditional delete, a transaction, a script).
+/// 4. **Check it** with `authed::testing::store_conformance` (every rule above but
+///    exclusion) and, for a store that locks, `authed::testing::store_lock_conformance`,
+///    from a test with the `testing` feature (a dev-dependency on `authed` with
+///    `features = ["testing"]`).
+///
+/// A store in one process's memory, with a lock per key that waits at most 5 seconds:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// use authed::{BoxFuture, Error, StoreLock, Token, TokenStore};
+///
+/// #[derive(Debug, Default)]
+/// struct MyStore {
+///     tokens: Mutex<HashMap<String, Token>>,
+///     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+/// }
+///
+/// impl TokenStore for MyStore {
+///     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Token>, Error>> {
+///         Box::pin(async move { Ok(self.tokens.lock().unwrap().get(key).cloned()) })
+///     }
+///
+///     fn save<'a>(&'a self, key: &'a str, token: &'a Token) -> BoxFuture<'a, Result<(), Error>> {
+///         Box::pin(async move {
+///             self.tokens.lock().unwrap().insert(key.to_owned(), token.clone());
+///             Ok(())
+///         })
+///     }
+///
+///     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+///         Box::pin(async move {
+///             self.tokens.lock().unwrap().remove(key);
+///             Ok(())
+///         })
+///     }
+///
+///     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
+///         let lock = self.locks.lock().unwrap().entry(key.to_owned()).or_default().clone();
+///         Box::pin(async move {
+///             let wait = Duration::from_secs(5);
+///             // Dropping this future stops the wait; the guard releases the lock on drop.
+///             match tokio::time::timeout(wait, lock.lock_owned()).await {
+///                 Ok(guard) => Ok(StoreLock::new(guard)),
+///                 Err(_) => Err(Error::LockTimeout { waited: wait }),
+///             }
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main]
+/// # async fn main() {
+/// let store = Arc::new(MyStore::default());
+/// authed::testing::store_conformance(store.clone()).await;
+/// authed::testing::store_lock_conformance(store).await;
+/// # }
+/// ```
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// The token saved under `key`, if any.
     ///
