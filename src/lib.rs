@@ -159,6 +159,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod authorize;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
@@ -169,6 +170,7 @@ mod discovery;
 mod endpoint;
 mod env;
 mod error;
+mod future;
 mod id_token;
 #[cfg(feature = "loopback")]
 mod loopback;
@@ -187,13 +189,14 @@ pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
 pub use retry::RetryPolicy;
 pub use source::{
-    AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
+    AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
     TokenSource, UserSources, UserSourcesBuilder,
