@@ -30,11 +30,99 @@ pub(crate) enum Target<'a> {
     Uri(&'a http::Uri),
 }
 
+impl Target<'_> {
+    fn path(&self) -> &str {
+        match self {
+            Target::Url(url) => url.path(),
+            Target::Uri(uri) => uri.path(),
+        }
+    }
+}
+
 /// The origins a token may be sent to.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Origins {
     pub(crate) origins: Vec<Origin>,
     pub(crate) any_https: bool,
+}
+
+/// The origin settings of every front door's builder, checked by [`build`](Self::build).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OriginSettings {
+    pub(crate) origins: Vec<String>,
+    pub(crate) any_https: bool,
+    pub(crate) insecure: bool,
+}
+
+/// The `allow_origin`, `danger_allow_any_https_origin` and `danger_allow_insecure_http`
+/// setters of every front door's builder (field `origins: OriginSettings`).
+macro_rules! origin_setters {
+    () => {
+        /// Another origin (`https://host[:port]`) that receives tokens. May be called more
+        /// than once.
+        pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+            self.origins.origins.push(origin.into());
+            self
+        }
+
+        /// Sends tokens to any HTTPS origin. Use only when every host that can be reached is
+        /// meant to see the token: a URL built from user input would leak it.
+        pub fn danger_allow_any_https_origin(mut self) -> Self {
+            self.origins.any_https = true;
+            self
+        }
+
+        /// Allows plain-HTTP origins that are not loopback. Tokens then cross the network in
+        /// clear.
+        pub fn danger_allow_insecure_http(mut self) -> Self {
+            self.origins.insecure = true;
+            self
+        }
+    };
+}
+pub(crate) use origin_setters;
+
+impl OriginSettings {
+    /// The allowed origins: `base`'s, if any, and each added one. `require_one`: a front
+    /// door whose every request names its origin must be told at least one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unparsable origin, a plain-HTTP one that is not loopback, or
+    /// none at all when one is required.
+    pub(crate) fn build(&self, base: Option<&Url>, require_one: bool) -> Result<Origins, Error> {
+        let mut origins = Vec::new();
+        if let Some(base) = base {
+            origins.push(base.origin());
+        }
+        for raw in &self.origins {
+            origins.push(crate::config::endpoint_url("origin", raw, self.insecure)?.origin());
+        }
+        if require_one && origins.is_empty() && !self.any_https {
+            return Err(Error::config(
+                "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
+            ));
+        }
+        if self.any_https {
+            tracing::warn!("danger_allow_any_https_origin: tokens go to any HTTPS origin");
+        }
+        let plain = |o: &Origin| {
+            matches!(o, Origin::Tuple(scheme, host, _) if scheme == "http"
+                && !matches!(host, Host::Ipv4(ip) if ip.is_loopback())
+                && !matches!(host, Host::Ipv6(ip) if ip.is_loopback())
+                && !matches!(host, Host::Domain(d) if d.eq_ignore_ascii_case("localhost")))
+        };
+        if self.insecure && origins.iter().any(plain) {
+            tracing::warn!(
+                "danger_allow_insecure_http: tokens go to a plain-HTTP origin that is not \
+                 loopback, in clear"
+            );
+        }
+        Ok(Origins {
+            origins,
+            any_https: self.any_https,
+        })
+    }
 }
 
 impl Origins {
@@ -162,7 +250,9 @@ pub(crate) async fn send<E: Exchange + Send>(
     source: &dyn TokenSource,
     mut request: E::Request,
 ) -> Result<E::Response, E::Failure> {
-    origins.check(E::target(&request)).map_err(E::fail)?;
+    let target = E::target(&request);
+    origins.check(target).map_err(E::fail)?;
+    tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
     // Kept to send once more after a rejected token. A streaming body cannot be copied:
     // then only the URL is kept, to tell where a 401 came from.
     let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());

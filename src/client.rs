@@ -7,7 +7,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::authorize::{self, Answer, Exchange, Origins, Target};
+use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
 use crate::error::Error;
 use crate::source::TokenSource;
 
@@ -54,9 +54,7 @@ pub struct AuthedClientBuilder {
     source: Arc<dyn TokenSource>,
     http: Option<reqwest::Client>,
     base_url: Option<String>,
-    origins: Vec<String>,
-    any_https_origin: bool,
-    allow_insecure_http: bool,
+    origins: OriginSettings,
 }
 
 impl AuthedClient {
@@ -71,9 +69,7 @@ impl AuthedClient {
             source,
             http: None,
             base_url: None,
-            origins: Vec::new(),
-            any_https_origin: false,
-            allow_insecure_http: false,
+            origins: OriginSettings::default(),
         }
     }
 
@@ -136,7 +132,6 @@ impl AuthedClient {
         request: reqwest::Request,
         source: &dyn TokenSource,
     ) -> Result<reqwest::Response, Error> {
-        tracing::debug!(method = %request.method(), path = request.url().path(), "authed request");
         authorize::send(
             &mut Reqwest(&self.inner.http),
             &self.inner.origins,
@@ -265,25 +260,7 @@ impl AuthedClientBuilder {
         self
     }
 
-    /// Another origin (`https://host[:port]`) that receives tokens.
-    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
-        self.origins.push(origin.into());
-        self
-    }
-
-    /// Sends tokens to any HTTPS origin. Use only when every host the client can reach is
-    /// meant to see the token: a URL built from user input would leak it.
-    pub fn danger_allow_any_https_origin(mut self) -> Self {
-        self.any_https_origin = true;
-        self
-    }
-
-    /// Allows plain-HTTP origins that are not loopback. Tokens then cross the network in
-    /// clear.
-    pub fn danger_allow_insecure_http(mut self) -> Self {
-        self.allow_insecure_http = true;
-        self
-    }
+    crate::authorize::origin_setters!();
 
     /// The `reqwest::Client` to send requests with (for proxies, TLS roots, timeouts). By
     /// default a new one. Its redirect policy applies: reqwest's default drops the
@@ -300,45 +277,18 @@ impl AuthedClientBuilder {
     /// [`Error::Config`] for an unparsable base URL or origin, a plain-HTTP origin that is
     /// not loopback, or no origin at all.
     pub fn build(self) -> Result<AuthedClient, Error> {
-        let insecure = self.allow_insecure_http;
-        let check = |what: &str, raw: &str| crate::config::endpoint_url(what, raw, insecure);
+        let insecure = self.origins.insecure;
         let base_url = self
             .base_url
             .map(|raw| {
-                let mut url = check("base URL", &raw)?;
+                let mut url = crate::config::endpoint_url("base URL", &raw, insecure)?;
                 if !url.path().ends_with('/') {
                     url.set_path(&format!("{}/", url.path()));
                 }
                 Ok::<_, Error>(url)
             })
             .transpose()?;
-        let mut origins = Vec::new();
-        if let Some(base) = &base_url {
-            origins.push(base.origin());
-        }
-        for raw in &self.origins {
-            origins.push(check("origin", raw)?.origin());
-        }
-        if origins.is_empty() && !self.any_https_origin {
-            return Err(Error::config(
-                "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
-            ));
-        }
-        if self.any_https_origin {
-            tracing::warn!("danger_allow_any_https_origin: tokens go to any HTTPS origin");
-        }
-        let plain = |o: &url::Origin| {
-            matches!(o, url::Origin::Tuple(scheme, host, _) if scheme == "http"
-                && !matches!(host, url::Host::Ipv4(ip) if ip.is_loopback())
-                && !matches!(host, url::Host::Ipv6(ip) if ip.is_loopback())
-                && !matches!(host, url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost")))
-        };
-        if insecure && origins.iter().any(plain) {
-            tracing::warn!(
-                "danger_allow_insecure_http: tokens go to a plain-HTTP origin that is not \
-                 loopback, in clear"
-            );
-        }
+        let origins = self.origins.build(base_url.as_ref(), true)?;
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
@@ -351,10 +301,7 @@ impl AuthedClientBuilder {
                 http,
                 source: self.source,
                 base_url,
-                origins: Origins {
-                    origins,
-                    any_https: self.any_https_origin,
-                },
+                origins,
             }),
         })
     }

@@ -174,6 +174,9 @@ mod future;
 mod id_token;
 #[cfg(feature = "loopback")]
 mod loopback;
+#[cfg(feature = "middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
+pub mod middleware;
 pub mod providers;
 mod retry;
 mod revoke;
