@@ -186,6 +186,9 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod token;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
