@@ -38,7 +38,9 @@
 //!   one token request for any number of waiting callers, and reads a valid token without
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
-//!   `invalid_token` refreshes once and retries once.
+//!   `invalid_token` refreshes once and retries once. The same rules, one implementation,
+//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`) and any
+//!   tower client, tonic included (`authed::tower`, feature `tower`).
 //! - User sign-in: [`AuthorizationCode`] (PKCE S256, `state`, `nonce`, RFC 9207 `iss`),
 //!   `LoopbackReceiver` for native apps (feature `loopback`), [`DeviceAuthorization`]
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
@@ -66,6 +68,8 @@
 //! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
 //! | `redis` | `RedisStore`: tokens shared by every replica, with an expiring, renewed, fenced distributed refresh lock (`redis` crate) | no |
 //! | `blocking` | `authed::blocking`: a synchronous client and token access for programs without a Tokio runtime, on an internal runtime thread | no |
+//! | `middleware` | [`middleware::AuthMiddleware`]: the same token and 401 rules in a `reqwest_middleware` chain, composable with reqwest-retry and reqwest-tracing | no |
+//! | `tower` | [`tower::AuthLayer`]: the same rules for any tower HTTP client (hyper-util's client, a tonic `Channel`; gRPC `UNAUTHENTICATED` counts as a 401) | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!

@@ -43,7 +43,6 @@
 //! an [`authed::Error`](crate::Error), found with `downcast_ref::<authed::Error>()`. Through
 //! tonic it arrives as a `tonic::Status` whose `source()` is that error.
 
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -232,18 +231,13 @@ where
         Box::new(e)
     }
 
-    fn send(
-        &mut self,
-        request: Request<ReqBody>,
-    ) -> impl Future<Output = Result<Response<ResBody>, BoxError>> + Send {
-        async move {
-            if !self.ready {
-                std::future::poll_fn(|cx| self.inner.poll_ready(cx))
-                    .await
-                    .map_err(Into::into)?;
-            }
-            self.ready = false;
-            self.inner.call(request).await.map_err(Into::into)
+    async fn send(&mut self, request: Request<ReqBody>) -> Result<Response<ResBody>, BoxError> {
+        if !self.ready {
+            std::future::poll_fn(|cx| self.inner.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
         }
+        self.ready = false;
+        self.inner.call(request).await.map_err(Into::into)
     }
 }
