@@ -18,7 +18,9 @@ use crate::source::TokenSource;
 /// and a clock read). When the API answers `401` with
 /// `WWW-Authenticate: Bearer error="invalid_token"`, a bare Bearer challenge, or no challenge
 /// at all, it reports the token as rejected, gets a fresh one and sends the request **once**
-/// more. Any other 401, or a second one, is [`Error::Unauthorized`]. A 401 from another
+/// more. Any other 401, or a second one, is [`Error::Unauthorized`]; so is a rejection of a
+/// request whose body is a stream that cannot be sent twice, after the rejected token was
+/// reported (the next request gets the fresh one). A 401 from another
 /// origin that a redirect led to is [`Error::RedirectedUnauthorized`]: the token was not sent
 /// there, so it is neither refreshed nor sent again. Other statuses (403 included) are
 /// returned as responses.
