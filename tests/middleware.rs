@@ -137,7 +137,10 @@ async fn composes_with_reqwest_tracing_and_no_token_reaches_the_spans() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not `set_default`: a thread-local subscriber misses callsites whose interest
+    // another test thread cached first, and the capture comes back empty. The only test here
+    // that installs one; other tests' lines in the log carry none of this test's tokens.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let provider = TestProvider::start().await;
     let source = Arc::new(source(&provider));
