@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use url::{Host, Origin, Url};
+use url::Url;
 
-use crate::error::{Error, Unauthorized};
+use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
+use crate::error::Error;
 use crate::source::TokenSource;
-use crate::token::Token;
 
 /// An HTTP client that sends `Authorization: Bearer <token>` with every request to the
 /// origins it is configured for.
@@ -18,7 +18,9 @@ use crate::token::Token;
 /// and a clock read). When the API answers `401` with
 /// `WWW-Authenticate: Bearer error="invalid_token"`, a bare Bearer challenge, or no challenge
 /// at all, it reports the token as rejected, gets a fresh one and sends the request **once**
-/// more. Any other 401, or a second one, is [`Error::Unauthorized`]. A 401 from another
+/// more. Any other 401, or a second one, is [`Error::Unauthorized`]; so is a rejection of a
+/// request whose body is a stream that cannot be sent twice, after the rejected token was
+/// reported (the next request gets the fresh one). A 401 from another
 /// origin that a redirect led to is [`Error::RedirectedUnauthorized`]: the token was not sent
 /// there, so it is neither refreshed nor sent again. Other statuses (403 included) are
 /// returned as responses.
@@ -78,8 +80,7 @@ struct Inner {
     http: reqwest::Client,
     source: Arc<dyn TokenSource>,
     base_url: Option<Url>,
-    origins: Vec<Origin>,
-    any_https_origin: bool,
+    origins: Origins,
 }
 
 /// Builds an [`AuthedClient`]. Setters never fail; [`build`](Self::build) reports problems.
@@ -89,9 +90,7 @@ pub struct AuthedClientBuilder {
     source: Arc<dyn TokenSource>,
     http: Option<reqwest::Client>,
     base_url: Option<String>,
-    origins: Vec<String>,
-    any_https_origin: bool,
-    allow_insecure_http: bool,
+    origins: OriginSettings,
 }
 
 impl AuthedClient {
@@ -106,9 +105,7 @@ impl AuthedClient {
             source,
             http: None,
             base_url: None,
-            origins: Vec::new(),
-            any_https_origin: false,
-            allow_insecure_http: false,
+            origins: OriginSettings::default(),
         }
     }
 
@@ -164,114 +161,69 @@ impl AuthedClient {
         self.request(Method::DELETE, url)
     }
 
-    fn check_origin(&self, url: &Url) -> Result<(), Error> {
-        // Compared part by part: `Url::origin()` allocates, and this runs on every request.
-        let same_origin = |origin: &Origin| match origin {
-            Origin::Tuple(scheme, host, port) => {
-                scheme == url.scheme()
-                    && match (url.host(), host) {
-                        (Some(Host::Domain(a)), Host::Domain(b)) => a == b,
-                        (Some(Host::Ipv4(a)), Host::Ipv4(b)) => a == *b,
-                        (Some(Host::Ipv6(a)), Host::Ipv6(b)) => a == *b,
-                        _ => false,
-                    }
-                    && Some(*port) == url.port_or_known_default()
-            }
-            Origin::Opaque(_) => false,
-        };
-        let allowed = self.inner.origins.iter().any(same_origin)
-            || (self.inner.any_https_origin && url.scheme() == "https");
-        if allowed {
-            Ok(())
-        } else {
-            Err(Error::UntrustedOrigin {
-                origin: url.origin().ascii_serialization(),
-            })
-        }
-    }
-
-    async fn execute(
-        &self,
-        mut request: reqwest::Request,
-        token: &Token,
-    ) -> Result<reqwest::Response, Error> {
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, bearer(token)?);
-        self.inner
-            .http
-            .execute(request)
-            .await
-            .map_err(Error::transport)
-    }
-
-    /// Sends `request` with a token. One flat future, with the rare 401 path boxed: every
-    /// request moves this future around, and nested or larger futures are copied each time.
-    /// `source` is the client's own, or the one the request was sent on behalf of.
+    /// Sends `request` with a token from `source` (the client's own, or the one the request
+    /// was sent on behalf of), under the crate's request rules.
     async fn send(
         &self,
-        mut request: reqwest::Request,
+        request: reqwest::Request,
         source: &dyn TokenSource,
     ) -> Result<reqwest::Response, Error> {
-        self.check_origin(request.url())?;
-        tracing::debug!(method = %request.method(), path = request.url().path(), "authed request");
-        // Kept to send once more after a rejected token. A streaming body cannot be copied:
-        // then only the URL is kept, to tell where the 401 came from.
-        let replay = request.try_clone().ok_or_else(|| request.url().clone());
-        let token = source.token().await?;
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, bearer(&token)?);
-        let response = self
-            .inner
-            .http
-            .execute(request)
-            .await
-            .map_err(Error::transport)?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        Box::pin(self.after_401(response, replay, token, source)).await
+        authorize::send(
+            &mut Reqwest(&self.inner.http),
+            &self.inner.origins,
+            source,
+            request,
+        )
+        .await
+    }
+}
+
+/// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`.
+struct Reqwest<'a>(&'a reqwest::Client);
+
+impl Exchange for Reqwest<'_> {
+    type Request = reqwest::Request;
+    type Response = reqwest::Response;
+    type Failure = Error;
+
+    fn method(request: &reqwest::Request) -> &Method {
+        request.method()
     }
 
-    /// The rules for a 401 (RFC 6750 §3.1): if it rejects the token that was sent, report
-    /// the token as rejected, get a fresh one and send the request once more.
-    async fn after_401(
-        &self,
-        response: reqwest::Response,
-        replay: Result<reqwest::Request, Url>,
-        token: Arc<Token>,
-        source: &dyn TokenSource,
-    ) -> Result<reqwest::Response, Error> {
-        let sent_to = match &replay {
-            Ok(request) => request.url(),
-            Err(url) => url,
-        };
-        if let Some(e) = token_not_sent(sent_to, &response) {
-            return Err(e);
+    fn target(request: &reqwest::Request) -> Target<'_> {
+        Target::Url(request.url())
+    }
+
+    fn headers_mut(request: &mut reqwest::Request) -> &mut HeaderMap {
+        request.headers_mut()
+    }
+
+    fn try_clone(request: &reqwest::Request) -> Option<reqwest::Request> {
+        request.try_clone()
+    }
+
+    fn sent_to(request: &reqwest::Request) -> Option<&Url> {
+        Some(request.url())
+    }
+
+    fn answer(response: &reqwest::Response) -> Answer<'_> {
+        Answer {
+            unauthorized: response.status() == StatusCode::UNAUTHORIZED,
+            headers: response.headers(),
+            url: Some(response.url()),
         }
-        let challenge = bearer_challenge(response.headers());
-        let mut refused = Unauthorized::new(challenge.as_ref());
-        if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
-            return Err(Error::Unauthorized(refused));
-        }
-        let Ok(replay) = replay else {
-            refused.replayable = false;
-            return Err(Error::Unauthorized(refused));
-        };
-        tracing::debug!("the API rejected the token; refreshing and retrying once");
-        let fresh = source.token_rejected(&token).await?;
-        let sent_to = replay.url().clone();
-        let response = self.execute(replay, &fresh).await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        if let Some(e) = token_not_sent(&sent_to, &response) {
-            return Err(e);
-        }
-        let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
-        refused.retried = true;
-        Err(Error::Unauthorized(refused))
+    }
+
+    fn fail(e: Error) -> Error {
+        e
+    }
+
+    fn send(
+        &mut self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
+        let sent = self.0.execute(request);
+        async move { sent.await.map_err(Error::transport) }
     }
 }
 
@@ -285,20 +237,6 @@ impl TokenSource for NoOwnSource {
             "this client has no token source of its own: send the request with .source(login)",
         )))
     }
-}
-
-/// A 401 from another origin than the one the token was sent to: the request was
-/// redirected, and reqwest drops `Authorization` when a redirect changes scheme, host or
-/// port (the rule below is reqwest's). That 401 answers a request without a token, so it
-/// says nothing about the token: no refresh, no replay.
-fn token_not_sent(sent_to: &Url, response: &reqwest::Response) -> Option<Error> {
-    let answered = response.url();
-    let same = answered.scheme() == sent_to.scheme()
-        && answered.host_str() == sent_to.host_str()
-        && answered.port_or_known_default() == sent_to.port_or_known_default();
-    (!same).then(|| Error::RedirectedUnauthorized {
-        origin: answered.origin().ascii_serialization(),
-    })
 }
 
 /// A request URL: a [`Url`], used as it is, or a string (`&str`, `String`, `&String`),
@@ -349,15 +287,6 @@ mod sealed {
     }
 }
 
-fn bearer(token: &Token) -> Result<HeaderValue, Error> {
-    token.bearer_header().ok_or_else(|| {
-        Error::malformed(
-            200,
-            "the access token has characters that cannot be sent in a header",
-        )
-    })
-}
-
 impl AuthedClientBuilder {
     /// The base URL relative request paths resolve against; its origin receives tokens.
     /// A missing trailing `/` is added, so `https://api.example.com/v1` + `users` is
@@ -367,25 +296,7 @@ impl AuthedClientBuilder {
         self
     }
 
-    /// Another origin (`https://host[:port]`) that receives tokens.
-    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
-        self.origins.push(origin.into());
-        self
-    }
-
-    /// Sends tokens to any HTTPS origin. Use only when every host the client can reach is
-    /// meant to see the token: a URL built from user input would leak it.
-    pub fn danger_allow_any_https_origin(mut self) -> Self {
-        self.any_https_origin = true;
-        self
-    }
-
-    /// Allows plain-HTTP origins that are not loopback. Tokens then cross the network in
-    /// clear.
-    pub fn danger_allow_insecure_http(mut self) -> Self {
-        self.allow_insecure_http = true;
-        self
-    }
+    crate::authorize::origin_setters!();
 
     /// The `reqwest::Client` to send requests with (for proxies, TLS roots, timeouts). By
     /// default a new one. Its redirect policy applies: reqwest's default drops the
@@ -402,45 +313,18 @@ impl AuthedClientBuilder {
     /// [`Error::Config`] for an unparsable base URL or origin, a plain-HTTP origin that is
     /// not loopback, or no origin at all.
     pub fn build(self) -> Result<AuthedClient, Error> {
-        let insecure = self.allow_insecure_http;
-        let check = |what: &str, raw: &str| crate::config::endpoint_url(what, raw, insecure);
+        let insecure = self.origins.insecure;
         let base_url = self
             .base_url
             .map(|raw| {
-                let mut url = check("base URL", &raw)?;
+                let mut url = crate::config::endpoint_url("base URL", &raw, insecure)?;
                 if !url.path().ends_with('/') {
                     url.set_path(&format!("{}/", url.path()));
                 }
                 Ok::<_, Error>(url)
             })
             .transpose()?;
-        let mut origins = Vec::new();
-        if let Some(base) = &base_url {
-            origins.push(base.origin());
-        }
-        for raw in &self.origins {
-            origins.push(check("origin", raw)?.origin());
-        }
-        if origins.is_empty() && !self.any_https_origin {
-            return Err(Error::config(
-                "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
-            ));
-        }
-        if self.any_https_origin {
-            tracing::warn!("danger_allow_any_https_origin: tokens go to any HTTPS origin");
-        }
-        let plain = |o: &url::Origin| {
-            matches!(o, url::Origin::Tuple(scheme, host, _) if scheme == "http"
-                && !matches!(host, url::Host::Ipv4(ip) if ip.is_loopback())
-                && !matches!(host, url::Host::Ipv6(ip) if ip.is_loopback())
-                && !matches!(host, url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost")))
-        };
-        if insecure && origins.iter().any(plain) {
-            tracing::warn!(
-                "danger_allow_insecure_http: tokens go to a plain-HTTP origin that is not \
-                 loopback, in clear"
-            );
-        }
+        let origins = self.origins.build(base_url.as_ref(), true)?;
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
@@ -454,7 +338,6 @@ impl AuthedClientBuilder {
                 source: self.source,
                 base_url,
                 origins,
-                any_https_origin: self.any_https_origin,
             }),
         })
     }
@@ -573,169 +456,6 @@ impl RequestBuilder {
                 None => &*self.client.inner.source,
             };
             self.client.send(request?, source).await
-        }
-    }
-}
-
-/// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Challenge {
-    pub(crate) error: Option<String>,
-    pub(crate) description: Option<String>,
-}
-
-impl Challenge {
-    /// `invalid_token`, or a bare challenge (the token was missing, expired or revoked).
-    fn asks_for_new_token(&self) -> bool {
-        self.error.as_deref().is_none_or(|e| e == "invalid_token")
-    }
-}
-
-/// The first Bearer challenge of the response. `None` when there is no `WWW-Authenticate`
-/// header at all; a challenge with an error of `"-"` stands for one that is not Bearer, so
-/// that a 401 asking for Basic credentials is not answered with a token refresh.
-fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
-    let mut saw_other = false;
-    for value in headers.get_all(header::WWW_AUTHENTICATE) {
-        let Ok(value) = value.to_str() else {
-            saw_other = true;
-            continue;
-        };
-        for (scheme, params) in parse_challenges(value) {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                let get = |name: &str| {
-                    params
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v.clone())
-                };
-                return Some(Challenge {
-                    error: get("error"),
-                    description: get("error_description"),
-                });
-            }
-            saw_other = true;
-        }
-    }
-    saw_other.then(|| Challenge {
-        error: Some("-".to_owned()),
-        description: None,
-    })
-}
-
-type Params = Vec<(String, String)>;
-
-/// Splits a `WWW-Authenticate` value into challenges (RFC 9110 §11.6.1): scheme, then
-/// `name=value` or `name="quoted"` parameters. Lenient, never panics.
-fn parse_challenges(value: &str) -> Vec<(String, Params)> {
-    let chars: Vec<char> = value.chars().collect();
-    let mut i = 0;
-    let mut out: Vec<(String, Params)> = Vec::new();
-    let is_delim = |c: char| c.is_whitespace() || c == ',' || c == '=' || c == '"';
-    while i < chars.len() {
-        while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
-            i += 1;
-        }
-        let start = i;
-        while i < chars.len() && !is_delim(chars[i]) {
-            i += 1;
-        }
-        if start == i {
-            // A stray `=` or `"`: skip it.
-            i += 1;
-            continue;
-        }
-        let word: String = chars[start..i].iter().collect();
-        let mut j = i;
-        while j < chars.len() && chars[j].is_whitespace() {
-            j += 1;
-        }
-        let is_param = j < chars.len() && chars[j] == '=' && !out.is_empty();
-        if !is_param {
-            out.push((word, Vec::new()));
-            continue;
-        }
-        i = j + 1;
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
-        }
-        let mut val = String::new();
-        if i < chars.len() && chars[i] == '"' {
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' && i + 1 < chars.len() {
-                    i += 1;
-                }
-                val.push(chars[i]);
-                i += 1;
-            }
-            i += 1;
-        } else {
-            while i < chars.len() && chars[i] != ',' && !chars[i].is_whitespace() {
-                val.push(chars[i]);
-                i += 1;
-            }
-        }
-        if let Some((_, params)) = out.last_mut() {
-            params.push((word, val));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn parses_bearer_parameters() {
-        let c = bearer_challenge(&headers(&[
-            r#"Bearer realm="api", error="invalid_token", error_description="The access token expired""#,
-        ]))
-        .unwrap();
-        assert_eq!(c.error.as_deref(), Some("invalid_token"));
-        assert_eq!(c.description.as_deref(), Some("The access token expired"));
-        assert!(c.asks_for_new_token());
-    }
-
-    #[test]
-    fn finds_bearer_among_several_challenges() {
-        let c = bearer_challenge(&headers(&[
-            r#"Basic realm="x", Bearer error=invalid_token"#,
-        ]))
-        .unwrap();
-        assert_eq!(c.error.as_deref(), Some("invalid_token"));
-        let c = bearer_challenge(&headers(&["Basic realm=x", "Bearer"])).unwrap();
-        assert!(c.asks_for_new_token());
-    }
-
-    #[test]
-    fn other_errors_and_schemes_do_not_ask_for_a_token() {
-        let scope = bearer_challenge(&headers(&[r#"Bearer error="insufficient_scope""#])).unwrap();
-        assert!(!scope.asks_for_new_token());
-        let basic = bearer_challenge(&headers(&[r#"Basic realm="x""#])).unwrap();
-        assert!(!basic.asks_for_new_token());
-        assert_eq!(bearer_challenge(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn quoted_strings_unescape() {
-        let c = parse_challenges(r#"Bearer error_description="say \"hi\", ok""#);
-        assert_eq!(c[0].1[0].1, r#"say "hi", ok"#);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn parsing_never_panics(s in ".*") {
-            let _ = parse_challenges(&s);
         }
     }
 }

@@ -696,7 +696,7 @@ impl fmt::Display for Unauthorized {
 }
 
 impl Unauthorized {
-    pub(crate) fn new(challenge: Option<&crate::client::Challenge>) -> Self {
+    pub(crate) fn new(challenge: Option<&crate::authorize::Challenge>) -> Self {
         Unauthorized {
             retried: false,
             replayable: true,

@@ -38,7 +38,9 @@
 //!   one token request for any number of waiting callers, and reads a valid token without
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
-//!   `invalid_token` refreshes once and retries once.
+//!   `invalid_token` refreshes once and retries once. The same rules, one implementation,
+//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`) and any
+//!   tower client, tonic included (`authed::tower`, feature `tower`).
 //! - User sign-in: [`AuthorizationCode`] (PKCE S256, `state`, `nonce`, RFC 9207 `iss`),
 //!   `LoopbackReceiver` for native apps (feature `loopback`; over SSH the user pastes the
 //!   redirect address back, and a `Prompt` words what the user is told), [`DeviceAuthorization`]
@@ -69,6 +71,8 @@
 //! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
 //! | `redis` | `RedisStore`: tokens shared by every replica, with an expiring, renewed, fenced distributed refresh lock (`redis` crate) | no |
 //! | `blocking` | `authed::blocking`: a synchronous client and token access for programs without a Tokio runtime, on an internal runtime thread | no |
+//! | `middleware` | [`middleware::AuthMiddleware`]: the same token and 401 rules in a `reqwest_middleware` chain, composable with reqwest-retry and reqwest-tracing | no |
+//! | `tower` | [`tower::AuthLayer`]: the same rules for any tower HTTP client (hyper-util's client, a tonic `Channel`; gRPC `UNAUTHENTICATED` counts as a 401) | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
@@ -162,6 +166,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod authorize;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
@@ -172,9 +177,13 @@ mod discovery;
 mod endpoint;
 mod env;
 mod error;
+mod future;
 mod id_token;
 #[cfg(feature = "loopback")]
 mod loopback;
+#[cfg(feature = "middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
+pub mod middleware;
 pub mod providers;
 mod retry;
 mod revoke;
@@ -184,19 +193,23 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod token;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
 pub use retry::RetryPolicy;
 pub use source::{
-    AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
+    AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
     TokenSource, UserSources, UserSourcesBuilder,

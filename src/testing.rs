@@ -503,6 +503,16 @@ impl TestProvider {
     pub fn api_rejections(&self) -> usize {
         self.state.api_rejections.load(Ordering::SeqCst)
     }
+
+    /// Whether `access_token` is one this provider issued, unexpired and not revoked: what its
+    /// `/api/` checks, for a protected service of your own in a test (a gRPC server, say).
+    pub fn accepts_access_token(&self, access_token: &str) -> bool {
+        self.with(|i| {
+            i.access
+                .get(access_token)
+                .is_some_and(|issued| issued.expires > Instant::now())
+        })
+    }
 }
 
 impl ProviderState {

@@ -113,7 +113,11 @@ async fn streaming_body_is_not_retried() {
     }
     assert!(err.to_string().contains("cannot be replayed"), "{err}");
     assert_eq!(api.received_requests().await.unwrap().len(), 1);
-    assert_eq!(provider.token_requests(), 1, "no refresh without a retry");
+    assert_eq!(
+        provider.token_requests(),
+        2,
+        "the rejection is reported even without a retry, so the next request gets a fresh token"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::source::{BoxFuture, TokenFuture};
+use crate::future::BoxFuture;
+use crate::source::TokenFuture;
 use crate::store::TokenStore;
 use crate::token::{AccessToken, Clock, ExpiryPolicy, RefreshToken, Token};
 

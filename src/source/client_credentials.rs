@@ -4,8 +4,9 @@ use std::time::SystemTime;
 use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::Error;
+use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
-use crate::source::{BoxFuture, TokenFuture, TokenSource};
+use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
 use crate::token::Token;
 

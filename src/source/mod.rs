@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::Error;
+use crate::future::BoxFuture;
 use crate::token::Token;
 
 mod authorization_code;
@@ -67,9 +68,6 @@ pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
 pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
-
-/// A boxed, `Send` future, as returned by the crate's dyn-compatible traits.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something that hands out valid access tokens.
 ///

@@ -4,10 +4,11 @@ use std::time::SystemTime;
 use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::{Error, OAuthError};
+use crate::future::BoxFuture;
 use crate::id_token::IdTokenClaims;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
-use crate::source::{BoxFuture, TokenFuture, TokenSource};
+use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
 use crate::token::Token;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 use crate::store::{StoreLock, TokenStore};
 use crate::token::{RefreshToken, Token};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::keyring::Entry;
 
 use crate::error::Error;
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 use crate::store::{StoreLock, TokenStore};
 use crate::token::Token;
 

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::Error;
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 use crate::store::TokenStore;
 use crate::token::Token;
 

@@ -1,7 +1,7 @@
 //! Persistence of tokens across restarts: the [`TokenStore`] trait and its implementations.
 
 use crate::error::Error;
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 use crate::token::{RefreshToken, Token};
 
 #[cfg(feature = "file-store")]

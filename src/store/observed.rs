@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 use crate::store::{StoreLock, TokenStore};
 use crate::token::Token;
 

@@ -8,7 +8,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Script};
 
 use crate::error::Error;
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 use crate::store::{StoreLock, TokenStore};
 use crate::token::{RefreshToken, Token};
 
