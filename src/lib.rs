@@ -175,6 +175,7 @@ mod loopback;
 pub mod providers;
 mod retry;
 mod revoke;
+mod signing_key;
 mod source;
 mod store;
 #[cfg(feature = "testing")]
@@ -192,6 +193,7 @@ pub use id_token::IdTokenClaims;
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
 pub use retry::RetryPolicy;
+pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
