@@ -537,7 +537,6 @@ impl SigningKey {
             .unwrap_or_default()
     }
 
-    #[allow(dead_code)] // used by client assertions and DPoP proofs
     /// A header with this key's `alg`, and its `kid` and `x5t#S256` when set.
     pub(crate) fn header(&self) -> Header {
         let mut header = Header::new(self.inner.algorithm.jose());
@@ -546,7 +545,6 @@ impl SigningKey {
         header
     }
 
-    #[allow(dead_code)] // used by client assertions and DPoP proofs
     /// Signs `claims` under `header` (start from [`header`](SigningKey::header)); the header's
     /// `alg` is always the key's.
     pub(crate) fn sign(
