@@ -85,6 +85,7 @@ pub struct OAuthConfigBuilder {
     auth_methods_supported: Option<Vec<String>>,
     auth_signing_algs_supported: Option<Vec<String>>,
     private_key: Option<SigningKey>,
+    assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<String>,
     timeout: Duration,
@@ -115,6 +116,7 @@ impl OAuthConfig {
             auth_methods_supported: None,
             auth_signing_algs_supported: None,
             private_key: None,
+            assertion_file: None,
             assertion_audience: None,
             revoked_grant_errors: Vec::new(),
             timeout: Duration::from_secs(30),
@@ -254,6 +256,17 @@ impl OAuthConfigBuilder {
     /// ```
     pub fn private_key(mut self, key: SigningKey) -> Self {
         self.private_key = Some(key);
+        self
+    }
+
+    /// A client assertion signed by someone else, read from `path` at each request and sent
+    /// as `private_key_jwt` (`client_assertion_type` jwt-bearer, the file's JWT as
+    /// `client_assertion`). This is workload identity federation at Microsoft Entra (a
+    /// Kubernetes service account token in `AZURE_FEDERATED_TOKEN_FILE`, or a GitHub Actions
+    /// OIDC token saved to a file, registered as a federated credential of the app). Makes
+    /// `private_key_jwt` the [`auth_method`](Self::auth_method) unless one is set.
+    pub fn client_assertion_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.assertion_file = Some(path.into());
         self
     }
 
@@ -483,7 +496,7 @@ impl OAuthConfigBuilder {
         let auth_method = match self.auth_method {
             Some(method) => method,
             None => default_auth_method(
-                self.private_key.is_some(),
+                self.private_key.is_some() || self.assertion_file.is_some(),
                 self.client_secret.is_some(),
                 self.auth_methods_supported.as_deref(),
             )?,
@@ -502,6 +515,14 @@ impl OAuthConfigBuilder {
         }
         let algs = self.auth_signing_algs_supported.as_deref();
         let signer = match auth_method {
+            ClientAuthMethod::PrivateKeyJwt if self.assertion_file.is_some() => {
+                if self.private_key.is_some() {
+                    return Err(Error::config(
+                        "give either a private key or a client assertion file, not both",
+                    ));
+                }
+                self.assertion_file.map(AssertionSigner::File)
+            }
             ClientAuthMethod::PrivateKeyJwt => {
                 let key = self.private_key.ok_or_else(|| {
                     Error::config(

@@ -82,16 +82,22 @@ pub(crate) enum AssertionSigner {
     Key(SigningKey),
     /// `client_secret_jwt` with this HMAC algorithm and the client secret.
     Secret(jsonwebtoken::Algorithm),
+    /// An assertion someone else signs, read from this file at each request (Entra workload
+    /// identity federation: `AZURE_FEDERATED_TOKEN_FILE`).
+    File(std::path::PathBuf),
 }
 
 impl ClientAssertion {
     /// A fresh assertion: `iss = sub = client_id`, the audience, a random `jti`, `iat`,
     /// `nbf` and `exp` from the configuration's clock.
-    fn build(
+    async fn build(
         &self,
         client_id: &str,
         secret: Option<&ClientSecret>,
     ) -> Result<secrecy::SecretString, Error> {
+        if let AssertionSigner::File(path) = &self.signer {
+            return read_assertion_file(path).await;
+        }
         let claims = jwt_claims(
             client_id,
             client_id,
@@ -111,8 +117,31 @@ impl ClientAssertion {
                     .map(secrecy::SecretString::from)
                     .map_err(|_| Error::config("client_secret_jwt: signing failed"))
             }
+            AssertionSigner::File(_) => unreachable!("answered above"),
         }
     }
+}
+
+/// A JWT from a file a platform keeps fresh (Kubernetes projected tokens, workload identity
+/// token files), trimmed. Read at each use, so a rotated file is always picked up.
+pub(crate) async fn read_assertion_file(
+    path: &std::path::Path,
+) -> Result<secrecy::SecretString, Error> {
+    let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+        Error::config(format!(
+            "cannot read the token file {}: {}",
+            path.display(),
+            e.kind()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Error::config(format!(
+            "the token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secrecy::SecretString::from(token.to_owned()))
 }
 
 /// The claims of an assertion (RFC 7523 §3): who issued it, whom it is about, for whom, a
@@ -319,7 +348,7 @@ impl Endpoint {
 
     /// Adds client authentication to a request and its form. Assertions are built here,
     /// once per request sent, so that a retried request carries a fresh `jti`.
-    fn authenticate(
+    async fn authenticate(
         &self,
         req: reqwest::RequestBuilder,
         form: Form,
@@ -349,7 +378,8 @@ impl Endpoint {
                     .assertion
                     .as_ref()
                     .ok_or_else(|| Error::config("no client assertion signer is configured"))?
-                    .build(&self.client_id, secret.as_ref())?;
+                    .build(&self.client_id, secret.as_ref())
+                    .await?;
                 // `client_id` is optional next to an assertion (RFC 7521 §4.2) but Entra
                 // requires it, and no provider refuses it.
                 (
@@ -446,7 +476,7 @@ impl Endpoint {
             .post(url.clone())
             .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (req, form) = self.authenticate(req, form)?;
+        let (req, form) = self.authenticate(req, form).await?;
         let resp = req
             .header(
                 reqwest::header::CONTENT_TYPE,

@@ -197,8 +197,9 @@ pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
-    PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
-    TokenSource, UserSources, UserSourcesBuilder,
+    JwtBearer, JwtBearerBuilder, PendingAuthorization, RefreshTokenSource,
+    RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
+    TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

@@ -473,3 +473,62 @@ async fn debug_of_a_config_with_a_key_shows_no_key() {
     assert!(!text.contains(d["d"].as_str().unwrap()), "{text}");
     let _ = Arc::new(config);
 }
+
+/// An assertion signed elsewhere (a platform's token), as a test builds it.
+fn external_assertion(provider: &TestProvider, jti: &str) -> String {
+    let pem = std::fs::read(format!(
+        "{}/tests/support/keys/ec_pkcs8.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": JWT_CLIENT, "sub": JWT_CLIENT, "aud": provider.issuer(),
+        "jti": jti, "iat": now, "exp": now + 600,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("ec_pkcs8".into());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn a_client_assertion_file_is_read_at_each_request() {
+    let provider = provider_with(&key("ec_pkcs8")).await;
+    let dir = std::env::temp_dir().join(format!("authed-assertion-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("federated-token");
+    let first = external_assertion(&provider, "platform-1");
+    std::fs::write(&path, format!("{first}\n")).unwrap();
+    let config = OAuthConfig::builder(provider.token_url())
+        .issuer(provider.issuer())
+        .client_id(JWT_CLIENT)
+        .client_assertion_file(&path)
+        .build()
+        .unwrap();
+    assert_eq!(config.client_auth_method(), ClientAuthMethod::PrivateKeyJwt);
+    config.client_credentials().build().token().await.unwrap();
+    // The platform writes a new token.
+    let second = external_assertion(&provider, "platform-2");
+    std::fs::write(&path, &second).unwrap();
+    config
+        .client_credentials()
+        .scopes(["other"])
+        .build()
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(sent_assertion(&provider, 0).0, first);
+    assert_eq!(sent_assertion(&provider, 1).0, second);
+
+    let both = OAuthConfig::builder(provider.token_url())
+        .client_id(JWT_CLIENT)
+        .client_assertion_file(&path)
+        .private_key(key("ec_pkcs8"))
+        .build()
+        .unwrap_err();
+    assert!(matches!(both, Error::Config(_)), "{both:?}");
+}
