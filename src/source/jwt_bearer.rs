@@ -245,16 +245,16 @@ pub(crate) fn id_token_as_access_token(mut answer: Answer, now: SystemTime) -> A
     let Some(Value::String(id_token)) = answer.fields.get("id_token").cloned() else {
         return answer;
     };
-    if !answer.fields.contains_key("expires_in") {
-        if let Some(exp) = unverified_exp(&id_token) {
-            let now = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            answer
-                .fields
-                .insert("expires_in".into(), (exp.saturating_sub(now)).into());
-        }
+    if !answer.fields.contains_key("expires_in")
+        && let Some(exp) = unverified_exp(&id_token)
+    {
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        answer
+            .fields
+            .insert("expires_in".into(), (exp.saturating_sub(now)).into());
     }
     answer
         .fields
