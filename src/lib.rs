@@ -49,6 +49,11 @@
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
 //!   user with [`RequestBuilder::source`]: one connection pool, one set of origin rules, the
 //!   401 refresh going to that user's login. `examples/web_login.rs` shows it.
+//! - Beyond shared secrets: [`SigningKey`] (RSA, P-256, Ed25519 from PEM or JWK) for
+//!   `private_key_jwt` ([`OAuthConfigBuilder::private_key`]) and `client_secret_jwt` client
+//!   authentication on every provider request; [`JwtBearer`] (RFC 7523 §2.1) with
+//!   [`providers::GoogleServiceAccount`]; [`TokenExchange`] (RFC 8693) from another source
+//!   or a token file ([`SubjectToken`]), for workload identity federation.
 //! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
 //!   `file-store`, `KeyringStore` with feature `keyring`, `RedisStore` with feature `redis`,
 //!   [`ObservedStore`] to be told of every change).
@@ -73,9 +78,12 @@
 //!
 //! General promises:
 //!
-//! - Tokens, refresh tokens, ID tokens and client secrets never appear in `Debug`, `Display`,
-//!   errors or `tracing` output (tested at TRACE level); the `Authorization` header is marked
-//!   sensitive.
+//! - Tokens, refresh tokens, ID tokens, client secrets, private keys, client assertions and
+//!   subject tokens never appear in `Debug`, `Display`, errors or `tracing` output (tested at
+//!   TRACE level); the `Authorization` header is marked sensitive.
+//! - Client assertions live 60 seconds and carry a random `jti`; each request gets a new one.
+//!   Client authentication never falls back to a method the provider's metadata does not
+//!   list.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
 //! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
 //!   before sending.

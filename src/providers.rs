@@ -38,6 +38,12 @@
 //! | above 2^31 - 1 seconds (68 years), `inf` | expires after 68 years (saturates) |
 //! | anything else | the response is [`Error::MalformedResponse`] |
 //!
+//! Beyond client secrets: [`GoogleServiceAccount`] reads a Google service account key file
+//! for the JWT bearer grant; [`google_sts`] is GCP's token exchange endpoint for workload
+//! identity federation; [`microsoft_entra`] documents certificate credentials
+//! (`private_key_jwt` with `x5t#S256`) and federated credentials (a token file as the client
+//! assertion).
+//!
 //! A preset adds its provider's codes for a dead grant, beyond the built-in ones, with
 //! [`OAuthConfigBuilder::revoked_grant_errors`]; you can do the same for any provider.
 
@@ -113,6 +119,7 @@ pub fn github_enterprise_server(base_url: &str) -> OAuthConfigBuilder {
 ///   devices" clients.
 /// - Refresh tokens are not rotated; they stop working after six months unused, or after seven
 ///   days for apps in "Testing" publishing status (answered `invalid_grant`).
+/// - Service accounts do not use this configuration: see [`GoogleServiceAccount`].
 pub fn google() -> OAuthConfigBuilder {
     OAuthConfig::builder("https://oauth2.googleapis.com/token")
         .issuer("https://accounts.google.com")

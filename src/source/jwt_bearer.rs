@@ -22,7 +22,7 @@ const GRANT_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Tokens from the JWT bearer grant (RFC 7523 §2.1): each token request carries a JWT the
 /// client signs, asserting who it acts as. Google service accounts work this way (see
-/// [`providers::google_service_account`](crate::providers::google_service_account)), as do
+/// [`providers::GoogleServiceAccount`](crate::providers::GoogleServiceAccount)), as do
 /// Salesforce's and DocuSign's server-to-server flows.
 ///
 /// Each request gets a fresh assertion: `iss` (default the client id), `sub` (default the
