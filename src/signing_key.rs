@@ -750,6 +750,21 @@ c/GK51aaWeTDDQ==\n\
     }
 
     #[test]
+    fn certificate_thumbprint_matches_openssl() {
+        // `openssl x509 -outform DER | openssl dgst -sha256 -binary | base64url`
+        let cert = include_str!("../tests/support/keys/ec_cert.pem");
+        let key = SigningKey::from_pem(format!("{cert}{EC8}").as_bytes())
+            .unwrap()
+            .with_certificate(cert.as_bytes())
+            .unwrap();
+        assert_eq!(
+            key.header().x5t_s256.as_deref(),
+            Some("ysfMNqXBRgrgGclTMRZcxbLs3LGvx-kvlg9l1RGCWcA")
+        );
+        assert_eq!(key.thumbprint(), EC_THUMB);
+    }
+
+    #[test]
     fn certificate_thumbprint_header() {
         let der = [0x30, 0x03, 0x02, 0x01, 0x00];
         let key = SigningKey::from_pem(EC8.as_bytes())
