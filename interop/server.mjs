@@ -7,6 +7,7 @@
 
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 
 // oidc-provider prints NOTICEs with console.info (stdout); keep stdout for the READY line only.
 console.info = console.error;
@@ -24,6 +25,12 @@ const ACCOUNT_ID = 'alice';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const SCOPES = ['openid', 'offline_access', 'api:read'];
 
+// A public JWK from tests/support/keys, with a kid.
+function clientJwk(name, kid) {
+  const url = new URL(`../tests/support/keys/${name}.pub.jwk.json`, import.meta.url);
+  return { ...JSON.parse(fs.readFileSync(url, 'utf8')), kid, use: 'sig' };
+}
+
 // Test fixtures (not secrets). The first id/secret deliberately contain ':', '@', '%' and spaces.
 const clients = [
   {
@@ -40,6 +47,29 @@ const clients = [
     client_id: 'authed-post',
     client_secret: 'post-secret',
     token_endpoint_auth_method: 'client_secret_post',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: SCOPES.join(' '),
+  },
+  // private_key_jwt: the public half of tests/support/keys/rsa_pkcs8.pem (a test fixture),
+  // registered in the client metadata as its JWKS.
+  {
+    client_id: 'authed-pkjwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: { keys: [clientJwk('rsa_pkcs8', 'authed-pkjwt-rsa')] },
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: SCOPES.join(' '),
+  },
+  // client_secret_jwt: HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2).
+  {
+    client_id: 'authed-secretjwt',
+    client_secret: 'interop-client-secret-jwt-0123456789abcdef',
+    token_endpoint_auth_method: 'client_secret_jwt',
     application_type: 'native',
     grant_types: ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_GRANT],
     response_types: ['code'],

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::endpoint::{ClientAuthMethod, Endpoint, http_client_from};
+use crate::endpoint::{
+    AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, http_client_from,
+};
 use crate::error::Error;
 use crate::retry::RetryPolicy;
+use crate::signing_key::{SigningAlgorithm, SigningKey};
 use crate::source::ClientCredentialsBuilder;
 use crate::token::{ClientSecret, Clock, ExpiryPolicy, SystemClock};
 
@@ -80,6 +83,10 @@ pub struct OAuthConfigBuilder {
     client_secret: Option<ClientSecret>,
     auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
+    auth_signing_algs_supported: Option<Vec<String>>,
+    private_key: Option<SigningKey>,
+    assertion_file: Option<std::path::PathBuf>,
+    assertion_audience: Option<String>,
     revoked_grant_errors: Vec<String>,
     timeout: Duration,
     allow_insecure_http: bool,
@@ -107,6 +114,10 @@ impl OAuthConfig {
             client_secret: None,
             auth_method: None,
             auth_methods_supported: None,
+            auth_signing_algs_supported: None,
+            private_key: None,
+            assertion_file: None,
+            assertion_audience: None,
             revoked_grant_errors: Vec::new(),
             timeout: Duration::from_secs(30),
             allow_insecure_http: false,
@@ -200,11 +211,75 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// How the client authenticates. Defaults to `none` without a secret; with one, to
-    /// `client_secret_basic`, or to `client_secret_post` when the provider (its discovered
-    /// metadata or its preset) supports only that.
+    /// How the client authenticates. Without this setting, the method follows from what the
+    /// client has and what the provider lists in `token_endpoint_auth_methods_supported` (its
+    /// discovered metadata or its preset):
+    ///
+    /// - a [`private_key`](Self::private_key): `private_key_jwt`;
+    /// - a secret: `client_secret_basic`, else `client_secret_post`, else
+    ///   `client_secret_jwt`, the first one listed (Basic when nothing is listed);
+    /// - neither: `none` (a public client; providers that accept them seldom list `none`).
+    ///
+    /// When the provider lists none of the methods the client's credentials allow,
+    /// [`build`](Self::build) fails with [`Error::Config`]: it never falls back to a method
+    /// the provider did not offer. A method set here is used as set.
     pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
         self.auth_method = Some(method);
+        self
+    }
+
+    /// The private key the client authenticates with (`private_key_jwt`, RFC 7523 §2.2):
+    /// every request to the provider carries a fresh JWT signed with it. Makes
+    /// `private_key_jwt` the [`auth_method`](Self::auth_method) unless one is set. Set the key's
+    /// [`kid`](SigningKey::with_kid) to the one registered with the provider.
+    ///
+    /// Each assertion has `iss` and `sub` set to the client id, a random `jti`, `iat`,
+    /// `nbf`, and an `exp` 60 seconds later, from the configuration's
+    /// [`clock`](Self::clock); its audience is described at
+    /// [`client_assertion_audience`](Self::client_assertion_audience). When the provider
+    /// lists `token_endpoint_auth_signing_alg_values_supported`, the key's algorithm must be
+    /// listed, or another one the key can sign with (PS256 for an RSA key that defaults to
+    /// RS256), else [`build`](Self::build) fails.
+    ///
+    /// ```
+    /// # fn run() -> Result<(), authed::Error> {
+    /// # let pem = include_bytes!("../tests/support/keys/rsa_pkcs8.pem");
+    /// let key = authed::SigningKey::from_pem(pem)?.with_kid("2026-01");
+    /// let config = authed::OAuthConfig::builder("https://auth.example.com/oauth/token")
+    ///     .issuer("https://auth.example.com")
+    ///     .client_id("reports-job")
+    ///     .private_key(key)
+    ///     .build()?;
+    /// assert_eq!(config.client_auth_method(), authed::ClientAuthMethod::PrivateKeyJwt);
+    /// # Ok(()) }
+    /// # run().unwrap();
+    /// ```
+    pub fn private_key(mut self, key: SigningKey) -> Self {
+        self.private_key = Some(key);
+        self
+    }
+
+    /// A client assertion signed by someone else, read from `path` at each request and sent
+    /// as `private_key_jwt` (`client_assertion_type` jwt-bearer, the file's JWT as
+    /// `client_assertion`). This is workload identity federation at Microsoft Entra (a
+    /// Kubernetes service account token in `AZURE_FEDERATED_TOKEN_FILE`, or a GitHub Actions
+    /// OIDC token saved to a file, registered as a federated credential of the app). Makes
+    /// `private_key_jwt` the [`auth_method`](Self::auth_method) unless one is set.
+    pub fn client_assertion_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.assertion_file = Some(path.into());
+        self
+    }
+
+    /// The `aud` of `private_key_jwt` and `client_secret_jwt` assertions.
+    ///
+    /// Default: the [`issuer`](Self::issuer) when it is known (discovery and presets set it),
+    /// else the token endpoint URL. The issuer is what RFC 7523bis and FAPI 2.0 require, and
+    /// it stops a rogue endpoint from replaying the assertion elsewhere; oidc-provider,
+    /// Keycloak, Auth0 and Duende IdentityServer accept it. Microsoft Entra and Okta want the
+    /// token endpoint URL: their presets set it, and so should you for such a provider
+    /// configured by hand (`.client_assertion_audience(token_url)`).
+    pub fn client_assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
         self
     }
 
@@ -216,6 +291,17 @@ impl OAuthConfigBuilder {
         S: Into<String>,
     {
         self.auth_methods_supported = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The provider's `token_endpoint_auth_signing_alg_values_supported`: decides the
+    /// algorithm of client assertions.
+    pub(crate) fn auth_signing_algs_supported<I, S>(mut self, algs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.auth_signing_algs_supported = Some(algs.into_iter().map(Into::into).collect());
         self
     }
 
@@ -407,18 +493,58 @@ impl OAuthConfigBuilder {
                  is not loopback; credentials and tokens cross the network in clear"
             );
         }
-        let auth_method = self.auth_method.unwrap_or_else(|| {
-            default_auth_method(
+        let auth_method = match self.auth_method {
+            Some(method) => method,
+            None => default_auth_method(
+                self.private_key.is_some() || self.assertion_file.is_some(),
                 self.client_secret.is_some(),
                 self.auth_methods_supported.as_deref(),
-            )
-        });
-        if auth_method != ClientAuthMethod::None && self.client_secret.is_none() {
+            )?,
+        };
+        let needs_secret = matches!(
+            auth_method,
+            ClientAuthMethod::ClientSecretBasic
+                | ClientAuthMethod::ClientSecretPost
+                | ClientAuthMethod::ClientSecretJwt
+        );
+        if needs_secret && self.client_secret.is_none() {
             return Err(Error::config(format!(
                 "{} needs a client secret",
                 auth_method.as_str()
             )));
         }
+        let algs = self.auth_signing_algs_supported.as_deref();
+        let signer = match auth_method {
+            ClientAuthMethod::PrivateKeyJwt if self.assertion_file.is_some() => {
+                if self.private_key.is_some() {
+                    return Err(Error::config(
+                        "give either a private key or a client assertion file, not both",
+                    ));
+                }
+                self.assertion_file.map(AssertionSigner::File)
+            }
+            ClientAuthMethod::PrivateKeyJwt => {
+                let key = self.private_key.ok_or_else(|| {
+                    Error::config(
+                        "private_key_jwt needs a private key (OAuthConfigBuilder::private_key)",
+                    )
+                })?;
+                Some(AssertionSigner::Key(negotiate_key_algorithm(key, algs)?))
+            }
+            ClientAuthMethod::ClientSecretJwt => {
+                Some(AssertionSigner::Secret(hmac_algorithm(algs)?))
+            }
+            _ => None,
+        };
+        let assertion = signer.map(|signer| ClientAssertion {
+            signer,
+            audience: self
+                .assertion_audience
+                .clone()
+                .or_else(|| endpoints.issuer.clone())
+                .unwrap_or_else(|| endpoints.token_url.to_string()),
+            clock: self.clock.clone(),
+        });
         let http = match (self.http, self.discovered_http) {
             (Some(builder), _) => http_client_from(builder, self.timeout)?,
             (None, Some(client)) => client,
@@ -432,7 +558,8 @@ impl OAuthConfigBuilder {
             self.retry,
             self.timeout,
         )
-        .with_revoked_grant_errors(self.revoked_grant_errors);
+        .with_revoked_grant_errors(self.revoked_grant_errors)
+        .with_client_assertion(assertion);
         Ok(OAuthConfig {
             inner: Arc::new(Inner {
                 endpoints,
@@ -445,20 +572,98 @@ impl OAuthConfigBuilder {
     }
 }
 
-/// Basic unless the provider lists only `client_secret_post`: RFC 8414 makes Basic the
-/// default when the metadata says nothing, and every provider that lists both accepts it.
-fn default_auth_method(has_secret: bool, supported: Option<&[String]>) -> ClientAuthMethod {
-    let lists = |m: ClientAuthMethod| supported.is_some_and(|s| s.iter().any(|x| x == m.as_str()));
-    if !has_secret {
-        ClientAuthMethod::None
-    } else if supported.is_some()
-        && !lists(ClientAuthMethod::ClientSecretBasic)
-        && lists(ClientAuthMethod::ClientSecretPost)
-    {
-        ClientAuthMethod::ClientSecretPost
-    } else {
-        ClientAuthMethod::ClientSecretBasic
+/// The method the client's credentials allow that the provider lists (RFC 8414: Basic when
+/// the metadata says nothing). A key comes first: it is why one was given.
+fn default_auth_method(
+    has_key: bool,
+    has_secret: bool,
+    supported: Option<&[String]>,
+) -> Result<ClientAuthMethod, Error> {
+    use ClientAuthMethod::{ClientSecretBasic, ClientSecretJwt, ClientSecretPost, PrivateKeyJwt};
+    let Some(supported) = supported else {
+        return Ok(if has_key {
+            PrivateKeyJwt
+        } else if has_secret {
+            ClientSecretBasic
+        } else {
+            ClientAuthMethod::None
+        });
+    };
+    if !has_key && !has_secret {
+        // Providers that accept public clients seldom list `none`: let the provider decide.
+        return Ok(ClientAuthMethod::None);
     }
+    let mut possible = Vec::new();
+    if has_key {
+        possible.push(PrivateKeyJwt);
+    }
+    if has_secret {
+        possible.extend([ClientSecretBasic, ClientSecretPost, ClientSecretJwt]);
+    }
+    possible
+        .iter()
+        .copied()
+        .find(|m| supported.iter().any(|s| s == m.as_str()))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "the provider supports none of the client authentication methods this client \
+                 can use ({}); give it {}, or set auth_method to override",
+                possible
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if has_key {
+                    "a client secret"
+                } else {
+                    "a private key"
+                },
+            ))
+        })
+}
+
+/// The key, signing with an algorithm the provider lists: its own, or else the first listed
+/// one it can sign with.
+fn negotiate_key_algorithm(
+    key: SigningKey,
+    supported: Option<&[String]>,
+) -> Result<SigningKey, Error> {
+    let Some(supported) = supported else {
+        return Ok(key);
+    };
+    if supported.iter().any(|a| a == key.algorithm().as_str()) {
+        return Ok(key);
+    }
+    let own = key.algorithm();
+    for alg in supported
+        .iter()
+        .filter_map(|a| SigningAlgorithm::from_name(a))
+    {
+        if let Ok(key) = key.clone().with_algorithm(alg) {
+            return Ok(key);
+        }
+    }
+    Err(Error::config(format!(
+        "the provider accepts no client assertion algorithm this key can sign with (the key \
+         signs {own}; token_endpoint_auth_signing_alg_values_supported lists others)"
+    )))
+}
+
+/// HS256 unless the provider lists only stronger HMAC algorithms.
+fn hmac_algorithm(supported: Option<&[String]>) -> Result<jsonwebtoken::Algorithm, Error> {
+    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
+    let Some(supported) = supported else {
+        return Ok(HS256);
+    };
+    [("HS256", HS256), ("HS384", HS384), ("HS512", HS512)]
+        .into_iter()
+        .find(|(name, _)| supported.iter().any(|s| s == name))
+        .map(|(_, alg)| alg)
+        .ok_or_else(|| {
+            Error::config(
+                "the provider lists no HMAC algorithm (HS256, HS384, HS512) for client_secret_jwt",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -480,24 +685,36 @@ mod tests {
 
     #[test]
     fn default_auth_method_follows_the_supported_list() {
-        use ClientAuthMethod::{ClientSecretBasic, ClientSecretPost};
+        use ClientAuthMethod::{
+            ClientSecretBasic, ClientSecretJwt, ClientSecretPost, PrivateKeyJwt,
+        };
         let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(default_auth_method(true, None), ClientSecretBasic);
-        assert_eq!(default_auth_method(false, None), ClientAuthMethod::None);
+        let pick = |key, secret, supported: Option<&[String]>| {
+            default_auth_method(key, secret, supported).ok()
+        };
+        assert_eq!(pick(false, true, None), Some(ClientSecretBasic));
+        assert_eq!(pick(false, false, None), Some(ClientAuthMethod::None));
+        assert_eq!(pick(true, true, None), Some(PrivateKeyJwt));
         let post_only = list(&["client_secret_post", "private_key_jwt"]);
+        assert_eq!(pick(false, true, Some(&post_only)), Some(ClientSecretPost));
         assert_eq!(
-            default_auth_method(true, Some(&post_only)),
-            ClientSecretPost
+            pick(false, false, Some(&post_only)),
+            Some(ClientAuthMethod::None)
         );
-        assert_eq!(
-            default_auth_method(false, Some(&post_only)),
-            ClientAuthMethod::None
-        );
+        assert_eq!(pick(true, true, Some(&post_only)), Some(PrivateKeyJwt));
         let both = list(&["client_secret_post", "client_secret_basic"]);
-        assert_eq!(default_auth_method(true, Some(&both)), ClientSecretBasic);
-        // Nothing we can do (private_key_jwt only): keep Basic and let the provider say no.
+        assert_eq!(pick(false, true, Some(&both)), Some(ClientSecretBasic));
+        // A key the provider does not take, but a secret it does.
+        assert_eq!(pick(true, true, Some(&both)), Some(ClientSecretBasic));
+        let secret_jwt = list(&["client_secret_jwt", "private_key_jwt"]);
+        assert_eq!(pick(false, true, Some(&secret_jwt)), Some(ClientSecretJwt));
+        // Nothing this client can do (private_key_jwt only, and it has only a secret): a
+        // configuration error, not Basic sent to a provider that did not offer it.
         let jwt = list(&["private_key_jwt"]);
-        assert_eq!(default_auth_method(true, Some(&jwt)), ClientSecretBasic);
+        let e = default_auth_method(false, true, Some(&jwt)).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert!(e.to_string().contains("client_secret_basic"), "{e}");
+        assert!(default_auth_method(true, false, Some(&both)).is_err());
     }
 
     #[test]

@@ -25,9 +25,12 @@ impl OAuthConfig {
     /// character for character (RFC 8414 §3.3: a trailing `/` counts), so a document cannot
     /// claim another provider's identity. `jwks_uri` and
     /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too. The token, authorization, device authorization, revocation and introspection
-    /// endpoints are taken from it, and `token_endpoint_auth_methods_supported` picks the
-    /// default client authentication: `client_secret_basic`, or `client_secret_post` when only
-    /// that is listed. Endpoints are checked like hand-set ones when you call
+    /// endpoints are taken from it, `token_endpoint_auth_methods_supported` picks the
+    /// default client authentication from what the client has (see
+    /// [`auth_method`](crate::OAuthConfigBuilder::auth_method); a provider listing none of
+    /// them makes `build` fail rather than fall back to Basic), and
+    /// `token_endpoint_auth_signing_alg_values_supported` the algorithm of its client
+    /// assertions. Endpoints are checked like hand-set ones when you call
     /// [`build`](crate::OAuthConfigBuilder::build): HTTPS unless loopback.
     ///
     /// The requests follow no redirects, read at most 1 MiB and time out after 30 seconds.
@@ -193,6 +196,18 @@ fn builder_from_metadata(
         Some(_) => {
             return Err(malformed(
                 "metadata field token_endpoint_auth_methods_supported is not an array".into(),
+            ));
+        }
+    }
+    match meta.get("token_endpoint_auth_signing_alg_values_supported") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            builder = builder.auth_signing_algs_supported(items.iter().filter_map(Value::as_str));
+        }
+        Some(_) => {
+            return Err(malformed(
+                "metadata field token_endpoint_auth_signing_alg_values_supported is not an array"
+                    .into(),
             ));
         }
     }

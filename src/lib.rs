@@ -52,6 +52,11 @@
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
 //!   user with [`RequestBuilder::source`]: one connection pool, one set of origin rules, the
 //!   401 refresh going to that user's login. `examples/web_login.rs` shows it.
+//! - Beyond shared secrets: [`SigningKey`] (RSA, P-256, Ed25519 from PEM or JWK) for
+//!   `private_key_jwt` ([`OAuthConfigBuilder::private_key`]) and `client_secret_jwt` client
+//!   authentication on every provider request; [`JwtBearer`] (RFC 7523 §2.1) with
+//!   [`providers::GoogleServiceAccount`]; [`TokenExchange`] (RFC 8693) from another source
+//!   or a token file ([`SubjectToken`]), for workload identity federation.
 //! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
 //!   `file-store`, `KeyringStore` with feature `keyring`, `RedisStore` with feature `redis`,
 //!   [`ObservedStore`] to be told of every change).
@@ -80,9 +85,12 @@
 //!
 //! General promises:
 //!
-//! - Tokens, refresh tokens, ID tokens and client secrets never appear in `Debug`, `Display`,
-//!   errors or `tracing` output (tested at TRACE level); the `Authorization` header is marked
-//!   sensitive.
+//! - Tokens, refresh tokens, ID tokens, client secrets, private keys, client assertions and
+//!   subject tokens never appear in `Debug`, `Display`, errors or `tracing` output (tested at
+//!   TRACE level); the `Authorization` header is marked sensitive.
+//! - Client assertions live 60 seconds and carry a random `jti`; each request gets a new one.
+//!   Client authentication never falls back to a method the provider's metadata does not
+//!   list.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
 //! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
 //!   before sending.
@@ -187,6 +195,7 @@ pub mod middleware;
 pub mod providers;
 mod retry;
 mod revoke;
+mod signing_key;
 mod source;
 mod store;
 #[cfg(feature = "testing")]
@@ -208,11 +217,13 @@ pub use id_token::IdTokenClaims;
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
 pub use retry::RetryPolicy;
+pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
-    PendingAuthorization, RefreshTokenSource, RefreshTokenSourceBuilder, StaticToken, TokenFuture,
-    TokenSource, UserSources, UserSourcesBuilder,
+    JwtBearer, JwtBearerBuilder, PendingAuthorization, RefreshTokenSource,
+    RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
+    TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

@@ -38,6 +38,12 @@
 //! | above 2^31 - 1 seconds (68 years), `inf` | expires after 68 years (saturates) |
 //! | anything else | the response is [`Error::MalformedResponse`] |
 //!
+//! Beyond client secrets: [`GoogleServiceAccount`] reads a Google service account key file
+//! for the JWT bearer grant; [`google_sts`] is GCP's token exchange endpoint for workload
+//! identity federation; [`microsoft_entra`] documents certificate credentials
+//! (`private_key_jwt` with `x5t#S256`) and federated credentials (a token file as the client
+//! assertion).
+//!
 //! A preset adds its provider's codes for a dead grant, beyond the built-in ones, with
 //! [`OAuthConfigBuilder::revoked_grant_errors`]; you can do the same for any provider.
 
@@ -113,6 +119,7 @@ pub fn github_enterprise_server(base_url: &str) -> OAuthConfigBuilder {
 ///   devices" clients.
 /// - Refresh tokens are not rotated; they stop working after six months unused, or after seven
 ///   days for apps in "Testing" publishing status (answered `invalid_grant`).
+/// - Service accounts do not use this configuration: see [`GoogleServiceAccount`].
 pub fn google() -> OAuthConfigBuilder {
     OAuthConfig::builder("https://oauth2.googleapis.com/token")
         .issuer("https://accounts.google.com")
@@ -134,7 +141,41 @@ pub fn google() -> OAuthConfigBuilder {
 /// | device authorization | `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode` |
 /// | issuer | `https://login.microsoftonline.com/{tenant}/v2.0` when `tenant` is a GUID; otherwise unset |
 /// | revocation, introspection | none |
-/// | client auth | `client_secret_post` (Microsoft's documented way; Basic is accepted too) |
+/// | client auth | `client_secret_post` (Microsoft's documented way; Basic is accepted too); `private_key_jwt` with a [`private_key`](OAuthConfigBuilder::private_key) or a [`client_assertion_file`](OAuthConfigBuilder::client_assertion_file) |
+///
+/// **Certificate credentials** (an app registration with a certificate instead of a secret):
+/// load the certificate's private key and attach the certificate, whose SHA-256 thumbprint
+/// goes in the `x5t#S256` header Entra looks the credential up by; assertions name the token
+/// endpoint as their audience, as Entra requires.
+///
+/// ```no_run
+/// # fn run() -> Result<(), authed::Error> {
+/// let key = authed::SigningKey::from_pem(&std::fs::read("app.key").unwrap())?
+///     .with_certificate(&std::fs::read("app.crt").unwrap())?;
+/// let config = authed::providers::microsoft_entra("00000000-0000-0000-0000-000000000000")
+///     .client_id("11111111-1111-1111-1111-111111111111")
+///     .private_key(key)
+///     .build()?;
+/// let source = config
+///     .client_credentials()
+///     .scopes(["https://graph.microsoft.com/.default"])
+///     .build();
+/// # let _ = source; Ok(()) }
+/// ```
+///
+/// **Workload identity federation** (AKS workload identity, GitHub Actions): the platform's
+/// token is the client assertion; the app registration trusts it through a federated
+/// credential. No secret and no key:
+///
+/// ```no_run
+/// # fn run() -> Result<(), authed::Error> {
+/// let tenant = std::env::var("AZURE_TENANT_ID").unwrap_or_default();
+/// let config = authed::providers::microsoft_entra(&tenant)
+///     .client_id(std::env::var("AZURE_CLIENT_ID").unwrap_or_default())
+///     .client_assertion_file(std::env::var("AZURE_FEDERATED_TOKEN_FILE").unwrap_or_default())
+///     .build()?;
+/// # let _ = config; Ok(()) }
+/// ```
 ///
 /// Known quirks:
 /// - The client credentials grant needs the scope `{resource}/.default`, e.g.
@@ -159,11 +200,231 @@ pub fn microsoft_entra_at(authority: &str, tenant: &str) -> OAuthConfigBuilder {
         .authorization_url(format!("{base}/oauth2/v2.0/authorize"))
         .device_authorization_url(format!("{base}/oauth2/v2.0/devicecode"))
         .jwks_url(format!("{base}/discovery/v2.0/keys"))
-        .auth_methods_supported(["client_secret_post"]);
+        .auth_methods_supported(["client_secret_post", "private_key_jwt"])
+        // Entra wants the token endpoint as the audience of client assertions.
+        .client_assertion_audience(format!("{base}/oauth2/v2.0/token"));
     if is_guid(tenant) {
         builder.issuer(format!("{base}/v2.0"))
     } else {
         builder
+    }
+}
+
+/// Google Cloud's Security Token Service (`https://sts.googleapis.com/v1/token`), for
+/// workload identity federation: a token from another identity provider (a GitHub Actions
+/// OIDC token, a Kubernetes service account token, an AWS or Entra token) is exchanged
+/// ([`OAuthConfig::token_exchange`]) for a Google access token. STS takes no client
+/// authentication.
+///
+/// | parameter | value |
+/// |---|---|
+/// | `audience` | `//iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL_ID/providers/PROVIDER_ID` |
+/// | `subject_token_type` | [`token_types::JWT`](crate::token_types::JWT) for OIDC tokens (the default of [`SubjectToken::file`](crate::SubjectToken::file)) |
+/// | `requested_token_type` | [`token_types::ACCESS_TOKEN`](crate::token_types::ACCESS_TOKEN) |
+/// | `scope` | `https://www.googleapis.com/auth/cloud-platform` |
+///
+/// The token is a federated access token; APIs that need a service account's token take one
+/// from the IAM Credentials API (`generateAccessToken`), called with this token.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), authed::Error> {
+/// use authed::{SubjectToken, TokenSource, token_types};
+///
+/// let config = authed::providers::google_sts().build()?;
+/// let source = config
+///     .token_exchange(SubjectToken::file("/var/run/secrets/tokens/gcp-token"))
+///     .audience("//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci/providers/github")
+///     .requested_token_type(token_types::ACCESS_TOKEN)
+///     .scopes(["https://www.googleapis.com/auth/cloud-platform"])
+///     .build();
+/// let token = source.token().await?;
+/// # let _ = token; Ok(()) }
+/// ```
+pub fn google_sts() -> OAuthConfigBuilder {
+    OAuthConfig::builder("https://sts.googleapis.com/v1/token").client_id("")
+}
+
+/// A Google service account key (the JSON file of `type: service_account` that the Cloud
+/// console or `gcloud iam service-accounts keys create` writes), for the JWT bearer grant
+/// ([`OAuthConfig::jwt_bearer`]): access tokens for scopes, or ID tokens for an audience
+/// (Cloud Run, IAP, Cloud Functions), optionally on behalf of a Workspace user (domain-wide
+/// delegation).
+///
+/// `Debug` shows the `client_email` and `private_key_id` only.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), authed::Error> {
+/// use authed::providers::GoogleServiceAccount;
+/// use authed::{Env, TokenSource};
+///
+/// let account = GoogleServiceAccount::from_env(&Env::process())?
+///     .expect("GOOGLE_APPLICATION_CREDENTIALS names the key file");
+/// let config = account.config().build()?;
+/// let storage = account
+///     .access_tokens(&config, ["https://www.googleapis.com/auth/devstorage.read_only"])
+///     .build();
+/// let run = account.id_tokens(&config, "https://my-service-abc123-uc.a.run.app").build();
+/// let as_user = account
+///     .access_tokens(&config, ["https://www.googleapis.com/auth/gmail.readonly"])
+///     .subject("someone@example.com")
+///     .build();
+/// # let _ = (storage.token().await?, run, as_user); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct GoogleServiceAccount {
+    client_email: String,
+    private_key_id: Option<String>,
+    token_uri: String,
+    project_id: Option<String>,
+    key: crate::SigningKey,
+}
+
+impl std::fmt::Debug for GoogleServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleServiceAccount")
+            .field("client_email", &self.client_email)
+            .field("private_key_id", &self.private_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GoogleServiceAccount {
+    /// Google's token endpoint, used when the key file names none.
+    pub const TOKEN_URI: &'static str = "https://oauth2.googleapis.com/token";
+
+    /// Reads a service account key from its JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the text is not JSON, its `type` is not `service_account`,
+    /// `client_email` or `private_key` is missing, or the key does not parse. The message
+    /// never contains the key.
+    pub fn from_json(json: &str) -> Result<GoogleServiceAccount, Error> {
+        #[derive(serde::Deserialize)]
+        struct KeyFile {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+            client_email: Option<String>,
+            private_key: Option<String>,
+            private_key_id: Option<String>,
+            token_uri: Option<String>,
+            project_id: Option<String>,
+        }
+        let file: KeyFile = serde_json::from_str(json)
+            .map_err(|_| Error::config("service account key: not a JSON key file"))?;
+        if file.kind.as_deref() != Some("service_account") {
+            return Err(Error::config(
+                "service account key: `type` is not `service_account` (user credentials and \
+                 external account files are other formats)",
+            ));
+        }
+        let client_email = file
+            .client_email
+            .ok_or_else(|| Error::config("service account key: `client_email` is missing"))?;
+        let pem = secrecy::zeroize::Zeroizing::new(
+            file.private_key
+                .ok_or_else(|| Error::config("service account key: `private_key` is missing"))?,
+        );
+        let mut key = crate::SigningKey::from_pem(pem.as_bytes())?;
+        if let Some(kid) = &file.private_key_id {
+            key = key.with_kid(kid.clone());
+        }
+        Ok(GoogleServiceAccount {
+            client_email,
+            private_key_id: file.private_key_id,
+            token_uri: file.token_uri.unwrap_or_else(|| Self::TOKEN_URI.to_owned()),
+            project_id: file.project_id,
+            key,
+        })
+    }
+
+    /// Reads a service account key file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the file cannot be read, or as [`from_json`](Self::from_json).
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<GoogleServiceAccount, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!(
+                "cannot read the service account key {}: {}",
+                path.display(),
+                e.kind()
+            ))
+        })?;
+        Self::from_json(&text)
+    }
+
+    /// The key file named by `GOOGLE_APPLICATION_CREDENTIALS` in `env`
+    /// ([`Env::process`](crate::Env::process) for the process environment), or `None` when the
+    /// variable is unset or empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_file`](Self::from_file).
+    pub fn from_env(env: &crate::Env) -> Result<Option<GoogleServiceAccount>, Error> {
+        match env.var("GOOGLE_APPLICATION_CREDENTIALS") {
+            Some(path) if !path.trim().is_empty() => Self::from_file(path.trim()).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The service account's email: the `iss` of its assertions.
+    pub fn client_email(&self) -> &str {
+        &self.client_email
+    }
+
+    /// The key's id (`private_key_id`), sent as the assertions' `kid`.
+    pub fn private_key_id(&self) -> Option<&str> {
+        self.private_key_id.as_deref()
+    }
+
+    /// The project the key belongs to.
+    pub fn project_id(&self) -> Option<&str> {
+        self.project_id.as_deref()
+    }
+
+    /// The token endpoint (`token_uri`).
+    pub fn token_uri(&self) -> &str {
+        &self.token_uri
+    }
+
+    /// A configuration for the key's token endpoint, without client authentication (the
+    /// assertion is the credential). Add settings (clock, HTTP client) and build.
+    pub fn config(&self) -> OAuthConfigBuilder {
+        OAuthConfig::builder(self.token_uri.clone()).client_id("")
+    }
+
+    fn assertions(&self, config: &OAuthConfig) -> crate::JwtBearerBuilder {
+        config
+            .jwt_bearer(self.key.clone())
+            .issuer(self.client_email.clone())
+            .assertion_audience(self.token_uri.clone())
+    }
+
+    /// Access tokens for `scopes` (Google reads them from the assertion's `scope` claim).
+    /// Add [`subject`](crate::JwtBearerBuilder::subject) to act as a Workspace user
+    /// (domain-wide delegation).
+    pub fn access_tokens<I, S>(&self, config: &OAuthConfig, scopes: I) -> crate::JwtBearerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.assertions(config).claim("scope", scopes.join(" "))
+    }
+
+    /// Google-signed ID tokens whose `aud` is `target_audience` (the URL of a Cloud Run
+    /// service, an IAP client id). Google answers these with an `id_token` and no
+    /// `access_token`; the ID token is then the source's bearer token, cached until its
+    /// `exp`.
+    pub fn id_tokens(
+        &self,
+        config: &OAuthConfig,
+        target_audience: impl Into<String>,
+    ) -> crate::JwtBearerBuilder {
+        self.assertions(config)
+            .claim("target_audience", target_audience.into())
     }
 }
 

@@ -36,6 +36,7 @@ use serde_json::json;
 
 use crate::token::Clock;
 
+mod assertions;
 mod conformance;
 mod keys;
 
@@ -108,9 +109,12 @@ impl Clock for ManualClock {
 /// An OAuth provider and a protected API, served over HTTP on `127.0.0.1` by this process.
 ///
 /// The token endpoint (`/token`) implements the client credentials, refresh token,
-/// authorization code (PKCE S256 required) and device code grants with `client_secret_basic`
-/// and `client_secret_post` for [`CLIENT_ID`](Self::CLIENT_ID), or no authentication for
-/// [`PUBLIC_CLIENT_ID`](Self::PUBLIC_CLIENT_ID). It issues opaque tokens with a configurable
+/// authorization code (PKCE S256 required), device code, JWT bearer (RFC 7523) and token
+/// exchange (RFC 8693) grants with `client_secret_basic`, `client_secret_post` and
+/// `client_secret_jwt` for [`CLIENT_ID`](Self::CLIENT_ID), `private_key_jwt` for clients
+/// registered with [`register_client_key`](Self::register_client_key) (assertions verified
+/// for real), or no authentication for [`PUBLIC_CLIENT_ID`](Self::PUBLIC_CLIENT_ID) (and for
+/// the JWT bearer and token exchange grants, as Google's and GCP STS's endpoints). It issues opaque tokens with a configurable
 /// lifetime, rotates refresh tokens and answers `invalid_grant` to any reuse of a rotated one.
 /// `/authorize` plays a user who approves at once (or refuses, see
 /// [`set_authorize_error`](Self::set_authorize_error)) and redirects with `code`, `state` and
@@ -161,6 +165,7 @@ struct Inner {
     subject: String,
     iss_parameter: bool,
     jwks_requests: usize,
+    assertions: assertions::Assertions,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +236,7 @@ impl TestProvider {
                 subject: "user-1".to_owned(),
                 iss_parameter: true,
                 jwks_requests: 0,
+                assertions: Default::default(),
             }),
         });
         let app = Router::new()
@@ -567,20 +573,28 @@ fn client_credentials(
 
 // A test server answering one request at a time: the size of its error type does not matter.
 #[allow(clippy::result_large_err)]
-/// The authenticated client's id: the confidential client with its secret, or the public
-/// client with none.
-fn authenticate(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<String, Response> {
+/// The authenticated client's id: a confidential client with its secret or its assertion,
+/// the public client with none, or nobody for a grant that needs no client.
+fn authenticate(
+    inner: &mut Inner,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    path: &str,
+) -> Result<String, Response> {
+    if let Some(result) = assertions::client(inner, form, path) {
+        return result;
+    }
+    let unauthenticated = !headers.contains_key(header::AUTHORIZATION);
     match client_credentials(headers, form) {
-        Some((id, secret))
-            if id == TestProvider::CLIENT_ID && secret == TestProvider::CLIENT_SECRET =>
-        {
-            Ok(id)
-        }
-        None if !headers.contains_key(header::AUTHORIZATION)
+        Some((id, secret)) if inner.assertions.secret_matches(&id, &secret) => Ok(id),
+        None if unauthenticated
             && form.get("client_id").map(String::as_str)
                 == Some(TestProvider::PUBLIC_CLIENT_ID) =>
         {
             Ok(TestProvider::PUBLIC_CLIENT_ID.to_owned())
+        }
+        None if unauthenticated && assertions::anonymous_grant(form) => {
+            Ok(form.get("client_id").cloned().unwrap_or_default())
         }
         _ => Err(oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -693,17 +707,27 @@ async fn token_endpoint(
     }
     let form = parse_form(&body);
     state.lock().token_forms.push(form.clone());
-    let client_id = match authenticate(&headers, &form) {
+    let mut inner = state.lock();
+    let client_id = match authenticate(&mut inner, &headers, &form, "/token") {
         Ok(id) => id,
         Err(resp) => return resp,
     };
-    let mut inner = state.lock();
-    let with_refresh = match check_grant(&state, &mut inner, &client_id, &form) {
-        Ok(with_refresh) => with_refresh,
+    let extra = match assertions::grant(&mut inner, &form).transpose() {
+        Ok(extra) => extra,
         Err(resp) => return resp,
     };
-    let access = random_token("at-");
+    let with_refresh = match extra {
+        Some(_) => false,
+        None => match check_grant(&state, &mut inner, &client_id, &form) {
+            Ok(with_refresh) => with_refresh,
+            Err(resp) => return resp,
+        },
+    };
     let lifetime = inner.lifetime;
+    let access = match &extra {
+        Some(extra) => assertions::issue(&inner, extra, lifetime),
+        None => random_token("at-"),
+    };
     inner.access.insert(
         access.clone(),
         Issued {
@@ -725,6 +749,9 @@ async fn token_endpoint(
         .filter(|g| g.openid);
     if let Some(id_token) = openid_grant.and_then(|grant| id_token(&inner, &grant)) {
         response["id_token"] = json!(id_token);
+    }
+    if let Some(extra) = &extra {
+        assertions::finish(&inner, extra, &access, &mut response);
     }
     if with_refresh {
         let rt = random_token("rt-");
@@ -929,7 +956,9 @@ async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response 
         "revocation_endpoint": format!("{base}/revoke"),
         "jwks_uri": format!("{base}/jwks"),
         "authorization_response_iss_parameter_supported": inner.iss_parameter,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", assertions::JWT_BEARER, assertions::TOKEN_EXCHANGE],
         "id_token_signing_alg_values_supported": ["EdDSA", "ES256", "RS256", "PS256"],
     }))
     .into_response()
@@ -941,10 +970,10 @@ async fn device_authorization_endpoint(
     body: Bytes,
 ) -> Response {
     let form = parse_form(&body);
-    if let Err(resp) = authenticate(&headers, &form) {
+    let mut inner = state.lock();
+    if let Err(resp) = authenticate(&mut inner, &headers, &form, "/device_authorization") {
         return resp;
     }
-    let mut inner = state.lock();
     let device_code = random_token("dc-");
     let user_code = format!("U{}", &random_token("")[..7]).to_uppercase();
     inner.device_codes.insert(device_code.clone(), false);
@@ -968,11 +997,11 @@ async fn revocation_endpoint(
     body: Bytes,
 ) -> Response {
     let form = parse_form(&body);
-    if let Err(resp) = authenticate(&headers, &form) {
+    let mut inner = state.lock();
+    if let Err(resp) = authenticate(&mut inner, &headers, &form, "/revoke") {
         return resp;
     }
     let token = form.get("token").cloned().unwrap_or_default();
-    let mut inner = state.lock();
     inner
         .revocations
         .push((token.clone(), form.get("token_type_hint").cloned()));

@@ -391,6 +391,9 @@ async fn revoked_token_without_replacement_is_unauthorized_after_exactly_one_ret
     assert_eq!(source.rejected(), 1, "exactly one retry");
 }
 
+#[path = "interop/jwt.rs"]
+mod jwt;
+
 /// The user sign-in flows: authorization code + PKCE (headless, following the provider's
 /// redirects with a cookie jar), refresh with rotation, reuse of a rotated refresh token,
 /// device flow approved and denied, logout.
@@ -399,11 +402,11 @@ mod signin {
     use authed::{AccessToken, Callback};
 
     const PUBLIC_ID: &str = "authed-public";
-    const SCOPES: [&str; 3] = ["openid", "offline_access", "api:read"];
+    pub(crate) const SCOPES: [&str; 3] = ["openid", "offline_access", "api:read"];
 
     /// Follows the provider's redirects, with cookies, until one points at `redirect_uri`;
     /// returns that URL (nothing has to listen there).
-    async fn headless_login(authorize_url: &str, redirect_uri: &str) -> String {
+    pub(crate) async fn headless_login(authorize_url: &str, redirect_uri: &str) -> String {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -428,7 +431,7 @@ mod signin {
     }
 
     /// Any port matches a native client's loopback redirect URI (RFC 8252 §7.3).
-    const REDIRECT_URI: &str = "http://127.0.0.1:49152/callback";
+    pub(crate) const REDIRECT_URI: &str = "http://127.0.0.1:49152/callback";
 
     #[tokio::test]
     async fn authorization_code_with_pkce_then_refresh_rotation_and_reuse_detection() {

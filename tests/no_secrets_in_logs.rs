@@ -189,3 +189,168 @@ async fn no_secret_reaches_a_log_line() {
         log.lines().count()
     );
 }
+
+/// The JWT flows: private keys, client secrets of `client_secret_jwt`, client assertions,
+/// grant assertions and subject tokens appear in no log line, `Debug`, `Display` or error.
+#[tokio::test]
+async fn no_key_or_assertion_reaches_a_log_line_or_debug() {
+    use authed::providers::GoogleServiceAccount;
+    use authed::{ClientAuthMethod, OAuthConfig, SigningKey, SubjectToken};
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let keys = format!("{}/tests/support/keys", env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read_to_string(format!("{keys}/rsa_pkcs8.pem")).unwrap();
+    let jwk = std::fs::read_to_string(format!("{keys}/ec_pkcs8.jwk.json")).unwrap();
+    let jwk_value: serde_json::Value = serde_json::from_str(&jwk).unwrap();
+    // Every line of the PEM body and the JWK's private parts are secrets.
+    let mut secrets: Vec<String> = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::to_owned)
+        .collect();
+    secrets.push(jwk_value["d"].as_str().unwrap().to_owned());
+    let rsa_jwk: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{keys}/rsa_pkcs8.jwk.json")).unwrap(),
+    )
+    .unwrap();
+    for k in ["d", "p", "q", "dp", "dq", "qi"] {
+        secrets.push(rsa_jwk[k].as_str().unwrap().to_owned());
+    }
+    let mut shown = Vec::new();
+
+    let provider = TestProvider::start().await;
+    let rsa = SigningKey::from_pem(pem.as_bytes()).unwrap().with_kid("k1");
+    let ec = SigningKey::from_jwk(&jwk).unwrap();
+    provider.register_client_key("jwt-client", rsa.public_jwk());
+    provider.register_client_key("robot@example.com", ec.public_jwk());
+
+    // private_key_jwt, and a wrong key.
+    let config = OAuthConfig::builder(provider.token_url())
+        .issuer(provider.issuer())
+        .revocation_url(provider.revocation_url())
+        .client_id("jwt-client")
+        .private_key(rsa.clone())
+        .build()
+        .unwrap();
+    let source = config.client_credentials().build();
+    let token = source.token().await.unwrap();
+    config
+        .revoke_access_token(token.access_token())
+        .await
+        .unwrap();
+    let wrong = OAuthConfig::builder(provider.token_url())
+        .client_id("jwt-client")
+        .private_key(ec.clone().with_kid("k1"))
+        .build()
+        .unwrap();
+    let err = wrong
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
+    shown.push(format!("{err} {err:?}"));
+
+    // client_secret_jwt.
+    let hs = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .auth_method(ClientAuthMethod::ClientSecretJwt)
+        .build()
+        .unwrap();
+    hs.client_credentials().build().token().await.unwrap();
+    secrets.push(TestProvider::CLIENT_SECRET.to_owned());
+
+    // JWT bearer grant and a service account.
+    let bearer = OAuthConfig::builder(provider.token_url())
+        .client_id("")
+        .build()
+        .unwrap();
+    let grant = bearer
+        .jwt_bearer(ec.clone())
+        .issuer("robot@example.com")
+        .scopes(["s"])
+        .build();
+    grant.token().await.unwrap();
+    let key_file = serde_json::json!({
+        "type": "service_account",
+        "client_email": "robot@example.com",
+        "private_key": std::fs::read_to_string(format!("{keys}/ec_pkcs8.pem")).unwrap(),
+        "private_key_id": "sa-key",
+        "token_uri": provider.token_url(),
+    })
+    .to_string();
+    let account = GoogleServiceAccount::from_json(&key_file).unwrap();
+    let sa_config = account.config().build().unwrap();
+    let sa = account.id_tokens(&sa_config, "https://run.example").build();
+    let sa_token = sa.token().await.unwrap();
+    for line in std::fs::read_to_string(format!("{keys}/ec_pkcs8.pem"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        secrets.push(line.to_owned());
+    }
+
+    // Token exchange from a file.
+    let dir = std::env::temp_dir().join(format!("authed-no-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("subject"), "subject-token-from-file-123").unwrap();
+    secrets.push("subject-token-from-file-123".to_owned());
+    let exchange = hs
+        .token_exchange(SubjectToken::file(dir.join("subject")))
+        .actor_token(SubjectToken::fixed("actor-token-456789"))
+        .build();
+    let exchanged = exchange.token().await.unwrap();
+    secrets.push("actor-token-456789".to_owned());
+
+    for t in [&token, &sa_token, &exchanged] {
+        secrets.push(t.access_token().secret().to_owned());
+    }
+    for form in provider.token_forms() {
+        for k in [
+            "client_assertion",
+            "assertion",
+            "subject_token",
+            "actor_token",
+        ] {
+            if let Some(v) = form.get(k) {
+                secrets.push(v.clone());
+                // The signature alone is secret enough to look for.
+                secrets.push(v.rsplit('.').next().unwrap().to_owned());
+            }
+        }
+    }
+    shown.push(format!(
+        "{rsa:?} {ec:?} {config:?} {wrong:?} {hs:?} {source:?} {grant:?} {account:?} {sa:?} \
+         {exchange:?} {bearer:?}"
+    ));
+    drop(_guard);
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("oauth request"), "nothing was captured");
+    let secrets: Vec<_> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
+    assert!(secrets.len() > 40, "only {} secrets", secrets.len());
+    for secret in &secrets {
+        for line in log.lines() {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret appears in a log line:\n{line}"
+            );
+        }
+        for s in &shown {
+            assert!(
+                !s.contains(secret.as_str()),
+                "a secret in Debug/Display: {s}"
+            );
+        }
+    }
+}

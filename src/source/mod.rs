@@ -58,16 +58,20 @@ pub(crate) use login_setters;
 pub(crate) mod cache;
 mod client_credentials;
 mod device;
+mod jwt_bearer;
 mod refresh;
 mod registry;
+mod token_exchange;
 
 pub use authorization_code::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, PendingAuthorization,
 };
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
+pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
+pub use token_exchange::{SubjectToken, TokenExchange, TokenExchangeBuilder, token_types};
 
 /// Something that hands out valid access tokens.
 ///

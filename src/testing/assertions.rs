@@ -1,0 +1,404 @@
+//! The in-process provider's checks of JWT assertions, done for real so that tests prove
+//! interop rather than shape: `private_key_jwt` and `client_secret_jwt` client assertions
+//! (RFC 7523 §2.2), the JWT bearer grant (§2.1, with Google's `target_audience` ID tokens),
+//! and the token exchange grant (RFC 8693).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine as _;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value, json};
+
+use super::{Inner, TestProvider, oauth_error};
+use crate::token::{Clock, SystemClock};
+
+pub(super) const CLIENT_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(super) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Tolerated clock difference for `iat` and `exp`.
+const SKEW: u64 = 30;
+/// Assertions valid for longer than this are refused (Google: one hour).
+const MAX_LIFETIME: u64 = 3600;
+
+/// Registered keys and secrets, and the `jti`s already used.
+#[derive(Debug)]
+pub(super) struct Assertions {
+    keys: HashMap<String, Vec<Jwk>>,
+    secrets: HashMap<String, String>,
+    /// `jti` → `exp`: a `jti` is remembered until its assertion expires.
+    seen: HashMap<String, u64>,
+    clock: Arc<dyn Clock>,
+    /// Claims of every assertion accepted, in order.
+    accepted: Vec<Map<String, Value>>,
+    /// The `token_type` of token exchange answers.
+    exchange_token_type: String,
+}
+
+impl Default for Assertions {
+    fn default() -> Self {
+        let mut secrets = HashMap::new();
+        secrets.insert(
+            TestProvider::CLIENT_ID.to_owned(),
+            TestProvider::CLIENT_SECRET.to_owned(),
+        );
+        Assertions {
+            keys: HashMap::new(),
+            secrets,
+            seen: HashMap::new(),
+            clock: Arc::new(SystemClock),
+            accepted: Vec::new(),
+            exchange_token_type: "Bearer".to_owned(),
+        }
+    }
+}
+
+impl Assertions {
+    pub(super) fn register_key(&mut self, client_id: &str, jwk: Value) {
+        let keys: Vec<Jwk> = match jwk.get("keys") {
+            Some(keys) => serde_json::from_value(keys.clone()).expect("a JWKS"),
+            None => vec![serde_json::from_value(jwk).expect("a public JWK")],
+        };
+        self.keys
+            .entry(client_id.to_owned())
+            .or_default()
+            .extend(keys);
+    }
+
+    pub(super) fn register_secret(&mut self, client_id: &str, secret: &str) {
+        self.secrets.insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    pub(super) fn secret_matches(&self, client_id: &str, secret: &str) -> bool {
+        self.secrets.get(client_id).is_some_and(|s| s == secret)
+    }
+
+    pub(super) fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    pub(super) fn set_exchange_token_type(&mut self, token_type: &str) {
+        self.exchange_token_type = token_type.to_owned();
+    }
+
+    pub(super) fn accepted(&self) -> Vec<Map<String, Value>> {
+        self.accepted.clone()
+    }
+
+    fn now(&self) -> u64 {
+        self.clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    }
+
+    /// Verifies `jwt`: signature by a key (or secret) registered for its `iss`, `aud` one of
+    /// `audiences`, `exp` in the future and not too far, `iat` not ahead, a fresh `jti`.
+    /// Returns its claims.
+    fn verify(&mut self, jwt: &str, audiences: &[String]) -> Result<Map<String, Value>, String> {
+        crate::id_token::install_crypto_provider();
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| "not a JWT".to_owned())?;
+        let payload = jwt.split('.').nth(1).ok_or("not a JWT")?;
+        let unverified: Map<String, Value> = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or("the payload is not JSON")?;
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or("no iss")?
+            .to_owned();
+        let candidates: Vec<DecodingKey> = match header.alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => self
+                .secrets
+                .get(&iss)
+                .and_then(|s| DecodingKey::from_secret(s.as_bytes()).ok())
+                .into_iter()
+                .collect(),
+            _ => self
+                .keys
+                .get(&iss)
+                .into_iter()
+                .flatten()
+                .filter(|k| {
+                    header.kid.is_none()
+                        || k.common.key_id.is_none()
+                        || k.common.key_id == header.kid
+                })
+                .filter_map(|k| DecodingKey::from_jwk(k).ok())
+                .collect(),
+        };
+        if candidates.is_empty() {
+            return Err(format!(
+                "no key registered for iss {iss} (kid {:?})",
+                header.kid
+            ));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let claims = candidates
+            .iter()
+            .find_map(|key| jsonwebtoken::decode::<Map<String, Value>>(jwt, key, &validation).ok())
+            .ok_or("bad signature")?
+            .claims;
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => audiences.iter().any(|x| x == a),
+            Some(Value::Array(list)) => list
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err("aud is not this provider".into());
+        }
+        let now = self.now();
+        let exp = claims.get("exp").and_then(Value::as_u64).ok_or("no exp")?;
+        if exp + SKEW <= now {
+            return Err("the assertion expired".into());
+        }
+        if exp > now + MAX_LIFETIME + SKEW {
+            return Err("the assertion lives too long".into());
+        }
+        if claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .is_some_and(|iat| iat > now + SKEW)
+        {
+            return Err("iat is in the future".into());
+        }
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .ok_or("no jti")?
+            .to_owned();
+        self.seen.retain(|_, exp| *exp + SKEW > now);
+        if self.seen.insert(jti, exp).is_some() {
+            return Err("jti already used: a replayed assertion".into());
+        }
+        self.accepted.push(claims.clone());
+        Ok(claims)
+    }
+}
+
+impl TestProvider {
+    /// Registers `client_id` as a `private_key_jwt` client (and JWT bearer grant issuer, such
+    /// as a service account's `client_email`) whose assertions `public_jwk` verifies: a
+    /// public JWK ([`SigningKey::public_jwk`](crate::SigningKey::public_jwk)) or a JWKS
+    /// (`{"keys": [...]}`). May be called again to add keys.
+    ///
+    /// Assertions are checked for real: the signature (with a key whose `kid` matches when
+    /// both have one), `aud` (the issuer, the token endpoint, or the endpoint called), `exp`
+    /// (in the future, at most an hour ahead), `iat` (not ahead), `iss = sub = client_id`,
+    /// and a `jti` not seen before: a replayed assertion gets `invalid_client`. Times are
+    /// read from [`set_clock`](Self::set_clock)'s clock.
+    ///
+    /// # Panics
+    ///
+    /// When `public_jwk` is not a JWK or JWKS.
+    pub fn register_client_key(&self, client_id: &str, public_jwk: Value) {
+        self.with(|i| i.assertions.register_key(client_id, public_jwk));
+    }
+
+    /// Registers a confidential client with this secret, accepted through
+    /// `client_secret_basic`, `client_secret_post` and `client_secret_jwt` (HS256, HS384,
+    /// HS512). [`CLIENT_ID`](Self::CLIENT_ID) is registered with
+    /// [`CLIENT_SECRET`](Self::CLIENT_SECRET).
+    pub fn register_client_secret(&self, client_id: &str, secret: &str) {
+        self.with(|i| i.assertions.register_secret(client_id, secret));
+    }
+
+    /// The clock assertions' `exp` and `iat` are checked against. Default the system clock;
+    /// pass the client's [`ManualClock`](super::ManualClock) when the test moves it.
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        self.with(|i| i.assertions.set_clock(clock));
+    }
+
+    /// The `token_type` of token exchange answers. Default `Bearer`; RFC 8693 §2.2.1 allows
+    /// `N_A` for tokens that are not access tokens.
+    pub fn set_token_exchange_token_type(&self, token_type: &str) {
+        self.with(|i| i.assertions.set_exchange_token_type(token_type));
+    }
+
+    /// The claims of every assertion the provider accepted (client assertions and JWT bearer
+    /// grants), in order.
+    pub fn accepted_assertions(&self) -> Vec<Map<String, Value>> {
+        self.with(|i| i.assertions.accepted())
+    }
+}
+
+fn invalid_client(why: &str) -> Response {
+    oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why)
+}
+
+/// The audiences the provider answers to: its issuer, its token endpoint, and the endpoint
+/// called (as oidc-provider does).
+fn audiences(inner: &Inner, path: &str) -> Vec<String> {
+    vec![
+        inner.issuer.clone(),
+        format!("{}/token", inner.issuer),
+        format!("{}{path}", inner.issuer),
+    ]
+}
+
+/// The client a `client_assertion` authenticates, or `None` when the form has none.
+#[allow(clippy::result_large_err)] // a test server: the error is the response
+pub(super) fn client(
+    inner: &mut Inner,
+    form: &HashMap<String, String>,
+    path: &str,
+) -> Option<Result<String, Response>> {
+    let assertion = form.get("client_assertion")?;
+    if form.get("client_assertion_type").map(String::as_str) != Some(CLIENT_ASSERTION_TYPE) {
+        return Some(Err(invalid_client("unsupported client_assertion_type")));
+    }
+    let audiences = audiences(inner, path);
+    Some(match inner.assertions.verify(assertion, &audiences) {
+        Ok(claims) => {
+            let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+            let sub = claims.get("sub").and_then(Value::as_str);
+            let named = form.get("client_id").map(String::as_str);
+            if sub != Some(iss) || named.is_some_and(|id| id != iss) {
+                Err(invalid_client("iss, sub and client_id differ"))
+            } else {
+                Ok(iss.to_owned())
+            }
+        }
+        Err(why) => Err(invalid_client(&why)),
+    })
+}
+
+/// A grant request that needs no client authentication: the JWT bearer grant (whose
+/// assertion authenticates) and the token exchange (a security token service's).
+pub(super) fn anonymous_grant(form: &HashMap<String, String>) -> bool {
+    matches!(
+        form.get("grant_type").map(String::as_str),
+        Some(JWT_BEARER | TOKEN_EXCHANGE)
+    )
+}
+
+/// What the response of a JWT bearer or token exchange grant carries besides the token.
+pub(super) struct Extra {
+    pub(super) scope: Option<String>,
+    target_audience: Option<String>,
+    subject: String,
+    issued_token_type: Option<String>,
+}
+
+/// The checks of a JWT bearer or token exchange grant request, or `None` for other grants.
+pub(super) fn grant(
+    inner: &mut Inner,
+    form: &HashMap<String, String>,
+) -> Option<Result<Extra, Response>> {
+    match form.get("grant_type").map(String::as_str) {
+        Some(JWT_BEARER) => Some(jwt_bearer(inner, form)),
+        Some(TOKEN_EXCHANGE) => Some(token_exchange(form)),
+        _ => None,
+    }
+}
+
+/// Checks a JWT bearer grant (RFC 7523 §2.1): the assertion, by a registered key, for this
+/// provider's token endpoint.
+#[allow(clippy::result_large_err)] // as `client`
+pub(super) fn jwt_bearer(
+    inner: &mut Inner,
+    form: &HashMap<String, String>,
+) -> Result<Extra, Response> {
+    let assertion = form.get("assertion").map(String::as_str).unwrap_or("");
+    let audiences = audiences(inner, "/token");
+    let claims = inner
+        .assertions
+        .verify(assertion, &audiences)
+        .map_err(|why| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &why))?;
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let subject = text("sub").or_else(|| text("iss")).unwrap_or_default();
+    Ok(Extra {
+        scope: text("scope").or_else(|| form.get("scope").cloned()),
+        target_audience: text("target_audience"),
+        subject,
+        issued_token_type: None,
+    })
+}
+
+/// Checks a token exchange (RFC 8693 §2.1): a subject token and its type, an actor token
+/// only with its type.
+#[allow(clippy::result_large_err)] // as `client`
+pub(super) fn token_exchange(form: &HashMap<String, String>) -> Result<Extra, Response> {
+    let field = |k: &str| form.get(k).filter(|v| !v.is_empty());
+    let (Some(subject), Some(_)) = (field("subject_token"), field("subject_token_type")) else {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "subject_token and subject_token_type are required",
+        ));
+    };
+    if field("actor_token").is_some() != field("actor_token_type").is_some() {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "actor_token and actor_token_type go together",
+        ));
+    }
+    Ok(Extra {
+        scope: form.get("scope").cloned(),
+        target_audience: None,
+        subject: subject.clone(),
+        issued_token_type: Some(
+            field("requested_token_type")
+                .cloned()
+                .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
+        ),
+    })
+}
+
+/// Adjusts a grant's token response: a Google-style `{"id_token"}` answer for a JWT bearer
+/// grant with `target_audience`, `issued_token_type` for a token exchange.
+pub(super) fn finish(inner: &Inner, extra: &Extra, access: &str, response: &mut Value) {
+    if extra.target_audience.is_some() {
+        *response = json!({ "id_token": access });
+        return;
+    }
+    if let Some(issued) = &extra.issued_token_type {
+        response["issued_token_type"] = json!(issued);
+        response["token_type"] = json!(inner.assertions.exchange_token_type);
+    }
+    if let Some(scope) = &extra.scope {
+        response["scope"] = json!(scope);
+    }
+}
+
+/// The token a grant with `extra` issues: an ID token for a `target_audience` (signed by the
+/// provider's key, `aud` the audience), else an opaque access token.
+pub(super) fn issue(inner: &Inner, extra: &Extra, lifetime: Duration) -> String {
+    let Some(audience) = &extra.target_audience else {
+        return super::random_token("at-");
+    };
+    crate::id_token::install_crypto_provider();
+    let (key, alg, kid) = super::signing_key(inner);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(kid);
+    let claims = json!({
+        "iss": inner.issuer,
+        "sub": extra.subject,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime.as_secs(),
+        "jti": super::random_token(""),
+    });
+    jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+}
