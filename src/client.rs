@@ -161,9 +161,7 @@ impl AuthedClient {
         mut request: reqwest::Request,
         token: &Token,
     ) -> Result<reqwest::Response, Error> {
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, bearer(token)?);
+        authorize(&mut request, token)?;
         self.inner
             .http
             .execute(request)
@@ -185,9 +183,7 @@ impl AuthedClient {
         // then only the URL is kept, to tell where the 401 came from.
         let replay = request.try_clone().ok_or_else(|| request.url().clone());
         let token = source.token().await?;
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, bearer(&token)?);
+        authorize(&mut request, &token)?;
         let response = self
             .inner
             .http
@@ -195,6 +191,9 @@ impl AuthedClient {
             .await
             .map_err(Error::transport)?;
         if response.status() != StatusCode::UNAUTHORIZED {
+            if token.dpop_key().is_some() {
+                crate::dpop::after_response(&token, response.url(), response.status(), response.headers());
+            }
             return Ok(response);
         }
         Box::pin(self.after_401(response, replay, token, source)).await
@@ -216,6 +215,16 @@ impl AuthedClient {
         if let Some(e) = token_not_sent(sent_to, &response) {
             return Err(e);
         }
+        if crate::dpop::after_response(&token, sent_to, response.status(), response.headers()) {
+            // RFC 9449 §9: the server wants its new nonce in the proof; the token is fine.
+            let Ok(replay) = replay else {
+                let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
+                refused.replayable = false;
+                return Err(Error::Unauthorized(refused));
+            };
+            tracing::debug!("the API asks for a DPoP nonce; sending once more with it");
+            return Box::pin(self.send_replay(replay, token, source, false)).await;
+        }
         let challenge = bearer_challenge(response.headers());
         let mut refused = Unauthorized::new(challenge.as_ref());
         if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
@@ -227,16 +236,37 @@ impl AuthedClient {
         };
         tracing::debug!("the API rejected the token; refreshing and retrying once");
         let fresh = source.token_rejected(&token).await?;
+        self.send_replay(replay, fresh, source, true).await
+    }
+
+    /// Sends the request once more with `token`. A 401 is final, except a DPoP nonce
+    /// request, answered once more (each retry only for a nonce not sent yet).
+    async fn send_replay(
+        &self,
+        replay: reqwest::Request,
+        token: Arc<Token>,
+        source: &dyn TokenSource,
+        refreshed: bool,
+    ) -> Result<reqwest::Response, Error> {
         let sent_to = replay.url().clone();
-        let response = self.execute(replay, &fresh).await?;
+        let again = replay.try_clone();
+        let response = self.execute(replay, &token).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
+            if token.dpop_key().is_some() {
+                crate::dpop::after_response(&token, &sent_to, response.status(), response.headers());
+            }
             return Ok(response);
         }
         if let Some(e) = token_not_sent(&sent_to, &response) {
             return Err(e);
         }
+        if crate::dpop::after_response(&token, &sent_to, response.status(), response.headers())
+            && let Some(again) = again
+        {
+            return Box::pin(self.send_replay(again, token, source, refreshed)).await;
+        }
         let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
-        refused.retried = true;
+        refused.retried = refreshed;
         Err(Error::Unauthorized(refused))
     }
 }
@@ -313,6 +343,17 @@ mod sealed {
             self.as_str().resolve(base)
         }
     }
+}
+
+/// Attaches `token`: `Authorization: Bearer` or, for a DPoP-bound token, `Authorization: DPoP`
+/// and its proof for this request.
+fn authorize(request: &mut reqwest::Request, token: &Token) -> Result<(), Error> {
+    let value = bearer(token)?;
+    if let Some(proof) = crate::dpop::proof_for(request.method(), request.url(), token)? {
+        request.headers_mut().insert(crate::dpop::DPOP, proof);
+    }
+    request.headers_mut().insert(header::AUTHORIZATION, value);
+    Ok(())
 }
 
 fn bearer(token: &Token) -> Result<HeaderValue, Error> {
@@ -568,7 +609,8 @@ fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
             continue;
         };
         for (scheme, params) in parse_challenges(value) {
-            if scheme.eq_ignore_ascii_case("bearer") {
+            // A DPoP token's challenge names the DPoP scheme (RFC 9449 §7.1), same parameters.
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") {
                 let get = |name: &str| {
                     params
                         .iter()

@@ -166,6 +166,7 @@ mod browser;
 mod client;
 mod config;
 mod discovery;
+mod dpop;
 mod endpoint;
 mod env;
 mod error;
@@ -184,6 +185,7 @@ mod token;
 
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
+pub use dpop::{DpopAlgorithm, DpopKey};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
