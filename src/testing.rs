@@ -37,6 +37,7 @@ use serde_json::json;
 use crate::token::Clock;
 
 mod conformance;
+mod dpop;
 mod keys;
 
 pub use conformance::{store_conformance, store_lock_conformance};
@@ -161,6 +162,7 @@ struct Inner {
     subject: String,
     iss_parameter: bool,
     jwks_requests: usize,
+    dpop: dpop::DpopServer,
 }
 
 #[derive(Debug, Clone)]
@@ -172,18 +174,22 @@ struct CodeGrant {
     nonce: Option<String>,
     openid: bool,
     subject: String,
+    dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 struct Issued {
     client_id: String,
     expires: Instant,
+    jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 struct RefreshState {
     client_id: String,
     used: bool,
+    /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    jkt: Option<String>,
 }
 
 fn random_token(prefix: &str) -> String {
@@ -231,6 +237,7 @@ impl TestProvider {
                 subject: "user-1".to_owned(),
                 iss_parameter: true,
                 jwks_requests: 0,
+                dpop: Default::default(),
             }),
         });
         let app = Router::new()
@@ -483,6 +490,7 @@ impl TestProvider {
                 RefreshState {
                     client_id: Self::CLIENT_ID.to_owned(),
                     used: false,
+                    jkt: None,
                 },
             )
         });
@@ -596,6 +604,7 @@ fn check_grant(
     inner: &mut Inner,
     client_id: &str,
     form: &HashMap<String, String>,
+    jkt: Option<&str>,
 ) -> Result<bool, Response> {
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     match field("grant_type") {
@@ -605,7 +614,11 @@ fn check_grant(
             inner.presented_refresh_tokens.push(presented.to_owned());
             let rotate = inner.rotate_refresh_tokens;
             match inner.refresh.get_mut(presented) {
-                Some(rt) if !rt.used && rt.client_id == client_id => {
+                Some(rt)
+                    if !rt.used
+                        && rt.client_id == client_id
+                        && rt.jkt.as_deref().is_none_or(|j| Some(j) == jkt) =>
+                {
                     rt.used = rotate;
                     Ok(rotate)
                 }
@@ -622,6 +635,7 @@ fn check_grant(
             let verifier = oauth2::PkceCodeVerifier::new(field("code_verifier").to_owned());
             let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
             if grant.used
+                || grant.dpop_jkt.as_deref().is_some_and(|j| Some(j) != jkt)
                 || grant.client_id != client_id
                 || grant.redirect_uri != field("redirect_uri")
                 || challenge.as_str() != grant.challenge
@@ -688,7 +702,11 @@ async fn token_endpoint(
         Err(resp) => return resp,
     };
     let mut inner = state.lock();
-    let with_refresh = match check_grant(&state, &mut inner, &client_id, &form) {
+    let jkt = match dpop::token_request(&mut inner, &headers) {
+        Ok(jkt) => jkt,
+        Err(resp) => return resp,
+    };
+    let with_refresh = match check_grant(&state, &mut inner, &client_id, &form, jkt.as_deref()) {
         Ok(with_refresh) => with_refresh,
         Err(resp) => return resp,
     };
@@ -699,11 +717,12 @@ async fn token_endpoint(
         Issued {
             client_id: client_id.clone(),
             expires: Instant::now() + lifetime,
+            jkt: jkt.clone(),
         },
     );
     let mut response = json!({
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": dpop::token_type(jkt.as_deref()),
         "expires_in": lifetime.as_secs_f64(),
     });
     if let Some(scope) = form.get("scope") {
@@ -721,13 +740,16 @@ async fn token_endpoint(
         inner.refresh.insert(
             rt.clone(),
             RefreshState {
+                jkt: jkt.filter(|_| client_id == TestProvider::PUBLIC_CLIENT_ID),
                 client_id,
                 used: false,
             },
         );
         response["refresh_token"] = json!(rt);
     }
-    axum::Json(response).into_response()
+    let mut response = axum::Json(response).into_response();
+    dpop::add_nonce(&inner, &mut response);
+    response
 }
 
 /// Plays the user: approves at once (or refuses when told to) and redirects back.
@@ -777,6 +799,7 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
                         nonce: query.get("nonce").cloned(),
                         openid: field("scope").split(' ').any(|s| s == "openid"),
                         subject,
+                        dpop_jkt: query.get("dpop_jkt").cloned(),
                     },
                 );
                 q.append_pair("code", &code);
@@ -971,15 +994,25 @@ async fn revocation_endpoint(
     StatusCode::OK.into_response()
 }
 
-async fn api(State(state): State<Arc<ProviderState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn api(
+    State(state): State<Arc<ProviderState>>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if !uri.path().starts_with("/api/") {
         return StatusCode::NOT_FOUND.into_response();
     }
     state.api_requests.fetch_add(1, Ordering::SeqCst);
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented =
+        match dpop::presented_token(&mut state.lock(), &headers, method.as_str(), uri.path()) {
+            Ok(presented) => presented,
+            Err(resp) => {
+                state.api_rejections.fetch_add(1, Ordering::SeqCst);
+                return resp;
+            }
+        };
+    let presented = presented.as_deref();
     let issued = presented.and_then(|t| state.lock().access.get(t).cloned());
     match issued {
         Some(issued) if issued.expires > Instant::now() => axum::Json(json!({
