@@ -829,9 +829,9 @@ pub(crate) fn token_from_answer_bound(
             "the access token has characters an HTTP header cannot carry",
         ));
     }
-    // RFC 6749 §7.1: a client must not use a token whose type it does not understand. Only
-    // Bearer is sent today; a DPoP-bound token will need its proof, so it is refused until
-    // the client asks for DPoP. A missing token_type is read as Bearer, a quirk of several
+    // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+    // Bearer always; DPoP only when the request carried a proof (the token needs the key's
+    // proofs, RFC 9449 §5). A missing token_type is read as Bearer, a quirk of several
     // providers (Facebook, older Salesforce answers).
     let token_type = match fields.remove("token_type") {
         Some(Value::String(t)) if dpop.is_some() && crate::dpop::is_dpop_type(&t) => {
