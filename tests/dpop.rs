@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use authed::testing::TestProvider;
 use authed::{
-    AuthedClient, DpopAlgorithm, DpopKey, Error, MemoryStore, OAuthConfig, OAuthConfigBuilder,
+    AuthedClient, DpopAlgorithm, DpopKey, Error, FileStore, MemoryStore, OAuthConfig, OAuthConfigBuilder,
     StaticToken, Token, TokenSource, TokenStore,
 };
 
@@ -210,7 +210,14 @@ async fn a_dpop_source_refuses_a_bearer_token() {
 #[tokio::test]
 async fn a_restarted_app_refreshes_a_bound_login_with_the_stored_key() {
     let provider = TestProvider::start().await;
-    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    // A file: the second run reads the key back from its serialized form.
+    let dir = std::env::temp_dir().join(format!(
+        "authed-dpop-restart-{}-{}",
+        std::process::id(),
+        oauth2::CsrfToken::new_random().secret()
+    ));
+    let path = dir.join("tokens.json");
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
 
     // First run: sign in with DPoP; the code is bound to the key with `dpop_jkt`.
     let first = public_builder(&provider)
@@ -243,7 +250,9 @@ async fn a_restarted_app_refreshes_a_bound_login_with_the_stored_key() {
     );
     drop(login);
 
-    // Second run: another configuration, another key.
+    // Second run: another process (a new store over the same file), another configuration,
+    // another key.
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
     let second = public_builder(&provider)
         .dpop(DpopAlgorithm::Es256)
         .build()
@@ -286,6 +295,7 @@ async fn a_restarted_app_refreshes_a_bound_login_with_the_stored_key() {
         .unwrap();
     let e = other.token_rejected(&stored).await.unwrap_err();
     assert!(e.is_revoked(), "{e:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -32,6 +32,9 @@ const SPECIAL_SECRET: &str = "s3cr:et@%20 pass";
 const POST_ID: &str = "authed-post";
 const POST_SECRET: &str = "post-secret";
 
+#[path = "interop/dpop.rs"]
+mod dpop;
+
 /// One oidc-provider process. Killed on drop.
 struct Server {
     child: Child,
@@ -403,7 +406,7 @@ mod signin {
 
     /// Follows the provider's redirects, with cookies, until one points at `redirect_uri`;
     /// returns that URL (nothing has to listen there).
-    async fn headless_login(authorize_url: &str, redirect_uri: &str) -> String {
+    pub(super) async fn headless_login(authorize_url: &str, redirect_uri: &str) -> String {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
