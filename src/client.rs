@@ -192,7 +192,12 @@ impl AuthedClient {
             .map_err(Error::transport)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             if token.dpop_key().is_some() {
-                crate::dpop::after_response(&token, response.url(), response.status(), response.headers());
+                crate::dpop::after_response(
+                    &token,
+                    response.url(),
+                    response.status(),
+                    response.headers(),
+                );
             }
             return Ok(response);
         }
@@ -215,7 +220,9 @@ impl AuthedClient {
         if let Some(e) = token_not_sent(sent_to, &response) {
             return Err(e);
         }
-        if crate::dpop::after_response(&token, sent_to, response.status(), response.headers()) {
+        let nonce =
+            crate::dpop::after_response(&token, sent_to, response.status(), response.headers());
+        if nonce != crate::dpop::NonceAnswer::Other {
             // RFC 9449 §9: the server wants its new nonce in the proof; the token is fine.
             let Ok(replay) = replay else {
                 let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
@@ -223,7 +230,7 @@ impl AuthedClient {
                 return Err(Error::Unauthorized(refused));
             };
             tracing::debug!("the API asks for a DPoP nonce; sending once more with it");
-            return Box::pin(self.send_replay(replay, token, source, false)).await;
+            return Box::pin(self.send_replay(replay, token, source, false, true)).await;
         }
         let challenge = bearer_challenge(response.headers());
         let mut refused = Unauthorized::new(challenge.as_ref());
@@ -236,34 +243,46 @@ impl AuthedClient {
         };
         tracing::debug!("the API rejected the token; refreshing and retrying once");
         let fresh = source.token_rejected(&token).await?;
-        self.send_replay(replay, fresh, source, true).await
+        self.send_replay(replay, fresh, source, true, true).await
     }
 
     /// Sends the request once more with `token`. A 401 is final, except a DPoP nonce
-    /// request, answered once more (each retry only for a nonce not sent yet).
+    /// request naming a new nonce, answered once more when `nonce_retry` allows it.
     async fn send_replay(
         &self,
         replay: reqwest::Request,
         token: Arc<Token>,
         source: &dyn TokenSource,
         refreshed: bool,
+        nonce_retry: bool,
     ) -> Result<reqwest::Response, Error> {
         let sent_to = replay.url().clone();
-        let again = replay.try_clone();
+        // Only a DPoP nonce request can ask for one more.
+        let again = token
+            .dpop_key()
+            .and_then(|_| nonce_retry.then(|| replay.try_clone()).flatten());
         let response = self.execute(replay, &token).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             if token.dpop_key().is_some() {
-                crate::dpop::after_response(&token, &sent_to, response.status(), response.headers());
+                crate::dpop::after_response(
+                    &token,
+                    &sent_to,
+                    response.status(),
+                    response.headers(),
+                );
             }
             return Ok(response);
         }
         if let Some(e) = token_not_sent(&sent_to, &response) {
             return Err(e);
         }
-        if crate::dpop::after_response(&token, &sent_to, response.status(), response.headers())
+        let nonce =
+            crate::dpop::after_response(&token, &sent_to, response.status(), response.headers());
+        if nonce_retry
+            && nonce == (crate::dpop::NonceAnswer::Asks { new: true })
             && let Some(again) = again
         {
-            return Box::pin(self.send_replay(again, token, source, refreshed)).await;
+            return Box::pin(self.send_replay(again, token, source, refreshed, false)).await;
         }
         let mut refused = Unauthorized::new(bearer_challenge(response.headers()).as_ref());
         refused.retried = refreshed;
@@ -358,6 +377,11 @@ fn authorize(request: &mut reqwest::Request, token: &Token) -> Result<(), Error>
 
 fn bearer(token: &Token) -> Result<HeaderValue, Error> {
     token.bearer_header().ok_or_else(|| {
+        if token.dpop_key().is_none() && crate::dpop::is_dpop_type(token.token_type()) {
+            return Error::config(
+                "a DPoP token needs its key (Token::with_dpop_key); it is never sent as Bearer",
+            );
+        }
         Error::malformed(
             200,
             "the access token has characters that cannot be sent in a header",

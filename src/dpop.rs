@@ -374,15 +374,17 @@ impl DpopKey {
         nonces.get(&origin_of(url)).cloned()
     }
 
-    /// Remembers the `DPoP-Nonce` a response from `url`'s origin carried; `true` when it is
-    /// one this key did not send there yet.
-    pub(crate) fn remember_nonce(&self, url: &Url, headers: &HeaderMap) -> bool {
-        let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
+    /// Remembers the `DPoP-Nonce` a response from `url`'s origin carried: `None` without a
+    /// usable one, `Some(true)` when it replaced another (or none).
+    pub(crate) fn remember_nonce(&self, url: &Url, headers: &HeaderMap) -> Option<bool> {
+        let nonce = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok())?;
         // RFC 9449 §8.1: `nonce = 1*NQCHAR`; anything else is ignored, not put in a proof.
-        if nonce.is_empty() || !nonce.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
-            return false;
+        if nonce.is_empty()
+            || !nonce
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return None;
         }
         let mut nonces = self
             .usage
@@ -391,10 +393,10 @@ impl DpopKey {
             .unwrap_or_else(PoisonError::into_inner);
         let origin = origin_of(url);
         if nonces.get(&origin).is_some_and(|n| &**n == nonce) {
-            return false;
+            return Some(false);
         }
         nonces.insert(origin, nonce.into());
-        true
+        Some(true)
     }
 }
 
@@ -493,19 +495,35 @@ pub(crate) fn proof_for(
         .transpose()
 }
 
-/// After a response to a request with `token`: remembers the origin's new nonce, and says
-/// whether the answer was a 401 `use_dpop_nonce` worth one retry with it (RFC 9449 §9).
+/// What a response said about nonces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceAnswer {
+    /// Not a nonce challenge (any new nonce it carried is remembered).
+    Other,
+    /// A 401 `use_dpop_nonce` naming a nonce; `new` when it replaced the remembered one.
+    Asks { new: bool },
+}
+
+/// After a response to a request with `token`: remembers the origin's nonce, and says
+/// whether the answer was a 401 `use_dpop_nonce` to answer with it (RFC 9449 §9). The
+/// first such answer is retried even when a concurrent request already remembered the
+/// nonce (this request's proof was made before); a retry's answer only when the nonce is
+/// new again, so a server that keeps asking gets no loop.
 pub(crate) fn after_response(
     token: &Token,
     url: &Url,
     status: http::StatusCode,
     headers: &HeaderMap,
-) -> bool {
+) -> NonceAnswer {
     let Some(key) = token.dpop_key() else {
-        return false;
+        return NonceAnswer::Other;
     };
-    let new_nonce = key.remember_nonce(url, headers);
-    new_nonce && status == http::StatusCode::UNAUTHORIZED && asks_for_nonce(headers)
+    match key.remember_nonce(url, headers) {
+        Some(new) if status == http::StatusCode::UNAUTHORIZED && asks_for_nonce(headers) => {
+            NonceAnswer::Asks { new }
+        }
+        _ => NonceAnswer::Other,
+    }
 }
 
 /// `WWW-Authenticate: DPoP error="use_dpop_nonce"`.
@@ -599,8 +617,8 @@ mod tests {
         let b = Url::parse("https://b.example/token").unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(DPOP_NONCE, HeaderValue::from_static("n-1"));
-        assert!(key.remember_nonce(&a, &headers));
-        assert!(!key.remember_nonce(&a, &headers), "not new");
+        assert_eq!(key.remember_nonce(&a, &headers), Some(true));
+        assert_eq!(key.remember_nonce(&a, &headers), Some(false), "not new");
         let nonce_of = |url: &Url| {
             let proof = key.proof("POST", url, None).unwrap();
             decode(proof.to_str().unwrap().split('.').nth(1).unwrap())
@@ -610,6 +628,6 @@ mod tests {
         assert_eq!(nonce_of(&a), Some(serde_json::json!("n-1")));
         assert_eq!(nonce_of(&b), None);
         headers.insert(DPOP_NONCE, HeaderValue::from_static("bad\"nonce"));
-        assert!(!key.remember_nonce(&b, &headers));
+        assert_eq!(key.remember_nonce(&b, &headers), None);
     }
 }

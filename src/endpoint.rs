@@ -308,19 +308,22 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let mut new_nonce = false;
+            let mut got_nonce = false;
             let result = self
-                .send_once(url, form.clone(), &gate_key, dpop, &mut new_nonce)
+                .send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce)
                 .await;
             match result {
                 // The server refused the request before acting on it (RFC 9449 §8): safe to
-                // send again for any grant, an authorization code included.
+                // send again for any grant, an authorization code included. Once per call,
+                // even if the nonce was known already (a concurrent request's answer).
                 Err(e)
-                    if new_nonce
+                    if got_nonce
                         && !nonce_retried
                         && e.oauth_error().is_some_and(|o| o.error == "use_dpop_nonce") =>
                 {
-                    tracing::debug!("the token endpoint asks for a DPoP nonce; sending once more with it");
+                    tracing::debug!(
+                        "the token endpoint asks for a DPoP nonce; sending once more with it"
+                    );
                     nonce_retried = true;
                 }
                 Err(e)
@@ -350,7 +353,7 @@ impl Endpoint {
         form: Form,
         gate_key: &str,
         dpop: Option<&DpopKey>,
-        new_nonce: &mut bool,
+        got_nonce: &mut bool,
     ) -> Result<Answer, Error> {
         let grant_type = form.value("grant_type").unwrap_or("-").to_owned();
         tracing::debug!(
@@ -378,7 +381,7 @@ impl Endpoint {
             .await
             .map_err(Error::transport)?;
         if let Some(key) = dpop {
-            *new_nonce = key.remember_nonce(url, resp.headers());
+            *got_nonce = key.remember_nonce(url, resp.headers()).is_some();
         }
         if let Some(e) = self.rate_limited(&resp, gate_key) {
             tracing::debug!(error = %e, "oauth request rate limited");

@@ -262,11 +262,9 @@ impl Token {
                     (true, None) => return None,
                     (false, _) => "Bearer",
                 };
-                let mut value = http::HeaderValue::try_from(format!(
-                    "{scheme} {}",
-                    self.access_token.secret()
-                ))
-                .ok()?;
+                let mut value =
+                    http::HeaderValue::try_from(format!("{scheme} {}", self.access_token.secret()))
+                        .ok()?;
                 value.set_sensitive(true);
                 Some(value)
             })

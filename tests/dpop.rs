@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use authed::testing::TestProvider;
 use authed::{
-    AuthedClient, DpopAlgorithm, DpopKey, Error, FileStore, MemoryStore, OAuthConfig, OAuthConfigBuilder,
-    StaticToken, Token, TokenSource, TokenStore,
+    AuthedClient, DpopAlgorithm, DpopKey, Error, FileStore, MemoryStore, OAuthConfig,
+    OAuthConfigBuilder, StaticToken, Token, TokenSource, TokenStore,
 };
 
 /// A test key (RSA 2048, generated for these tests only).
@@ -105,7 +105,11 @@ async fn the_nonce_dance_happens_once_per_new_nonce() {
     assert_eq!(resp.status(), 200);
     assert_eq!(provider.dpop_nonce_challenges(), 2);
     assert_eq!(provider.api_requests(), 5);
-    assert_eq!(provider.token_requests(), 2, "a nonce is not a reason to refresh");
+    assert_eq!(
+        provider.token_requests(),
+        2,
+        "a nonce is not a reason to refresh"
+    );
 
     // Remembered: the next requests carry it.
     for _ in 0..2 {
@@ -113,6 +117,34 @@ async fn the_nonce_dance_happens_once_per_new_nonce() {
     }
     assert_eq!(provider.dpop_nonce_challenges(), 2);
     assert_eq!(provider.api_requests(), 7);
+}
+
+/// Requests in flight when the nonce changes all carry the old one: each gets a
+/// `use_dpop_nonce`, and each retries once, even though the first answer already taught the
+/// client the new nonce.
+#[tokio::test]
+async fn concurrent_requests_that_all_miss_a_new_nonce_all_succeed() {
+    let provider = TestProvider::start().await;
+    provider.set_dpop_nonce_required(true);
+    let config = builder(&provider)
+        .dpop(DpopAlgorithm::EdDsa)
+        .build()
+        .unwrap();
+    let client = client(&provider, config.client_credentials().build());
+    assert_eq!(client.get("warm").send().await.unwrap().status(), 200);
+    provider.rotate_dpop_nonce();
+    let challenges = provider.dpop_nonce_challenges();
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let client = client.clone();
+        requests.spawn(async move { client.get(format!("n{i}")).send().await });
+    }
+    while let Some(result) = requests.join_next().await {
+        assert_eq!(result.unwrap().unwrap().status(), 200);
+    }
+    let dances = provider.dpop_nonce_challenges() - challenges;
+    assert!((1..=20).contains(&dances), "{dances}");
+    assert_eq!(provider.token_requests(), 2, "no refresh for a nonce");
 }
 
 #[tokio::test]
@@ -153,8 +185,8 @@ async fn replayed_proofs_other_keys_and_bearer_use_are_refused() {
     );
 
     // The stolen token with a proof by another key: refused, and the client reports it.
-    let thief = Token::clone(&token)
-        .with_dpop_key(Some(DpopKey::generate(DpopAlgorithm::Es256).unwrap()));
+    let thief =
+        Token::clone(&token).with_dpop_key(Some(DpopKey::generate(DpopAlgorithm::Es256).unwrap()));
     let e = AuthedClient::builder(StaticToken::new(thief))
         .base_url(provider.api_url())
         .build()
@@ -180,7 +212,7 @@ async fn a_dpop_token_is_never_sent_as_bearer() {
         .send()
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::MalformedResponse { .. }), "{e:?}");
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
     assert_eq!(provider.api_requests(), 0);
 }
 
@@ -192,7 +224,12 @@ async fn a_dpop_source_refuses_a_bearer_token() {
         .dpop(DpopAlgorithm::Es256)
         .build()
         .unwrap();
-    let e = config.client_credentials().build().token().await.unwrap_err();
+    let e = config
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, Error::UnsupportedTokenType { token_type } if token_type == "Bearer"),
         "{e:?}"

@@ -118,7 +118,10 @@ fn check(proof: &str, htm: &str, htu: &str, access_token: Option<&str>) -> Resul
         Some("RS256") => jsonwebtoken::Algorithm::RS256,
         _ => return Err("alg is not an asymmetric algorithm the provider accepts".to_owned()),
     };
-    let jwk = header.get("jwk").filter(|j| j.is_object()).ok_or("no jwk")?;
+    let jwk = header
+        .get("jwk")
+        .filter(|j| j.is_object())
+        .ok_or("no jwk")?;
     if ["d", "p", "q", "dp", "dq", "qi", "k"]
         .iter()
         .any(|m| jwk.get(m).is_some())
@@ -185,7 +188,10 @@ fn thumbprint(jwk: &Value) -> Option<String> {
 
 /// The token endpoint's step: the proof's `jkt`, or the error response (`use_dpop_nonce`,
 /// `invalid_dpop_proof`).
-pub(super) fn token_request(inner: &mut Inner, headers: &HeaderMap) -> Result<Option<String>, Response> {
+pub(super) fn token_request(
+    inner: &mut Inner,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Response> {
     let htu = format!("{}/token", inner.issuer);
     match inner.dpop.verify(headers, "POST", &htu, None) {
         Ok(jkt) => Ok(jkt.filter(|_| !inner.dpop.issue_bearer)),

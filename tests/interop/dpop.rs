@@ -27,8 +27,7 @@ async fn counts(server: &Server) -> (u64, u64, u64) {
 }
 
 #[tokio::test]
-async fn a_public_client_signs_in_with_dpop_refreshes_and_calls_a_resource_that_checks_the_proof()
-{
+async fn a_public_client_signs_in_with_dpop_refreshes_and_calls_a_resource_that_checks_the_proof() {
     let server = Server::start_with(&[("ACCESS_TOKEN_TTL", "600")]);
     let config = dpop_config(&server).await;
     let thumbprint = config.dpop_key().unwrap().thumbprint().to_owned();
@@ -45,9 +44,7 @@ async fn a_public_client_signs_in_with_dpop_refreshes_and_calls_a_resource_that_
         .unwrap();
     let pending = flow.authorize();
     assert!(
-        pending
-            .url()
-            .contains(&format!("dpop_jkt={thumbprint}")),
+        pending.url().contains(&format!("dpop_jkt={thumbprint}")),
         "the code is bound to the key (RFC 9449 §10)"
     );
     let callback = super::signin::headless_login(pending.url(), REDIRECT_URI).await;
