@@ -14,7 +14,8 @@
 #
 # Rows: `baseline` (reqwest, a fixed header, the absolute URL as a string); `authed` with
 # the same absolute URL string (the same work for the URL); `authed, relative path` with
-# `get("hello")` against its base URL (what most code writes).
+# `get("hello")` against its base URL (what most code writes); `authed with DPoP` with the
+# same absolute URL string and a DPoP-bound token (an ES256 proof signed per request).
 set -eu
 cd "$(dirname "$0")/.."
 requests=${AUTHED_PROFILE_REQUESTS:-10000}
@@ -33,12 +34,14 @@ count() {
 base=$(count baseline absolute)
 authed=$(count authed absolute)
 relative=$(count authed relative)
+dpop=$(count dpop absolute)
 echo "$requests requests, concurrency $concurrency"
 echo "| client | instructions | per request | ratio |"
 echo "|---|---|---|---|"
-awk -v b="$base" -v a="$authed" -v r="$relative" -v n="$requests" 'BEGIN {
+awk -v b="$base" -v a="$authed" -v r="$relative" -v d="$dpop" -v n="$requests" 'BEGIN {
     printf "| baseline (fixed header) | %d | %.2f k | 1.000 |\n", b, b / n / 1000
     printf "| authed, same URL string | %d | %.2f k | %.3f |\n", a, a / n / 1000, a / b
     printf "| authed, relative path | %d | %.2f k | %.3f |\n", r, r / n / 1000, r / b
+    printf "| authed with DPoP (ES256), same URL string | %d | %.2f k | %.3f |\n", d, d / n / 1000, d / b
 }'
 echo "callgrind files: $out (callgrind_annotate --inclusive=yes $out/authed-absolute.out)"

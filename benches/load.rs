@@ -40,6 +40,9 @@ enum Client {
     Baseline(reqwest::Client, HeaderValue),
     Authed(AuthedClient),
     Mutex(Arc<HandRolled>),
+    /// `AuthedClient` with DPoP (ES256): a proof signed per request. Profile mode only
+    /// (`AUTHED_LOAD_PROFILE=dpop`, `benches/callgrind.sh`).
+    Dpop(AuthedClient),
 }
 
 impl Client {
@@ -47,6 +50,7 @@ impl Client {
         match self {
             Client::Baseline(..) => "baseline",
             Client::Authed(_) => "authed",
+            Client::Dpop(_) => "dpop",
             Client::Mutex(_) => "mutex",
         }
     }
@@ -62,6 +66,8 @@ impl Client {
                 .ok(),
             Client::Authed(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
             Client::Authed(client) => client.get("hello").send().await.ok(),
+            Client::Dpop(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
+            Client::Dpop(client) => client.get("hello").send().await.ok(),
             Client::Mutex(hand) => {
                 let header = hand.header().await;
                 hand.http
@@ -151,6 +157,23 @@ async fn make_clients(provider: &TestProvider) -> Vec<Client> {
         Client::Authed(authed),
         Client::Mutex(Arc::new(hand)),
     ]
+}
+
+/// An authed client whose tokens are DPoP-bound (ES256), for the per-request cost of a proof.
+fn dpop_client(provider: &TestProvider) -> Client {
+    let config = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .dpop(authed::DpopAlgorithm::Es256)
+        .build()
+        .expect("config");
+    Client::Dpop(
+        AuthedClient::builder(config.client_credentials().build())
+            .base_url(provider.api_url())
+            .http_client(http())
+            .build()
+            .expect("client"),
+    )
 }
 
 /// One request: when it started (since the round began) and how long it took.
@@ -495,12 +518,13 @@ async fn run() {
         // A fixed number of requests through one client, for an instruction-counting
         // profiler: `benches/callgrind.sh` (see BENCHMARKS.md).
         let provider = Arc::new(TestProvider::start().await);
-        let clients = make_clients(&provider).await;
+        let mut clients = make_clients(&provider).await;
+        clients.push(dpop_client(&provider));
         let client = clients
             .iter()
             .find(|c| c.name() == name)
-            .expect("baseline, authed or mutex");
-        if let Client::Authed(authed) = client {
+            .expect("baseline, authed, mutex or dpop");
+        if let Client::Authed(authed) | Client::Dpop(authed) = client {
             // The one token request happens here, not inside the profiled request function.
             authed.source().token().await.expect("token");
         }

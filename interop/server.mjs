@@ -9,6 +9,8 @@ import * as http from 'node:http';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 
+import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
+
 // oidc-provider prints NOTICEs with console.info (stdout); keep stdout for the READY line only.
 console.info = console.error;
 console.log = console.error;
@@ -85,6 +87,18 @@ const clients = [
     redirect_uris: ['http://127.0.0.1/callback'],
     scope: SCOPES.join(' '),
   },
+  {
+    // DPoP (RFC 9449): a public client whose access tokens must be DPoP-bound; its refresh
+    // tokens are bound to the key too (public client, §5).
+    client_id: 'authed-dpop',
+    token_endpoint_auth_method: 'none',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: SCOPES.join(' '),
+    dpop_bound_access_tokens: true,
+  },
 ];
 
 // Fresh signing key at every start (all state is in memory anyway).
@@ -118,6 +132,8 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     userinfo: { enabled: true },
     resourceIndicators: { enabled: false }, // keep every access token opaque
+    // DPoP with nonces required for every proof (use_dpop_nonce until the client sends one).
+    dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
   },
   // Refresh tokens for every client allowed the refresh_token grant, with or without
   // offline_access / prompt=consent (the authorization endpoint strips offline_access unless
@@ -290,13 +306,70 @@ async function handleResource(req, res) {
   });
 }
 
+// DPoP-protected resource at /api/dpop, checked here with jose as a resource server would:
+// proof signature by its embedded jwk, typ, htm, htu, iat, jti replay, ath, its own nonce
+// (rotated by POST /test/dpop/rotate-nonce), and the key thumbprint against the token's
+// cnf.jkt from the provider's own token lookup. Reach it as http://localhost:<port> so that
+// its nonce is another origin's than the token endpoint's (clients keep one per origin).
+const dpopResource = { nonce: crypto.randomBytes(16).toString('base64url'), jtis: new Set(), lastProof: null };
+
+async function handleDpopResource(req, res) {
+  const challenge = (error, description, extra = {}) => sendJson(
+    res,
+    401,
+    { error, error_description: description },
+    { 'WWW-Authenticate': `DPoP error="${error}", error_description="${description}"`, ...extra },
+  );
+  const m = /^DPoP\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return challenge('invalid_token', 'a DPoP-bound token is required');
+  const value = m[1];
+  const proof = req.headers.dpop;
+  if (typeof proof !== 'string') return challenge('invalid_dpop_proof', 'no DPoP proof');
+  let payload;
+  let protectedHeader;
+  try {
+    ({ payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, {
+      typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'],
+    }));
+  } catch {
+    return challenge('invalid_dpop_proof', 'the proof does not verify');
+  }
+  const htu = `http://${req.headers.host}/api/dpop`;
+  if (payload.htm !== req.method) return challenge('invalid_dpop_proof', 'htm mismatch');
+  if (payload.htu !== htu) return challenge('invalid_dpop_proof', 'htu mismatch');
+  if (typeof payload.iat !== 'number' || Math.abs(Date.now() / 1000 - payload.iat) > 300) {
+    return challenge('invalid_dpop_proof', 'iat outside the window');
+  }
+  if (payload.ath !== crypto.hash('sha256', value, 'base64url')) {
+    return challenge('invalid_dpop_proof', 'ath mismatch');
+  }
+  if (payload.nonce !== dpopResource.nonce) {
+    counts.resource_nonce += 1;
+    return challenge('use_dpop_nonce', 'a DPoP nonce is required', { 'DPoP-Nonce': dpopResource.nonce });
+  }
+  if (typeof payload.jti !== 'string' || dpopResource.jtis.has(payload.jti)) {
+    return challenge('invalid_dpop_proof', 'jti replayed');
+  }
+  dpopResource.jtis.add(payload.jti);
+  const token = await provider.AccessToken.find(value);
+  if (!token) return challenge('invalid_token', 'access token not found, expired or revoked');
+  const jkt = await calculateJwkThumbprint(protectedHeader.jwk);
+  if (!token.jkt || token.jkt !== jkt) return challenge('invalid_token', 'the token is not bound to this key');
+  dpopResource.lastProof = proof;
+  return sendJson(res, 200, { ok: true, sub: token.accountId ?? null, client_id: token.clientId, jkt, cnf_jkt: token.jkt });
+}
+
 // ---------------------------------------------------------------------------------------------
 // routing
 
 const providerCallback = provider.callback();
 
 // How many token and JWKS requests arrived, for tests that assert nothing was (re)sent.
-const counts = { token: 0, jwks: 0 };
+const counts = { token: 0, jwks: 0, dpop_nonce: 0, resource_nonce: 0 };
+// use_dpop_nonce answers of the token endpoint.
+provider.on('grant.error', (_ctx, err) => {
+  if (err?.error === 'use_dpop_nonce') counts.dpop_nonce += 1;
+});
 
 server.on('request', async (req, res) => {
   const { pathname } = new URL(req.url, issuer);
@@ -314,6 +387,16 @@ server.on('request', async (req, res) => {
     }
     if (req.method === 'POST' && pathname === '/test/device/deny') {
       return await handleDevice(req, res, 'deny');
+    }
+    if (req.method === 'POST' && pathname === '/test/dpop/rotate-nonce') {
+      dpopResource.nonce = crypto.randomBytes(16).toString('base64url');
+      return sendJson(res, 200, { ok: true });
+    }
+    if (req.method === 'GET' && pathname === '/test/dpop/last-proof') {
+      return sendJson(res, 200, { proof: dpopResource.lastProof });
+    }
+    if (pathname === '/api/dpop') {
+      return await handleDpopResource(req, res);
     }
     if (pathname === '/api/resource') {
       if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed' }, { Allow: 'GET' });

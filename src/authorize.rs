@@ -15,6 +15,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use url::{Host, Origin, Url};
 
+use crate::dpop::{self, NonceAnswer};
 use crate::error::{Error, Unauthorized};
 use crate::source::TokenSource;
 use crate::token::Token;
@@ -173,11 +174,16 @@ impl Origins {
 #[derive(Debug)]
 pub(crate) struct Credentials {
     authorization: HeaderValue,
+    /// The DPoP proof of a DPoP-bound token (RFC 9449 §7).
+    proof: Option<HeaderValue>,
 }
 
 impl Credentials {
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
         headers.insert(header::AUTHORIZATION, self.authorization);
+        if let Some(proof) = self.proof {
+            headers.insert(dpop::DPOP, proof);
+        }
     }
 }
 
@@ -188,14 +194,48 @@ pub(crate) fn attach(
     target: Target<'_>,
     token: &Token,
 ) -> Result<Credentials, Error> {
-    let _ = (method, target);
     let authorization = token.bearer_header().ok_or_else(|| {
+        if token.dpop_key().is_none() && dpop::is_dpop_type(token.token_type()) {
+            return Error::config(
+                "a DPoP token needs its key (Token::with_dpop_key); it is never sent as Bearer",
+            );
+        }
         Error::malformed(
             200,
             "the access token has characters that cannot be sent in a header",
         )
     })?;
-    Ok(Credentials { authorization })
+    let proof = match token.dpop_key() {
+        None => None,
+        Some(_) => {
+            let url = absolute_url(target).ok_or_else(|| {
+                Error::config(
+                    "a DPoP proof names the request's absolute URL (htu); this request has \
+                     only a path",
+                )
+            })?;
+            dpop::proof_for(method, &url, token)?
+        }
+    };
+    Ok(Credentials {
+        authorization,
+        proof,
+    })
+}
+
+/// The absolute URL of `target`, for a DPoP proof's `htu` and the nonce memory; `None` for
+/// a path-only URI.
+fn absolute_url(target: Target<'_>) -> Option<Url> {
+    match target {
+        Target::Url(url) => Some(url.clone()),
+        Target::Uri(uri) if uri.authority().is_none() => None,
+        Target::Uri(uri) => Url::parse(&uri.to_string()).ok(),
+    }
+}
+
+/// The URL whose DPoP nonce a response to `target` updates: only for a DPoP-bound token.
+fn nonce_url(target: Target<'_>, token: &Token) -> Option<Url> {
+    token.dpop_key().and_then(|_| absolute_url(target))
 }
 
 /// How a response looks to the rules.
@@ -257,12 +297,20 @@ pub(crate) async fn send<E: Exchange + Send>(
     // then only the URL is kept, to tell where a 401 came from.
     let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
     let token = source.token().await.map_err(E::fail)?;
+    let nonce_url = nonce_url(E::target(&request), &token);
     authorize::<E>(&mut request, &token).map_err(E::fail)?;
     let response = exchange.send(request).await?;
-    if !E::answer(&response).unauthorized {
+    let answer = E::answer(&response);
+    if !answer.unauthorized {
+        if let Some(url) = &nonce_url {
+            dpop::after_response(&token, url, false, answer.headers);
+        }
         return Ok(response);
     }
-    Box::pin(after_401(exchange, response, replay, &token, source)).await
+    Box::pin(after_401(
+        exchange, response, replay, nonce_url, &token, source,
+    ))
+    .await
 }
 
 fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(), Error> {
@@ -276,6 +324,7 @@ async fn after_401<E: Exchange + Send>(
     exchange: &mut E,
     response: E::Response,
     replay: Result<E::Request, Option<Url>>,
+    nonce_url: Option<Url>,
     token: &Token,
     source: &dyn TokenSource,
 ) -> Result<E::Response, E::Failure> {
@@ -287,6 +336,19 @@ async fn after_401<E: Exchange + Send>(
     if let Some(e) = token_not_sent(sent_to, answer.url) {
         return Err(E::fail(e));
     }
+    let asks_nonce = nonce_url.as_ref().is_some_and(|url| {
+        dpop::after_response(token, url, true, answer.headers) != NonceAnswer::Other
+    });
+    if asks_nonce {
+        // RFC 9449 §9: the server wants its new nonce in the proof; the token is fine.
+        let Ok(replay) = replay else {
+            let mut refused = Unauthorized::new(bearer_challenge(answer.headers).as_ref());
+            refused.replayable = false;
+            return Err(E::fail(Error::Unauthorized(refused)));
+        };
+        tracing::debug!("the API asks for a DPoP nonce; sending once more with it");
+        return resend(exchange, replay, token, false, true).await;
+    }
     let challenge = bearer_challenge(answer.headers);
     let mut refused = Unauthorized::new(challenge.as_ref());
     if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
@@ -294,23 +356,49 @@ async fn after_401<E: Exchange + Send>(
     }
     tracing::debug!("the API rejected the token; refreshing");
     let fresh = source.token_rejected(token).await.map_err(E::fail)?;
-    let Ok(mut replay) = replay else {
+    let Ok(replay) = replay else {
         // The next request gets the fresh token; this one cannot be sent again.
         refused.replayable = false;
         return Err(E::fail(Error::Unauthorized(refused)));
     };
+    resend(exchange, replay, &fresh, true, true).await
+}
+
+/// Sends a request once more with `token` (`refreshed`: a fresh one). A 401 is final,
+/// except, when `nonce_retry`, a DPoP `use_dpop_nonce` naming a nonce newer than the
+/// proof's, answered once more: a request in flight when the server changed its nonce.
+async fn resend<E: Exchange + Send>(
+    exchange: &mut E,
+    mut replay: E::Request,
+    token: &Token,
+    refreshed: bool,
+    nonce_retry: bool,
+) -> Result<E::Response, E::Failure> {
     let sent_to = E::sent_to(&replay).cloned();
-    authorize::<E>(&mut replay, &fresh).map_err(E::fail)?;
+    let nonce_url = nonce_url(E::target(&replay), token);
+    let again = nonce_url
+        .as_ref()
+        .filter(|_| nonce_retry)
+        .and_then(|_| E::try_clone(&replay));
+    authorize::<E>(&mut replay, token).map_err(E::fail)?;
     let response = exchange.send(replay).await?;
     let answer = E::answer(&response);
+    let nonce = nonce_url
+        .as_ref()
+        .map(|url| dpop::after_response(token, url, answer.unauthorized, answer.headers));
     if !answer.unauthorized {
         return Ok(response);
     }
     if let Some(e) = token_not_sent(sent_to.as_ref(), answer.url) {
         return Err(E::fail(e));
     }
+    if nonce == Some(NonceAnswer::Asks { new: true })
+        && let Some(again) = again
+    {
+        return Box::pin(resend(exchange, again, token, refreshed, false)).await;
+    }
     let mut refused = Unauthorized::new(bearer_challenge(answer.headers).as_ref());
-    refused.retried = true;
+    refused.retried = refreshed;
     Err(E::fail(Error::Unauthorized(refused)))
 }
 
@@ -353,7 +441,8 @@ fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
             continue;
         };
         for (scheme, params) in parse_challenges(value) {
-            if scheme.eq_ignore_ascii_case("bearer") {
+            // A DPoP token's challenge names the DPoP scheme (RFC 9449 §7.1), same parameters.
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") {
                 let get = |name: &str| {
                     params
                         .iter()

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use crate::dpop::DpopKey;
 use crate::error::{Error, OAuthError};
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
 use crate::signing_key::SigningKey;
@@ -245,6 +246,8 @@ pub(crate) struct Endpoint {
     timeout: Duration,
     /// Endpoints closed by a `Retry-After`, shared by every clone.
     gate: Arc<Gate>,
+    /// The configuration's DPoP key: every token request carries a proof signed with it.
+    dpop: Option<DpopKey>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -253,6 +256,7 @@ impl std::fmt::Debug for Endpoint {
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
             .field("retry", &self.retry)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -314,7 +318,19 @@ impl Endpoint {
             retry,
             timeout,
             gate: Arc::default(),
+            dpop: None,
         }
+    }
+
+    /// Signs a DPoP proof for every token request with `key`.
+    pub(crate) fn with_dpop(mut self, key: Option<DpopKey>) -> Self {
+        self.dpop = key;
+        self
+    }
+
+    /// The configuration's DPoP key.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop.as_ref()
     }
 
     pub(crate) fn retry_policy(&self) -> RetryPolicy {
@@ -401,7 +417,19 @@ impl Endpoint {
     /// retry policy when the grant type is one that is safe to send twice.
     pub(crate) async fn post_form(&self, url: &url::Url, form: Form) -> Result<Answer, Error> {
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        self.send(url, form, replay).await
+        self.send(url, form, replay, None).await
+    }
+
+    /// [`post_form`](Self::post_form) for a token request whose answer a grant reads itself:
+    /// with the configuration's DPoP key, if any, it carries a proof. Read the answer with
+    /// [`token_from_answer_bound`] and [`dpop_key`](Self::dpop_key).
+    pub(crate) async fn post_token_form(
+        &self,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        self.send(url, form, replay, self.dpop.as_ref()).await
     }
 
     /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
@@ -411,11 +439,19 @@ impl Endpoint {
         url: &url::Url,
         form: Form,
     ) -> Result<Answer, Error> {
-        self.send(url, form, Replay::Safe).await
+        self.send(url, form, Replay::Safe, None).await
     }
 
     /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
-    async fn send(&self, url: &url::Url, form: Form, replay: Replay) -> Result<Answer, Error> {
+    /// With a DPoP key, each attempt carries a new proof, and a `use_dpop_nonce` answer with
+    /// a new nonce is answered by one more request carrying it (RFC 9449 §8).
+    async fn send(
+        &self,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Answer, Error> {
         let retry = replay != Replay::Never;
         let policy = if retry {
             self.retry
@@ -427,6 +463,7 @@ impl Endpoint {
             |wait: Duration| retry && started.elapsed() + wait <= policy.get_max_elapsed();
         let gate_key = Redacted(url).to_string();
         let mut attempt = 1;
+        let mut nonce_retried = false;
         loop {
             if let Some((wait, status)) = self.gate.closed_for(&gate_key) {
                 if !within_budget(wait) {
@@ -440,8 +477,24 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let result = self.send_once(url, form.clone(), &gate_key).await;
+            let mut got_nonce = false;
+            let result = self
+                .send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce)
+                .await;
             match result {
+                // The server refused the request before acting on it (RFC 9449 §8): safe to
+                // send again for any grant, an authorization code included. Once per call,
+                // even if the nonce was known already (a concurrent request's answer).
+                Err(e)
+                    if got_nonce
+                        && !nonce_retried
+                        && e.oauth_error().is_some_and(|o| o.error == "use_dpop_nonce") =>
+                {
+                    tracing::debug!(
+                        "the token endpoint asks for a DPoP nonce; sending once more with it"
+                    );
+                    nonce_retried = true;
+                }
                 Err(e)
                     if e.is_retryable()
                         && attempt < policy.get_attempts()
@@ -463,7 +516,14 @@ impl Endpoint {
         }
     }
 
-    async fn send_once(&self, url: &url::Url, form: Form, gate_key: &str) -> Result<Answer, Error> {
+    async fn send_once(
+        &self,
+        url: &url::Url,
+        form: Form,
+        gate_key: &str,
+        dpop: Option<&DpopKey>,
+        got_nonce: &mut bool,
+    ) -> Result<Answer, Error> {
         let grant_type = form.value("grant_type").unwrap_or("-").to_owned();
         tracing::debug!(
             endpoint = %Redacted(url),
@@ -476,7 +536,10 @@ impl Endpoint {
             .post(url.clone())
             .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (req, form) = self.authenticate(req, form).await?;
+        let (mut req, form) = self.authenticate(req, form).await?;
+        if let Some(key) = dpop {
+            req = req.header(crate::dpop::DPOP, key.proof("POST", url, None)?);
+        }
         let resp = req
             .header(
                 reqwest::header::CONTENT_TYPE,
@@ -486,6 +549,9 @@ impl Endpoint {
             .send()
             .await
             .map_err(Error::transport)?;
+        if let Some(key) = dpop {
+            *got_nonce = key.remember_nonce(url, resp.headers()).is_some();
+        }
         if let Some(e) = self.rate_limited(&resp, gate_key) {
             tracing::debug!(error = %e, "oauth request rate limited");
             return Err(e);
@@ -519,14 +585,28 @@ impl Endpoint {
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
+    /// With the configuration's DPoP key, if any, the token request carries a proof.
     pub(crate) async fn token(
         &self,
         url: &url::Url,
         form: Form,
         now: SystemTime,
     ) -> Result<Token, Error> {
-        let answer = self.post_form(url, form).await?;
-        token_from_answer(answer, now)
+        self.token_with(url, form, now, self.dpop.as_ref()).await
+    }
+
+    /// [`token`](Self::token) with proofs signed by `dpop`: a refresh uses the key its login
+    /// is bound to.
+    pub(crate) async fn token_with(
+        &self,
+        url: &url::Url,
+        form: Form,
+        now: SystemTime,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Token, Error> {
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        let answer = self.send(url, form, replay, dpop).await?;
+        token_from_answer_bound(answer, now, dpop)
     }
 }
 
@@ -895,7 +975,23 @@ const SLACK_BEARER_TYPES: &[&str] = &["bot", "user"];
 
 /// Applies the token response rules (RFC 6749 §5.1, §7.1) with the quirks real providers
 /// have.
+#[cfg(test)]
 pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token, Error> {
+    token_from_answer_bound(answer, now, None)
+}
+
+/// [`token_from_answer`] for a request that carried a proof by `dpop`, if any.
+///
+/// `token_type` decides the scheme (RFC 9449 §5): `DPoP` is accepted only when a proof was
+/// sent, and the token is bound to its key. A DPoP request answered with a Bearer token is
+/// refused ([`Error::UnsupportedTokenType`]): the application asked for sender-constrained
+/// tokens, and silently accepting a bearer token instead would hide a provider that does
+/// not (or no longer) bind tokens.
+pub(crate) fn token_from_answer_bound(
+    answer: Answer,
+    now: SystemTime,
+    dpop: Option<&DpopKey>,
+) -> Result<Token, Error> {
     let Answer { status, mut fields } = answer;
     let access_token = take_string(&mut fields, "access_token")
         .ok_or_else(|| Error::malformed(status, "no access_token in the token response"))?;
@@ -905,11 +1001,14 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
             "the access token has characters an HTTP header cannot carry",
         ));
     }
-    // RFC 6749 §7.1: a client must not use a token whose type it does not understand. Only
-    // Bearer is sent today; a DPoP-bound token will need its proof, so it is refused until
-    // the client asks for DPoP. A missing token_type is read as Bearer, a quirk of several
+    // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+    // Bearer always; DPoP only when the request carried a proof (the token needs the key's
+    // proofs, RFC 9449 §5). A missing token_type is read as Bearer, a quirk of several
     // providers (Facebook, older Salesforce answers).
     let token_type = match fields.remove("token_type") {
+        Some(Value::String(t)) if dpop.is_some() && crate::dpop::is_dpop_type(&t) => {
+            "DPoP".to_owned()
+        }
         None | Some(Value::Null) => "Bearer".to_owned(),
         Some(Value::String(t)) if t.trim().eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
         Some(Value::String(t)) if t.is_empty() => "Bearer".to_owned(),
@@ -922,6 +1021,9 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
             return Err(Error::UnsupportedTokenType { token_type: shown });
         }
     };
+    if dpop.is_some() && token_type != "DPoP" {
+        return Err(Error::UnsupportedTokenType { token_type });
+    }
     // `expires` is Facebook's older name for `expires_in`.
     let expiry = match ["expires_in", "expires"]
         .iter()
@@ -956,7 +1058,8 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
         .with_refresh_token(refresh_token)
         .with_id_token(id_token)
         .with_scopes(scopes)
-        .with_extra(fields);
+        .with_extra(fields)
+        .with_dpop_key(dpop.cloned());
     Ok(match expiry {
         Expiry::After(d) => token.with_lifetime(now, d),
         Expiry::Expired => token.with_lifetime(now, Duration::ZERO),

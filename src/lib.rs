@@ -60,6 +60,13 @@
 //! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
 //!   `file-store`, `KeyringStore` with feature `keyring`, `RedisStore` with feature `redis`,
 //!   [`ObservedStore`] to be told of every change).
+//! - Sender-constrained tokens: DPoP (RFC 9449) with
+//!   [`OAuthConfigBuilder::dpop`] or [`dpop_key`](OAuthConfigBuilder::dpop_key). A [`DpopKey`]
+//!   (ES256, EdDSA or RS256) signs a proof for every token request (every grant) and every
+//!   [`AuthedClient`] request (`Authorization: DPoP`, `ath`); `use_dpop_nonce` is answered
+//!   with one retry per new nonce, remembered per origin; `dpop_jkt` binds the authorization
+//!   code; the key is stored with the login, so a restarted app refreshes a bound refresh
+//!   token with it.
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
 //!   description, and predicates that say whether to re-authorize, fix configuration or retry.
 //!   `Display` says what happened; an underlying error is only the `source()` (see
@@ -85,9 +92,10 @@
 //!
 //! General promises:
 //!
-//! - Tokens, refresh tokens, ID tokens, client secrets, private keys, client assertions and
-//!   subject tokens never appear in `Debug`, `Display`, errors or `tracing` output (tested at
-//!   TRACE level); the `Authorization` header is marked sensitive.
+//! - Tokens, refresh tokens, ID tokens, client secrets, private keys, client assertions,
+//!   subject tokens, DPoP private keys and proofs never appear in `Debug`, `Display`, errors
+//!   or `tracing` output (tested at TRACE level); the `Authorization` and `DPoP` headers are
+//!   marked sensitive.
 //! - Client assertions live 60 seconds and carry a random `jti`; each request gets a new one.
 //!   Client authentication never falls back to a method the provider's metadata does not
 //!   list.
@@ -139,7 +147,11 @@
 //!    `Error::RedirectedUnauthorized`, with no refresh and no replay. `tests/authed_client.rs`
 //!    `a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection`.
 //! 8. **Token responses are validated** (RFC 6749 §5.1, §7.1): a `token_type` other than
-//!    `Bearer` (any case; missing means Bearer) is `Error::UnsupportedTokenType`, never sent;
+//!    `Bearer` (any case; missing means Bearer), or `DPoP` for a configuration with DPoP, is
+//!    `Error::UnsupportedTokenType`, never sent (a DPoP configuration answered with a Bearer
+//!    token too: no silent downgrade; a DPoP token is never sent as Bearer,
+//!    `tests/dpop.rs` `a_dpop_source_refuses_a_bearer_token`,
+//!    `a_dpop_token_is_never_sent_as_bearer`);
 //!    an access token with characters outside VSCHAR (CR, LF, NUL, ...) is refused at the token
 //!    endpoint, never cached. `tests/provider_errors.rs`
 //!    `attack_unknown_token_type_is_never_sent_as_bearer`,
@@ -182,6 +194,7 @@ mod browser;
 mod client;
 mod config;
 mod discovery;
+mod dpop;
 mod endpoint;
 mod env;
 mod error;
@@ -208,6 +221,7 @@ pub mod tower;
 
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
+pub use dpop::{DpopAlgorithm, DpopKey};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};

@@ -38,6 +38,7 @@ use crate::token::Clock;
 
 mod assertions;
 mod conformance;
+mod dpop;
 mod keys;
 
 pub use conformance::{store_conformance, store_lock_conformance};
@@ -166,6 +167,7 @@ struct Inner {
     iss_parameter: bool,
     jwks_requests: usize,
     assertions: assertions::Assertions,
+    dpop: dpop::DpopServer,
 }
 
 #[derive(Debug, Clone)]
@@ -177,18 +179,22 @@ struct CodeGrant {
     nonce: Option<String>,
     openid: bool,
     subject: String,
+    dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 struct Issued {
     client_id: String,
     expires: Instant,
+    jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 struct RefreshState {
     client_id: String,
     used: bool,
+    /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    jkt: Option<String>,
 }
 
 fn random_token(prefix: &str) -> String {
@@ -237,6 +243,7 @@ impl TestProvider {
                 iss_parameter: true,
                 jwks_requests: 0,
                 assertions: Default::default(),
+                dpop: Default::default(),
             }),
         });
         let app = Router::new()
@@ -489,6 +496,7 @@ impl TestProvider {
                 RefreshState {
                     client_id: Self::CLIENT_ID.to_owned(),
                     used: false,
+                    jkt: None,
                 },
             )
         });
@@ -620,6 +628,7 @@ fn check_grant(
     inner: &mut Inner,
     client_id: &str,
     form: &HashMap<String, String>,
+    jkt: Option<&str>,
 ) -> Result<bool, Response> {
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     match field("grant_type") {
@@ -629,7 +638,11 @@ fn check_grant(
             inner.presented_refresh_tokens.push(presented.to_owned());
             let rotate = inner.rotate_refresh_tokens;
             match inner.refresh.get_mut(presented) {
-                Some(rt) if !rt.used && rt.client_id == client_id => {
+                Some(rt)
+                    if !rt.used
+                        && rt.client_id == client_id
+                        && rt.jkt.as_deref().is_none_or(|j| Some(j) == jkt) =>
+                {
                     rt.used = rotate;
                     Ok(rotate)
                 }
@@ -646,6 +659,7 @@ fn check_grant(
             let verifier = oauth2::PkceCodeVerifier::new(field("code_verifier").to_owned());
             let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
             if grant.used
+                || grant.dpop_jkt.as_deref().is_some_and(|j| Some(j) != jkt)
                 || grant.client_id != client_id
                 || grant.redirect_uri != field("redirect_uri")
                 || challenge.as_str() != grant.challenge
@@ -712,13 +726,17 @@ async fn token_endpoint(
         Ok(id) => id,
         Err(resp) => return resp,
     };
+    let jkt = match dpop::token_request(&mut inner, &headers) {
+        Ok(jkt) => jkt,
+        Err(resp) => return resp,
+    };
     let extra = match assertions::grant(&mut inner, &form).transpose() {
         Ok(extra) => extra,
         Err(resp) => return resp,
     };
     let with_refresh = match extra {
         Some(_) => false,
-        None => match check_grant(&state, &mut inner, &client_id, &form) {
+        None => match check_grant(&state, &mut inner, &client_id, &form, jkt.as_deref()) {
             Ok(with_refresh) => with_refresh,
             Err(resp) => return resp,
         },
@@ -733,11 +751,12 @@ async fn token_endpoint(
         Issued {
             client_id: client_id.clone(),
             expires: Instant::now() + lifetime,
+            jkt: jkt.clone(),
         },
     );
     let mut response = json!({
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": dpop::token_type(jkt.as_deref()),
         "expires_in": lifetime.as_secs_f64(),
     });
     if let Some(scope) = form.get("scope") {
@@ -758,13 +777,16 @@ async fn token_endpoint(
         inner.refresh.insert(
             rt.clone(),
             RefreshState {
+                jkt: jkt.filter(|_| client_id == TestProvider::PUBLIC_CLIENT_ID),
                 client_id,
                 used: false,
             },
         );
         response["refresh_token"] = json!(rt);
     }
-    axum::Json(response).into_response()
+    let mut response = axum::Json(response).into_response();
+    dpop::add_nonce(&inner, &mut response);
+    response
 }
 
 /// Plays the user: approves at once (or refuses when told to) and redirects back.
@@ -814,6 +836,7 @@ async fn authorize_endpoint(State(state): State<Arc<ProviderState>>, uri: Uri) -
                         nonce: query.get("nonce").cloned(),
                         openid: field("scope").split(' ').any(|s| s == "openid"),
                         subject,
+                        dpop_jkt: query.get("dpop_jkt").cloned(),
                     },
                 );
                 q.append_pair("code", &code);
@@ -1010,15 +1033,25 @@ async fn revocation_endpoint(
     StatusCode::OK.into_response()
 }
 
-async fn api(State(state): State<Arc<ProviderState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn api(
+    State(state): State<Arc<ProviderState>>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if !uri.path().starts_with("/api/") {
         return StatusCode::NOT_FOUND.into_response();
     }
     state.api_requests.fetch_add(1, Ordering::SeqCst);
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented =
+        match dpop::presented_token(&mut state.lock(), &headers, method.as_str(), uri.path()) {
+            Ok(presented) => presented,
+            Err(resp) => {
+                state.api_rejections.fetch_add(1, Ordering::SeqCst);
+                return resp;
+            }
+        };
+    let presented = presented.as_deref();
     let issued = presented.and_then(|t| state.lock().access.get(t).cloned());
     match issued {
         Some(issued) if issued.expires > Instant::now() => axum::Json(json!({

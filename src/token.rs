@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::dpop::DpopKey;
+
 macro_rules! secret_string {
     ($(#[$doc:meta])* $vis:vis $name:ident) => {
         $(#[$doc])*
@@ -99,6 +101,10 @@ pub struct Token {
     id_token: Option<IdToken>,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     extra: serde_json::Map<String, serde_json::Value>,
+    /// The key a DPoP-bound token (and its refresh token) is bound to. Stored with the
+    /// login; older stored tokens have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<DpopKey>,
     #[serde(skip)]
     header: HeaderCache,
 }
@@ -127,6 +133,7 @@ impl Token {
             scopes: None,
             id_token: None,
             extra: serde_json::Map::new(),
+            dpop_key: None,
             header: HeaderCache::default(),
         }
     }
@@ -174,6 +181,20 @@ impl Token {
     pub fn with_extra(mut self, extra: serde_json::Map<String, serde_json::Value>) -> Self {
         self.extra = extra;
         self
+    }
+
+    /// Binds the token to a DPoP key (RFC 9449): it is then sent as
+    /// `Authorization: DPoP <token>` with a proof signed by `key`, and refreshed with proofs
+    /// by the same key. Tokens from a DPoP-configured source come bound already.
+    pub fn with_dpop_key(mut self, key: Option<DpopKey>) -> Self {
+        self.dpop_key = key;
+        self.header = HeaderCache::default();
+        self
+    }
+
+    /// The DPoP key the token is bound to, if it is DPoP-bound.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop_key.as_ref()
     }
 
     /// The access token.
@@ -229,14 +250,20 @@ impl Token {
         policy.valid_until(self).is_none_or(|until| now < until)
     }
 
-    /// `Bearer <access token>`, marked sensitive; `None` when the token has characters a
-    /// header cannot carry.
+    /// `Bearer <access token>`, or `DPoP <access token>` for a DPoP token, marked
+    /// sensitive; `None` when the token has characters a header cannot carry, or is a DPoP
+    /// token without its key (never sent as Bearer, RFC 9449 §7.1).
     pub(crate) fn bearer_header(&self) -> Option<http::HeaderValue> {
         self.header
             .0
             .get_or_init(|| {
+                let scheme = match (crate::dpop::is_dpop_type(&self.token_type), &self.dpop_key) {
+                    (true, Some(_)) => "DPoP",
+                    (true, None) => return None,
+                    (false, _) => "Bearer",
+                };
                 let mut value =
-                    http::HeaderValue::try_from(format!("Bearer {}", self.access_token.secret()))
+                    http::HeaderValue::try_from(format!("{scheme} {}", self.access_token.secret()))
                         .ok()?;
                 value.set_sensitive(true);
                 Some(value)
@@ -261,6 +288,7 @@ impl fmt::Debug for Token {
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("has_id_token", &self.id_token.is_some())
             .field("scopes", &self.scopes)
+            .field("dpop_bound", &self.dpop_key.is_some())
             .finish_non_exhaustive()
     }
 }

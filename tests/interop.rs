@@ -32,6 +32,9 @@ const SPECIAL_SECRET: &str = "s3cr:et@%20 pass";
 const POST_ID: &str = "authed-post";
 const POST_SECRET: &str = "post-secret";
 
+#[path = "interop/dpop.rs"]
+mod dpop;
+
 /// One oidc-provider process. Killed on drop.
 struct Server {
     child: Child,

@@ -89,6 +89,35 @@ async fn no_secret_in_debug_display_errors_or_trace_logs() {
 
     shown.push(format!("{config:?} {source:?} {client:?} {wrong:?}"));
 
+    // DPoP: the private key and the proofs, through the nonce dance at both endpoints.
+    provider.set_dpop_nonce_required(true);
+    let dpop = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .dpop(authed::DpopAlgorithm::Es256)
+        .build()
+        .unwrap();
+    let key = dpop.dpop_key().unwrap().clone();
+    let der = key.to_pkcs8_der();
+    secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der));
+    secrets.push(base64::engine::general_purpose::STANDARD.encode(&der));
+    let dpop_source = Arc::new(dpop.client_credentials().build());
+    let dpop_client = AuthedClient::builder_arc(dpop_source.clone())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    dpop_client.get("one").send().await.unwrap();
+    secrets.push(provider.last_dpop_proof().unwrap());
+    provider.rotate_dpop_nonce();
+    dpop_client.get("two").send().await.unwrap(); // 401 use_dpop_nonce, retry
+    secrets.push(provider.last_dpop_proof().unwrap());
+    let bound = dpop_source.token().await.unwrap();
+    secrets.push(bound.access_token().secret().to_owned());
+    assert!(provider.dpop_nonce_challenges() >= 2);
+    shown.push(format!(
+        "{dpop:?} {dpop_source:?} {dpop_client:?} {bound:?} {key:?}"
+    ));
+
     // Basic credentials, as they cross the wire.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!(
         "{}:{}",

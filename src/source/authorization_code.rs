@@ -482,6 +482,10 @@ impl AuthorizationCode {
             if let Some(nonce) = &nonce {
                 q.append_pair("nonce", nonce.secret());
             }
+            // RFC 9449 §10: binds the code to the key that will redeem it.
+            if let Some(key) = self.config.dpop_key() {
+                q.append_pair("dpop_jkt", key.thumbprint());
+            }
             for (k, v) in &self.params {
                 q.append_pair(k, v);
             }

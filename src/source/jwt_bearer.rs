@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::{Answer, Form, jwt_claims, token_from_answer};
+use crate::endpoint::{Answer, Form, jwt_claims, token_from_answer_bound};
 use crate::error::Error;
 use crate::signing_key::SigningKey;
 use crate::source::cache::{Grant, Persist, TokenCache};
@@ -229,9 +229,13 @@ impl Grant for JwtBearerGrant {
             let answer = self
                 .config
                 .endpoint()
-                .post_form(&self.config.endpoints().token_url, form)
+                .post_token_form(&self.config.endpoints().token_url, form)
                 .await?;
-            token_from_answer(id_token_as_access_token(answer, now), now)
+            token_from_answer_bound(
+                id_token_as_access_token(answer, now),
+                now,
+                self.config.endpoint().dpop_key(),
+            )
         })
     }
 }
@@ -281,6 +285,7 @@ fn unverified_exp(jwt: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::token_from_answer;
     use serde_json::json;
 
     #[test]

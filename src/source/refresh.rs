@@ -286,9 +286,14 @@ impl Grant for RefreshGrant {
             };
             let form =
                 Form::grant_type("refresh_token").with("refresh_token", refresh_token.secret());
-            self.config
-                .endpoint()
-                .token(&self.config.endpoints().token_url, form, now)
+            // A DPoP-bound login refreshes with its own key (a public client's refresh
+            // token is bound to it, RFC 9449 §5), whatever key the configuration has now.
+            let endpoint = self.config.endpoint();
+            let key = current
+                .and_then(Token::dpop_key)
+                .or_else(|| endpoint.dpop_key());
+            endpoint
+                .token_with(&self.config.endpoints().token_url, form, now, key)
                 .await
         })
     }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::{Form, token_from_answer};
+use crate::endpoint::{Form, token_from_answer_bound};
 use crate::error::Error;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
@@ -318,7 +318,7 @@ impl Grant for TokenExchangeGrant {
             let mut answer = self
                 .config
                 .endpoint()
-                .post_form(&self.config.endpoints().token_url, form)
+                .post_token_form(&self.config.endpoints().token_url, form)
                 .await?;
             let not_applicable = self.accepts_not_applicable
                 && matches!(
@@ -328,7 +328,7 @@ impl Grant for TokenExchangeGrant {
             if not_applicable {
                 answer.fields.remove("token_type");
             }
-            let token = token_from_answer(answer, now)?;
+            let token = token_from_answer_bound(answer, now, self.config.endpoint().dpop_key())?;
             Ok(if not_applicable {
                 token.with_token_type("N_A")
             } else {
