@@ -226,6 +226,7 @@ impl AuthedClient {
             return Err(Error::Unauthorized(refused));
         };
         tracing::debug!("the API rejected the token; refreshing and retrying once");
+        crate::telemetry::unauthorized_retry();
         let fresh = source.token_rejected(&token).await?;
         let sent_to = replay.url().clone();
         let response = self.execute(replay, &fresh).await?;

@@ -1,7 +1,8 @@
 //! The one place that talks to a provider's endpoints: client authentication, form encoding,
 //! no redirects, a timeout, a response size cap, provider quirks normalised, and RFC 6749 §5.2
 //! errors mapped to typed errors. Every grant, revocation and device authorization goes
-//! through [`Endpoint::post_form`].
+//! through [`Endpoint::attempts`], and every provider call (JWKS and discovery too) through
+//! [`observed`], which gives it its `tracing` span and metrics.
 //!
 //! We build these requests ourselves rather than through `oauth2`'s `AsyncHttpClient`: its
 //! response parsing rejects the quirks real providers have (string `expires_in`,
@@ -13,9 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use crate::error::{Error, OAuthError};
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
+use crate::telemetry::{self, Call};
 use crate::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Token};
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
@@ -151,6 +154,42 @@ pub(crate) async fn get_json(
     url: &url::Url,
     timeout: Duration,
 ) -> Result<Answer, Error> {
+    observed(
+        Call::Discovery.label(None),
+        url,
+        answered(fetch_json(http, url, timeout)),
+    )
+    .await
+}
+
+/// One provider call in its `provider_request` span, its outcome (the answer's status and
+/// `T`, or the error) recorded there and in the metrics (see [`telemetry`]). A span covers
+/// the whole call, every attempt and wait included: its duration is what the caller waited.
+async fn observed<T>(
+    grant: &'static str,
+    url: &url::Url,
+    call: impl Future<Output = Result<(u16, T), Error>>,
+) -> Result<T, Error> {
+    let span = telemetry::provider_request_span(grant, url);
+    let started = tokio::time::Instant::now();
+    let result = call.instrument(span.clone()).await;
+    let status = result.as_ref().map(|(status, _)| *status);
+    telemetry::provider_request_done(&span, grant, status, started.elapsed());
+    result.map(|(_, value)| value)
+}
+
+/// An answer with its status, for [`observed`].
+async fn answered(
+    answer: impl Future<Output = Result<Answer, Error>>,
+) -> Result<(u16, Answer), Error> {
+    answer.await.map(|answer| (answer.status, answer))
+}
+
+async fn fetch_json(
+    http: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Answer, Error> {
     tracing::debug!(endpoint = %Redacted(url), "metadata request");
     let resp = http
         .get(url.clone())
@@ -203,7 +242,8 @@ impl Endpoint {
 
     /// [`get_json`] with this registration's HTTP client (the provider's JWKS).
     pub(crate) async fn get_json(&self, url: &url::Url) -> Result<Answer, Error> {
-        get_json(&self.http, url, self.timeout).await
+        let jwks = answered(fetch_json(&self.http, url, self.timeout));
+        observed(Call::Jwks.label(None), url, jwks).await
     }
 
     pub(crate) fn auth_method(&self) -> ClientAuthMethod {
@@ -241,10 +281,16 @@ impl Endpoint {
 
     /// POSTs an authenticated form and reads the answer, capped and parsed. An OAuth error in
     /// the answer, whatever its status, becomes the matching typed error. Retried under the
-    /// retry policy when the grant type is one that is safe to send twice.
-    pub(crate) async fn post_form(&self, url: &url::Url, form: Form) -> Result<Answer, Error> {
+    /// retry policy when the grant type is one that is safe to send twice. `call` names the
+    /// request in its span and metrics.
+    pub(crate) async fn post_form(
+        &self,
+        call: Call,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        self.send(url, form, replay).await
+        self.send(call, url, form, replay).await
     }
 
     /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
@@ -254,11 +300,24 @@ impl Endpoint {
         url: &url::Url,
         form: Form,
     ) -> Result<Answer, Error> {
-        self.send(url, form, Replay::Safe).await
+        self.send(Call::DeviceAuthorization, url, form, Replay::Safe)
+            .await
+    }
+
+    /// One call in its span: see [`observed`].
+    async fn send(
+        &self,
+        call: Call,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+    ) -> Result<Answer, Error> {
+        let grant = call.label(form.value("grant_type"));
+        observed(grant, url, answered(self.attempts(url, form, replay))).await
     }
 
     /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
-    async fn send(&self, url: &url::Url, form: Form, replay: Replay) -> Result<Answer, Error> {
+    async fn attempts(&self, url: &url::Url, form: Form, replay: Replay) -> Result<Answer, Error> {
         let retry = replay != Replay::Never;
         let policy = if retry {
             self.retry
@@ -283,6 +342,7 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            tracing::Span::current().record("attempts", attempt);
             let result = self.send_once(url, form.clone(), &gate_key).await;
             match result {
                 Err(e)
@@ -368,8 +428,16 @@ impl Endpoint {
         form: Form,
         now: SystemTime,
     ) -> Result<Token, Error> {
-        let answer = self.post_form(url, form).await?;
-        token_from_answer(answer, now)
+        // The token response rules run inside the span: a response they refuse is a failed
+        // token request.
+        let grant = Call::Token.label(form.value("grant_type"));
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        let request = async {
+            let answer = self.attempts(url, form, replay).await?;
+            let status = answer.status;
+            token_from_answer(answer, now).map(|token| (status, token))
+        };
+        observed(grant, url, request).await
     }
 }
 

@@ -177,6 +177,7 @@ mod retry;
 mod revoke;
 mod source;
 mod store;
+mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
