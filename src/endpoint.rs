@@ -191,6 +191,7 @@ async fn fetch_json(
     timeout: Duration,
 ) -> Result<Answer, Error> {
     tracing::debug!(endpoint = %Redacted(url), "metadata request");
+    tracing::Span::current().record("attempts", 1u32);
     let resp = http
         .get(url.clone())
         .timeout(timeout)
@@ -316,8 +317,23 @@ impl Endpoint {
         observed(grant, url, answered(self.attempts(url, form, replay))).await
     }
 
-    /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
+    /// One call: [`retrying`](Self::retrying), and how many requests it sent recorded on the
+    /// call's span.
     async fn attempts(&self, url: &url::Url, form: Form, replay: Replay) -> Result<Answer, Error> {
+        let mut sent = 0u32;
+        let result = self.retrying(url, form, replay, &mut sent).await;
+        tracing::Span::current().record("attempts", sent);
+        result
+    }
+
+    /// Attempts, backoff between them, and the endpoint's `Retry-After` wait.
+    async fn retrying(
+        &self,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        sent: &mut u32,
+    ) -> Result<Answer, Error> {
         let retry = replay != Replay::Never;
         let policy = if retry {
             self.retry
@@ -342,7 +358,7 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            tracing::Span::current().record("attempts", attempt);
+            *sent += 1;
             let result = self.send_once(url, form.clone(), &gate_key).await;
             match result {
                 Err(e)

@@ -55,6 +55,45 @@
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
 //!   description, and predicates that say whether to re-authorize, fix configuration or retry.
 //!
+//! # Observability
+//!
+//! Every request to a provider (token, revocation, device authorization, JWKS, discovery)
+//! runs in an INFO span `provider_request`, one per call with all its retries. Every caller
+//! that has to wait for a token runs in an INFO span `token_wait`; the `provider_request` of
+//! the token request it started is its child, and a background refresh runs in the span of the
+//! request whose read found the token due. Both are made in `authed::telemetry` (their target).
+//!
+//! | Span | Field | Value |
+//! |---|---|---|
+//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery` |
+//! | | `host` | the endpoint's host: no path, no query |
+//! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
+//! | | `status` | the last answer's HTTP status (none after a transport failure) |
+//! | | `outcome` | `ok`, or the error's [`Error::kind`] (`invalid_grant`, `transport`, `rate_limited`, ...) |
+//! | | `duration_ms` | the whole call, backoff and `Retry-After` waits included |
+//! | `token_wait` | `reason` | `missing` (no token yet), `expired`, or `rejected` (a 401 `invalid_token`) |
+//! | | `refresh` | `started` (this caller started the token request) or `joined` (one was in flight) |
+//! | | `outcome`, `wait_ms` | `ok` or the error's kind; how long the caller waited |
+//!
+//! With feature `metrics`, the crate records through the [`metrics`](https://docs.rs/metrics)
+//! facade into whatever recorder the application installs (a Prometheus exporter, StatsD, ...):
+//!
+//! | Metric | Type | Labels | What |
+//! |---|---|---|---|
+//! | `authed_token_requests_total` | counter | `grant`, `outcome` (`ok` / `error`) | provider calls, as the span counts them |
+//! | `authed_token_request_failures_total` | counter | `grant`, `kind` ([`Error::kind`]) | failed provider calls |
+//! | `authed_token_request_duration_seconds` | histogram | `grant` | each call's duration: refresh latency |
+//! | `authed_cache_hits_total` | counter | none | `token()` calls answered from the cache |
+//! | `authed_cache_misses_total` | counter | none | `token()` calls that found no valid token and waited |
+//! | `authed_unauthorized_retries_total` | counter | none | requests sent once more with a fresh token after a 401 |
+//! | `authed_background_refreshes_total` | counter | `outcome` (`ok` / `error`) | refreshes ahead of expiry, while the token was still valid |
+//!
+//! Labels and span fields only take values from these fixed sets: never a token, a secret, a
+//! URL or a client id (which is not secret, but a multi-tenant app has too many for a label).
+//! The cache's counters are registered when a token source is built, so install the recorder
+//! first. A cache hit then costs one atomic increment more (BENCHMARKS.md); without the feature
+//! nothing.
+//!
 //! # Feature flags
 //!
 //! | Name | Description | Default |
@@ -66,6 +105,7 @@
 //! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
 //! | `redis` | `RedisStore`: tokens shared by every replica, with an expiring, renewed, fenced distributed refresh lock (`redis` crate) | no |
 //! | `blocking` | `authed::blocking`: a synchronous client and token access for programs without a Tokio runtime, on an internal runtime thread | no |
+//! | `metrics` | counters and a histogram of token requests, cache hits, 401 retries and background refreshes through the `metrics` facade (see [Observability](#observability)) | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
@@ -74,8 +114,8 @@
 //! General promises:
 //!
 //! - Tokens, refresh tokens, ID tokens and client secrets never appear in `Debug`, `Display`,
-//!   errors or `tracing` output (tested at TRACE level); the `Authorization` header is marked
-//!   sensitive.
+//!   errors, `tracing` output (tested at TRACE level, span fields included) or metric labels
+//!   (`tests/observability.rs`); the `Authorization` header is marked sensitive.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
 //! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
 //!   before sending.

@@ -67,13 +67,14 @@ impl Call {
 }
 
 /// The span around one provider call (all its attempts, backoff and `Retry-After` waits
-/// included). `host` is the host alone: no path, no query.
+/// included). `host` is the host alone: no path, no query. `attempts` is recorded once, at
+/// the end (a subscriber may show each recorded value).
 pub(crate) fn provider_request_span(grant: &'static str, url: &url::Url) -> Span {
     tracing::info_span!(
         "provider_request",
         grant,
         host = url.host_str().unwrap_or(""),
-        attempts = 0u32,
+        attempts = Empty,
         status = Empty,
         outcome = Empty,
         duration_ms = Empty,
