@@ -201,3 +201,31 @@ impl CacheMetrics {
         self.misses.increment(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::OAuthError;
+
+    #[test]
+    fn a_providers_own_codes_do_not_become_labels() {
+        // A provider (or an attacker in front of one) choosing codes must not be able to
+        // mint label values.
+        for code in ["made_up_code_123", "https://evil.example/?q=1", ""] {
+            let e = Error::from_oauth(OAuthError::new(code));
+            assert_eq!(e.kind(), "oauth_error", "{code}");
+        }
+        let e = Error::from_oauth(OAuthError::new("Temporarily_Unavailable"));
+        assert_eq!(e.kind(), "temporarily_unavailable");
+        assert_eq!(
+            Error::from_oauth(OAuthError::new("invalid_grant")).kind(),
+            "invalid_grant"
+        );
+        assert_eq!(Call::Token.label(Some("password")), "other");
+        assert_eq!(Call::Token.label(None), "other");
+        assert_eq!(
+            Call::Token.label(Some("urn:ietf:params:oauth:grant-type:device_code")),
+            "device_code"
+        );
+    }
+}
