@@ -5,7 +5,8 @@
 # Run from the crate root: `benches/callgrind.sh` (needs valgrind; ~3 min after the build).
 # AUTHED_PROFILE_REQUESTS sets the request count (default 10,000), AUTHED_PROFILE_CONCURRENCY
 # the callers (default 1: with one connection the pool does the same work for every
-# client, so the counts are repeatable). Uses CARGO_TARGET_DIR.
+# client, so the counts are repeatable), AUTHED_PROFILE_FEATURES the crate features to build
+# with (e.g. `metrics`, which then counts cache hits into a recorder). Uses CARGO_TARGET_DIR.
 #
 # Only the driver's request function is counted (`--toggle-collect`): building the request,
 # getting the token, sending, reading the body, as the caller's task sees it. The server,
@@ -20,7 +21,8 @@ set -eu
 cd "$(dirname "$0")/.."
 requests=${AUTHED_PROFILE_REQUESTS:-10000}
 concurrency=${AUTHED_PROFILE_CONCURRENCY:-1}
-bin=$(cargo bench --bench load --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+features=${AUTHED_PROFILE_FEATURES:-}
+bin=$(cargo bench --bench load --no-run ${features:+--features "$features"} 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "could not build the load bench" >&2; exit 1; }
 out=${TMPDIR:-/tmp}/authed-callgrind.$$
 mkdir -p "$out"

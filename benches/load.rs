@@ -506,6 +506,12 @@ async fn memory(
 }
 
 fn main() {
+    // With feature `metrics`, a real recorder (atomic counters, as Prometheus exporters
+    // keep them), so that the cache's hit counter costs what it costs in production.
+    #[cfg(feature = "metrics")]
+    metrics_util::debugging::DebuggingRecorder::new()
+        .install()
+        .expect("no other recorder");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -355,6 +355,7 @@ async fn after_401<E: Exchange + Send>(
         return Err(E::fail(Error::Unauthorized(refused)));
     }
     tracing::debug!("the API rejected the token; refreshing");
+    crate::telemetry::unauthorized_retry();
     let fresh = source.token_rejected(token).await.map_err(E::fail)?;
     let Ok(replay) = replay else {
         // The next request gets the fresh token; this one cannot be sent again.

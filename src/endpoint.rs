@@ -1,7 +1,8 @@
 //! The one place that talks to a provider's endpoints: client authentication, form encoding,
 //! no redirects, a timeout, a response size cap, provider quirks normalised, and RFC 6749 §5.2
 //! errors mapped to typed errors. Every grant, revocation and device authorization goes
-//! through [`Endpoint::post_form`].
+//! through [`Endpoint::attempts`], and every provider call (JWKS and discovery too) through
+//! [`observed`], which gives it its `tracing` span and metrics.
 //!
 //! We build these requests ourselves rather than through `oauth2`'s `AsyncHttpClient`: its
 //! response parsing rejects the quirks real providers have (string `expires_in`,
@@ -13,11 +14,13 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use crate::dpop::DpopKey;
 use crate::error::{Error, OAuthError};
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
 use crate::signing_key::SigningKey;
+use crate::telemetry::{self, Call};
 use crate::token::{AccessToken, ClientSecret, Clock, IdToken, RefreshToken, Token};
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
@@ -284,7 +287,44 @@ pub(crate) async fn get_json(
     url: &url::Url,
     timeout: Duration,
 ) -> Result<Answer, Error> {
+    observed(
+        Call::Discovery.label(None),
+        url,
+        answered(fetch_json(http, url, timeout)),
+    )
+    .await
+}
+
+/// One provider call in its `provider_request` span, its outcome (the answer's status and
+/// `T`, or the error) recorded there and in the metrics (see [`telemetry`]). A span covers
+/// the whole call, every attempt and wait included: its duration is what the caller waited.
+async fn observed<T>(
+    grant: &'static str,
+    url: &url::Url,
+    call: impl Future<Output = Result<(u16, T), Error>>,
+) -> Result<T, Error> {
+    let span = telemetry::provider_request_span(grant, url);
+    let started = tokio::time::Instant::now();
+    let result = call.instrument(span.clone()).await;
+    let status = result.as_ref().map(|(status, _)| *status);
+    telemetry::provider_request_done(&span, grant, status, started.elapsed());
+    result.map(|(_, value)| value)
+}
+
+/// An answer with its status, for [`observed`].
+async fn answered(
+    answer: impl Future<Output = Result<Answer, Error>>,
+) -> Result<(u16, Answer), Error> {
+    answer.await.map(|answer| (answer.status, answer))
+}
+
+async fn fetch_json(
+    http: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Answer, Error> {
     tracing::debug!(endpoint = %Redacted(url), "metadata request");
+    tracing::Span::current().record("attempts", 1u32);
     let resp = http
         .get(url.clone())
         .timeout(timeout)
@@ -355,7 +395,8 @@ impl Endpoint {
 
     /// [`get_json`] with this registration's HTTP client (the provider's JWKS).
     pub(crate) async fn get_json(&self, url: &url::Url) -> Result<Answer, Error> {
-        get_json(&self.http, url, self.timeout).await
+        let jwks = answered(fetch_json(&self.http, url, self.timeout));
+        observed(Call::Jwks.label(None), url, jwks).await
     }
 
     pub(crate) fn auth_method(&self) -> ClientAuthMethod {
@@ -414,10 +455,16 @@ impl Endpoint {
 
     /// POSTs an authenticated form and reads the answer, capped and parsed. An OAuth error in
     /// the answer, whatever its status, becomes the matching typed error. Retried under the
-    /// retry policy when the grant type is one that is safe to send twice.
-    pub(crate) async fn post_form(&self, url: &url::Url, form: Form) -> Result<Answer, Error> {
+    /// retry policy when the grant type is one that is safe to send twice. `call` names the
+    /// request in its span and metrics.
+    pub(crate) async fn post_form(
+        &self,
+        call: Call,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        self.send(url, form, replay, None).await
+        self.send(call, url, form, replay, None).await
     }
 
     /// [`post_form`](Self::post_form) for a token request whose answer a grant reads itself:
@@ -429,7 +476,8 @@ impl Endpoint {
         form: Form,
     ) -> Result<Answer, Error> {
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        self.send(url, form, replay, self.dpop.as_ref()).await
+        self.send(Call::Token, url, form, replay, self.dpop.as_ref())
+            .await
     }
 
     /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
@@ -439,18 +487,48 @@ impl Endpoint {
         url: &url::Url,
         form: Form,
     ) -> Result<Answer, Error> {
-        self.send(url, form, Replay::Safe, None).await
+        self.send(Call::DeviceAuthorization, url, form, Replay::Safe, None)
+            .await
     }
 
-    /// One call: attempts, backoff between them, and the endpoint's `Retry-After` wait.
-    /// With a DPoP key, each attempt carries a new proof, and a `use_dpop_nonce` answer with
-    /// a new nonce is answered by one more request carrying it (RFC 9449 §8).
+    /// One call in its span: see [`observed`].
     async fn send(
+        &self,
+        call: Call,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Answer, Error> {
+        let grant = call.label(form.value("grant_type"));
+        observed(grant, url, answered(self.attempts(url, form, replay, dpop))).await
+    }
+
+    /// One call: [`retrying`](Self::retrying), and how many requests it sent recorded on the
+    /// call's span.
+    async fn attempts(
         &self,
         url: &url::Url,
         form: Form,
         replay: Replay,
         dpop: Option<&DpopKey>,
+    ) -> Result<Answer, Error> {
+        let mut sent = 0u32;
+        let result = self.retrying(url, form, replay, dpop, &mut sent).await;
+        tracing::Span::current().record("attempts", sent);
+        result
+    }
+
+    /// Attempts, backoff between them, and the endpoint's `Retry-After` wait. With a DPoP
+    /// key, each attempt carries a new proof, and a `use_dpop_nonce` answer with a new nonce
+    /// is answered by one more request carrying it (RFC 9449 §8).
+    async fn retrying(
+        &self,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        dpop: Option<&DpopKey>,
+        sent: &mut u32,
     ) -> Result<Answer, Error> {
         let retry = replay != Replay::Never;
         let policy = if retry {
@@ -477,6 +555,7 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            *sent += 1;
             let mut got_nonce = false;
             let result = self
                 .send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce)
@@ -604,9 +683,16 @@ impl Endpoint {
         now: SystemTime,
         dpop: Option<&DpopKey>,
     ) -> Result<Token, Error> {
+        // The token response rules run inside the span: a response they refuse is a failed
+        // token request.
+        let grant = Call::Token.label(form.value("grant_type"));
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        let answer = self.send(url, form, replay, dpop).await?;
-        token_from_answer_bound(answer, now, dpop)
+        let request = async {
+            let answer = self.attempts(url, form, replay, dpop).await?;
+            let status = answer.status;
+            token_from_answer_bound(answer, now, dpop).map(|token| (status, token))
+        };
+        observed(grant, url, request).await
     }
 }
 

@@ -410,6 +410,65 @@ fn transport_summary(cause: &(dyn std::error::Error + 'static)) -> &'static str 
     }
 }
 
+impl Error {
+    /// A short, stable name for what went wrong, from a fixed set: for a log field, a metric
+    /// label or a `match` in a dashboard query. It never contains a token, a secret or
+    /// text from the provider beyond the RFC 6749 codes named here.
+    ///
+    /// | Kind | Variant |
+    /// |---|---|
+    /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
+    /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
+    /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout` | the variant of that name |
+    ///
+    /// ```
+    /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
+    /// assert_eq!(e.kind(), "rate_limited");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidClient(_) => "invalid_client",
+            Error::TokenRevoked(_) => "invalid_grant",
+            Error::InvalidScope(_) => "invalid_scope",
+            Error::UnauthorizedClient(_) => "unauthorized_client",
+            Error::AccessDenied(_) => "access_denied",
+            Error::OAuth(e) => {
+                const KNOWN: &[&str] = &[
+                    "server_error",
+                    "temporarily_unavailable",
+                    "invalid_request",
+                    "unsupported_grant_type",
+                    "invalid_token",
+                    "authorization_pending",
+                    "slow_down",
+                    "expired_token",
+                ];
+                // Only codes from this fixed list: a provider's own codes are unbounded.
+                KNOWN
+                    .iter()
+                    .find(|k| e.error.eq_ignore_ascii_case(k))
+                    .copied()
+                    .unwrap_or("oauth_error")
+            }
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Transport(_) if self.is_timeout() => "timeout",
+            Error::Transport(_) => "transport",
+            Error::MalformedResponse { .. } => "malformed_response",
+            Error::UnsupportedTokenType { .. } => "unsupported_token_type",
+            Error::Config(_) => "config",
+            Error::RedirectedUnauthorized { .. } => "redirected_unauthorized",
+            Error::UntrustedOrigin { .. } => "untrusted_origin",
+            Error::Callback(_) => "callback",
+            Error::CodeExchange(_) => "code_exchange",
+            Error::IdToken(_) => "id_token",
+            Error::Store(_) => "store",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::LockTimeout { .. } => "lock_timeout",
+        }
+    }
+}
+
 /// `true` when a TLS certificate check failed somewhere in `e`'s chain of causes. Checked by
 /// type for rustls (the default backend) and by message for the platform TLS libraries,
 /// whose error types differ per platform.

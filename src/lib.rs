@@ -72,6 +72,45 @@
 //!   `Display` says what happened; an underlying error is only the `source()` (see
 //!   [`Error`]'s "Printing an error").
 //!
+//! # Observability
+//!
+//! Every request to a provider (token, revocation, device authorization, JWKS, discovery)
+//! runs in an INFO span `provider_request`, one per call with all its retries. Every caller
+//! that has to wait for a token runs in an INFO span `token_wait`; the `provider_request` of
+//! the token request it started is its child, and a background refresh runs in the span of the
+//! request whose read found the token due. Both are made in `authed::telemetry` (their target).
+//!
+//! | Span | Field | Value |
+//! |---|---|---|
+//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery` |
+//! | | `host` | the endpoint's host: no path, no query |
+//! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
+//! | | `status` | the last answer's HTTP status (none after a transport failure) |
+//! | | `outcome` | `ok`, or the error's [`Error::kind`] (`invalid_grant`, `transport`, `rate_limited`, ...) |
+//! | | `duration_ms` | the whole call, backoff and `Retry-After` waits included |
+//! | `token_wait` | `reason` | `missing` (no token yet), `expired`, or `rejected` (a 401 `invalid_token`) |
+//! | | `refresh` | `started` (this caller started the token request) or `joined` (one was in flight) |
+//! | | `outcome`, `wait_ms` | `ok` or the error's kind; how long the caller waited |
+//!
+//! With feature `metrics`, the crate records through the [`metrics`](https://docs.rs/metrics)
+//! facade into whatever recorder the application installs (a Prometheus exporter, StatsD, ...):
+//!
+//! | Metric | Type | Labels | What |
+//! |---|---|---|---|
+//! | `authed_token_requests_total` | counter | `grant`, `outcome` (`ok` / `error`) | provider calls, as the span counts them |
+//! | `authed_token_request_failures_total` | counter | `grant`, `kind` ([`Error::kind`]) | failed provider calls |
+//! | `authed_token_request_duration_seconds` | histogram | `grant` | each call's duration: refresh latency |
+//! | `authed_cache_hits_total` | counter | none | `token()` calls answered from the cache |
+//! | `authed_cache_misses_total` | counter | none | `token()` calls that found no valid token and waited |
+//! | `authed_unauthorized_retries_total` | counter | none | requests sent once more with a fresh token after a 401 |
+//! | `authed_background_refreshes_total` | counter | `outcome` (`ok` / `error`) | refreshes ahead of expiry, while the token was still valid |
+//!
+//! Labels and span fields only take values from these fixed sets: never a token, a secret, a
+//! URL or a client id (which is not secret, but a multi-tenant app has too many for a label).
+//! The cache's counters are registered when a token source is built, so install the recorder
+//! first. A cache hit then costs one atomic increment more (BENCHMARKS.md); without the feature
+//! nothing.
+//!
 //! # Feature flags
 //!
 //! | Name | Description | Default |
@@ -85,6 +124,7 @@
 //! | `blocking` | `authed::blocking`: a synchronous client and token access for programs without a Tokio runtime, on an internal runtime thread | no |
 //! | `middleware` | [`middleware::AuthMiddleware`]: the same token and 401 rules in a `reqwest_middleware` chain, composable with reqwest-retry and reqwest-tracing | no |
 //! | `tower` | [`tower::AuthLayer`]: the same rules for any tower HTTP client (hyper-util's client, a tonic `Channel`; gRPC `UNAUTHENTICATED` counts as a 401) | no |
+//! | `metrics` | counters and a histogram of token requests, cache hits, 401 retries and background refreshes through the `metrics` facade (see [Observability](#observability)) | no |
 //! | `interop` | development only: builds the interop suite against a real authorization server (`scripts/interop`) | no |
 //! | `testing` | [`testing::TestProvider`], an in-process provider and API over real HTTP, and [`testing::ManualClock`] | no |
 //!
@@ -94,8 +134,8 @@
 //!
 //! - Tokens, refresh tokens, ID tokens, client secrets, private keys, client assertions,
 //!   subject tokens, DPoP private keys and proofs never appear in `Debug`, `Display`, errors
-//!   or `tracing` output (tested at TRACE level); the `Authorization` and `DPoP` headers are
-//!   marked sensitive.
+//!   or `tracing` output (tested at TRACE level, span fields included) or metric labels
+//!   (`tests/observability.rs`); the `Authorization` and `DPoP` headers are marked sensitive.
 //! - Client assertions live 60 seconds and carry a random `jti`; each request gets a new one.
 //!   Client authentication never falls back to a method the provider's metadata does not
 //!   list.
@@ -211,6 +251,7 @@ mod revoke;
 mod signing_key;
 mod source;
 mod store;
+mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

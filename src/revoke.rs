@@ -53,7 +53,11 @@ impl OAuthConfig {
         let form = Form::new()
             .with("token", token)
             .with("token_type_hint", hint);
-        match self.endpoint().post_form(url, form).await {
+        match self
+            .endpoint()
+            .post_form(crate::telemetry::Call::Revocation, url, form)
+            .await
+        {
             Ok(_) => Ok(()),
             // RFC 7009 §2.2: on 200 "the content of the response body is ignored by the
             // client"; some providers answer `OK` or an HTML page.

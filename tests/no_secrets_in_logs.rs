@@ -1,5 +1,6 @@
 //! Every sign-in flow, refresh, failure and logout with tracing captured at TRACE: no code,
-//! verifier, state, nonce, token, device code or client secret appears in any line.
+//! verifier, state, nonce, token, device code or client secret appears in any line, span
+//! fields included.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,8 @@ async fn no_secret_reaches_a_log_line() {
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        // A line when each span closes, with every field recorded on it.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
@@ -168,6 +171,14 @@ async fn no_secret_reaches_a_log_line() {
         log.contains("oauth request"),
         "nothing was captured:\n{log}"
     );
+    for span in [
+        "provider_request",
+        "token_wait",
+        r#"grant="revocation""#,
+        r#"grant="device_code""#,
+    ] {
+        assert!(log.contains(span), "no {span}:\n{log}");
+    }
     assert!(log.lines().count() > 20, "{log}");
     let secrets: Vec<_> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
     assert!(

@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::TokenFuture;
 use crate::store::TokenStore;
+use crate::telemetry::{self, CacheMetrics};
 use crate::token::{AccessToken, Clock, ExpiryPolicy, RefreshToken, Token};
 
 /// How one grant gets a new token. Implemented once per grant; the cache does the rest.
@@ -48,6 +50,8 @@ struct Shared {
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     persist: Option<Persist>,
+    /// Hit and miss counters (feature `metrics`; empty without it).
+    metrics: CacheMetrics,
 }
 
 /// A token with its deadlines worked out once, so the read path only compares times.
@@ -134,6 +138,7 @@ impl TokenCache {
                 policy,
                 clock,
                 persist,
+                metrics: CacheMetrics::new(),
             }),
         }
     }
@@ -143,8 +148,14 @@ impl TokenCache {
     /// the first read after a suspend or a wall-clock step sees where the token stands.
     pub(crate) fn token(&self) -> TokenFuture<'_> {
         match self.read() {
-            Some(token) => TokenFuture::ready(Ok(token)),
-            None => TokenFuture::new(self.fresh(None)),
+            Some(token) => {
+                self.shared.metrics.hit();
+                TokenFuture::ready(Ok(token))
+            }
+            None => {
+                self.shared.metrics.miss();
+                TokenFuture::new(self.fresh(None))
+            }
         }
     }
 
@@ -221,18 +232,22 @@ impl TokenCache {
         let _ = self.shared.start_flight(&mut state, true);
     }
 
+    /// The slow path: the caller waits, in a `token_wait` span, for the token request in
+    /// flight or one it starts.
     async fn fresh(&self, rejected: Option<&AccessToken>) -> Result<Arc<Token>, Error> {
-        let mut rx = {
+        let (mut rx, span) = {
             let mut state = self.shared.lock();
+            let mut reason = "missing";
             if let Some(cached) = &*self.shared.current.load() {
                 let was_rejected = rejected.is_some_and(|r| r == cached.token.access_token());
                 let now = self.shared.clock.now();
                 if !was_rejected && cached.valid_until.is_none_or(|until| now < until) {
                     return Ok(cached.token.clone());
                 }
+                reason = if was_rejected { "rejected" } else { "expired" };
             }
             match &state.flight {
-                Some(rx) => rx.clone(),
+                Some(rx) => (rx.clone(), telemetry::token_wait_span(reason, "joined")),
                 None => {
                     let now = self.shared.clock.now();
                     if state.not_before.is_some_and(|t| now < t)
@@ -244,16 +259,25 @@ impl TokenCache {
                     if tokio::runtime::Handle::try_current().is_err() {
                         return Err(Error::config("authed needs a Tokio runtime"));
                     }
-                    self.shared.start_flight(&mut state, false)
+                    let span = telemetry::token_wait_span(reason, "started");
+                    // The token request runs in this caller's span.
+                    let rx = span.in_scope(|| self.shared.start_flight(&mut state, false));
+                    (rx, span)
                 }
             }
         };
-        match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().expect("waited for Some"),
-            Err(_) => Err(Error::config(
-                "the token refresh task ended without a result",
-            )),
-        }
+        let started = tokio::time::Instant::now();
+        let wait = async {
+            match rx.wait_for(Option::is_some).await {
+                Ok(outcome) => outcome.clone().expect("waited for Some"),
+                Err(_) => Err(Error::config(
+                    "the token refresh task ended without a result",
+                )),
+            }
+        };
+        let result = wait.instrument(span.clone()).await;
+        telemetry::token_wait_done(&span, &result, started.elapsed());
+        result
     }
 }
 
@@ -295,8 +319,11 @@ impl Shared {
         let (tx, rx) = watch::channel(None);
         state.flight = Some(rx.clone());
         let shared = self.clone();
-        tokio::spawn(async move {
+        let flight = async move {
             let result = shared.refresh().await;
+            if background {
+                telemetry::background_refresh(&result);
+            }
             {
                 let mut state = shared.lock();
                 state.flight = None;
@@ -333,7 +360,10 @@ impl Shared {
                 }
             }
             let _ = tx.send(Some(result));
-        });
+        };
+        // In the span of whoever started it: the caller that waits for it, or the request
+        // whose read found the token due for a refresh.
+        tokio::spawn(flight.in_current_span());
         rx
     }
 
