@@ -170,6 +170,7 @@ mod endpoint;
 mod env;
 mod error;
 mod id_token;
+mod introspect;
 #[cfg(feature = "loopback")]
 mod loopback;
 pub mod providers;
@@ -188,6 +189,7 @@ pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use id_token::IdTokenClaims;
+pub use introspect::{Confirmation, Introspection};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};

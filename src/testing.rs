@@ -37,6 +37,7 @@ use serde_json::json;
 use crate::token::Clock;
 
 mod conformance;
+mod introspection;
 mod keys;
 
 pub use conformance::{store_conformance, store_lock_conformance};
@@ -115,7 +116,7 @@ impl Clock for ManualClock {
 /// `/authorize` plays a user who approves at once (or refuses, see
 /// [`set_authorize_error`](Self::set_authorize_error)) and redirects with `code`, `state` and
 /// RFC 9207 `iss`; `/device_authorization` starts device flows whose polls follow a script;
-/// `/revoke` implements RFC 7009. Everything under `/api/` needs a valid token and answers JSON, or
+/// `/revoke` implements RFC 7009, `/introspect` RFC 7662. Everything under `/api/` needs a valid token and answers JSON, or
 /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`. Counters and switches let
 /// tests check what happened and inject failures. The server stops when this is dropped.
 #[derive(Debug)]
@@ -178,6 +179,8 @@ struct CodeGrant {
 struct Issued {
     client_id: String,
     expires: Instant,
+    scope: Option<String>,
+    issued_at: SystemTime,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +244,10 @@ impl TestProvider {
                 axum::routing::post(device_authorization_endpoint),
             )
             .route("/revoke", axum::routing::post(revocation_endpoint))
+            .route(
+                "/introspect",
+                axum::routing::post(introspection::introspection_endpoint),
+            )
             .route("/jwks", axum::routing::get(jwks_endpoint))
             .route(
                 "/.well-known/openid-configuration",
@@ -300,6 +307,13 @@ impl TestProvider {
     /// The revocation endpoint.
     pub fn revocation_url(&self) -> String {
         format!("{}/revoke", self.base_url())
+    }
+
+    /// The introspection endpoint (RFC 7662): knows every token it issued, and answers
+    /// `active: false` for unknown, expired and revoked ones. Only the confidential client
+    /// may ask.
+    pub fn introspection_url(&self) -> String {
+        format!("{}/introspect", self.base_url())
     }
 
     /// The JSON Web Key Set with the key that signs ID tokens.
@@ -699,6 +713,8 @@ async fn token_endpoint(
         Issued {
             client_id: client_id.clone(),
             expires: Instant::now() + lifetime,
+            scope: form.get("scope").cloned(),
+            issued_at: SystemTime::now(),
         },
     );
     let mut response = json!({
@@ -917,6 +933,7 @@ async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response 
         "token_endpoint": format!("{base}/token"),
         "device_authorization_endpoint": format!("{base}/device_authorization"),
         "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint": format!("{base}/introspect"),
         "jwks_uri": format!("{base}/jwks"),
         "authorization_response_iss_parameter_supported": inner.iss_parameter,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
