@@ -9,6 +9,7 @@ use url::Url;
 use crate::config::{OAuthConfig, OAuthConfigBuilder, endpoint_url};
 use crate::endpoint::{get_json, http_client_from};
 use crate::error::Error;
+use crate::mtls::MtlsAliases;
 
 /// Same default as every other provider request.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,7 +25,11 @@ impl OAuthConfig {
     /// The first document found is used. Its `issuer` must be identical to the one asked for,
     /// character for character (RFC 8414 §3.3: a trailing `/` counts), so a document cannot
     /// claim another provider's identity. `jwks_uri` and
-    /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too. The token, authorization, device authorization, revocation and introspection
+    /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too, and
+    /// `mtls_endpoint_aliases` (RFC 8705 §5), used instead of the plain endpoints when the
+    /// client presents a certificate
+    /// ([`client_certificate`](crate::OAuthConfigBuilder::client_certificate), or a
+    /// `tls_client_auth` method). The token, authorization, device authorization, revocation and introspection
     /// endpoints are taken from it, and `token_endpoint_auth_methods_supported` picks the
     /// default client authentication: `client_secret_basic`, or `client_secret_post` when only
     /// that is listed. Endpoints are checked like hand-set ones when you call
@@ -53,7 +58,11 @@ impl OAuthConfig {
     /// - [`Error::Transport`] when the provider cannot be reached, and the error of a
     ///   location that answered with a server error (5xx), which a retry may fix.
     pub async fn discover(issuer: impl AsRef<str>) -> Result<OAuthConfigBuilder, Error> {
-        OAuthConfig::discover_with(issuer, reqwest::Client::builder()).await
+        let mut builder = OAuthConfig::discover_with(issuer, reqwest::Client::builder()).await?;
+        // Nothing of yours to keep: `build` makes the client again, so that a client
+        // certificate set afterwards can be added to it.
+        builder.discovered_http = None;
+        Ok(builder)
     }
 
     /// [`discover`](Self::discover) with your own `reqwest` settings (a private CA's root
@@ -196,6 +205,8 @@ fn builder_from_metadata(
             ));
         }
     }
+    // Last: the URL setters above drop an alias, as a hand-set URL should.
+    builder.mtls_aliases = MtlsAliases::from_metadata(meta.get("mtls_endpoint_aliases"))?;
     Ok(builder)
 }
 

@@ -32,6 +32,14 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// Only `client_id` in the body: public clients (native and browser apps).
     None,
+    /// Mutual TLS with a certificate from a CA the provider trusts (RFC 8705 §2.1): the
+    /// client certificate set with
+    /// [`client_certificate`](crate::OAuthConfigBuilder::client_certificate) authenticates
+    /// the client; only `client_id` goes in the body.
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate registered with the provider (RFC 8705
+    /// §2.2); otherwise as [`TlsClientAuth`](Self::TlsClientAuth).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -41,6 +49,8 @@ impl ClientAuthMethod {
             ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
             ClientAuthMethod::None => "none",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 }
@@ -235,6 +245,11 @@ impl Endpoint {
                 form.with("client_id", self.client_id.clone())
                     .with("client_secret", secret.secret()),
             ),
+            // RFC 8705 §2: the TLS handshake already presented the certificate; the body
+            // names the client, and no secret is sent even if one is configured.
+            (ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth, _) => {
+                (req, form.with("client_id", self.client_id.clone()))
+            }
             _ => (req, form.with("client_id", self.client_id.clone())),
         }
     }

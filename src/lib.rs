@@ -173,6 +173,7 @@ mod id_token;
 mod introspect;
 #[cfg(feature = "loopback")]
 mod loopback;
+mod mtls;
 pub mod providers;
 mod retry;
 mod revoke;
@@ -193,6 +194,9 @@ pub use introspect::{Confirmation, Introspection};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder};
+#[cfg(any(feature = "default-tls", feature = "native-tls"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
+pub use mtls::identity_from_pem;
 pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, BoxFuture, Callback, ClientCredentials,
