@@ -39,6 +39,12 @@
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
 //!   `invalid_token` refreshes once and retries once.
+//! - Resource servers: [`OAuthConfig::introspect`] (RFC 7662) answers whether a token is
+//!   active, with an [`Introspection`] of its claims. Mutual TLS (RFC 8705):
+//!   [`ClientAuthMethod::TlsClientAuth`], a client certificate from
+//!   [`OAuthConfigBuilder::client_certificate`] or `identity_from_pem`, and discovery's
+//!   `mtls_endpoint_aliases`; the same identity on the [`AuthedClient`]'s HTTP client for
+//!   certificate-bound tokens.
 //! - User sign-in: [`AuthorizationCode`] (PKCE S256, `state`, `nonce`, RFC 9207 `iss`),
 //!   `LoopbackReceiver` for native apps (feature `loopback`), [`DeviceAuthorization`]
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
@@ -73,9 +79,9 @@
 //!
 //! General promises:
 //!
-//! - Tokens, refresh tokens, ID tokens and client secrets never appear in `Debug`, `Display`,
-//!   errors or `tracing` output (tested at TRACE level); the `Authorization` header is marked
-//!   sensitive.
+//! - Tokens, refresh tokens, ID tokens, client secrets and client certificate keys never
+//!   appear in `Debug`, `Display`, errors or `tracing` output (tested at TRACE level); the
+//!   `Authorization` header is marked sensitive.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
 //! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
 //!   before sending.

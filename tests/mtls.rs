@@ -196,19 +196,82 @@ fn answer(port: u16, state: &Mutex<State>, seen: &Seen) -> String {
     }
 }
 
-async fn mtls_server(ca: &ClientCa, registered: &ClientCert) -> MtlsServer {
+/// For `self_signed_tls_client_auth` (RFC 8705 §2.2): any certificate whose handshake
+/// signature checks out passes TLS; the registration decides at the HTTP level.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyCertificate {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A server verifying client certificates against `ca`, or, without one, accepting
+/// self-signed ones; `registered` is the client's certificate.
+async fn mtls_server(ca: Option<&ClientCa>, registered: &ClientCert) -> MtlsServer {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der.clone()).unwrap();
-    // Unauthenticated clients get through the handshake, so that the token endpoint can
-    // answer them `invalid_client`, as providers do.
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .unwrap();
+    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der.clone()).unwrap();
+            // Unauthenticated clients get through the handshake, so that the token
+            // endpoint can answer them `invalid_client`, as providers do.
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .allow_unauthenticated()
+            .build()
+            .unwrap()
+        }
+        None => Arc::new(AnyCertificate(provider.clone())),
+    };
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -324,7 +387,7 @@ fn config(server: &MtlsServer, cert: Option<&ClientCert>) -> OAuthConfig {
 async fn a_certificate_bound_token_works_over_the_same_identity() {
     let ca = ClientCa::new();
     let cert = ca.issue(CLIENT_ID);
-    let server = mtls_server(&ca, &cert).await;
+    let server = mtls_server(Some(&ca), &cert).await;
     let config = config(&server, Some(&cert));
     let client = AuthedClient::builder(config.client_credentials().build())
         .base_url(server.url("/api/"))
@@ -369,7 +432,7 @@ async fn the_token_endpoint_refuses_a_client_without_or_with_another_certificate
     let ca = ClientCa::new();
     let registered = ca.issue(CLIENT_ID);
     let other = ca.issue("someone-else");
-    let server = mtls_server(&ca, &registered).await;
+    let server = mtls_server(Some(&ca), &registered).await;
     for cert in [None, Some(&other)] {
         let e = config(&server, cert)
             .client_credentials()
@@ -391,7 +454,7 @@ async fn a_bound_token_presented_over_another_identity_is_refused_by_the_resourc
     let ca = ClientCa::new();
     let cert = ca.issue(CLIENT_ID);
     let other = ca.issue("someone-else");
-    let server = mtls_server(&ca, &cert).await;
+    let server = mtls_server(Some(&ca), &cert).await;
     let config = config(&server, Some(&cert));
     for api_identity in [None, Some(&other)] {
         let client = AuthedClient::builder(config.client_credentials().build())
@@ -416,7 +479,7 @@ async fn a_bound_token_presented_over_another_identity_is_refused_by_the_resourc
 async fn discovery_uses_the_mtls_endpoint_aliases() {
     let ca = ClientCa::new();
     let cert = ca.issue(CLIENT_ID);
-    let server = mtls_server(&ca, &cert).await;
+    let server = mtls_server(Some(&ca), &cert).await;
     // The discovery client is the one every later request uses: the certificate goes on it.
     let config = OAuthConfig::discover_with(server.url(""), http(Some(&cert)))
         .await
@@ -470,6 +533,51 @@ async fn discovery_uses_the_mtls_endpoint_aliases() {
         by_hand.endpoints().token_url.as_str(),
         server.url("/custom/token")
     );
+}
+
+fn self_signed(name: &str) -> ClientCert {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    ClientCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        thumbprint: thumbprint(cert.der()),
+    }
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_authenticates_by_its_registration() {
+    let registered = self_signed(CLIENT_ID);
+    let impostor = self_signed(CLIENT_ID);
+    let server = mtls_server(None, &registered).await;
+    let config = |cert: &ClientCert| {
+        OAuthConfig::builder(server.url("/token"))
+            .client_id(CLIENT_ID)
+            .auth_method(ClientAuthMethod::SelfSignedTlsClientAuth)
+            .http_client(http(None))
+            .client_certificate(&cert.cert_pem, &cert.key_pem)
+            .build()
+            .unwrap()
+    };
+    let client = AuthedClient::builder(config(&registered).client_credentials().build())
+        .base_url(server.url("/api/"))
+        .http_client(http(Some(&registered)).build().unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(client.get("hello").send().await.unwrap().status(), 200);
+
+    // Same subject, another key: not the registered certificate.
+    let e = config(&impostor)
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidClient(_)), "{e:?}");
 }
 
 #[test]
