@@ -409,7 +409,10 @@ impl OAuthConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] for a missing client id, an unparsable URL, plain HTTP to a host that
-    /// is not loopback, a secret-based auth method without a secret, or an HTTP client that
+    /// is not loopback, a secret-based auth method without a secret, a TLS client
+    /// authentication method without a client certificate (and without your own
+    /// `http_client` settings, which may carry one), a client certificate that cannot be read
+    /// or was added to a client [`OAuthConfig::discover_with`] built, or an HTTP client that
     /// cannot be built (a bad certificate or proxy setting).
     pub fn build(mut self) -> Result<OAuthConfig, Error> {
         let insecure = self.allow_insecure_http;

@@ -73,6 +73,12 @@ impl OAuthConfig {
     /// crate's own rules are set last and always win: no redirects, the timeout, the 1 MiB
     /// cap.
     ///
+    /// For mutual TLS, put the client certificate on this builder
+    /// (`ClientBuilder::identity`, with [`identity_from_pem`](crate::identity_from_pem)):
+    /// the client built here cannot take one later, so
+    /// [`client_certificate`](crate::OAuthConfigBuilder::client_certificate) on the
+    /// configuration it returns is an [`Error::Config`] at `build`.
+    ///
     /// ```no_run
     /// # async fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
     /// let http = authed::reqwest::Client::builder()

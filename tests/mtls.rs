@@ -624,3 +624,30 @@ fn a_tls_method_needs_a_certificate_and_a_bad_one_is_a_configuration_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_certificate_set_after_discovery_reaches_the_provider_client() {
+    let provider = authed::testing::TestProvider::start().await;
+    let ca = ClientCa::new();
+    let cert = ca.issue(CLIENT_ID);
+    // `discover` keeps none of your settings, so the certificate can be added afterwards.
+    let config = OAuthConfig::discover(provider.issuer())
+        .await
+        .unwrap()
+        .client_id(CLIENT_ID)
+        .auth_method(ClientAuthMethod::TlsClientAuth)
+        .client_certificate(&cert.cert_pem, &cert.key_pem)
+        .build()
+        .unwrap();
+    assert_eq!(config.client_auth_method(), ClientAuthMethod::TlsClientAuth);
+    // `discover_with` built its client from your builder: the certificate belongs there.
+    let e = OAuthConfig::discover_with(provider.issuer(), authed::reqwest::Client::builder())
+        .await
+        .unwrap()
+        .client_id(CLIENT_ID)
+        .client_certificate(&cert.cert_pem, &cert.key_pem)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert!(e.to_string().contains("discover_with"), "{e}");
+}
