@@ -52,7 +52,8 @@ pub struct Endpoints {
     pub iss_parameter_supported: bool,
     /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
     pub jwks_url: Option<Url>,
-    /// The token endpoint.
+    /// The token endpoint (the provider's `mtls_endpoint_aliases` one when the client
+    /// presents a certificate).
     pub token_url: Url,
     /// The authorization endpoint, for the authorization code flow.
     pub authorization_url: Option<Url>,
@@ -313,8 +314,9 @@ impl OAuthConfigBuilder {
     }
 
     /// Your own HTTP client settings for every request to the provider's endpoints (token,
-    /// revocation, device authorization, JWKS): root certificates of a private CA, a
-    /// proxy, a `User-Agent`, client certificates. For discovery, pass them to
+    /// revocation, introspection, device authorization, JWKS): root certificates of a
+    /// private CA, a proxy, a `User-Agent`. A client certificate set with
+    /// [`client_certificate`](Self::client_certificate) is added to them. For discovery, pass them to
     /// [`OAuthConfig::discover_with`] instead, which keeps them for the rest.
     ///
     /// The crate still enforces its own rules on top, whatever the builder says: redirects
