@@ -298,8 +298,9 @@ impl AuthedClientBuilder {
 
     crate::authorize::origin_setters!();
 
-    /// The `reqwest::Client` to send requests with (for proxies, TLS roots, timeouts). By
-    /// default a new one. Its redirect policy applies: reqwest's default drops the
+    /// The `reqwest::Client` to send requests with (for proxies, TLS roots, timeouts, the
+    /// client certificate certificate-bound tokens need, see
+    /// [`identity_from_pem`](crate::identity_from_pem)). By default a new one. Its redirect policy applies: reqwest's default drops the
     /// `Authorization` header when a redirect leaves the host.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);

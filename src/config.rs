@@ -10,6 +10,7 @@ use crate::endpoint::{
     AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, http_client_from,
 };
 use crate::error::Error;
+use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
 use crate::signing_key::{SigningAlgorithm, SigningKey};
 use crate::source::ClientCredentialsBuilder;
@@ -55,7 +56,8 @@ pub struct Endpoints {
     pub iss_parameter_supported: bool,
     /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
     pub jwks_url: Option<Url>,
-    /// The token endpoint.
+    /// The token endpoint (the provider's `mtls_endpoint_aliases` one when the client
+    /// presents a certificate).
     pub token_url: Url,
     /// The authorization endpoint, for the authorization code flow.
     pub authorization_url: Option<Url>,
@@ -96,6 +98,10 @@ pub struct OAuthConfigBuilder {
     retry: RetryPolicy,
     http: Option<reqwest::ClientBuilder>,
     dpop: Option<DpopChoice>,
+    /// The client certificate, or why it could not be read (reported by `build`).
+    identity: Option<Result<Identity, Error>>,
+    /// `mtls_endpoint_aliases` from discovery.
+    pub(crate) mtls_aliases: MtlsAliases,
     /// The client discovery already built from the application's settings.
     pub(crate) discovered_http: Option<reqwest::Client>,
 }
@@ -128,6 +134,8 @@ impl OAuthConfig {
             retry: RetryPolicy::default(),
             http: None,
             dpop: None,
+            identity: None,
+            mtls_aliases: MtlsAliases::default(),
             discovered_http: None,
         }
     }
@@ -333,6 +341,7 @@ impl OAuthConfigBuilder {
     /// Replaces the token endpoint (to override a preset's or a discovered one).
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
         self.token_url = url.into();
+        self.mtls_aliases.token = None;
         self
     }
 
@@ -367,18 +376,21 @@ impl OAuthConfigBuilder {
     /// The device authorization endpoint.
     pub fn device_authorization_url(mut self, url: impl Into<String>) -> Self {
         self.device_authorization_url = Some(url.into());
+        self.mtls_aliases.device_authorization = None;
         self
     }
 
     /// The revocation endpoint.
     pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
         self.revocation_url = Some(url.into());
+        self.mtls_aliases.revocation = None;
         self
     }
 
     /// The introspection endpoint.
     pub fn introspection_url(mut self, url: impl Into<String>) -> Self {
         self.introspection_url = Some(url.into());
+        self.mtls_aliases.introspection = None;
         self
     }
 
@@ -397,8 +409,9 @@ impl OAuthConfigBuilder {
     }
 
     /// Your own HTTP client settings for every request to the provider's endpoints (token,
-    /// revocation, device authorization, JWKS): root certificates of a private CA, a
-    /// proxy, a `User-Agent`, client certificates. For discovery, pass them to
+    /// revocation, introspection, device authorization, JWKS): root certificates of a
+    /// private CA, a proxy, a `User-Agent`. A client certificate set with
+    /// [`client_certificate`](Self::client_certificate) is added to them. For discovery, pass them to
     /// [`OAuthConfig::discover_with`] instead, which keeps them for the rest.
     ///
     /// The crate still enforces its own rules on top, whatever the builder says: redirects
@@ -420,6 +433,44 @@ impl OAuthConfigBuilder {
     /// ```
     pub fn http_client(mut self, builder: reqwest::ClientBuilder) -> Self {
         self.http = Some(builder);
+        self
+    }
+
+    /// The client certificate and its private key, in PEM, presented in the TLS handshake
+    /// with every provider endpoint (mutual TLS, RFC 8705): for
+    /// [`ClientAuthMethod::TlsClientAuth`] and [`ClientAuthMethod::SelfSignedTlsClientAuth`],
+    /// and for certificate-bound access tokens. Read as [`identity_from_pem`](crate::identity_from_pem)
+    /// does (the key as PKCS#8); a certificate that cannot be read is reported by
+    /// [`build`](Self::build). Added to your [`http_client`](Self::http_client) settings if
+    /// you give any.
+    ///
+    /// When a certificate is set, the provider's `mtls_endpoint_aliases` (from discovery)
+    /// replace the token, revocation, introspection and device authorization endpoints
+    /// (RFC 8705 §5), unless you set those URLs yourself after discovery.
+    ///
+    /// A provider that binds access tokens to the certificate (`cnf.x5t#S256`) accepts them
+    /// only over a connection presenting the same certificate: give the API client the same
+    /// identity, as shown at [`identity_from_pem`](crate::identity_from_pem).
+    #[cfg(any(feature = "default-tls", feature = "native-tls"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        self.identity = Some(crate::mtls::identity_from_pem(
+            cert_pem.as_ref(),
+            key_pem.as_ref(),
+        ));
+        self
+    }
+
+    /// [`client_certificate`](Self::client_certificate) from an identity you read yourself
+    /// (PKCS#12, or for a TLS backend you chose on your own `http_client` settings).
+    #[cfg(any(feature = "default-tls", feature = "native-tls"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
+    pub fn tls_identity(mut self, identity: reqwest::Identity) -> Self {
+        self.identity = Some(Ok(identity));
         self
     }
 
@@ -479,10 +530,31 @@ impl OAuthConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] for a missing client id, an unparsable URL, plain HTTP to a host that
-    /// is not loopback, a secret-based auth method without a secret, or an HTTP client that
+    /// is not loopback, a secret-based auth method without a secret, a TLS client
+    /// authentication method without a client certificate (and without your own
+    /// `http_client` settings, which may carry one), a client certificate that cannot be read
+    /// or was added to a client [`OAuthConfig::discover_with`] built, or an HTTP client that
     /// cannot be built (a bad certificate or proxy setting).
-    pub fn build(self) -> Result<OAuthConfig, Error> {
+    pub fn build(mut self) -> Result<OAuthConfig, Error> {
         let insecure = self.allow_insecure_http;
+        let identity = self.identity.transpose()?;
+        let auth_method = match self.auth_method {
+            Some(method) => method,
+            None => default_auth_method(
+                self.private_key.is_some() || self.assertion_file.is_some(),
+                self.client_secret.is_some(),
+                self.auth_methods_supported.as_deref(),
+            )?,
+        };
+        // RFC 8705 §5: a client presenting a certificate uses the aliases where there are any.
+        if identity.is_some() || is_tls_method(auth_method) {
+            let a = std::mem::take(&mut self.mtls_aliases);
+            self.token_url = a.token.unwrap_or(self.token_url);
+            self.revocation_url = a.revocation.or(self.revocation_url);
+            self.introspection_url = a.introspection.or(self.introspection_url);
+            self.device_authorization_url =
+                a.device_authorization.or(self.device_authorization_url);
+        }
         let optional = |what: &str, raw: Option<String>| {
             raw.map(|r| endpoint_url(what, &r, insecure)).transpose()
         };
@@ -526,14 +598,6 @@ impl OAuthConfigBuilder {
                  is not loopback; credentials and tokens cross the network in clear"
             );
         }
-        let auth_method = match self.auth_method {
-            Some(method) => method,
-            None => default_auth_method(
-                self.private_key.is_some() || self.assertion_file.is_some(),
-                self.client_secret.is_some(),
-                self.auth_methods_supported.as_deref(),
-            )?,
-        };
         let needs_secret = matches!(
             auth_method,
             ClientAuthMethod::ClientSecretBasic
@@ -578,10 +642,30 @@ impl OAuthConfigBuilder {
                 .unwrap_or_else(|| endpoints.token_url.to_string()),
             clock: self.clock.clone(),
         });
-        let http = match (self.http, self.discovered_http) {
-            (Some(builder), _) => http_client_from(builder, self.timeout)?,
-            (None, Some(client)) => client,
-            (None, None) => http_client_from(reqwest::ClientBuilder::default(), self.timeout)?,
+        // Your own settings may carry a certificate we cannot see; otherwise one is needed.
+        let own_settings = self.http.is_some() || self.discovered_http.is_some();
+        if is_tls_method(auth_method) && identity.is_none() && !own_settings {
+            return Err(Error::config(format!(
+                "{} needs a client certificate (client_certificate or tls_identity)",
+                auth_method.as_str()
+            )));
+        }
+        let http = match (self.http, self.discovered_http, identity) {
+            (Some(builder), _, identity) => {
+                http_client_from(with_identity(builder, identity), self.timeout)?
+            }
+            (None, Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "a client certificate cannot be added to the client discover_with built: \
+                     put it on the ClientBuilder you pass to discover_with \
+                     (ClientBuilder::identity), or pass http_client",
+                ));
+            }
+            (None, Some(client), None) => client,
+            (None, None, identity) => http_client_from(
+                with_identity(reqwest::ClientBuilder::default(), identity),
+                self.timeout,
+            )?,
         };
         let endpoint = Endpoint::new(
             client_id,

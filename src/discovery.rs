@@ -9,6 +9,7 @@ use url::Url;
 use crate::config::{OAuthConfig, OAuthConfigBuilder, endpoint_url};
 use crate::endpoint::{get_json, http_client_from};
 use crate::error::Error;
+use crate::mtls::MtlsAliases;
 
 /// Same default as every other provider request.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,9 +25,13 @@ impl OAuthConfig {
     /// The first document found is used. Its `issuer` must be identical to the one asked for,
     /// character for character (RFC 8414 §3.3: a trailing `/` counts), so a document cannot
     /// claim another provider's identity. `jwks_uri` and
-    /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too. The token, authorization, device authorization, revocation and introspection
-    /// endpoints are taken from it, `token_endpoint_auth_methods_supported` picks the
-    /// default client authentication from what the client has (see
+    /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too, and
+    /// `mtls_endpoint_aliases` (RFC 8705 §5), used instead of the plain endpoints when the
+    /// client presents a certificate
+    /// ([`client_certificate`](crate::OAuthConfigBuilder::client_certificate), or a
+    /// `tls_client_auth` method). The token, authorization, device authorization, revocation
+    /// and introspection endpoints are taken from it, `token_endpoint_auth_methods_supported`
+    /// picks the default client authentication from what the client has (see
     /// [`auth_method`](crate::OAuthConfigBuilder::auth_method); a provider listing none of
     /// them makes `build` fail rather than fall back to Basic), and
     /// `token_endpoint_auth_signing_alg_values_supported` the algorithm of its client
@@ -56,7 +61,11 @@ impl OAuthConfig {
     /// - [`Error::Transport`] when the provider cannot be reached, and the error of a
     ///   location that answered with a server error (5xx), which a retry may fix.
     pub async fn discover(issuer: impl AsRef<str>) -> Result<OAuthConfigBuilder, Error> {
-        OAuthConfig::discover_with(issuer, reqwest::Client::builder()).await
+        let mut builder = OAuthConfig::discover_with(issuer, reqwest::Client::builder()).await?;
+        // Nothing of yours to keep: `build` makes the client again, so that a client
+        // certificate set afterwards can be added to it.
+        builder.discovered_http = None;
+        Ok(builder)
     }
 
     /// [`discover`](Self::discover) with your own `reqwest` settings (a private CA's root
@@ -66,6 +75,12 @@ impl OAuthConfig {
     /// [`OAuthConfigBuilder::http_client`](crate::OAuthConfigBuilder::http_client). The
     /// crate's own rules are set last and always win: no redirects, the timeout, the 1 MiB
     /// cap.
+    ///
+    /// For mutual TLS, put the client certificate on this builder
+    /// (`ClientBuilder::identity`, with [`identity_from_pem`](crate::identity_from_pem)):
+    /// the client built here cannot take one later, so
+    /// [`client_certificate`](crate::OAuthConfigBuilder::client_certificate) on the
+    /// configuration it returns is an [`Error::Config`] at `build`.
     ///
     /// ```no_run
     /// # async fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
@@ -211,6 +226,8 @@ fn builder_from_metadata(
             ));
         }
     }
+    // Last: the URL setters above drop an alias, as a hand-set URL should.
+    builder.mtls_aliases = MtlsAliases::from_metadata(meta.get("mtls_endpoint_aliases"))?;
     Ok(builder)
 }
 

@@ -47,6 +47,14 @@ pub enum ClientAuthMethod {
     ClientSecretJwt,
     /// Only `client_id` in the body: public clients (native and browser apps).
     None,
+    /// Mutual TLS with a certificate from a CA the provider trusts (RFC 8705 §2.1): the
+    /// client certificate set with
+    /// [`client_certificate`](crate::OAuthConfigBuilder::client_certificate) authenticates
+    /// the client; only `client_id` goes in the body.
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate registered with the provider (RFC 8705
+    /// §2.2); otherwise as [`TlsClientAuth`](Self::TlsClientAuth).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -58,6 +66,8 @@ impl ClientAuthMethod {
             ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
             ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
             ClientAuthMethod::None => "none",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 }
@@ -429,6 +439,11 @@ impl Endpoint {
                 form.with("client_id", self.client_id.clone())
                     .with("client_secret", secret.secret()),
             ),
+            // RFC 8705 §2: the TLS handshake already presented the certificate; the body
+            // names the client, and no secret is sent even if one is configured.
+            (ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth, _) => {
+                (req, form.with("client_id", self.client_id.clone()))
+            }
             (ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientSecretJwt, secret) => {
                 use secrecy::ExposeSecret as _;
                 let assertion = self

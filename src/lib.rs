@@ -41,6 +41,12 @@
 //!   `invalid_token` refreshes once and retries once. The same rules, one implementation,
 //!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`) and any
 //!   tower client, tonic included (`authed::tower`, feature `tower`).
+//! - Resource servers: [`OAuthConfig::introspect`] (RFC 7662) answers whether a token is
+//!   active, with an [`Introspection`] of its claims. Mutual TLS (RFC 8705):
+//!   [`ClientAuthMethod::TlsClientAuth`], a client certificate from
+//!   [`OAuthConfigBuilder::client_certificate`] or `identity_from_pem`, and discovery's
+//!   `mtls_endpoint_aliases`; the same identity on the [`AuthedClient`]'s HTTP client for
+//!   certificate-bound tokens.
 //! - User sign-in: [`AuthorizationCode`] (PKCE S256, `state`, `nonce`, RFC 9207 `iss`),
 //!   `LoopbackReceiver` for native apps (feature `loopback`; over SSH the user pastes the
 //!   redirect address back, and a `Prompt` words what the user is told), [`DeviceAuthorization`]
@@ -133,9 +139,10 @@
 //! General promises:
 //!
 //! - Tokens, refresh tokens, ID tokens, client secrets, private keys, client assertions,
-//!   subject tokens, DPoP private keys and proofs never appear in `Debug`, `Display`, errors
-//!   or `tracing` output (tested at TRACE level, span fields included) or metric labels
-//!   (`tests/observability.rs`); the `Authorization` and `DPoP` headers are marked sensitive.
+//!   subject tokens, DPoP private keys and proofs, and client certificate keys never appear
+//!   in `Debug`, `Display`, errors, `tracing` output (tested at TRACE level, span fields
+//!   included) or metric labels (`tests/observability.rs`); the `Authorization` and `DPoP`
+//!   headers are marked sensitive.
 //! - Client assertions live 60 seconds and carry a random `jti`; each request gets a new one.
 //!   Client authentication never falls back to a method the provider's metadata does not
 //!   list.
@@ -240,11 +247,13 @@ mod env;
 mod error;
 mod future;
 mod id_token;
+mod introspect;
 #[cfg(feature = "loopback")]
 mod loopback;
 #[cfg(feature = "middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
 pub mod middleware;
+mod mtls;
 pub mod providers;
 mod retry;
 mod revoke;
@@ -268,9 +277,13 @@ pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
+pub use introspect::{Confirmation, Introspection};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
+#[cfg(any(feature = "default-tls", feature = "native-tls"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
+pub use mtls::identity_from_pem;
 pub use retry::RetryPolicy;
 pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{

@@ -39,6 +39,7 @@ use crate::token::Clock;
 mod assertions;
 mod conformance;
 mod dpop;
+mod introspection;
 mod keys;
 
 pub use conformance::{store_conformance, store_lock_conformance};
@@ -120,7 +121,7 @@ impl Clock for ManualClock {
 /// `/authorize` plays a user who approves at once (or refuses, see
 /// [`set_authorize_error`](Self::set_authorize_error)) and redirects with `code`, `state` and
 /// RFC 9207 `iss`; `/device_authorization` starts device flows whose polls follow a script;
-/// `/revoke` implements RFC 7009. Everything under `/api/` needs a valid token and answers JSON, or
+/// `/revoke` implements RFC 7009, `/introspect` RFC 7662. Everything under `/api/` needs a valid token and answers JSON, or
 /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`. Counters and switches let
 /// tests check what happened and inject failures. The server stops when this is dropped.
 #[derive(Debug)]
@@ -187,6 +188,8 @@ struct Issued {
     client_id: String,
     expires: Instant,
     jkt: Option<String>,
+    scope: Option<String>,
+    issued_at: SystemTime,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +257,10 @@ impl TestProvider {
                 axum::routing::post(device_authorization_endpoint),
             )
             .route("/revoke", axum::routing::post(revocation_endpoint))
+            .route(
+                "/introspect",
+                axum::routing::post(introspection::introspection_endpoint),
+            )
             .route("/jwks", axum::routing::get(jwks_endpoint))
             .route(
                 "/.well-known/openid-configuration",
@@ -313,6 +320,13 @@ impl TestProvider {
     /// The revocation endpoint.
     pub fn revocation_url(&self) -> String {
         format!("{}/revoke", self.base_url())
+    }
+
+    /// The introspection endpoint (RFC 7662): knows every token it issued, and answers
+    /// `active: false` for unknown, expired and revoked ones. Only the confidential client
+    /// may ask.
+    pub fn introspection_url(&self) -> String {
+        format!("{}/introspect", self.base_url())
     }
 
     /// The JSON Web Key Set with the key that signs ID tokens.
@@ -752,6 +766,8 @@ async fn token_endpoint(
             client_id: client_id.clone(),
             expires: Instant::now() + lifetime,
             jkt: jkt.clone(),
+            scope: form.get("scope").cloned(),
+            issued_at: SystemTime::now(),
         },
     );
     let mut response = json!({
@@ -977,6 +993,7 @@ async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response 
         "token_endpoint": format!("{base}/token"),
         "device_authorization_endpoint": format!("{base}/device_authorization"),
         "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint": format!("{base}/introspect"),
         "jwks_uri": format!("{base}/jwks"),
         "authorization_response_iss_parameter_supported": inner.iss_parameter,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"],

@@ -117,6 +117,46 @@ async fn no_secret_in_debug_display_errors_or_trace_logs() {
     shown.push(format!(
         "{dpop:?} {dpop_source:?} {dpop_client:?} {bound:?} {key:?}"
     ));
+    // Introspection: the token goes in the request body only.
+    let introspecting = OAuthConfig::builder(provider.token_url())
+        .introspection_url(provider.introspection_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .build()
+        .unwrap();
+    let info = introspecting
+        .introspect_access_token(second.access_token())
+        .await
+        .unwrap();
+    assert!(info.is_active());
+    shown.push(format!("{info:?} {introspecting:?}"));
+
+    // A client certificate's key: in no builder, configuration or error.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let key_pem = key.serialize_pem();
+    secrets.extend(
+        key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_owned),
+    );
+    let with_cert = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .auth_method(authed::ClientAuthMethod::TlsClientAuth)
+        .client_certificate(cert.pem(), &key_pem);
+    shown.push(format!("{with_cert:?}"));
+    let with_cert = with_cert.build().unwrap();
+    shown.push(format!("{with_cert:?}"));
+    let mismatched = OAuthConfig::builder(provider.token_url())
+        .client_id(TestProvider::CLIENT_ID)
+        .client_certificate("not a certificate", &key_pem)
+        .build()
+        .unwrap_err();
+    shown.push(format!("{mismatched} {mismatched:?}"));
 
     // Basic credentials, as they cross the wire.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!(
