@@ -26,7 +26,7 @@ use crate::error::Error;
 /// | `AUTHED_CLIENT_ID` | the client id; required |
 /// | `AUTHED_CLIENT_SECRET` | the client secret |
 /// | `AUTHED_CLIENT_SECRET_FILE` | a file holding the client secret (a mounted Kubernetes or Docker secret); one trailing newline is ignored. Not together with `AUTHED_CLIENT_SECRET` |
-/// | `AUTHED_AUTH_METHOD` | `client_secret_basic`, `client_secret_post` or `none`; the default is as for [`OAuthConfigBuilder::auth_method`] |
+/// | `AUTHED_AUTH_METHOD` | `client_secret_basic`, `client_secret_post`, `client_secret_jwt` or `none` (a key or a certificate is set in code: `private_key`, `client_certificate`); the default is as for [`OAuthConfigBuilder::auth_method`] |
 /// | `AUTHED_TIMEOUT` | timeout of each provider request: seconds (`30`), or with a unit (`500ms`, `30s`, `2m`) |
 /// | `AUTHED_SCOPES` | scopes, separated by spaces ([`scopes`](Env::scopes)) |
 /// | `AUTHED_REDIRECT_URI` | the redirect URI of the authorization code flow ([`redirect_uri`](Env::redirect_uri)) |
@@ -311,13 +311,15 @@ fn parse_auth_method(raw: &str) -> Result<ClientAuthMethod, Error> {
     [
         ClientAuthMethod::ClientSecretBasic,
         ClientAuthMethod::ClientSecretPost,
+        ClientAuthMethod::ClientSecretJwt,
         ClientAuthMethod::None,
     ]
     .into_iter()
     .find(|m| m.as_str().eq_ignore_ascii_case(raw.trim()))
     .ok_or_else(|| {
         Error::config(format!(
-            "{} is {raw:?}; expected client_secret_basic, client_secret_post or none",
+            "{} is {raw:?}; expected client_secret_basic, client_secret_post, client_secret_jwt or \
+             none",
             Env::AUTH_METHOD
         ))
     })

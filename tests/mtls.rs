@@ -514,6 +514,8 @@ async fn discovery_uses_the_mtls_endpoint_aliases() {
         .unwrap()
         .client_id(CLIENT_ID)
         .client_secret("s")
+        // The metadata lists only the TLS methods: a secret method is an explicit choice.
+        .auth_method(authed::ClientAuthMethod::ClientSecretBasic)
         .build()
         .unwrap();
     assert_eq!(
