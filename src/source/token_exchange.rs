@@ -320,6 +320,15 @@ impl Grant for TokenExchangeGrant {
                 .endpoint()
                 .post_token_form(&self.config.endpoints().token_url, form)
                 .await?;
+            // RFC 8693 §2.2.1: REQUIRED. Without it the client cannot know what it holds (an
+            // access token, or an ID token or SAML assertion to pass on).
+            if !matches!(answer.fields.get("issued_token_type"), Some(Value::String(t)) if !t.trim().is_empty())
+            {
+                return Err(Error::malformed(
+                    answer.status,
+                    "no issued_token_type in the token exchange response (RFC 8693 §2.2.1)",
+                ));
+            }
             let not_applicable = self.accepts_not_applicable
                 && matches!(
                     answer.fields.get("token_type"),
