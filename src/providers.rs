@@ -399,12 +399,13 @@ impl GoogleServiceAccount {
         config
             .jwt_bearer(self.key.clone())
             .issuer(self.client_email.clone())
+            .subject_only_when_named()
             .assertion_audience(self.token_uri.clone())
     }
 
     /// Access tokens for `scopes` (Google reads them from the assertion's `scope` claim).
     /// Add [`subject`](crate::JwtBearerBuilder::subject) to act as a Workspace user
-    /// (domain-wide delegation).
+    /// (domain-wide delegation); without it the assertion has no `sub`, as Google documents.
     pub fn access_tokens<I, S>(&self, config: &OAuthConfig, scopes: I) -> crate::JwtBearerBuilder
     where
         I: IntoIterator<Item = S>,
