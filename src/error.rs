@@ -25,8 +25,9 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
-/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
-/// | [`Transport`](Error::Transport) (but not a failed certificate check), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) or [`HttpStatus`](Error::HttpStatus) with a 5xx or 429 status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` / `slow_down`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
+/// | [`HttpStatus`](Error::HttpStatus) with another status | an API answered with an error status (`error_for_status()?`) | depends on the status |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
@@ -130,6 +131,30 @@ pub enum Error {
     /// [`source()`](std::error::Error::source).
     #[error("{}", transport_summary(.0.as_ref()))]
     Transport(#[source] Cause),
+
+    /// The server's TLS certificate was not accepted: not issued by a trusted CA, expired, or
+    /// for another name. Retrying cannot help until the trust roots (or the URL) change. The
+    /// TLS library's error is the [`source()`](std::error::Error::source).
+    #[error("the server's TLS certificate was not accepted")]
+    ServerCertificateRejected(#[source] Cause),
+
+    /// The server refused the client certificate in the TLS handshake (mutual TLS, RFC 8705):
+    /// none was presented where one is required, or the server does not trust its CA, or it
+    /// expired or was revoked. Not retried: the same certificate gets the same refusal. The TLS
+    /// library's error (the server's alert) is the [`source()`](std::error::Error::source).
+    #[error("the server refused the client certificate")]
+    ClientCertificateRejected(#[source] Cause),
+
+    /// An HTTP answer with an error status (4xx or 5xx) from reqwest's `error_for_status()`:
+    /// `response.error_for_status()?` in a function returning this crate's error. The request
+    /// got an answer, so this is not a [`Transport`](Error::Transport) failure; retryable only
+    /// for 5xx and 429. (The provider's endpoints report their errors as the OAuth variants,
+    /// never as this one.)
+    #[error("the server answered with HTTP {status}{}", reason_of(*status))]
+    HttpStatus {
+        /// The HTTP status.
+        status: u16,
+    },
 
     /// The provider answered with something that is not a valid OAuth response: an HTML error
     /// page, invalid JSON, a missing `access_token`, a body over the size cap.
@@ -241,8 +266,18 @@ impl Error {
     }
 
     pub(crate) fn transport(e: reqwest::Error) -> Self {
+        if let Some(status) = e.status().filter(|_| e.is_status()) {
+            return Error::HttpStatus {
+                status: status.as_u16(),
+            };
+        }
         // URLs can carry secrets in their query; reqwest keeps them unless told not to.
-        Error::Transport(Arc::new(e.without_url()))
+        let e = e.without_url();
+        match tls_failure(&e) {
+            Some(TlsFailure::ServerCertificate) => Error::ServerCertificateRejected(Arc::new(e)),
+            Some(TlsFailure::ClientCertificate) => Error::ClientCertificateRejected(Arc::new(e)),
+            None => Error::Transport(Arc::new(e)),
+        }
     }
 
     pub(crate) fn config(msg: impl Into<String>) -> Self {
@@ -348,6 +383,8 @@ impl Error {
                 | Error::Config(_)
                 | Error::UntrustedOrigin { .. }
                 | Error::UnsupportedTokenType { .. }
+                | Error::ServerCertificateRejected(_)
+                | Error::ClientCertificateRejected(_)
         )
     }
 
@@ -364,17 +401,24 @@ impl Error {
         }
     }
 
-    /// `true` when the same call may succeed later: transport failures (but not a failed
-    /// certificate check, which stays failed until the configuration changes), 5xx and 429
+    /// `true` when the same call may succeed later: transport failures (but not a rejected
+    /// certificate, which stays rejected until the configuration changes), 5xx and 429
     /// answers, rate limiting, a lock timeout, and the `server_error` /
-    /// `temporarily_unavailable` OAuth errors.
+    /// `temporarily_unavailable` / `slow_down` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(cause) => !is_certificate_error(cause.as_ref()),
+            Error::Transport(_) => true,
             Error::RateLimited { .. } | Error::LockTimeout { .. } => true,
-            Error::MalformedResponse { status, .. } => *status >= 500 || *status == 429,
+            Error::MalformedResponse { status, .. } | Error::HttpStatus { status } => {
+                *status >= 500 || *status == 429
+            }
             Error::OAuth(e) => {
-                matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
+                // `slow_down` (RFC 8628 §3.5, GitHub also sends it outside polling): the same
+                // request succeeds after waiting longer.
+                matches!(
+                    e.error.as_str(),
+                    "server_error" | "temporarily_unavailable" | "slow_down"
+                )
                     || e.status.is_some_and(|s| s >= 500 || s == 429)
             }
             _ => false,
@@ -382,12 +426,17 @@ impl Error {
     }
 }
 
+/// ` Not Found` for 404: the status's reason phrase, when it has one.
+fn reason_of(status: u16) -> String {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map_or_else(String::new, |r| format!(" {r}"))
+}
+
 /// What went wrong with an HTTP request, in words, for [`Error::Transport`]'s `Display`. It
 /// does not repeat the cause's own text, which stays in `source()`.
 fn transport_summary(cause: &(dyn std::error::Error + 'static)) -> &'static str {
-    if is_certificate_error(cause) {
-        return "the server's TLS certificate was not accepted";
-    }
     let Some(e) = cause.downcast_ref::<reqwest::Error>() else {
         return "the HTTP request failed";
     };
@@ -420,7 +469,7 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout` | the variant of that name |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status` | the variant of that name |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
@@ -454,6 +503,9 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Transport(_) if self.is_timeout() => "timeout",
             Error::Transport(_) => "transport",
+            Error::ServerCertificateRejected(_) => "server_certificate_rejected",
+            Error::ClientCertificateRejected(_) => "client_certificate_rejected",
+            Error::HttpStatus { .. } => "http_status",
             Error::MalformedResponse { .. } => "malformed_response",
             Error::UnsupportedTokenType { .. } => "unsupported_token_type",
             Error::Config(_) => "config",
@@ -469,34 +521,66 @@ impl Error {
     }
 }
 
-/// `true` when a TLS certificate check failed somewhere in `e`'s chain of causes. Checked by
-/// type for rustls (the default backend) and by message for the platform TLS libraries,
-/// whose error types differ per platform.
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Which side's certificate a failed TLS handshake was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsFailure {
+    /// We did not accept the server's.
+    ServerCertificate,
+    /// The server refused ours (its alert).
+    ClientCertificate,
+}
+
+/// The certificate failure somewhere in `e`'s chain of causes, if any. By type for rustls
+/// (the default backend); by message for the platform TLS libraries (OpenSSL's "certificate
+/// verify failed" and "alert bad certificate"), whose error types differ per platform.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
     let mut next = Some(e);
     while let Some(e) = next {
         #[cfg(feature = "default-tls")]
         if let Some(rustls) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                rustls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
+            use rustls::AlertDescription as A;
+            return match rustls {
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                    Some(TlsFailure::ServerCertificate)
+                }
+                // RFC 8446 §6.2: the alerts a server sends about the client's certificate.
+                rustls::Error::AlertReceived(
+                    A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::UnknownCA
+                    | A::CertificateRequired,
+                ) => Some(TlsFailure::ClientCertificate),
+                _ => None,
+            };
         }
         // `io::Error::source` skips the error it wraps: look at that one too.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            && is_certificate_error(inner)
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(failure) = tls_failure(inner)
         {
-            return true;
+            return Some(failure);
         }
         let text = e.to_string().to_ascii_lowercase();
         if text.contains("certificate verify failed") || text.contains("invalid peer certificate") {
-            return true;
+            return Some(TlsFailure::ServerCertificate);
+        }
+        const CLIENT_ALERTS: &[&str] = &[
+            "alert bad certificate",
+            "alert unsupported certificate",
+            "alert certificate revoked",
+            "alert certificate expired",
+            "alert certificate unknown",
+            "alert unknown ca",
+            "alert certificate required",
+        ];
+        if CLIENT_ALERTS.iter().any(|a| text.contains(a)) {
+            return Some(TlsFailure::ClientCertificate);
         }
         next = e.source();
     }
-    false
+    None
 }
 
 /// Lets `?` turn the errors of a response's body methods (`text()`, `json()`) into [`Error`].

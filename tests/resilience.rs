@@ -300,6 +300,64 @@ async fn device_polling_survives_5xx_and_429_and_honours_retry_after() {
     );
 }
 
+// Issue 18 point 9: RFC 8628 §3.5 — `slow_down` adds 5 s "for this and all subsequent
+// requests", and a client "SHOULD use a reasonable exponential backoff policy" when the
+// connection times out. A timeout or a 5xx after a `slow_down` backs off from the slowed
+// interval, and the slowed interval stays in force once the provider answers again.
+#[tokio::test(start_paused = true)]
+async fn device_polling_backs_off_after_a_timeout_or_5xx_and_keeps_the_slowed_interval() {
+    let pending = || Fault::Json(400, r#"{"error":"authorization_pending"}"#);
+    for (failure, took) in [(Fault::NoAnswer, 5), (Fault::Status500, 0)] {
+        let server = FaultServer::start().await;
+        server.script(
+            [
+                Fault::Json(400, r#"{"error":"slow_down"}"#),
+                failure.clone(),
+                pending(),
+                pending(),
+            ],
+            Fault::Token,
+        );
+        let device = device_config(&server);
+        let code = device.start().await.unwrap();
+        let started = Instant::now();
+        device.poll(&code).await.unwrap();
+        // 5 s; slow_down: 10 s from now on; the failure (a 5 s timeout, or a 500) doubles it
+        // once: 20 s; then 10 s again, not the 5 s from before the slow_down.
+        let t = 5 + 10 + took;
+        assert_eq!(
+            offsets(started, &server.token_request_times()),
+            vec![5, 15, t + 20, t + 30, t + 40],
+            "{failure:?}"
+        );
+        assert_eq!(server.token_requests(), 5);
+    }
+}
+
+// GitHub sends `slow_down` with HTTP 200 and the new `interval`
+// (https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#error-codes-for-the-device-flow).
+// Some gateways send a 429 with the same body. Either way the interval rises, and stays.
+#[tokio::test(start_paused = true)]
+async fn device_slow_down_as_a_429_slows_polling_down_for_good() {
+    let server = FaultServer::start().await;
+    server.script(
+        [
+            Fault::Json(429, r#"{"error":"slow_down","interval":15}"#),
+            Fault::Json(400, r#"{"error":"authorization_pending"}"#),
+            Fault::Json(400, r#"{"error":"authorization_pending"}"#),
+        ],
+        Fault::Token,
+    );
+    let device = device_config(&server);
+    let code = device.start().await.unwrap();
+    let started = Instant::now();
+    device.poll(&code).await.unwrap();
+    assert_eq!(
+        offsets(started, &server.token_request_times()),
+        vec![5, 20, 35, 50]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn device_polling_never_runs_past_the_codes_expiry() {
     for (fault, polls) in [(Fault::NoAnswer, 1), (Fault::Status500, 2)] {
