@@ -37,9 +37,13 @@ macro_rules! secret_string {
             }
         }
 
+        /// Compares in constant time for secrets of equal length (only the lengths can
+        /// tell two secrets apart early): an attacker timing a comparison learns nothing
+        /// of where they differ.
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                self.secret() == other.secret()
+                use subtle::ConstantTimeEq as _;
+                self.secret().as_bytes().ct_eq(other.secret().as_bytes()).into()
             }
         }
 
