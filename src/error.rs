@@ -418,8 +418,7 @@ impl Error {
                 matches!(
                     e.error.as_str(),
                     "server_error" | "temporarily_unavailable" | "slow_down"
-                )
-                    || e.status.is_some_and(|s| s >= 500 || s == 429)
+                ) || e.status.is_some_and(|s| s >= 500 || s == 429)
             }
             _ => false,
         }
@@ -557,7 +556,9 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
             };
         }
         // `io::Error::source` skips the error it wraps: look at that one too.
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
             && let Some(failure) = tls_failure(inner)
         {
             return Some(failure);
@@ -632,6 +633,11 @@ pub enum CallbackError {
     /// most once.
     #[error("this sign-in was already completed; start a new one")]
     AlreadyCompleted,
+    /// The pending authorization is older than its lifetime
+    /// ([`AuthorizationCodeBuilder::pending_lifetime`](crate::AuthorizationCodeBuilder::pending_lifetime),
+    /// 10 minutes by default), or was kept by a version of this crate that gave it none.
+    #[error("this sign-in expired before the callback arrived; start a new one")]
+    Expired,
     /// No callback arrived within the loopback receiver's timeout.
     #[error("timed out waiting for the browser to come back")]
     Timeout,

@@ -129,7 +129,9 @@ async fn an_untrusted_server_certificate_is_a_typed_error_that_is_not_retried() 
 /// A self-signed certificate (a CA of its own) with the key it was made with.
 fn self_signed(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let key = rcgen::KeyPair::generate().unwrap();
     (params.self_signed(&key).unwrap(), key)
@@ -190,7 +192,10 @@ async fn a_client_certificate_the_server_refuses_is_typed_and_not_retried() {
             "case {n}: sent once, not retried"
         );
     }
-    assert!(server.heads.lock().unwrap().is_empty(), "no request was read");
+    assert!(
+        server.heads.lock().unwrap().is_empty(),
+        "no request was read"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
 
@@ -19,8 +21,12 @@ const MAX_CODE_LEN: usize = 4096;
 const MAX_STATE_LEN: usize = 1024;
 /// Longest `iss` accepted.
 const MAX_ISS_LEN: usize = 2048;
-/// How many completed sign-ins a flow remembers, to refuse a replayed one.
-const SPENT_REMEMBERED: usize = 4096;
+/// How long a sign-in may take, from [`AuthorizationCode::authorize`] to the callback, by
+/// default: long enough for a password manager, a second factor and a consent screen; short
+/// enough that a leaked pending authorization is soon useless.
+const DEFAULT_PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// The longest lifetime [`AuthorizationCodeBuilder::pending_lifetime`] accepts.
+const MAX_PENDING_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Parameters the flow sets itself; [`AuthorizationCodeBuilder::param`] may not override them.
 const RESERVED: &[&str] = &[
@@ -77,37 +83,53 @@ pub struct AuthorizationCode {
     scopes: Vec<String>,
     params: Vec<(String, String)>,
     login: Login,
+    pending_lifetime: Duration,
     jwks: Arc<Jwks>,
-    spent: Arc<Spent>,
+    spent: Arc<SpentSignIns>,
 }
 
-/// The `state`s of sign-ins this flow (and its clones) completed or attempted: a second
+/// The sign-ins completed or attempted through every flow of one configuration: a second
 /// completion of the same one is refused without a request, even from a copy of the
-/// [`PendingAuthorization`] (a session store read twice).
+/// [`PendingAuthorization`] (a session store read twice) and through another flow.
+///
+/// Bounded by time, not count: a sign-in is remembered until its pending authorization
+/// expires, after which a copy is refused as expired anyway. Keyed by the SHA-256 of `state`,
+/// so neither the states nor the time a lookup takes say anything about them.
 #[derive(Default)]
-struct Spent(Mutex<VecDeque<String>>);
+pub(crate) struct SpentSignIns(Mutex<Spent>);
 
-impl Spent {
-    /// Marks `state` spent; `false` when it already was.
-    fn spend(&self, state: &str) -> bool {
+#[derive(Default)]
+struct Spent {
+    /// SHA-256 of `state` → when its pending authorization expires.
+    until: HashMap<[u8; 32], SystemTime>,
+    /// How many entries were left by the last sweep of expired ones.
+    after_sweep: usize,
+}
+
+impl SpentSignIns {
+    /// Marks the sign-in of `state` spent until `expires_at`; `false` when it already was.
+    /// Expired entries are swept whenever the memory has doubled since the last sweep, so it
+    /// holds at most twice the sign-ins still within their lifetime, at amortized O(1).
+    pub(crate) fn spend(&self, state: &str, expires_at: SystemTime, now: SystemTime) -> bool {
+        let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
         let mut spent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if spent
-            .iter()
-            .any(|s| bool::from(s.as_bytes().ct_eq(state.as_bytes())))
-        {
-            return false;
+        if spent.until.len() >= 2 * spent.after_sweep.max(64) {
+            spent.until.retain(|_, until| *until >= now);
+            spent.after_sweep = spent.until.len();
         }
-        if spent.len() == SPENT_REMEMBERED {
-            spent.pop_front();
+        match spent.until.get(&key) {
+            Some(until) if *until >= now => false,
+            _ => {
+                spent.until.insert(key, expires_at);
+                true
+            }
         }
-        spent.push_back(state.to_owned());
-        true
     }
 }
 
-impl std::fmt::Debug for Spent {
+impl std::fmt::Debug for SpentSignIns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Spent")
+        f.write_str("SpentSignIns")
     }
 }
 
@@ -123,6 +145,7 @@ pub struct AuthorizationCodeBuilder {
     scopes: Vec<String>,
     params: Vec<(String, String)>,
     login: Login,
+    pending_lifetime: Duration,
 }
 
 impl OAuthConfig {
@@ -135,6 +158,7 @@ impl OAuthConfig {
             scopes: Vec::new(),
             params: Vec::new(),
             login: Login::default(),
+            pending_lifetime: DEFAULT_PENDING_LIFETIME,
         }
     }
 }
@@ -169,6 +193,16 @@ impl AuthorizationCodeBuilder {
         self.param("audience", audience)
     }
 
+    /// How long a [`PendingAuthorization`] may wait for its callback, measured by the
+    /// configuration's clock: 10 minutes by default, at most 24 hours. A later callback is
+    /// refused with [`CallbackError::Expired`] and nothing is sent. The crate remembers each
+    /// completed sign-in this long to refuse a replay, so a shorter lifetime also means less
+    /// memory on a busy server.
+    pub fn pending_lifetime(mut self, lifetime: Duration) -> Self {
+        self.pending_lifetime = lifetime;
+        self
+    }
+
     /// Checks the settings and builds the flow.
     ///
     /// # Errors
@@ -177,8 +211,14 @@ impl AuthorizationCodeBuilder {
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
     /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
     /// parameter the flow sets itself was given, or the `openid` scope is asked for without
-    /// the issuer and JWKS URL that ID token validation needs.
+    /// the issuer and JWKS URL that ID token validation needs, or the
+    /// [`pending_lifetime`](Self::pending_lifetime) is zero or over 24 hours.
     pub fn build(self) -> Result<AuthorizationCode, Error> {
+        if self.pending_lifetime.is_zero() || self.pending_lifetime > MAX_PENDING_LIFETIME {
+            return Err(Error::config(
+                "the pending authorization lifetime must be between 1 second and 24 hours",
+            ));
+        }
         let authorization_url = self
             .config
             .endpoints()
@@ -218,10 +258,17 @@ impl AuthorizationCodeBuilder {
             scopes: self.scopes,
             params: self.params,
             login: self.login,
+            pending_lifetime: self.pending_lifetime,
             jwks: Arc::default(),
             spent: Arc::default(),
         })
     }
+}
+
+/// Whole seconds since the Unix epoch, rounded up: a lifetime is never shortened.
+fn unix_seconds(t: SystemTime) -> u64 {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a loopback host; or a native app's
@@ -258,6 +305,10 @@ pub struct PendingAuthorization {
     verifier: Secret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nonce: Option<Secret>,
+    /// When the sign-in expires, in Unix seconds. Missing (0) in pending authorizations kept
+    /// by older versions: those are expired.
+    #[serde(default)]
+    expires_at: u64,
 }
 
 impl PendingAuthorization {
@@ -275,6 +326,12 @@ impl PendingAuthorization {
     /// The `nonce` sent with an OpenID Connect request, to check against the ID token's.
     pub fn nonce(&self) -> Option<&str> {
         self.nonce.as_ref().map(Secret::secret)
+    }
+
+    /// When the sign-in expires: a callback after this is refused with
+    /// [`CallbackError::Expired`].
+    pub fn expires_at(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.expires_at)
     }
 
     /// A copy of `state`, for a receiver that must recognise the callback.
@@ -496,6 +553,7 @@ impl AuthorizationCode {
             state: Secret::new(state.secret().as_str()),
             verifier: Secret::new(verifier.secret().as_str()),
             nonce: nonce.map(|n| Secret::new(n.secret().as_str())),
+            expires_at: unix_seconds(self.config.clock().now() + self.pending_lifetime),
         }
     }
 
@@ -585,8 +643,14 @@ impl AuthorizationCode {
             Some(_) => {}
             None => return reject(CallbackError::MissingState),
         }
+        let now = self.config.clock().now();
+        let expires_at = pending.expires_at();
+        // A lifetime beyond the longest allowed was not given by this crate: refused too.
+        if now > expires_at || expires_at > now + MAX_PENDING_LIFETIME {
+            return reject(CallbackError::Expired);
+        }
         // From here on the callback is this sign-in's: it is spent, whatever happens next.
-        if !self.spent.spend(pending.state.secret()) {
+        if !self.spent.spend(pending.state.secret(), expires_at, now) {
             return reject(CallbackError::AlreadyCompleted);
         }
         let endpoints = self.config.endpoints();
