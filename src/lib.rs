@@ -285,6 +285,7 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
 pub use retry::RetryPolicy;
+pub use revoke::{Revocation, Revoked};
 pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,

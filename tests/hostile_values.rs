@@ -98,14 +98,16 @@ async fn a_huge_challenge_from_the_api_is_bounded_and_cleaned() {
     let provider = TestProvider::start().await;
     let api = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).insert_header(
-            "www-authenticate",
-            format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                hostile()
-            )
-            .as_str(),
-        ))
+        .respond_with(
+            ResponseTemplate::new(401).insert_header(
+                "www-authenticate",
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    hostile()
+                )
+                .as_str(),
+            ),
+        )
         .mount(&api)
         .await;
     let source = provider.config(None).client_credentials().build();

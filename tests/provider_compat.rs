@@ -86,7 +86,10 @@ async fn compressed_token_answers_are_decoded() {
             .await
             .unwrap_or_else(|e| panic!("{encoding}: {e:?}"));
         assert_eq!(token.access_token().secret(), "00Dxx0000001gPL!AR8AQJXg");
-        assert_eq!(token.extra()["instance_url"], "https://example.my.salesforce.com");
+        assert_eq!(
+            token.extra()["instance_url"],
+            "https://example.my.salesforce.com"
+        );
         let requests = server.received_requests().await.unwrap();
         assert_eq!(requests.len(), 1, "{encoding}");
         let accepted = requests[0].headers["accept-encoding"].to_str().unwrap();
@@ -100,7 +103,12 @@ async fn compressed_token_answers_are_decoded() {
 #[tokio::test]
 async fn compressed_discovery_and_jwks_are_decoded() {
     let provider = TestProvider::start().await;
-    let jwks = reqwest::get(provider.jwks_url()).await.unwrap().bytes().await.unwrap();
+    let jwks = reqwest::get(provider.jwks_url())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let cdn = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/jwks"))
@@ -114,7 +122,11 @@ async fn compressed_discovery_and_jwks_are_decoded() {
     });
     Mock::given(method("GET"))
         .and(path("/.well-known/openid-configuration"))
-        .respond_with(compressed("br", metadata.to_string().as_bytes(), "application/json"))
+        .respond_with(compressed(
+            "br",
+            metadata.to_string().as_bytes(),
+            "application/json",
+        ))
         .mount(&cdn)
         .await;
     let discovered = OAuthConfig::discover(&cdn.uri())
@@ -127,7 +139,10 @@ async fn compressed_discovery_and_jwks_are_decoded() {
         discovered.endpoints().token_url.as_str(),
         format!("{}/token", cdn.uri())
     );
-    assert_eq!(requests_to(&cdn, "/.well-known/openid-configuration").await, 1);
+    assert_eq!(
+        requests_to(&cdn, "/.well-known/openid-configuration").await,
+        1
+    );
 
     let config = OAuthConfig::builder(provider.token_url())
         .issuer(provider.issuer())
@@ -258,7 +273,10 @@ async fn wechat_errcode_in_a_200_is_the_providers_error() {
         ),
         (
             serde_json::json!({"errcode": 45011, "errmsg": "api minute-quota reach limit  mustslower  retry next minute"}),
-            Some(("45011", "api minute-quota reach limit  mustslower  retry next minute")),
+            Some((
+                "45011",
+                "api minute-quota reach limit  mustslower  retry next minute",
+            )),
         ),
         (
             serde_json::json!({"errcode": 0, "errmsg": "ok", "access_token": "wx-token",
@@ -283,7 +301,10 @@ async fn wechat_errcode_in_a_200_is_the_providers_error() {
                 let o = e
                     .oauth_error()
                     .unwrap_or_else(|| panic!("{body}: not the provider's error: {e:?}"));
-                assert_eq!((o.error.as_str(), o.description.as_deref()), (code, Some(text)));
+                assert_eq!(
+                    (o.error.as_str(), o.description.as_deref()),
+                    (code, Some(text))
+                );
                 assert_eq!(o.status, Some(200));
             }
             None => assert_eq!(result.unwrap().access_token().secret(), "wx-token"),
@@ -315,7 +336,10 @@ async fn github_slow_down_is_retryable() {
         .token()
         .await
         .unwrap_err();
-    assert!(matches!(&e, Error::OAuth(o) if o.error == "slow_down"), "{e:?}");
+    assert!(
+        matches!(&e, Error::OAuth(o) if o.error == "slow_down"),
+        "{e:?}"
+    );
     assert!(e.is_retryable(), "{e:?}");
     assert_eq!(
         e.oauth_error().and_then(|o| o.interval()),
@@ -343,7 +367,11 @@ async fn slacks_nested_authed_user_token_can_be_read() {
         "authed_user": {"id": "U1234", "scope": "chat:write", "access_token": "xoxp-5678",
             "token_type": "user", "refresh_token": "xoxe-1-user", "expires_in": 43200}});
     for (body, top, user) in [
-        (both, "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy", "xoxp-1234"),
+        (
+            both,
+            "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+            "xoxp-1234",
+        ),
         (user_only, "xoxp-5678", "xoxp-5678"),
     ] {
         let server = MockServer::start().await;
@@ -396,10 +424,21 @@ async fn x_missing_basic_credentials_is_a_configuration_error() {
         OAuthConfig::builder("x").auth_method(authed::ClientAuthMethod::ClientSecretPost),
         &server,
     );
-    let e = posted.client_credentials().build().token().await.unwrap_err();
+    let e = posted
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::UnauthorizedClient(_)), "{e:?}");
-    assert!(e.is_configuration() && !e.is_retryable() && !e.is_revoked(), "{e:?}");
-    assert!(e.to_string().contains("Missing valid authorization header"), "{e}");
+    assert!(
+        e.is_configuration() && !e.is_retryable() && !e.is_revoked(),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("Missing valid authorization header"),
+        "{e}"
+    );
     assert_eq!(requests_to(&server, "/token").await, 1);
 
     let token = config_at(providers::x(), &server)

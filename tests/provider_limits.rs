@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use authed::testing::ManualClock;
 use authed::{
-    AccessToken, Error, MemoryStore, OAuthConfig, OAuthConfigBuilder, RefreshToken, Revoked,
-    Token, TokenSource, TokenStore, providers,
+    AccessToken, Error, MemoryStore, OAuthConfig, OAuthConfigBuilder, RefreshToken, Revoked, Token,
+    TokenSource, TokenStore, providers,
 };
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -90,11 +90,21 @@ async fn assert_dead_grant(builder: OAuthConfigBuilder, response: ResponseTempla
     let server = server_answering("/token", response).await;
     let login = expired_login(at(builder, &server)).await;
     let e = login.source.token().await.unwrap_err();
-    assert!(matches!(&e, Error::TokenRevoked(o) if o.error == code), "{code}: {e:?}");
-    assert!(!login.kept().await, "{code}: the dead login is still stored");
+    assert!(
+        matches!(&e, Error::TokenRevoked(o) if o.error == code),
+        "{code}: {e:?}"
+    );
+    assert!(
+        !login.kept().await,
+        "{code}: the dead login is still stored"
+    );
     let again = login.source.token().await.unwrap_err();
     assert!(again.is_revoked(), "{again:?}");
-    assert_eq!(requests_to(&server, "/token").await, 1, "{code}: sent again");
+    assert_eq!(
+        requests_to(&server, "/token").await,
+        1,
+        "{code}: sent again"
+    );
 }
 
 // Facebook: "190 — Invalid OAuth 2.0 Access Token" (error subcodes 458–467: expired, password
@@ -124,7 +134,10 @@ async fn strava_errors_array_for_the_refresh_token_is_a_dead_grant() {
     let server = server_answering("/token", json(400, body)).await;
     let login = expired_login(at(OAuthConfig::builder("x"), &server)).await;
     let e = login.source.token().await.unwrap_err();
-    assert!(matches!(&e, Error::OAuth(o) if o.error == "invalid"), "{e:?}");
+    assert!(
+        matches!(&e, Error::OAuth(o) if o.error == "invalid"),
+        "{e:?}"
+    );
     assert!(login.kept().await);
 }
 
@@ -138,7 +151,12 @@ async fn wechat_numeric_codes_in_a_200_are_dead_grants() {
         (42002, "refresh_token timeout"),
     ] {
         let body = serde_json::json!({"errcode": code, "errmsg": text});
-        assert_dead_grant(OAuthConfig::builder("x"), json(200, body), &code.to_string()).await;
+        assert_dead_grant(
+            OAuthConfig::builder("x"),
+            json(200, body),
+            &code.to_string(),
+        )
+        .await;
     }
 }
 
@@ -157,7 +175,10 @@ async fn twitch_400_invalid_refresh_token_is_a_dead_grant_through_its_preset() {
     let server = server_answering("/token", json(400, body)).await;
     let login = expired_login(at(OAuthConfig::builder("x"), &server)).await;
     let e = login.source.token().await.unwrap_err();
-    assert!(matches!(&e, Error::OAuth(o) if o.error == "Bad Request"), "{e:?}");
+    assert!(
+        matches!(&e, Error::OAuth(o) if o.error == "Bad Request"),
+        "{e:?}"
+    );
     assert!(login.kept().await);
 
     // Another 400 from Twitch, through the preset, is not a dead grant either.
@@ -196,7 +217,11 @@ async fn reddit_numeric_400_is_a_dead_grant_through_its_preset() {
 // https://developer.okta.com/docs/reference/error-codes/#E0000047).
 #[tokio::test]
 async fn okta_x_rate_limit_reset_is_honoured_like_retry_after() {
-    let reset = now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 42;
+    let reset = now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 42;
     let server = server_answering(
         "/token",
         json(
@@ -271,7 +296,10 @@ async fn discord_and_reddit_429_bodies_reach_the_error() {
             "{e:?}"
         );
         let o = e.oauth_error().expect("the provider's code and text");
-        assert_eq!((o.error.as_str(), o.description.as_deref()), (code, Some(text)));
+        assert_eq!(
+            (o.error.as_str(), o.description.as_deref()),
+            (code, Some(text))
+        );
         assert!(e.to_string().contains(text), "{e}");
         assert!(login.kept().await);
         assert_eq!(requests_to(&server, "/token").await, 1);
@@ -298,7 +326,10 @@ async fn microsoft_request_loop_throttling_is_a_rate_limit_not_a_dead_grant() {
     let login = expired_login(at(providers::microsoft_entra("common"), &server)).await;
     let e = login.source.token().await.unwrap_err();
     assert!(matches!(e, Error::RateLimited { status: 400, .. }), "{e:?}");
-    assert_eq!(e.oauth_error().map(|o| o.error.as_str()), Some("invalid_grant"));
+    assert_eq!(
+        e.oauth_error().map(|o| o.error.as_str()),
+        Some("invalid_grant")
+    );
     assert!(e.is_retryable() && !e.is_revoked() && !e.requires_reauthorization());
     assert!(login.kept().await, "a throttled login was removed");
     assert_eq!(requests_to(&server, "/token").await, 1);
@@ -328,17 +359,24 @@ async fn microsoft_request_loop_throttling_is_a_rate_limit_not_a_dead_grant() {
 
 /// A revocation endpoint answering the refresh token with `for_refresh` and the access token
 /// with `for_access`.
-async fn revocation_server(for_refresh: ResponseTemplate, for_access: ResponseTemplate) -> MockServer {
+async fn revocation_server(
+    for_refresh: ResponseTemplate,
+    for_access: ResponseTemplate,
+) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/revoke"))
-        .and(wiremock::matchers::body_string_contains("token_type_hint=refresh_token"))
+        .and(wiremock::matchers::body_string_contains(
+            "token_type_hint=refresh_token",
+        ))
         .respond_with(for_refresh)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path("/revoke"))
-        .and(wiremock::matchers::body_string_contains("token_type_hint=access_token"))
+        .and(wiremock::matchers::body_string_contains(
+            "token_type_hint=access_token",
+        ))
         .respond_with(for_access)
         .mount(&server)
         .await;
@@ -408,7 +446,10 @@ async fn googles_400_detail_is_visible_to_the_caller() {
 
     // Google's other 400s are errors, with the detail.
     let server = revocation_server(
-        json(400, serde_json::json!({"error": "invalid_request", "error_description": "Bad Request"})),
+        json(
+            400,
+            serde_json::json!({"error": "invalid_request", "error_description": "Bad Request"}),
+        ),
         ResponseTemplate::new(200),
     )
     .await;

@@ -6,6 +6,7 @@ use crate::endpoint::Form;
 use crate::error::{Error, OAuthError};
 use crate::future::BoxFuture;
 use crate::id_token::IdTokenClaims;
+use crate::revoke::Revocation;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
@@ -222,11 +223,15 @@ impl RefreshTokenSource {
     /// the one revoked, so a refresh in another process cannot bring the login back. Without
     /// a revocation endpoint, only the local copies are removed.
     ///
+    /// Returns what the provider said about each token ([`Revocation`]): a token it called
+    /// already invalid, or an access token it cannot revoke after the refresh token was, is
+    /// a successful logout whose answer you can still read.
+    ///
     /// # Errors
     ///
     /// The revocation's error (the login is removed locally all the same), or
     /// [`Error::Store`] when the store cannot be changed.
-    pub async fn logout(&self) -> Result<(), Error> {
+    pub async fn logout(&self) -> Result<Revocation, Error> {
         let persist = self.cache.persist();
         let _lock = match persist {
             Some(p) => Some(p.store.lock(&p.key).await?),
@@ -241,9 +246,9 @@ impl RefreshTokenSource {
             (Some(token), Some(_)) => self.config.revoke(token).await,
             (Some(_), None) => {
                 tracing::debug!("no revocation endpoint configured; logging out locally only");
-                Ok(())
+                Ok(Revocation::default())
             }
-            (None, _) => Ok(()),
+            (None, _) => Ok(Revocation::default()),
         };
         self.cache.clear();
         if let Some(p) = persist {
