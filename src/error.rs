@@ -755,7 +755,7 @@ impl fmt::Display for Unauthorized {
 }
 
 impl Unauthorized {
-    pub(crate) fn new(challenge: Option<&crate::authorize::Challenge>) -> Self {
+    pub(crate) fn new(challenge: Option<&crate::challenge::Challenge>) -> Self {
         Unauthorized {
             retried: false,
             replayable: true,

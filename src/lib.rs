@@ -238,6 +238,7 @@ mod authorize;
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 mod browser;
+mod challenge;
 mod client;
 mod config;
 mod discovery;
