@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::clock::{Clock, SystemClock};
 use crate::dpop::{DpopAlgorithm, DpopKey};
 use crate::endpoint::{
     AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, http_client_from,
@@ -14,7 +15,7 @@ use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
 use crate::signing_key::{SigningAlgorithm, SigningKey};
 use crate::source::ClientCredentialsBuilder;
-use crate::token::{ClientSecret, Clock, ExpiryPolicy, SystemClock};
+use crate::token::{ClientSecret, ExpiryPolicy};
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
 /// every token source made from it shares (timeouts, expiry policy, clock).

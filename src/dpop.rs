@@ -20,8 +20,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
-use crate::token::{Clock, SystemClock, Token};
+use crate::token::Token;
 
 /// The header a DPoP proof travels in.
 pub(crate) const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");

@@ -16,12 +16,13 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
+use crate::clock::Clock;
 use crate::dpop::DpopKey;
 use crate::error::{Error, OAuthError};
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
 use crate::signing_key::SigningKey;
 use crate::telemetry::{self, Call};
-use crate::token::{AccessToken, ClientSecret, Clock, IdToken, RefreshToken, Token};
+use crate::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Token};
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1 << 20;

@@ -240,6 +240,7 @@ pub mod blocking;
 mod browser;
 mod challenge;
 mod client;
+mod clock;
 mod config;
 mod discovery;
 mod dpop;
@@ -271,6 +272,7 @@ mod token;
 pub mod tower;
 
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
+pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use dpop::{DpopAlgorithm, DpopKey};
 pub use endpoint::ClientAuthMethod;
@@ -304,9 +306,7 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisStore, RedisStoreBuilder};
-pub use token::{
-    AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
-};
+pub use token::{AccessToken, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, Token};
 
 /// The `reqwest` this crate is built on, so you name the same version.
 pub use reqwest;

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::token::Clock;
+use crate::clock::Clock;
 
 mod assertions;
 mod conformance;

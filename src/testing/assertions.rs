@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
 use super::{Inner, TestProvider, oauth_error};
-use crate::token::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 
 pub(super) const CLIENT_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
