@@ -196,7 +196,7 @@ pub(crate) fn attach(
     token: &Token,
 ) -> Result<Credentials, Error> {
     let authorization = token.bearer_header().ok_or_else(|| {
-        if token.dpop_key().is_none() && dpop::is_dpop_type(token.token_type()) {
+        if token.dpop_key().is_none() && crate::jose::is_dpop_type(token.token_type()) {
             return Error::config(
                 "a DPoP token needs its key (Token::with_dpop_key); it is never sent as Bearer",
             );

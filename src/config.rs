@@ -6,14 +6,13 @@ use std::time::Duration;
 use url::Url;
 
 use crate::clock::{Clock, SystemClock};
-use crate::dpop::{DpopAlgorithm, DpopKey};
 use crate::endpoint::{
     AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, http_client_from,
 };
 use crate::error::Error;
+use crate::jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
-use crate::signing_key::{SigningAlgorithm, SigningKey};
 use crate::source::ClientCredentialsBuilder;
 use crate::token::{ClientSecret, ExpiryPolicy};
 

@@ -17,10 +17,10 @@ use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
-use crate::dpop::DpopKey;
 use crate::error::{Error, OAuthError};
+use crate::jose::DpopKey;
+use crate::jose::SigningKey;
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
-use crate::signing_key::SigningKey;
 use crate::telemetry::{self, Call};
 use crate::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Token};
 
@@ -123,7 +123,7 @@ impl ClientAssertion {
         match &self.signer {
             AssertionSigner::Key(key) => key.sign(key.header(), &claims),
             AssertionSigner::Secret(alg) => {
-                crate::id_token::install_crypto_provider();
+                crate::jose::install_crypto_provider();
                 let secret = secret
                     .ok_or_else(|| Error::config("client_secret_jwt needs a client secret"))?;
                 let key = jsonwebtoken::EncodingKey::from_secret(secret.secret().as_bytes())
@@ -1108,7 +1108,7 @@ pub(crate) fn token_from_answer_bound(
     // proofs, RFC 9449 §5). A missing token_type is read as Bearer, a quirk of several
     // providers (Facebook, older Salesforce answers).
     let token_type = match fields.remove("token_type") {
-        Some(Value::String(t)) if dpop.is_some() && crate::dpop::is_dpop_type(&t) => {
+        Some(Value::String(t)) if dpop.is_some() && crate::jose::is_dpop_type(&t) => {
             "DPoP".to_owned()
         }
         None | Some(Value::Null) => "Bearer".to_owned(),

@@ -250,6 +250,7 @@ mod error;
 mod future;
 mod id_token;
 mod introspect;
+mod jose;
 #[cfg(feature = "loopback")]
 mod loopback;
 #[cfg(feature = "middleware")]
@@ -259,7 +260,6 @@ mod mtls;
 pub mod providers;
 mod retry;
 mod revoke;
-mod signing_key;
 mod source;
 mod store;
 mod telemetry;
@@ -274,13 +274,13 @@ pub mod tower;
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
-pub use dpop::{DpopAlgorithm, DpopKey};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
+pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
@@ -288,7 +288,6 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
 pub use retry::RetryPolicy;
-pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,

@@ -889,7 +889,7 @@ fn signing_key(inner: &Inner) -> (jsonwebtoken::EncodingKey, jsonwebtoken::Algor
 
 /// The public JWK of the key in use.
 fn public_jwk(inner: &Inner) -> serde_json::Value {
-    crate::id_token::install_crypto_provider();
+    crate::jose::install_crypto_provider();
     let (key, alg, kid) = signing_key(inner);
     let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).expect("a public JWK");
     jwk.common.key_id = Some(kid);
@@ -900,7 +900,7 @@ fn public_jwk(inner: &Inner) -> serde_json::Value {
 /// An ID token for `grant`, signed by the key in use, or forged as told.
 fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    crate::id_token::install_crypto_provider();
+    crate::jose::install_crypto_provider();
     let forgery = inner.id_token_forgery;
     if forgery == Some(IdTokenForgery::Missing) {
         return None;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::dpop::DpopKey;
+use crate::jose::DpopKey;
 
 macro_rules! secret_string {
     ($(#[$doc:meta])* $vis:vis $name:ident) => {
@@ -257,7 +257,7 @@ impl Token {
         self.header
             .0
             .get_or_init(|| {
-                let scheme = match (crate::dpop::is_dpop_type(&self.token_type), &self.dpop_key) {
+                let scheme = match (crate::jose::is_dpop_type(&self.token_type), &self.dpop_key) {
                     (true, Some(_)) => "DPoP",
                     (true, None) => return None,
                     (false, _) => "Bearer",

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::config::OAuthConfig;
 use crate::endpoint::{Answer, Form, jwt_claims, token_from_answer_bound};
 use crate::error::Error;
-use crate::signing_key::SigningKey;
+use crate::jose::SigningKey;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{BoxFuture, TokenFuture, TokenSource};

@@ -104,7 +104,7 @@ impl Assertions {
     /// `audiences`, `exp` in the future and not too far, `iat` not ahead, a fresh `jti`.
     /// Returns its claims.
     fn verify(&mut self, jwt: &str, audiences: &[String]) -> Result<Map<String, Value>, String> {
-        crate::id_token::install_crypto_provider();
+        crate::jose::install_crypto_provider();
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| "not a JWT".to_owned())?;
         let payload = jwt.split('.').nth(1).ok_or("not a JWT")?;
         let unverified: Map<String, Value> = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -384,7 +384,7 @@ pub(super) fn issue(inner: &Inner, extra: &Extra, lifetime: Duration) -> String 
     let Some(audience) = &extra.target_audience else {
         return super::random_token("at-");
     };
-    crate::id_token::install_crypto_provider();
+    crate::jose::install_crypto_provider();
     let (key, alg, kid) = super::signing_key(inner);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
