@@ -13,7 +13,6 @@ use crate::error::Error;
 use crate::jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
-use crate::source::ClientCredentialsBuilder;
 use crate::token::{ClientSecret, ExpiryPolicy};
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
@@ -138,11 +137,6 @@ impl OAuthConfig {
             mtls_aliases: MtlsAliases::default(),
             discovered_http: None,
         }
-    }
-
-    /// A source of tokens for the client itself (the client credentials grant).
-    pub fn client_credentials(&self) -> ClientCredentialsBuilder {
-        ClientCredentialsBuilder::new(self.clone())
     }
 
     /// The provider's endpoints.

@@ -140,9 +140,9 @@ impl OAuthConfig {
 }
 
 impl AuthorizationCodeBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
-    crate::source::login_setters!();
+    crate::source::setters::login_setters!();
 
     /// The `prompt` parameter (OpenID Connect): `login`, `consent`, `select_account`, `none`.
     pub fn prompt(self, prompt: impl Into<String>) -> Self {

@@ -71,9 +71,9 @@ impl OAuthConfig {
 }
 
 impl DeviceAuthorizationBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
-    crate::source::login_setters!();
+    crate::source::setters::login_setters!();
 
     /// Checks the settings and builds the flow.
     ///

@@ -162,7 +162,7 @@ impl OAuthConfig {
 }
 
 impl RefreshTokenSourceBuilder {
-    crate::source::login_setters!();
+    crate::source::setters::login_setters!();
 
     /// A source starting from `token` (which should carry a refresh token), saved to the
     /// store first when there is one.

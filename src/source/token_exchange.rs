@@ -7,9 +7,10 @@ use serde_json::Value;
 use crate::config::OAuthConfig;
 use crate::endpoint::{Form, token_from_answer_bound};
 use crate::error::Error;
+use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
-use crate::source::{BoxFuture, TokenFuture, TokenSource};
+use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
 use crate::token::Token;
 
@@ -189,7 +190,7 @@ impl OAuthConfig {
 }
 
 impl TokenExchangeBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
     /// `audience`: the logical name of the service the token is for; may be given more than
     /// once.
