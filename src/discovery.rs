@@ -170,7 +170,7 @@ fn builder_from_metadata(
     if issuer != asked {
         return Err(Error::config(format!(
             "the metadata found for issuer {} names another issuer (RFC 8414 §3.3)",
-            crate::error::clean(asked)
+            crate::oauth_error::clean(asked)
         )));
     }
     let token_url = field("token_endpoint")?

@@ -257,6 +257,7 @@ mod loopback;
 #[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
 pub mod middleware;
 mod mtls;
+mod oauth_error;
 pub mod providers;
 mod retry;
 mod revoke;
@@ -276,7 +277,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
-pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
@@ -287,6 +288,7 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg(any(feature = "default-tls", feature = "native-tls"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
+pub use oauth_error::OAuthError;
 pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,

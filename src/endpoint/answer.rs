@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, OAuthError};
+use crate::error::Error;
+use crate::oauth_error::OAuthError;
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1 << 20;

@@ -21,7 +21,10 @@ mod token_answer;
 
 pub(crate) use answer::{Answer, seconds};
 pub use client_auth::ClientAuthMethod;
-pub(crate) use client_auth::{AssertionSigner, ClientAssertion, jwt_claims, read_assertion_file};
+pub(crate) use client_auth::{
+    AssertionSigner, ClientAssertion, default_auth_method, hmac_algorithm, jwt_claims,
+    negotiate_key_algorithm, read_assertion_file,
+};
 pub(crate) use form::Form;
 pub(crate) use send::{Endpoint, get_json, http_client_from};
 #[cfg(test)]

@@ -115,8 +115,8 @@ pub(crate) fn token_from_answer_bound(
         Some(Value::String(t)) if SLACK_BEARER_TYPES.contains(&t.as_str()) => t,
         Some(other) => {
             let shown = match &other {
-                Value::String(t) => crate::error::clean(t),
-                v => crate::error::clean(&v.to_string()),
+                Value::String(t) => crate::oauth_error::clean(t),
+                v => crate::oauth_error::clean(&v.to_string()),
             };
             return Err(Error::UnsupportedTokenType { token_type: shown });
         }

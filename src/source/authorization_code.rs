@@ -7,8 +7,9 @@ use url::Url;
 
 use crate::config::{OAuthConfig, is_loopback};
 use crate::endpoint::Form;
-use crate::error::{CallbackError, Error, IdTokenError, OAuthError};
+use crate::error::{CallbackError, Error, IdTokenError};
 use crate::id_token::{self, Jwks};
+use crate::oauth_error::OAuthError;
 use crate::source::refresh::{Login, RefreshTokenSource};
 use crate::token::Secret;
 
