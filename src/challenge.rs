@@ -58,15 +58,16 @@ type Params = Vec<(String, String)>;
 /// `name=value` or `name="quoted"` parameters. Lenient, never panics.
 fn parse_challenges(value: &str) -> Vec<(String, Params)> {
     let chars: Vec<char> = value.chars().collect();
+    let at = |i: usize| chars.get(i).copied();
     let mut i = 0;
     let mut out: Vec<(String, Params)> = Vec::new();
     let is_delim = |c: char| c.is_whitespace() || c == ',' || c == '=' || c == '"';
     while i < chars.len() {
-        while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
+        while at(i).is_some_and(|c| c.is_whitespace() || c == ',') {
             i += 1;
         }
         let start = i;
-        while i < chars.len() && !is_delim(chars[i]) {
+        while at(i).is_some_and(|c| !is_delim(c)) {
             i += 1;
         }
         if start == i {
@@ -74,34 +75,39 @@ fn parse_challenges(value: &str) -> Vec<(String, Params)> {
             i += 1;
             continue;
         }
-        let word: String = chars[start..i].iter().collect();
+        let word: String = chars.get(start..i).unwrap_or_default().iter().collect();
         let mut j = i;
-        while j < chars.len() && chars[j].is_whitespace() {
+        while at(j).is_some_and(char::is_whitespace) {
             j += 1;
         }
-        let is_param = j < chars.len() && chars[j] == '=' && !out.is_empty();
+        let is_param = at(j) == Some('=') && !out.is_empty();
         if !is_param {
             out.push((word, Vec::new()));
             continue;
         }
         i = j + 1;
-        while i < chars.len() && chars[i].is_whitespace() {
+        while at(i).is_some_and(char::is_whitespace) {
             i += 1;
         }
         let mut val = String::new();
-        if i < chars.len() && chars[i] == '"' {
+        if at(i) == Some('"') {
             i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' && i + 1 < chars.len() {
-                    i += 1;
-                }
-                val.push(chars[i]);
+            while let Some(c) = at(i).filter(|&c| c != '"') {
+                // A backslash escapes the next character, if there is one.
+                let c = match (c, at(i + 1)) {
+                    ('\\', Some(next)) => {
+                        i += 1;
+                        next
+                    }
+                    _ => c,
+                };
+                val.push(c);
                 i += 1;
             }
             i += 1;
         } else {
-            while i < chars.len() && chars[i] != ',' && !chars[i].is_whitespace() {
-                val.push(chars[i]);
+            while let Some(c) = at(i).filter(|&c| c != ',' && !c.is_whitespace()) {
+                val.push(c);
                 i += 1;
             }
         }

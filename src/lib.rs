@@ -231,6 +231,18 @@
 //! which brings its own.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
+// Panics impossible by construction: library code returns typed errors instead. The few
+// invariants that remain are allowed where they are, each with the proof in a comment; unit
+// tests are exempt through clippy.toml, the `testing` module in its own root.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorize;

@@ -177,7 +177,12 @@ fn is_form(body: &[u8]) -> bool {
     body.split(|b| *b == b'&')
         .filter(|pair| !pair.is_empty())
         .all(|pair| match pair.iter().position(|b| *b == b'=') {
-            Some(eq) => eq > 0 && pair[..eq].iter().all(name_char),
+            Some(eq) => {
+                eq > 0
+                    && pair
+                        .get(..eq)
+                        .is_some_and(|name| name.iter().all(name_char))
+            }
             None => false,
         })
         && body.contains(&b'=')

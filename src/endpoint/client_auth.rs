@@ -97,19 +97,20 @@ impl ClientAssertion {
         client_id: &str,
         secret: Option<&ClientSecret>,
     ) -> Result<secrecy::SecretString, Error> {
-        if let AssertionSigner::File(path) = &self.signer {
-            return read_assertion_file(path).await;
-        }
-        let claims = jwt_claims(
-            client_id,
-            client_id,
-            &self.audience,
-            self.clock.now(),
-            ASSERTION_LIFETIME,
-        );
+        let claims = || {
+            jwt_claims(
+                client_id,
+                client_id,
+                &self.audience,
+                self.clock.now(),
+                ASSERTION_LIFETIME,
+            )
+        };
         match &self.signer {
-            AssertionSigner::Key(key) => key.sign(key.header(), &claims),
+            AssertionSigner::File(path) => read_assertion_file(path).await,
+            AssertionSigner::Key(key) => key.sign(key.header(), &claims()),
             AssertionSigner::Secret(alg) => {
+                let claims = claims();
                 crate::jose::install_crypto_provider();
                 let secret = secret
                     .ok_or_else(|| Error::config("client_secret_jwt needs a client secret"))?;
@@ -119,7 +120,6 @@ impl ClientAssertion {
                     .map(secrecy::SecretString::from)
                     .map_err(|_| Error::config("client_secret_jwt: signing failed"))
             }
-            AssertionSigner::File(_) => unreachable!("answered above"),
         }
     }
 }
@@ -202,8 +202,9 @@ impl ClientAuth {
                     form_encode_component(secret.secret())
                 );
                 let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+                // Base64 is always a valid header value; an error here cannot happen.
                 let mut value = reqwest::header::HeaderValue::try_from(format!("Basic {encoded}"))
-                    .expect("base64 is a valid header value");
+                    .map_err(|_| Error::config("the client credentials are not a header value"))?;
                 value.set_sensitive(true);
                 (req.header(reqwest::header::AUTHORIZATION, value), form)
             }

@@ -315,7 +315,7 @@ fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
         .iter()
         .position(|b| *b != 0)
         .unwrap_or(bytes.len().saturating_sub(1));
-    &bytes[start..]
+    bytes.get(start..).unwrap_or_default()
 }
 
 impl fmt::Debug for DpopKey {

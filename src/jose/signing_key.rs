@@ -261,8 +261,8 @@ impl SigningKey {
                     // what the signer reads.
                     let seed = match (der.get(2..16), der.get(16..48)) {
                         (Some(head), Some(seed))
-                            if head[..2] == [0x02, 0x01]
-                                && head[3..] == ED25519_PKCS8_PREFIX[5..] =>
+                            if head.get(..2) == Some(&[0x02, 0x01][..])
+                                && head.get(3..) == ED25519_PKCS8_PREFIX.get(5..) =>
                         {
                             seed
                         }

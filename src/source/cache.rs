@@ -270,7 +270,13 @@ impl TokenCache {
         let started = tokio::time::Instant::now();
         let wait = async {
             match rx.wait_for(Option::is_some).await {
-                Ok(outcome) => outcome.clone().expect("waited for Some"),
+                // `wait_for` returns once the outcome is `Some`.
+                Ok(outcome) => match outcome.as_ref() {
+                    Some(outcome) => outcome.clone(),
+                    None => Err(Error::config(
+                        "the token refresh task ended without a result",
+                    )),
+                },
                 Err(_) => Err(Error::config(
                     "the token refresh task ended without a result",
                 )),

@@ -117,6 +117,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 ///
 /// A cached token is returned through [`TokenFuture::ready`] without allocating; anything
 /// that has to wait is boxed with [`TokenFuture::new`].
+///
+/// # Panics
+///
+/// When polled again after it returned `Ready`, as the compiler's own `async` futures do.
 #[must_use = "futures do nothing unless polled"]
 pub struct TokenFuture<'a>(Inner<'a>);
 
@@ -147,6 +151,9 @@ impl Future for TokenFuture<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
+            // Polling a future after it completed breaks `Future`'s contract; like the
+            // compiler's own `async` futures, this one panics then (see `# Panics` on the type).
+            #[allow(clippy::expect_used)]
             Inner::Ready(token) => Poll::Ready(Ok(token
                 .take()
                 .expect("TokenFuture polled after it completed"))),

@@ -25,6 +25,16 @@
 //! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite. This file
 //! only declares and re-exports.
 
+// A test double: a request it cannot serve is a failed test, so, like test code, it may
+// unwrap, expect, panic and index.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable
+)]
+
 mod api;
 mod assertions;
 mod client_registry;
