@@ -182,14 +182,12 @@ pub struct Source {
 }
 
 impl Source {
-    /// A blocking handle on `source`.
+    /// A blocking handle on `source`: a grant's source, or an `Arc<dyn TokenSource>` you
+    /// already share, which is used as it is (not wrapped again).
     pub fn new(source: impl TokenSource + 'static) -> Self {
-        Self::from_arc(Arc::new(source))
-    }
-
-    /// Like [`new`](Self::new), for a source that is already shared.
-    pub fn from_arc(source: Arc<dyn TokenSource>) -> Self {
-        Source { source }
+        Source {
+            source: crate::source::shared(source),
+        }
     }
 
     /// The async source this wraps.
@@ -244,7 +242,7 @@ impl AuthedClient {
 
     /// The client's token source, blocking.
     pub fn source(&self) -> Source {
-        Source::from_arc(self.client.source().clone())
+        Source::new(self.client.source().clone())
     }
 
     /// Starts a request. `url` is absolute, or relative to the base URL.

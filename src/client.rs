@@ -94,15 +94,11 @@ pub struct AuthedClientBuilder {
 }
 
 impl AuthedClient {
-    /// Starts a client that takes its tokens from `source`.
+    /// Starts a client that takes its tokens from `source`: a grant's source, or an
+    /// `Arc<dyn TokenSource>` you already share, which is used as it is (not wrapped again).
     pub fn builder(source: impl TokenSource + 'static) -> AuthedClientBuilder {
-        Self::builder_arc(Arc::new(source))
-    }
-
-    /// Like [`builder`](Self::builder), for a source that is already shared.
-    pub fn builder_arc(source: Arc<dyn TokenSource>) -> AuthedClientBuilder {
         AuthedClientBuilder {
-            source,
+            source: crate::source::shared(source),
             http: None,
             base_url: None,
             origins: OriginSettings::default(),
@@ -431,7 +427,7 @@ impl RequestBuilder {
     /// # Ok(()) }
     /// ```
     pub fn source(mut self, source: impl TokenSource + 'static) -> Self {
-        self.source = Some(Arc::new(source));
+        self.source = Some(crate::source::shared(source));
         self
     }
 

@@ -21,6 +21,7 @@ pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
 pub use token_exchange::{SubjectToken, TokenExchange, TokenExchangeBuilder, token_types};
+pub(crate) use token_source::shared;
 pub use token_source::{StaticToken, TokenFuture, TokenSource};
 
 #[cfg(test)]
@@ -31,6 +32,18 @@ mod tests {
     use std::sync::Arc;
 
     fn _assert_dyn_compatible(_: Arc<dyn TokenSource>) {}
+
+    #[test]
+    fn a_shared_source_is_not_wrapped_again() {
+        let source: Arc<dyn TokenSource> = Arc::new(StaticToken::new(Token::new(
+            crate::token::AccessToken::new("t"),
+        )));
+        assert!(Arc::ptr_eq(&shared(source.clone()), &source));
+        let other = shared(StaticToken::new(Token::new(
+            crate::token::AccessToken::new("t"),
+        )));
+        assert!(!Arc::ptr_eq(&other, &source));
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {

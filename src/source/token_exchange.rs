@@ -62,10 +62,11 @@ impl std::fmt::Debug for Origin {
 impl SubjectToken {
     /// The access token of another source (a user's login, another service's client
     /// credentials), fetched at each exchange. Its type is
-    /// [`ACCESS_TOKEN`](token_types::ACCESS_TOKEN).
-    pub fn source(source: Arc<dyn TokenSource>) -> Self {
+    /// [`ACCESS_TOKEN`](token_types::ACCESS_TOKEN). An `Arc<dyn TokenSource>` you already
+    /// share is used as it is.
+    pub fn source(source: impl TokenSource + 'static) -> Self {
         SubjectToken {
-            from: Origin::Source(source),
+            from: Origin::Source(crate::source::shared(source)),
             token_type: token_types::ACCESS_TOKEN,
         }
     }

@@ -1,5 +1,6 @@
 //! The [`TokenSource`] trait, its future, and a source of one fixed token.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -183,5 +184,16 @@ impl StaticToken {
 impl TokenSource for StaticToken {
     fn token(&self) -> TokenFuture<'_> {
         TokenFuture::ready(Ok(self.0.clone()))
+    }
+}
+
+/// `source` as the `Arc<dyn TokenSource>` every front door holds. An `Arc<dyn TokenSource>`
+/// (a source already shared) is used as it is: wrapped again, every `token()` would go
+/// through a second pointer and a second dynamic call.
+pub(crate) fn shared(source: impl TokenSource + 'static) -> Arc<dyn TokenSource> {
+    let any: &dyn Any = &source;
+    match any.downcast_ref::<Arc<dyn TokenSource>>() {
+        Some(shared) => shared.clone(),
+        None => Arc::new(source),
     }
 }
