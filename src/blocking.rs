@@ -246,34 +246,38 @@ impl AuthedClient {
     }
 
     /// Starts a request. `url` is absolute, or relative to the base URL.
-    pub fn request(&self, method: Method, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn request<'u>(
+        &self,
+        method: Method,
+        url: impl Into<crate::RequestUrl<'u>>,
+    ) -> RequestBuilder {
         RequestBuilder {
             request: self.client.request(method, url),
         }
     }
 
     /// Starts a `GET` request.
-    pub fn get(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn get<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn post<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn put<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn patch<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn delete<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 }

@@ -271,6 +271,7 @@ pub mod middleware;
 mod mtls;
 mod oauth_error;
 pub mod providers;
+mod request_url;
 mod retry;
 mod revoke;
 mod source;
@@ -284,7 +285,7 @@ mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
-pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
+pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
@@ -301,6 +302,7 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
 pub use oauth_error::OAuthError;
+pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
