@@ -52,7 +52,9 @@ pub struct Endpoints {
     /// it. RFC 9207 `iss` and ID tokens' `iss` must equal it character for character.
     pub issuer: Option<String>,
     /// The provider's metadata says `authorization_response_iss_parameter_supported: true`
-    /// (RFC 9207): a callback without `iss` is then refused.
+    /// (RFC 9207): a callback without `iss` is then refused. Set with
+    /// [`OAuthConfigBuilder::iss_parameter_supported`].
+    #[doc(alias = "authorization_response_iss_parameter_supported")]
     pub iss_parameter_supported: bool,
     /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
     pub jwks_url: Option<Url>,
@@ -349,8 +351,10 @@ impl OAuthConfigBuilder {
 
     /// Whether the provider always sends RFC 9207 `iss` on authorization responses
     /// (`authorization_response_iss_parameter_supported`; discovery reads it). When `true`,
-    /// a callback without `iss` is refused. Default `false`.
-    pub fn authorization_response_iss_parameter_supported(mut self, supported: bool) -> Self {
+    /// a callback without `iss` is refused. Default `false`. Named like
+    /// [`Endpoints::iss_parameter_supported`], which it sets.
+    #[doc(alias = "authorization_response_iss_parameter_supported")]
+    pub fn iss_parameter_supported(mut self, supported: bool) -> Self {
         self.iss_parameter_supported = supported;
         self
     }

@@ -194,7 +194,7 @@ fn builder_from_metadata(
     match meta.get("authorization_response_iss_parameter_supported") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => {
-            builder = builder.authorization_response_iss_parameter_supported(*b);
+            builder = builder.iss_parameter_supported(*b);
         }
         Some(_) => {
             return Err(malformed(

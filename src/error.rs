@@ -209,7 +209,7 @@ pub enum Error {
         /// The HTTP status: 429 or 503.
         status: u16,
         /// How long the provider asked us to wait, capped (see
-        /// [`RetryPolicy::retry_after_max`](crate::RetryPolicy::retry_after_max)); `None` when
+        /// [`RetryPolicy::with_retry_after_max`](crate::RetryPolicy::with_retry_after_max)); `None` when
         /// it named no delay.
         retry_after: Option<Duration>,
     },

@@ -269,7 +269,7 @@ impl Endpoint {
         };
         let started = tokio::time::Instant::now();
         let within_budget =
-            |wait: Duration| retry && started.elapsed() + wait <= policy.get_max_elapsed();
+            |wait: Duration| retry && started.elapsed() + wait <= policy.max_elapsed();
         let gate_key = Redacted(url).to_string();
         let mut attempt = 1;
         let mut nonce_retried = false;
@@ -307,7 +307,7 @@ impl Endpoint {
                 }
                 Err(e)
                     if e.is_retryable()
-                        && attempt < policy.get_attempts()
+                        && attempt < policy.attempts()
                         && (replay == Replay::Safe || !may_have_been_processed(&e)) =>
                 {
                     // After a `Retry-After`, the closed gate above decides the wait.
