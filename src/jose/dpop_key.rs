@@ -86,7 +86,7 @@ pub(crate) struct Usage {
 /// Set one with [`OAuthConfigBuilder::dpop`](crate::OAuthConfigBuilder::dpop) (a key
 /// generated when the configuration is built) or
 /// [`dpop_key`](crate::OAuthConfigBuilder::dpop_key) (your own). A DPoP-bound token carries
-/// its key ([`Token::dpop_key`]), and a [`TokenStore`](crate::TokenStore) keeps the key with
+/// its key ([`Token::dpop_key`](crate::Token::dpop_key)), and a [`TokenStore`](crate::TokenStore) keeps the key with
 /// the login: a public client's refresh token is bound to it, so a restarted app needs it
 /// to refresh.
 ///
