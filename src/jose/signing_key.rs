@@ -130,7 +130,7 @@ impl std::fmt::Display for SigningAlgorithm {
 ///
 /// ```
 /// # fn run() -> Result<(), authed::Error> {
-/// # let pem = include_bytes!("../tests/support/keys/ec_pkcs8.pem");
+/// # let pem = include_bytes!("../../tests/support/keys/ec_pkcs8.pem");
 /// let key = authed::SigningKey::from_pem(pem)?.with_kid("key-2026-01");
 /// assert_eq!(key.algorithm(), authed::SigningAlgorithm::ES256);
 /// assert_eq!(key.public_jwk()["kid"], "key-2026-01");
