@@ -2,7 +2,8 @@
 
 use crate::config::OAuthConfig;
 use crate::endpoint::Form;
-use crate::error::{Error, OAuthError};
+use crate::error::Error;
+use crate::oauth_error::OAuthError;
 use crate::token::{AccessToken, RefreshToken, Token};
 
 /// What the provider said to the revocation of one token.

@@ -44,7 +44,8 @@ fn assert_bounded_error(e: &authed::Error) -> Result<(), TestCaseError> {
         !shown.chars().any(char::is_control),
         "control characters in {shown:?}"
     );
-    prop_assert!(format!("{e:?}").len() <= 4096);
+    let debug = format!("{e:?}");
+    prop_assert!(debug.len() <= 4096);
     Ok(())
 }
 
