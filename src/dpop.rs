@@ -25,6 +25,10 @@ use crate::token::Token;
 
 /// The header a DPoP proof travels in.
 pub(crate) const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+/// The longest `DPoP-Nonce` kept and sent back. RFC 9449 sets no limit; servers send tens of
+/// characters (a random value or a short encrypted timestamp).
+pub(crate) const MAX_NONCE_LEN: usize = 512;
+
 /// The header a server names its nonce in (RFC 9449 §8).
 pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
@@ -99,7 +103,9 @@ impl DpopKey {
     pub(crate) fn remember_nonce(&self, url: &Url, headers: &HeaderMap) -> Option<bool> {
         let nonce = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok())?;
         // RFC 9449 §8.1: `nonce = 1*NQCHAR`; anything else is ignored, not put in a proof.
+        // So is one longer than any server sends: it would go into every later proof.
         if nonce.is_empty()
+            || nonce.len() > MAX_NONCE_LEN
             || !nonce
                 .bytes()
                 .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))

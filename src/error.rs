@@ -13,7 +13,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::oauth_error::{OAuthError, REVOKED_GRANT_ERRORS, clean};
+use crate::oauth_error::{OAuthError, clean};
+use crate::provider_codes::{DeadGrant, is_dead_grant, is_rate_limit};
+use crate::transport_failure::{TlsFailure, reason_of, tls_failure, transport_summary};
 
 /// A shareable error cause. `Arc`, not `Box`, so one failed token request can be delivered to
 /// every caller that waited on it.
@@ -169,10 +171,15 @@ pub enum Error {
     },
 
     /// The provider issued a token of a type this crate cannot use (RFC 6749 §7.1): anything
-    /// but `Bearer` (in any case, or missing) and Slack's `bot` and `user` bearer tokens, such
-    /// as `mac`, `N_A` or `DPoP`. The token is not cached or sent, since presenting it as a
-    /// bearer token would not work and could leak it.
-    #[error("the provider issued a token of unsupported type {token_type:?}")]
+    /// but `Bearer` (in any case, or missing), Slack's `bot` and `user` bearer tokens and the
+    /// names given to
+    /// [`OAuthConfigBuilder::bearer_token_types`](crate::OAuthConfigBuilder::bearer_token_types)
+    /// (eBay's `User Access Token`), such as `mac`, `N_A` or `DPoP`. The token is not cached
+    /// or sent, since presenting it as a bearer token would not work and could leak it.
+    #[error(
+        "the provider issued a token of unsupported type {token_type:?} (a bearer token type of \
+         the provider's own name is accepted with OAuthConfigBuilder::bearer_token_types)"
+    )]
     UnsupportedTokenType {
         /// The `token_type` as the provider sent it (control characters replaced).
         token_type: String,
@@ -229,14 +236,23 @@ pub enum Error {
     /// The provider asked the client to slow down: HTTP 429 (RFC 6585 §4), or 503 with a
     /// `Retry-After` header (RFC 9110 §10.2.3). Until `retry_after` has passed, this client
     /// sends that endpoint nothing and answers with this error at once.
-    #[error("rate limited by the provider (HTTP {status}){}", RetryAfter(*retry_after))]
+    #[error(
+        "rate limited by the provider (HTTP {status}){}{}",
+        ProviderWords(error.as_ref()),
+        RetryAfter(*retry_after)
+    )]
     RateLimited {
-        /// The HTTP status: 429 or 503.
+        /// The HTTP status: 429, 503, or the status of an answer that says so in the
+        /// provider's own words (Microsoft's `invalid_grant` AADSTS50196 comes with 400).
         status: u16,
         /// How long the provider asked us to wait, capped (see
         /// [`RetryPolicy::with_retry_after_max`](crate::RetryPolicy::with_retry_after_max)); `None` when
         /// it named no delay.
         retry_after: Option<Duration>,
+        /// The provider's own code and text, when its answer had any (Okta's `E0000047`,
+        /// Discord's and Reddit's message: a body without a code gets the HTTP status as
+        /// its code); also through [`oauth_error`](Error::oauth_error).
+        error: Option<OAuthError>,
     },
 
     /// Another holder kept the token store's lock longer than the configured bound (a hung or
@@ -249,6 +265,21 @@ pub enum Error {
 }
 
 struct RetryAfter(Option<Duration>);
+
+/// `: E0000047: API call exceeded rate limit`: the provider's code and words, when it sent
+/// any (its status is already in the message).
+struct ProviderWords<'a>(Option<&'a OAuthError>);
+
+impl fmt::Display for ProviderWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(e) = self.0 else { return Ok(()) };
+        write!(f, ": {}", e.error)?;
+        match &e.description {
+            Some(d) => write!(f, ": {d}"),
+            None => Ok(()),
+        }
+    }
+}
 
 impl fmt::Display for RetryAfter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -286,10 +317,11 @@ impl Error {
         Error::Config(msg.into())
     }
 
+    /// The reason is cleaned and cut like provider text: a reason may quote what was received.
     pub(crate) fn malformed(status: u16, reason: impl Into<String>) -> Self {
         Error::MalformedResponse {
             status,
-            reason: reason.into(),
+            reason: clean(&reason.into()),
         }
     }
 
@@ -299,17 +331,24 @@ impl Error {
         Error::from_oauth_with(e, &[])
     }
 
-    /// The one error mapping: maps a provider's error to its variant. A code in
-    /// [`REVOKED_GRANT_ERRORS`] or in `revoked` (a preset's or the user's additions) is
-    /// [`Error::TokenRevoked`]; GitHub's name for `invalid_client` maps like it. Codes are
-    /// compared ignoring ASCII case and kept as sent.
-    pub(crate) fn from_oauth_with(e: OAuthError, revoked: &[String]) -> Self {
-        let code = e.error.as_str();
-        let is = |c: &str| code.eq_ignore_ascii_case(c);
-        if REVOKED_GRANT_ERRORS.iter().any(|c| is(c)) || revoked.iter().any(|c| is(c)) {
+    /// The one error mapping: maps a provider's error to its variant. A rate limit in the
+    /// provider's own words (Microsoft's AADSTS50196, Okta's E0000047) is
+    /// [`Error::RateLimited`], whatever the code; a dead grant by the built-in table or
+    /// `revoked` (a preset's or the user's additions) is [`Error::TokenRevoked`]; GitHub's
+    /// name for `invalid_client` maps like it. Codes are compared ignoring ASCII case and
+    /// kept as sent.
+    pub(crate) fn from_oauth_with(e: OAuthError, revoked: &[DeadGrant]) -> Self {
+        if is_rate_limit(&e) {
+            return Error::RateLimited {
+                status: e.status.unwrap_or(429),
+                retry_after: None,
+                error: Some(e),
+            };
+        }
+        if is_dead_grant(&e, revoked) {
             return Error::TokenRevoked(e);
         }
-        match code {
+        match e.error.as_str() {
             "invalid_client" | "incorrect_client_credentials" => Error::InvalidClient(e),
             "invalid_scope" => Error::InvalidScope(e),
             "unauthorized_client" => Error::UnauthorizedClient(e),
@@ -327,6 +366,7 @@ impl Error {
             | Error::UnauthorizedClient(e)
             | Error::AccessDenied(e)
             | Error::OAuth(e) => Some(e),
+            Error::RateLimited { error, .. } => error.as_ref(),
             _ => None,
         }
     }
@@ -427,39 +467,6 @@ impl Error {
     }
 }
 
-/// ` Not Found` for 404: the status's reason phrase, when it has one.
-fn reason_of(status: u16) -> String {
-    http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .map_or_else(String::new, |r| format!(" {r}"))
-}
-
-/// What went wrong with an HTTP request, in words, for [`Error::Transport`]'s `Display`. It
-/// does not repeat the cause's own text, which stays in `source()`.
-fn transport_summary(cause: &(dyn std::error::Error + 'static)) -> &'static str {
-    let Some(e) = cause.downcast_ref::<reqwest::Error>() else {
-        return "the HTTP request failed";
-    };
-    if e.is_timeout() {
-        "the HTTP request timed out"
-    } else if e.is_connect() {
-        "could not connect to the server"
-    } else if e.is_body() {
-        "the connection failed while the response body was read"
-    } else if e.is_decode() {
-        "the response body could not be decoded"
-    } else if e.is_redirect() {
-        "the server's redirects could not be followed"
-    } else if e.is_status() {
-        "the server answered with an error status"
-    } else if e.is_builder() {
-        "the HTTP request could not be built"
-    } else {
-        "the HTTP request failed"
-    }
-}
-
 impl Error {
     /// A short, stable name for what went wrong, from a fixed set: for a log field, a metric
     /// label or a `match` in a dashboard query. It never contains a token, a secret or
@@ -473,7 +480,7 @@ impl Error {
     /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status` | the variant of that name |
     ///
     /// ```
-    /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
+    /// let e = authed::Error::RateLimited { status: 429, retry_after: None, error: None };
     /// assert_eq!(e.kind(), "rate_limited");
     /// ```
     pub fn kind(&self) -> &'static str {
@@ -520,70 +527,6 @@ impl Error {
             Error::LockTimeout { .. } => "lock_timeout",
         }
     }
-}
-
-/// Which side's certificate a failed TLS handshake was about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TlsFailure {
-    /// We did not accept the server's.
-    ServerCertificate,
-    /// The server refused ours (its alert).
-    ClientCertificate,
-}
-
-/// The certificate failure somewhere in `e`'s chain of causes, if any. By type for rustls
-/// (the default backend); by message for the platform TLS libraries (OpenSSL's "certificate
-/// verify failed" and "alert bad certificate"), whose error types differ per platform.
-fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        #[cfg(feature = "default-tls")]
-        if let Some(rustls) = e.downcast_ref::<rustls::Error>() {
-            use rustls::AlertDescription as A;
-            return match rustls {
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                    Some(TlsFailure::ServerCertificate)
-                }
-                // RFC 8446 §6.2: the alerts a server sends about the client's certificate.
-                rustls::Error::AlertReceived(
-                    A::BadCertificate
-                    | A::UnsupportedCertificate
-                    | A::CertificateRevoked
-                    | A::CertificateExpired
-                    | A::CertificateUnknown
-                    | A::UnknownCA
-                    | A::CertificateRequired,
-                ) => Some(TlsFailure::ClientCertificate),
-                _ => None,
-            };
-        }
-        // `io::Error::source` skips the error it wraps: look at that one too.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            && let Some(failure) = tls_failure(inner)
-        {
-            return Some(failure);
-        }
-        let text = e.to_string().to_ascii_lowercase();
-        if text.contains("certificate verify failed") || text.contains("invalid peer certificate") {
-            return Some(TlsFailure::ServerCertificate);
-        }
-        const CLIENT_ALERTS: &[&str] = &[
-            "alert bad certificate",
-            "alert unsupported certificate",
-            "alert certificate revoked",
-            "alert certificate expired",
-            "alert certificate unknown",
-            "alert unknown ca",
-            "alert certificate required",
-        ];
-        if CLIENT_ALERTS.iter().any(|a| text.contains(a)) {
-            return Some(TlsFailure::ClientCertificate);
-        }
-        next = e.source();
-    }
-    None
 }
 
 /// Lets `?` turn the errors of a response's body methods (`text()`, `json()`) into [`Error`].
@@ -767,9 +710,17 @@ mod tests {
                 "{code}"
             );
         }
-        assert!(!Error::from_oauth(OAuthError::new("190")).is_revoked());
-        let preset = ["190".to_owned()];
-        assert!(Error::from_oauth_with(OAuthError::new("190"), &preset).is_revoked());
+        assert!(!Error::from_oauth(OAuthError::new("400")).is_revoked());
+        let preset = [DeadGrant::code("400")];
+        assert!(Error::from_oauth_with(OAuthError::new("400"), &preset).is_revoked());
+        // A rate limit in the provider's words is one, whatever its code says.
+        let throttled = Error::from_oauth(
+            OAuthError::new("invalid_grant")
+                .with_description(Some("AADSTS50196: client request loop"))
+                .with_status(Some(400)),
+        );
+        assert!(matches!(throttled, Error::RateLimited { status: 400, .. }));
+        assert!(throttled.is_retryable() && !throttled.is_revoked());
         let other = Error::from_oauth(OAuthError::new("temporarily_unavailable"));
         assert!(matches!(other, Error::OAuth(_)));
         assert!(other.is_retryable());

@@ -270,11 +270,13 @@ mod loopback;
 pub mod middleware;
 mod mtls;
 mod oauth_error;
+mod provider_codes;
 pub mod providers;
 mod request_url;
 mod retry;
 mod revoke;
 mod source;
+mod spent_sign_ins;
 mod store;
 mod telemetry;
 #[cfg(feature = "testing")]
@@ -284,6 +286,7 @@ mod token;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod transport_failure;
 
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
@@ -302,6 +305,7 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
 pub use oauth_error::OAuthError;
+pub use provider_codes::DeadGrant;
 pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
 pub use revoke::{Revocation, Revoked};

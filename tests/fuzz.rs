@@ -110,11 +110,11 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(
-                |pairs| serde_json::Value::Object(
-                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|pairs| {
+                serde_json::Value::Object(
+                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
                 )
-            ),
+            }),
         ]
     })
 }

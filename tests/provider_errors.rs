@@ -264,7 +264,8 @@ async fn object_number_and_reason_errors_keep_the_providers_words() {
                     "type": "OAuthException", "code": 100, "error_subcode": 36008,
                     "fbtrace_id": "AbCdEfGh"}}),
             ),
-            "OAuthException",
+            // Facebook's error `code` is the error; `type` is its class (issue 18 point 14).
+            "100",
             "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
             400,
         ),

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::{Answer, Form, jwt_claims, token_from_answer_bound};
+use crate::endpoint::{Answer, Form, jwt_claims};
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::jose::SigningKey;
@@ -252,10 +252,11 @@ impl Grant for JwtBearerGrant {
                 .endpoint()
                 .post_token_form(&self.config.endpoints().token_url, form)
                 .await?;
-            token_from_answer_bound(
+            let endpoint = self.config.endpoint();
+            endpoint.token_from_answer(
                 id_token_as_access_token(answer, now),
                 now,
-                self.config.endpoint().dpop_key(),
+                endpoint.dpop_key(),
             )
         })
     }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::{Form, token_from_answer_bound};
+use crate::endpoint::Form;
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
@@ -339,7 +339,8 @@ impl Grant for TokenExchangeGrant {
             if not_applicable {
                 answer.fields.remove("token_type");
             }
-            let token = token_from_answer_bound(answer, now, self.config.endpoint().dpop_key())?;
+            let endpoint = self.config.endpoint();
+            let token = endpoint.token_from_answer(answer, now, endpoint.dpop_key())?;
             Ok(if not_applicable {
                 token.with_token_type("N_A")
             } else {

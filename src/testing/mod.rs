@@ -43,6 +43,7 @@ mod conformance;
 mod dpop;
 mod dpop_server;
 mod endpoints;
+pub mod fuzz;
 mod http;
 mod id_token;
 mod introspection;
