@@ -348,7 +348,7 @@ impl Response {
     ///
     /// # Errors
     ///
-    /// [`Error::Transport`] carrying reqwest's status error (without the URL).
+    /// [`Error::HttpStatus`] with the status, retryable only for 5xx and 429.
     pub fn error_for_status(self) -> Result<Self, Error> {
         Ok(Response {
             response: self.response.error_for_status()?,

@@ -442,8 +442,9 @@ impl OAuthConfigBuilder {
     ///
     /// The crate still enforces its own rules on top, whatever the builder says: redirects
     /// are never followed, the [`timeout`](Self::timeout) applies, and responses are capped
-    /// at 1 MiB. A failed certificate check is an [`Error::Transport`] that
-    /// [`is_retryable`](Error::is_retryable) calls not retryable.
+    /// at 1 MiB. A failed certificate check is [`Error::ServerCertificateRejected`], a client
+    /// certificate the server refuses [`Error::ClientCertificateRejected`]; neither is
+    /// [retryable](Error::is_retryable).
     ///
     /// ```no_run
     /// # fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {

@@ -23,9 +23,12 @@
 //! client: form-encoded token responses (whatever the `Content-Type` says), `expires_in` as
 //! a string or named `expires`, missing `expires_in` or `token_type`, `token_type` in any
 //! case, errors sent with HTTP 200 or in other shapes than RFC 6749's (`error` as a number or
-//! an object, an `errors` array, `status` / `message`, `reason`, `"ok": false`),
-//! providers' own names for a dead grant, comma-separated scopes. What each provider needs
-//! from you is listed with it.
+//! an object, an `errors` array, WeChat's `errcode`, Okta's `errorCode`, `status` /
+//! `message`, `reason`, `"ok": false`), providers' own names for a dead grant (Facebook's
+//! `190`, WeChat's `40030`, ...), rate limits in their own shapes (reset headers, a 429's
+//! message, Microsoft's AADSTS50196), compressed answers, comma-separated scopes. What each
+//! provider needs from you is listed with it; APIs with a dialect of their own have presets:
+//! [`slack`], [`twitch`], [`reddit`], [`ebay`], [`x`].
 //!
 //! `expires_in` is read by these rules:
 //!
@@ -45,7 +48,9 @@
 //! assertion).
 //!
 //! A preset adds its provider's codes for a dead grant, beyond the built-in ones, with
-//! [`OAuthConfigBuilder::revoked_grant_errors`]; you can do the same for any provider.
+//! [`OAuthConfigBuilder::revoked_grant_errors`] (a code, or a [`DeadGrant`](crate::DeadGrant)
+//! with words), and its names for bearer tokens with
+//! [`OAuthConfigBuilder::bearer_token_types`]; you can do the same for any provider.
 
 use url::Url;
 
