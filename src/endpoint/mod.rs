@@ -19,7 +19,10 @@ mod form;
 mod send;
 mod token_answer;
 
-pub(crate) use answer::{Answer, answer_from_body, parse_fields, rate_limit_error, seconds};
+pub(crate) use answer::{Answer, seconds};
+// The parsers `testing::fuzz` runs without a network.
+#[cfg(feature = "testing")]
+pub(crate) use answer::{answer_from_body, parse_fields, rate_limit_error};
 pub use client_auth::ClientAuthMethod;
 pub(crate) use client_auth::{
     AssertionSigner, ClientAssertion, default_auth_method, hmac_algorithm, jwt_claims,
@@ -29,4 +32,6 @@ pub(crate) use form::Form;
 pub(crate) use send::{Endpoint, get_json, http_client_from};
 #[cfg(test)]
 pub(crate) use token_answer::token_from_answer;
-pub(crate) use token_answer::{nested_token, token_from_answer_bound};
+pub(crate) use token_answer::nested_token;
+#[cfg(feature = "testing")]
+pub(crate) use token_answer::token_from_answer_bound;
