@@ -4,10 +4,14 @@
 //! Each test asserts the typed outcome and the requests each server saw.
 
 use std::io::Write as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use authed::testing::TestProvider;
-use authed::{AuthedClient, Error, OAuthConfig, OAuthConfigBuilder, TokenSource, providers};
+use authed::{
+    AccessToken, AuthedClient, Error, MemoryStore, OAuthConfig, OAuthConfigBuilder, RefreshToken,
+    Token, TokenSource, TokenStore, providers,
+};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -220,7 +224,6 @@ async fn ebay_token_types_are_accepted_by_name_and_sent_as_bearer() {
         .and(path("/buy/browse/v1/item_summary/search"))
         .and(header("authorization", format!("Bearer {token}").as_str()))
         .respond_with(ResponseTemplate::new(200))
-        .expect(1)
         .mount(&server)
         .await;
 
@@ -251,11 +254,13 @@ async fn ebay_token_types_are_accepted_by_name_and_sent_as_bearer() {
             .base_url(format!("{}/buy/browse/v1/", server.uri()))
             .build()
             .unwrap();
-        if requests_to(&server, "/buy/browse/v1/item_summary/search").await == 0 {
-            let r = client.get("item_summary/search").send().await.unwrap();
-            assert_eq!(r.status(), 200);
-        }
+        let r = client.get("item_summary/search").send().await.unwrap();
+        assert_eq!(r.status(), 200);
     }
+    assert_eq!(
+        requests_to(&server, "/buy/browse/v1/item_summary/search").await,
+        2
+    );
     assert_eq!(requests_to(&server, "/token").await, 3);
 }
 
@@ -290,17 +295,27 @@ async fn wechat_errcode_in_a_200_is_the_providers_error() {
             .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
             .mount(&server)
             .await;
-        let result = config_at(OAuthConfig::builder("x"), &server)
-            .client_credentials()
-            .build()
-            .token()
-            .await;
+        // A refresh of a stored login, answered so.
+        let store = Arc::new(MemoryStore::new());
+        let expired = Token::new(AccessToken::new("old"))
+            .with_lifetime(
+                SystemTime::now() - Duration::from_secs(7200),
+                Duration::from_secs(3600),
+            )
+            .with_refresh_token(Some(RefreshToken::new("wx-refresh")));
+        let login = config_at(OAuthConfig::builder("x"), &server)
+            .refresh_token_source()
+            .store(store.clone())
+            .key("wx-user")
+            .from_token(expired)
+            .await
+            .unwrap();
+        let result = login.token().await;
         match want {
             Some((code, text)) => {
                 let e = result.unwrap_err();
-                let o = e
-                    .oauth_error()
-                    .unwrap_or_else(|| panic!("{body}: not the provider's error: {e:?}"));
+                assert!(matches!(e, Error::OAuth(_)), "{body}: {e:?}");
+                let o = e.oauth_error().unwrap();
                 assert_eq!(
                     (o.error.as_str(), o.description.as_deref()),
                     (code, Some(text))
@@ -309,6 +324,10 @@ async fn wechat_errcode_in_a_200_is_the_providers_error() {
             }
             None => assert_eq!(result.unwrap().access_token().secret(), "wx-token"),
         }
+        assert!(
+            store.load("wx-user").await.unwrap().is_some(),
+            "{body}: not a dead grant, the login stays"
+        );
         assert_eq!(requests_to(&server, "/token").await, 1);
     }
 }
@@ -441,6 +460,26 @@ async fn x_missing_basic_credentials_is_a_configuration_error() {
     );
     assert_eq!(requests_to(&server, "/token").await, 1);
 
+    // A user's refresh refused so is the application's fault, not the user's: kept.
+    let store = Arc::new(MemoryStore::new());
+    let expired = Token::new(AccessToken::new("old"))
+        .with_lifetime(
+            SystemTime::now() - Duration::from_secs(7200),
+            Duration::from_secs(3600),
+        )
+        .with_refresh_token(Some(RefreshToken::new("x-refresh")));
+    let login = posted
+        .refresh_token_source()
+        .store(store.clone())
+        .key("x-user")
+        .from_token(expired)
+        .await
+        .unwrap();
+    let e = login.token().await.unwrap_err();
+    assert!(matches!(e, Error::UnauthorizedClient(_)), "{e:?}");
+    assert!(store.load("x-user").await.unwrap().is_some());
+    assert_eq!(requests_to(&server, "/token").await, 2);
+
     let token = config_at(providers::x(), &server)
         .client_credentials()
         .build()
@@ -448,5 +487,5 @@ async fn x_missing_basic_credentials_is_a_configuration_error() {
         .await
         .unwrap();
     assert_eq!(token.access_token().secret(), "x-token");
-    assert_eq!(requests_to(&server, "/token").await, 2);
+    assert_eq!(requests_to(&server, "/token").await, 3);
 }

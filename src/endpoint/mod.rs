@@ -30,8 +30,8 @@ pub(crate) use client_auth::{
 };
 pub(crate) use form::Form;
 pub(crate) use send::{Endpoint, get_json, http_client_from};
+pub(crate) use token_answer::nested_token;
 #[cfg(test)]
 pub(crate) use token_answer::token_from_answer;
-pub(crate) use token_answer::nested_token;
 #[cfg(feature = "testing")]
 pub(crate) use token_answer::token_from_answer_bound;
