@@ -289,7 +289,7 @@ pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
-    JwtBearer, JwtBearerBuilder, PendingAuthorization, RefreshTokenSource,
+    JwtBearer, JwtBearerBuilder, Logout, PendingAuthorization, RefreshTokenSource,
     RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
     TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
 };

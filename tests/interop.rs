@@ -551,7 +551,7 @@ mod signin {
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let login = flow.complete_url(pending, &callback).await.unwrap();
         let token = login.token().await.unwrap();
-        login.logout().await.unwrap();
+        assert!(login.logout().await.unwrap().is_revoked());
         let (status, _) = raw_resource_status(&server, &token).await;
         assert_eq!(status, 401);
         // Revoking an unknown token is not an error (RFC 7009 §2.2).

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use authed::{
-    AccessToken, AuthedClient, ClientAuthMethod, Clock, Error, OAuthConfig, Token, TokenSource,
+    AccessToken, AuthedClient, ClientAuthMethod, Clock, Error, Logout, OAuthConfig, Token,
+    TokenSource,
 };
 use serde_json::Value;
 
@@ -570,7 +571,7 @@ async fn logout_revokes_the_login_at_the_server() {
     let config = server.config(CONF_ID, Some(CONF_SECRET)).await;
     let login = server.login(&config).await;
     let token = login.token().await.unwrap();
-    login.logout().await.unwrap();
+    assert_eq!(login.logout().await.unwrap(), Logout::Revoked);
     assert_eq!(
         server.count("/o/revoke_token/").await,
         2,

@@ -51,6 +51,17 @@ macro_rules! login_setters {
             self.login.key = Some(key.into());
             self
         }
+
+        /// Requires that the login can be revoked at the provider: without a revocation
+        /// endpoint (RFC 7009, set with
+        /// [`revocation_url`](crate::OAuthConfigBuilder::revocation_url) or discovered), the
+        /// flow is refused when it is built, instead of a
+        /// [`logout`](crate::RefreshTokenSource::logout) that later can only forget the
+        /// login here ([`Logout::NotRevoked`](crate::Logout::NotRevoked)).
+        pub fn require_revocation(mut self) -> Self {
+            self.login.require_revocation = true;
+            self
+        }
     };
 }
 pub(crate) use login_setters;
@@ -69,7 +80,7 @@ pub use authorization_code::{
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
-pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
+pub use refresh::{Logout, RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
 pub use token_exchange::{SubjectToken, TokenExchange, TokenExchangeBuilder, token_types};
 
