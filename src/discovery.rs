@@ -181,12 +181,16 @@ fn metadata_locations(issuer: &Url) -> (Vec<Url>, Vec<Url>) {
     let path = issuer.path().trim_end_matches('/');
     let origin = issuer.origin().ascii_serialization();
     let mut openid = vec![format!("{origin}{path}/.well-known/openid-configuration")];
-    let mut rfc8414 = vec![format!("{origin}/.well-known/oauth-authorization-server{path}")];
+    let mut rfc8414 = vec![format!(
+        "{origin}/.well-known/oauth-authorization-server{path}"
+    )];
     if !path.is_empty() {
         // RFC 8414 §5's compatibility form of OIDC discovery for issuers with a path, and
         // the RFC 8414 document where a server mounted under a prefix serves it.
         openid.push(format!("{origin}/.well-known/openid-configuration{path}"));
-        rfc8414.push(format!("{origin}{path}/.well-known/oauth-authorization-server"));
+        rfc8414.push(format!(
+            "{origin}{path}/.well-known/oauth-authorization-server"
+        ));
     }
     let parse = |raw: Vec<String>| raw.iter().filter_map(|r| Url::parse(r).ok()).collect();
     (parse(openid), parse(rfc8414))
@@ -202,7 +206,10 @@ fn check_issuer(asked: &str, meta: &Map<String, Value>) -> Result<(), Error> {
             crate::error::clean(asked)
         ))),
         None | Some(Value::Null) => Err(Error::malformed(200, "metadata without issuer")),
-        Some(_) => Err(Error::malformed(200, "metadata field issuer is not a string")),
+        Some(_) => Err(Error::malformed(
+            200,
+            "metadata field issuer is not a string",
+        )),
     }
 }
 

@@ -345,6 +345,35 @@ async fn fetch_json(
     read_answer(resp, &[]).await
 }
 
+/// GETs a workload credential endpoint (a cloud metadata server, GitHub's OIDC token
+/// endpoint) under the rules of every provider request: no redirects, the size cap, an
+/// `error` field read as an OAuth error. `headers` are the ones such endpoints demand;
+/// `check` sees the status and headers before the body is read (the GCP metadata server
+/// proves itself with a response header).
+pub(crate) async fn get_workload(
+    http: &reqwest::Client,
+    url: &url::Url,
+    headers: reqwest::header::HeaderMap,
+    timeout: Duration,
+    check: impl FnOnce(u16, &reqwest::header::HeaderMap) -> Result<(), Error>,
+) -> Result<Answer, Error> {
+    let call = async {
+        tracing::debug!(endpoint = %Redacted(url), "workload credential request");
+        tracing::Span::current().record("attempts", 1u32);
+        let resp = http
+            .get(url.clone())
+            .timeout(timeout)
+            .headers(headers)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(Error::transport)?;
+        check(resp.status().as_u16(), resp.headers())?;
+        read_answer(resp, &[]).await
+    };
+    observed(Call::Workload.label(None), url, answered(call)).await
+}
+
 fn form_encode_component(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -268,6 +268,7 @@ mod token;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod workload;
 
 pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
@@ -305,6 +306,12 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{
     AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
+};
+
+pub use workload::{
+    AzureManagedIdentity, AzureManagedIdentityBuilder, DefaultCredentials,
+    DefaultCredentialsBuilder, GcpMetadata, GcpMetadataBuilder, GitHubActionsOidc,
+    GitHubActionsOidcBuilder, KubernetesServiceAccount, KubernetesServiceAccountBuilder,
 };
 
 /// The `reqwest` this crate is built on, so you name the same version.

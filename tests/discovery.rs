@@ -548,7 +548,11 @@ async fn an_issuer_with_a_path_finds_the_rfc8414_document_appended_to_it() {
         .build()
         .unwrap();
     assert_eq!(
-        config.endpoints().revocation_url.as_ref().map(url::Url::as_str),
+        config
+            .endpoints()
+            .revocation_url
+            .as_ref()
+            .map(url::Url::as_str),
         Some(format!("{issuer}/revoke_token/").as_str())
     );
 }

@@ -109,4 +109,3 @@ async fn require_revocation_is_checked_when_the_flow_is_built() {
         .unwrap();
     assert!(server.received_requests().await.unwrap().is_empty());
 }
-

@@ -521,7 +521,10 @@ async fn google_invalid_token_at_revocation_is_a_successful_logout() {
         .unwrap();
     let login = expired_login(config, "1//0g-google-refresh").await;
     // An already invalid token counts as revoked (RFC 7009 §2.2).
-    assert_eq!(login.source.logout().await.unwrap(), authed::Logout::Revoked);
+    assert_eq!(
+        login.source.logout().await.unwrap(),
+        authed::Logout::Revoked
+    );
     assert!(login.store.load(KEY).await.unwrap().is_none());
     // The refresh token, then the access token.
     assert_eq!(requests_to(&server, "/revoke").await, 2);

@@ -70,6 +70,7 @@ pub(crate) mod cache;
 mod client_credentials;
 mod device;
 mod jwt_bearer;
+pub(crate) use jwt_bearer::unverified_exp;
 mod refresh;
 mod registry;
 mod token_exchange;
