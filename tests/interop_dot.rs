@@ -265,6 +265,27 @@ async fn discovery_reads_both_metadata_documents() {
 }
 
 #[tokio::test]
+async fn the_issuer_follows_the_host_the_server_is_asked_by() {
+    // Unlike oidc-provider, DOT builds its issuer from the request's Host header (unless
+    // OIDC_ISS_ENDPOINT is set): asked as `localhost`, it says it is `localhost`, so the
+    // RFC 8414 §3.3 check passes and the endpoints follow.
+    let server = Dot::start();
+    let localhost = server.issuer.replace("127.0.0.1", "localhost");
+    let config = OAuthConfig::discover(&localhost)
+        .await
+        .unwrap()
+        .client_id(CC_ID)
+        .client_secret(CC_SECRET)
+        .build()
+        .unwrap();
+    assert_eq!(config.endpoints().issuer.as_deref(), Some(localhost.as_str()));
+    assert_eq!(
+        config.endpoints().token_url.as_str(),
+        format!("{localhost}/token/")
+    );
+}
+
+#[tokio::test]
 async fn client_credentials_with_basic_and_post_authentication() {
     let server = Dot::start();
     for method in [
