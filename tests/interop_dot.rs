@@ -278,7 +278,10 @@ async fn the_issuer_follows_the_host_the_server_is_asked_by() {
         .client_secret(CC_SECRET)
         .build()
         .unwrap();
-    assert_eq!(config.endpoints().issuer.as_deref(), Some(localhost.as_str()));
+    assert_eq!(
+        config.endpoints().issuer.as_deref(),
+        Some(localhost.as_str())
+    );
     assert_eq!(
         config.endpoints().token_url.as_str(),
         format!("{localhost}/token/")
