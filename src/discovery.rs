@@ -203,7 +203,7 @@ fn check_issuer(asked: &str, meta: &Map<String, Value>) -> Result<(), Error> {
         Some(Value::String(issuer)) if issuer == asked => Ok(()),
         Some(Value::String(_)) => Err(Error::config(format!(
             "the metadata found for issuer {} names another issuer (RFC 8414 §3.3)",
-            crate::error::clean(asked)
+            crate::oauth_error::clean(asked)
         ))),
         None | Some(Value::Null) => Err(Error::malformed(200, "metadata without issuer")),
         Some(_) => Err(Error::malformed(
@@ -248,7 +248,7 @@ fn builder_from_metadata(
     match meta.get("authorization_response_iss_parameter_supported") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => {
-            builder = builder.authorization_response_iss_parameter_supported(*b);
+            builder = builder.iss_parameter_supported(*b);
         }
         Some(_) => {
             return Err(malformed(

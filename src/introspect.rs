@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use crate::config::OAuthConfig;
 use crate::endpoint::{Form, seconds};
-use crate::error::{Error, OAuthError};
+use crate::error::Error;
+use crate::oauth_error::OAuthError;
 use crate::token::{AccessToken, RefreshToken};
 
 impl OAuthConfig {

@@ -236,6 +236,18 @@
 //! which brings its own.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
+// Panics impossible by construction: library code returns typed errors instead. The few
+// invariants that remain are allowed where they are, each with the proof in a comment; unit
+// tests are exempt through clippy.toml, the `testing` module in its own root.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorize;
@@ -243,7 +255,9 @@ mod authorize;
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 mod browser;
+mod challenge;
 mod client;
+mod clock;
 mod config;
 mod discovery;
 mod dpop;
@@ -253,16 +267,18 @@ mod error;
 mod future;
 mod id_token;
 mod introspect;
+mod jose;
 #[cfg(feature = "loopback")]
 mod loopback;
 #[cfg(feature = "middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
 pub mod middleware;
 mod mtls;
+mod oauth_error;
 pub mod providers;
+mod request_url;
 mod retry;
 mod revoke;
-mod signing_key;
 mod source;
 mod store;
 mod telemetry;
@@ -275,23 +291,25 @@ mod token;
 pub mod tower;
 mod workload;
 
-pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
+pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
+pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
-pub use dpop::{DpopAlgorithm, DpopKey};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
-pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
+pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
 #[cfg(any(feature = "default-tls", feature = "native-tls"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
+pub use oauth_error::OAuthError;
+pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
-pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
@@ -309,9 +327,7 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisStore, RedisStoreBuilder};
-pub use token::{
-    AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
-};
+pub use token::{AccessToken, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, Token};
 
 pub use workload::{
     AzureManagedIdentity, AzureManagedIdentityBuilder, DefaultCredentials,

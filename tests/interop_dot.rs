@@ -105,7 +105,7 @@ impl Dot {
     }
 
     fn api(&self, source: Arc<dyn TokenSource>) -> AuthedClient {
-        AuthedClient::builder_arc(source)
+        AuthedClient::builder(source)
             .base_url(self.url("/api/"))
             .build()
             .unwrap()

@@ -7,7 +7,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
-use super::{Common, common_setters};
+use super::common::{Common, common_setters};
 use crate::endpoint::Answer;
 use crate::error::Error;
 use crate::future::BoxFuture;
@@ -261,7 +261,7 @@ impl Grant for IdentityGrant {
                 &self.url,
                 self.headers.clone(),
                 self.timeout,
-                |_, _| Ok(()),
+                |_| Ok(()),
             )
             .await
             .map_err(|e| self.explain(e))?;

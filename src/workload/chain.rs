@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 
-use super::{
-    AzureManagedIdentity, Common, GcpMetadata, GitHubActionsOidc, KubernetesServiceAccount,
-    common_setters, github, kubernetes,
-};
+use super::azure::{AzureManagedIdentity, AzureManagedIdentityBuilder};
+use super::common::{Common, common_setters};
+use super::gcp::GcpMetadata;
+use super::github::{self, GitHubActionsOidc};
+use super::kubernetes::{self, KubernetesServiceAccount};
 use crate::env::Env;
 use crate::error::Error;
 use crate::source::{RefreshTokenSourceBuilder, TokenFuture, TokenSource};
@@ -264,7 +265,7 @@ impl DefaultCredentialsBuilder {
         Ok(Ok(("github-actions", Arc::new(builder.build()?))))
     }
 
-    fn azure_builder(&self, why: &str) -> Result<super::AzureManagedIdentityBuilder, String> {
+    fn azure_builder(&self, why: &str) -> Result<AzureManagedIdentityBuilder, String> {
         let resource = self
             .azure_resource
             .as_ref()

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
-use super::{Common, common_setters};
+use super::common::{Common, common_setters};
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::cache::{Grant, TokenCache};
@@ -109,7 +109,7 @@ impl GcpMetadataBuilder {
             .ok_or_else(|| {
                 Error::config(format!(
                     "the GCP metadata host {} is not a host or host:port",
-                    crate::error::clean(&host)
+                    crate::oauth_error::clean(&host)
                 ))
             })?;
         url.path_segments_mut()
@@ -166,12 +166,8 @@ impl Grant for MetadataGrant {
         Box::pin(async move {
             let mut headers = HeaderMap::new();
             headers.insert(FLAVOR, HeaderValue::from_static("Google"));
-            let answer = crate::endpoint::get_workload(
-                &self.http,
-                &self.url,
-                headers,
-                self.timeout,
-                |_, h| {
+            let answer =
+                crate::endpoint::get_workload(&self.http, &self.url, headers, self.timeout, |h| {
                     if h.get(FLAVOR).is_some_and(|v| v == "Google") {
                         Ok(())
                     } else {
@@ -180,10 +176,9 @@ impl Grant for MetadataGrant {
                              is not a metadata server (check GCE_METADATA_HOST)",
                         ))
                     }
-                },
-            )
-            .await
-            .map_err(|e| self.explain(e))?;
+                })
+                .await
+                .map_err(|e| self.explain(e))?;
             crate::endpoint::token_from_answer_bound(answer, now, None)
         })
     }
@@ -200,7 +195,7 @@ impl MetadataGrant {
             ),
             Error::MalformedResponse { status: 404, .. } => Error::config(format!(
                 "the GCP metadata server has no service account {} here (HTTP 404)",
-                crate::error::clean(&self.account)
+                crate::oauth_error::clean(&self.account)
             )),
             other => other,
         }

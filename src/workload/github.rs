@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use url::Url;
 
-use super::{Common, common_setters, jwt_token};
+use super::common::{Common, common_setters, jwt_token};
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::cache::{Grant, TokenCache};
@@ -150,7 +150,7 @@ impl Grant for OidcGrant {
                 &self.url,
                 self.headers.clone(),
                 self.timeout,
-                |_, _| Ok(()),
+                |_| Ok(()),
             )
             .await
             .map_err(|e| match e {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::ExposeSecret as _;
 
-use super::{Common, common_setters, jwt_token};
+use super::common::{Common, common_setters, jwt_token};
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::cache::{Grant, TokenCache};
