@@ -124,11 +124,16 @@ impl OAuthConfig {
         let http = http_client_from(http, DISCOVERY_TIMEOUT)?;
         let (openid, rfc8414) = metadata_locations(&issuer);
         let mut merged: Option<Map<String, Value>> = None;
+        // Why a location that answered 200 held no metadata, shown if nothing else is found.
+        let mut unreadable = None;
         for locations in [openid, rfc8414] {
-            let Some(document) = first_document(&http, &locations).await? else {
-                continue;
+            let document = match first_document(&http, &locations, asked).await? {
+                Found::Document(document) => document,
+                Found::Absent(why) => {
+                    unreadable = unreadable.or(why);
+                    continue;
+                }
             };
-            check_issuer(asked, &document)?;
             match &mut merged {
                 None => merged = Some(document),
                 // The first document's fields win; the second fills in what it lacks.
@@ -140,9 +145,11 @@ impl OAuthConfig {
             }
         }
         let Some(meta) = merged else {
-            return Err(Error::config(format!(
-                "no OpenID Connect or RFC 8414 metadata found for issuer {issuer}"
-            )));
+            return Err(unreadable.unwrap_or_else(|| {
+                Error::config(format!(
+                    "no OpenID Connect or RFC 8414 metadata found for issuer {issuer}"
+                ))
+            }));
         };
         let mut builder = builder_from_metadata(asked, &meta)?;
         builder.discovered_http = Some(http);
@@ -150,20 +157,43 @@ impl OAuthConfig {
     }
 }
 
-/// The document at the first of `locations` that has one; `None` when every location
-/// answers with a client error (404 above all).
+/// What one family of locations held.
+enum Found {
+    /// A metadata document of the issuer asked for.
+    Document(Map<String, Value>),
+    /// None: every location answered a client error (404 above all), or a 200 that is not
+    /// a metadata document (a web app's page served for any path), whose error is kept.
+    Absent(Option<Error>),
+}
+
+/// The document at the first of `locations` that has one. A document naming another issuer
+/// is an error, never skipped: the provider says it is someone else.
 async fn first_document(
     http: &reqwest::Client,
     locations: &[Url],
-) -> Result<Option<Map<String, Value>>, Error> {
+    asked: &str,
+) -> Result<Found, Error> {
+    let mut unreadable = None;
     for location in locations {
-        match get_json(http, location, DISCOVERY_TIMEOUT).await {
-            Ok(answer) => return Ok(Some(answer.fields)),
+        let checked = match get_json(http, location, DISCOVERY_TIMEOUT).await {
+            Ok(answer) => check_issuer(asked, &answer.fields).map(|()| answer.fields),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(document) => return Ok(Found::Document(document)),
             Err(e) if is_client_error(&e) => continue,
+            Err(
+                e @ Error::MalformedResponse {
+                    status: 200..=299, ..
+                },
+            ) => {
+                tracing::debug!(error = %e, "no metadata document at this location");
+                unreadable = unreadable.or(Some(e));
+            }
             Err(e) => return Err(e),
         }
     }
-    Ok(None)
+    Ok(Found::Absent(unreadable))
 }
 
 fn is_client_error(e: &Error) -> bool {

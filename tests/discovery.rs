@@ -246,7 +246,7 @@ async fn metadata_redirect_is_not_followed() {
         .await;
     let err = OAuthConfig::discover(server.uri()).await.unwrap_err();
     assert!(
-        matches!(err, Error::MalformedResponse { status: 302, .. }),
+        matches!(&err, Error::Config(m) if m.contains("HTTP 302 with a redirect")),
         "{err:?}"
     );
 }
@@ -554,5 +554,43 @@ async fn an_issuer_with_a_path_finds_the_rfc8414_document_appended_to_it() {
             .as_ref()
             .map(url::Url::as_str),
         Some(format!("{issuer}/revoke_token/").as_str())
+    );
+}
+
+/// A web app that serves its page for every path answers the RFC 8414 location with 200 and
+/// HTML: not a metadata document, so it is skipped, not an error.
+#[tokio::test]
+async fn a_page_where_a_document_should_be_is_skipped() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    serve(&server, OIDC, 200, metadata(&uri, &uri, &[]), 1).await;
+    Mock::given(method("GET"))
+        .and(path(RFC8414))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw("<!doctype html><div id=app>", "text/html"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = OAuthConfig::discover(&uri)
+        .await
+        .unwrap()
+        .client_id("svc")
+        .build()
+        .unwrap();
+    assert_eq!(
+        config.endpoints().token_url.as_str(),
+        format!("{uri}/token")
+    );
+    // With nothing else found, what was wrong with the page is the error.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token_endpoint": "x"})))
+        .mount(&server)
+        .await;
+    let err = OAuthConfig::discover(server.uri()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::MalformedResponse { reason, .. } if reason.contains("without issuer")),
+        "{err:?}"
     );
 }

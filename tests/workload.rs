@@ -16,16 +16,7 @@ use wiremock::MockServer;
 
 #[path = "support/cloud.rs"]
 mod cloud;
-use cloud::{AppService, AzureImds, GcpMetadataServer, GitHubOidc, host, jwt, serve};
-
-/// An environment with only these variables.
-fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-}
+use cloud::{AppService, AzureImds, GcpMetadataServer, GitHubOidc, env, host, jwt, serve};
 
 async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
     server.received_requests().await.unwrap()
@@ -221,22 +212,21 @@ async fn azure_imds_user_assigned_identity_and_one_that_is_not_there() {
     assert!(err.to_string().contains("Identity not found"), "{err}");
 }
 
-#[tokio::test]
-async fn azure_app_service_expires_on_epoch_seconds() {
-    let server = serve(AppService {
-        secret: "rotated-by-the-platform",
-        v2017: false,
-    })
-    .await;
+/// A token from an App Service stand-in of `protocol`, found through `vars` (each protocol's
+/// two variables), and how long it has left.
+async fn app_service_token(
+    v2017: bool,
+    secret: &'static str,
+    vars: impl Fn(&MockServer) -> Vec<(&'static str, String)>,
+) -> (MockServer, authed::Token, Duration) {
+    let server = serve(AppService { secret, v2017 }).await;
     let source = AzureManagedIdentity::builder("https://vault.azure.net")
-        .env_lookup(env(&[
-            ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
-            ("IDENTITY_HEADER", "rotated-by-the-platform".into()),
-        ]))
+        .env_lookup(env(&vars(&server)))
         .build()
         .unwrap();
     let token = source.token().await.unwrap();
-    assert_eq!(token.access_token().secret(), "app-service-2019-08-01");
+    // The secret header is not in any Debug output.
+    assert!(!format!("{source:?}").contains(secret));
     let left = token
         .expires_at()
         .unwrap()
@@ -246,39 +236,39 @@ async fn azure_app_service_expires_on_epoch_seconds() {
         left > Duration::from_secs(3590) && left <= Duration::from_secs(3600),
         "{left:?}"
     );
+    (server, (*token).clone(), left)
+}
+
+#[tokio::test]
+async fn azure_app_service_expires_on_epoch_seconds() {
+    let (server, token, _) = app_service_token(false, "rotated-by-the-platform", |server| {
+        vec![
+            ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
+            ("IDENTITY_HEADER", "rotated-by-the-platform".into()),
+        ]
+    })
+    .await;
+    assert_eq!(token.access_token().secret(), "app-service-2019-08-01");
     let seen = requests(&server).await;
     assert_eq!(
         seen.last().unwrap().headers["x-identity-header"],
         "rotated-by-the-platform"
     );
-    // The secret header is not in any Debug output.
-    assert!(!format!("{source:?}").contains("rotated-by-the-platform"));
 }
 
 #[tokio::test]
 async fn azure_app_service_2017_expires_on_as_a_date() {
-    let server = serve(AppService {
-        secret: "msi-secret",
-        v2017: true,
-    })
-    .await;
-    let source = AzureManagedIdentity::builder("https://vault.azure.net")
-        .env_lookup(env(&[
+    let (server, token, _) = app_service_token(true, "msi-secret", |server| {
+        vec![
             ("MSI_ENDPOINT", format!("{}/MSI/token/", server.uri())),
             ("MSI_SECRET", "msi-secret".into()),
-        ]))
-        .build()
-        .unwrap();
-    let token = source.token().await.unwrap();
+        ]
+    })
+    .await;
     assert_eq!(token.access_token().secret(), "app-service-2017-09-01");
-    let left = token
-        .expires_at()
-        .unwrap()
-        .duration_since(SystemTime::now())
-        .unwrap();
-    assert!(
-        left > Duration::from_secs(3590) && left <= Duration::from_secs(3600),
-        "{left:?}"
+    assert_eq!(
+        requests(&server).await.last().unwrap().headers["secret"],
+        "msi-secret"
     );
 }
 

@@ -13,15 +13,7 @@ use authed::{
 
 #[path = "support/cloud.rs"]
 mod cloud;
-use cloud::{AzureImds, GcpMetadataServer, GitHubOidc, host, serve};
-
-fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-}
+use cloud::{AzureImds, GcpMetadataServer, GitHubOidc, env, host, serve};
 
 /// A loopback address nothing listens on: a probe there fails at once.
 fn closed() -> String {
@@ -214,4 +206,23 @@ async fn with_nothing_found_the_error_says_what_each_link_tried() {
     ] {
         assert!(message.contains(tried), "{tried:?} missing from: {message}");
     }
+}
+
+#[tokio::test]
+async fn another_clouds_metadata_service_at_the_imds_address_is_not_azure() {
+    // AWS's instance metadata service listens on the same 169.254.169.254 and answers 404
+    // (IMDSv1) or 401 (IMDSv2) for Azure's path; only IMDS's 400 counts.
+    let aws = cloud::serve(wiremock::ResponseTemplate::new(404)).await;
+    let err = DefaultCredentials::builder()
+        .gcp_metadata_host(closed())
+        .env_lookup(env(&[]))
+        .azure_imds_endpoint(format!("{}/metadata/identity/oauth2/token", aws.uri()))
+        .azure_resource("https://management.azure.com/")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("answered HTTP 404, not IMDS's 400")),
+        "{err:?}"
+    );
 }

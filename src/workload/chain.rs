@@ -28,7 +28,7 @@ const IMDS_PROBE: &str = "http://169.254.169.254/metadata/identity/oauth2/token"
 /// | 2 | `github-actions` | `ACTIONS_ID_TOKEN_REQUEST_URL` and `..._TOKEN` are set | [`GitHubActionsOidc`] for the [`audience`](DefaultCredentialsBuilder::audience) |
 /// | 3 | `azure-app-service` | an [Azure resource](DefaultCredentialsBuilder::azure_resource) is set, and `IDENTITY_ENDPOINT` / `IDENTITY_HEADER` (or `MSI_ENDPOINT` / `MSI_SECRET`) | [`AzureManagedIdentity`] |
 /// | 4 | `gcp-metadata` | `GCE_METADATA_HOST` is set (used without a probe), or `metadata.google.internal` answers with `Metadata-Flavor: Google` | [`GcpMetadata`] with the [scopes](DefaultCredentialsBuilder::scopes) |
-/// | 5 | `azure-imds` | an Azure resource is set, and IMDS (`169.254.169.254`) answers | [`AzureManagedIdentity`] |
+/// | 5 | `azure-imds` | an Azure resource is set, and IMDS (`169.254.169.254`) answers a request without `Metadata: true` with its 400 | [`AzureManagedIdentity`] |
 /// | 6 | `kubernetes` | `KUBERNETES_SERVICE_HOST` is set and the token file exists | [`KubernetesServiceAccount`] |
 /// | 7 | `user-login` | a [user login](DefaultCredentialsBuilder::user_login) is stored | the stored [`RefreshTokenSource`](crate::RefreshTokenSource) |
 ///
@@ -302,7 +302,7 @@ impl DefaultCredentialsBuilder {
             .unwrap_or_else(|| GCP_DEFAULT_HOST.to_owned());
         let root = format!("http://{host}/");
         match self.probe(&root, Some(("metadata-flavor", "Google"))).await {
-            Ok(headers)
+            Ok((_, headers))
                 if headers
                     .get("metadata-flavor")
                     .is_some_and(|v| v == "Google") =>
@@ -324,11 +324,16 @@ impl DefaultCredentialsBuilder {
             Err(why) => return Ok(Err(why)),
         };
         let url = self.imds.clone().unwrap_or_else(|| IMDS_PROBE.to_owned());
-        // Without `Metadata: true` IMDS answers 400 at once: any answer shows it is there.
+        // Without `Metadata: true` IMDS answers 400 at once. Another cloud's metadata
+        // service at the same address (AWS's) answers 401 or 404 there: not Azure.
         match self.probe(&url, None).await {
-            Ok(_) => Ok(Ok((
+            Ok((400, _)) => Ok(Ok((
                 "azure-imds",
                 Arc::new(builder.imds_endpoint(url).build()?),
+            ))),
+            Ok((status, _)) => Ok(Err(format!(
+                "Azure IMDS: {url} answered HTTP {status}, not IMDS's 400 to a request without \
+                 Metadata: true"
             ))),
             Err(why) => Ok(Err(format!("Azure IMDS: {why}"))),
         }
@@ -360,12 +365,13 @@ impl DefaultCredentialsBuilder {
         }
     }
 
-    /// GETs `url` within the probe timeout; the answer's headers, or why there was none.
+    /// GETs `url` within the probe timeout; the answer's status and headers, or why there
+    /// was none.
     async fn probe(
         &self,
         url: &str,
         header: Option<(&'static str, &'static str)>,
-    ) -> Result<reqwest::header::HeaderMap, String> {
+    ) -> Result<(u16, reqwest::header::HeaderMap), String> {
         let http =
             crate::endpoint::http_client_from(reqwest::Client::builder(), self.probe_timeout)
                 .map_err(|e| e.to_string())?;
@@ -374,7 +380,7 @@ impl DefaultCredentialsBuilder {
             request = request.header(name, HeaderValue::from_static(value));
         }
         match request.send().await {
-            Ok(response) => Ok(response.headers().clone()),
+            Ok(response) => Ok((response.status().as_u16(), response.headers().clone())),
             Err(e) if e.is_timeout() => Err(format!(
                 "did not answer within {}ms",
                 self.probe_timeout.as_millis()

@@ -231,6 +231,15 @@ impl Respond for GitHubOidc {
     }
 }
 
+/// An environment with only these variables, for a builder's `env_lookup`.
+pub fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
 /// A local server answering every request with `responder`.
 pub async fn serve(responder: impl Respond + 'static) -> MockServer {
     let server = MockServer::start().await;
