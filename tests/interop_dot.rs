@@ -593,7 +593,17 @@ async fn an_expired_token_is_replaced_and_a_revoked_one_after_one_401() {
 async fn logout_revokes_the_login_at_the_server() {
     let server = Dot::start_with(&[("ACCESS_TOKEN_TTL", "600")]);
     let config = server.config(CONF_ID, Some(CONF_SECRET)).await;
-    let login = server.login(&config).await;
+    // Discovery found the revocation endpoint (in the RFC 8414 document only), so a flow
+    // that requires one builds.
+    let flow = config
+        .authorization_code(REDIRECT_URI)
+        .scopes(SCOPES)
+        .require_revocation()
+        .build()
+        .unwrap();
+    let pending = flow.authorize();
+    let callback = server.sign_in(pending.url()).await;
+    let login = flow.complete_url(pending, &callback).await.unwrap();
     let token = login.token().await.unwrap();
     assert_eq!(login.logout().await.unwrap(), Logout::Revoked);
     assert_eq!(
