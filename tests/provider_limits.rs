@@ -395,7 +395,8 @@ async fn cognito_unsupported_token_type_after_the_refresh_token_is_a_successful_
     )
     .await;
     let login = expired_login(at(OAuthConfig::builder("x"), &server)).await;
-    let revocation = login.source.logout().await.unwrap();
+    let logout = login.source.logout().await.unwrap();
+    let revocation = logout.revocation().expect("revoked at the provider");
     assert_eq!(revocation.refresh_token(), Some(&Revoked::Confirmed));
     assert!(
         matches!(revocation.access_token(), Some(Revoked::NotRevocable(o)) if o.error == "unsupported_token_type"),
@@ -431,7 +432,8 @@ async fn googles_400_detail_is_visible_to_the_caller() {
     );
     let server = revocation_server(google.clone(), google).await;
     let login = expired_login(at(providers::google(), &server)).await;
-    let revocation = login.source.logout().await.unwrap();
+    let logout = login.source.logout().await.unwrap();
+    let revocation = logout.revocation().expect("revoked at the provider");
     for revoked in [revocation.refresh_token(), revocation.access_token()] {
         assert!(
             matches!(revoked, Some(Revoked::AlreadyInvalid(o))

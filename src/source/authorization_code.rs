@@ -164,9 +164,11 @@ impl AuthorizationCodeBuilder {
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
     /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
     /// parameter the flow sets itself was given, or the `openid` scope is asked for without
-    /// the issuer and JWKS URL that ID token validation needs, or the
-    /// [`pending_lifetime`](Self::pending_lifetime) is zero or over 24 hours.
+    /// the issuer and JWKS URL that ID token validation needs,
+    /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint,
+    /// or the [`pending_lifetime`](Self::pending_lifetime) is zero or over 24 hours.
     pub fn build(self) -> Result<AuthorizationCode, Error> {
+        self.login.check(&self.config)?;
         if self.pending_lifetime.is_zero() || self.pending_lifetime > MAX_PENDING_LIFETIME {
             return Err(Error::config(
                 "the pending authorization lifetime must be between 1 second and 24 hours",
