@@ -311,6 +311,8 @@ impl RefreshTokenSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use = "a logout may have revoked nothing at the provider"]
+// Returned once per logout, never stored: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Logout {
     /// The login's refresh and access tokens were revoked at the provider (RFC 7009), with
     /// what it said about each.
