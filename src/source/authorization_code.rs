@@ -249,8 +249,11 @@ fn check_redirect_uri(raw: &str) -> Result<(), Error> {
 /// Serializable, so a web app can keep it in its server-side session store (never in a
 /// cookie the browser can read: the verifier is a secret; delete it from the session when
 /// the callback arrives). Single use: [`AuthorizationCode::complete`] takes it by value, and
-/// refuses a second completion of the same sign-in (say, from a session read twice) with
-/// [`CallbackError::AlreadyCompleted`] and no request. `Debug` shows none of it.
+/// every flow of the same configuration refuses a second completion of the same sign-in
+/// (say, from a session read twice) with [`CallbackError::AlreadyCompleted`] and no request.
+/// It expires after the flow's
+/// [`pending_lifetime`](AuthorizationCodeBuilder::pending_lifetime) (10 minutes): a callback
+/// after that is [`CallbackError::Expired`]. `Debug` shows none of it.
 #[derive(Serialize, Deserialize)]
 pub struct PendingAuthorization {
     url: String,
@@ -523,10 +526,14 @@ impl AuthorizationCode {
     /// Nothing is sent to the provider unless the callback is well-formed (see
     /// [`Callback::from_query`]), `state` matches, `iss` is the configured issuer character
     /// for character (and present, when the provider announces
-    /// `authorization_response_iss_parameter_supported`), and this sign-in was not completed
-    /// before. The code is sent at most once: from the first matching callback on, the
-    /// sign-in is spent whatever happens, and a failed exchange is never
-    /// [retryable](Error::is_retryable) — start a new sign-in.
+    /// `authorization_response_iss_parameter_supported`), the pending authorization has not
+    /// outlived its [lifetime](AuthorizationCodeBuilder::pending_lifetime), and this sign-in
+    /// was not completed before through any flow of this [`OAuthConfig`] (or its clones). The
+    /// code is sent at most once: from the first matching callback on, the sign-in is spent
+    /// whatever happens, and a failed exchange is never [retryable](Error::is_retryable) —
+    /// start a new sign-in. The memory of spent sign-ins is this process's: with several
+    /// replicas, delete the pending authorization from the shared session store when the
+    /// callback arrives.
     ///
     /// With the `openid` scope the ID token is validated (OpenID Connect Core §3.1.3.7):
     /// signature against the provider's JWKS (RS256, PS256, ES256 or EdDSA), `iss`, `aud` /
@@ -537,7 +544,7 @@ impl AuthorizationCode {
     /// # Errors
     ///
     /// [`Error::Callback`] (with the [`CallbackError`]) for a malformed callback, a missing
-    /// or wrong `state` or `iss`, no code, or a spent sign-in; the typed error of the
+    /// or wrong `state` or `iss`, no code, a spent or expired sign-in; the typed error of the
     /// callback's `error` (`access_denied` is [`Error::AccessDenied`]); the token endpoint's
     /// errors (a spent or wrong code, or a wrong verifier, is [`Error::TokenRevoked`]), with
     /// passing-looking failures reported as [`Error::CodeExchange`]; [`Error::IdToken`] for
