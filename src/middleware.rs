@@ -31,6 +31,18 @@
 //! inner error. Errors of the middleware after it and
 //! of reqwest pass through unchanged.
 //!
+//! # Redirects
+//!
+//! Build the `reqwest::Client` under the middleware with
+//! `.redirect(reqwest::redirect::Policy::none())`. The middleware then follows redirects
+//! itself, within the allowed origins, each hop through the rest of the chain with fresh
+//! credentials; a redirect to any other origin is returned as the API's answer, so neither
+//! the token nor a DPoP proof reaches it. A client that follows redirects on its own sends
+//! every header but `Authorization`, `Cookie` and `Proxy-Authorization` wherever a redirect
+//! points, a DPoP proof included, below where the middleware can see; an answer from an
+//! origin that may not receive tokens is then refused with
+//! [`Error::UntrustedRedirect`](crate::Error::UntrustedRedirect).
+//!
 //! # Order
 //!
 //! Put a retry middleware before or after this one. Before it (outside), each retry attempt
@@ -45,8 +57,9 @@ use reqwest::{Method, Request, Response, StatusCode};
 use reqwest_middleware::Next;
 use url::Url;
 
-use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
+use crate::authorize::{self, Answer, Exchange};
 use crate::error::Error;
+use crate::origins::{OriginSettings, Origins, Target};
 use crate::source::TokenSource;
 
 /// A [`reqwest_middleware::Middleware`] that attaches a token from a [`TokenSource`] to every
@@ -83,7 +96,7 @@ impl AuthMiddleware {
 }
 
 impl AuthMiddlewareBuilder {
-    crate::authorize::origin_setters!();
+    crate::origins::origin_setters!();
 
     /// Checks the settings and builds the middleware.
     ///
@@ -151,6 +164,10 @@ impl Exchange for Chain<'_, '_> {
         request.try_clone()
     }
 
+    fn redirect(request: &Request, method: Method, url: Url, keep_body: bool) -> Option<Request> {
+        crate::client::redirected(request, method, url, keep_body)
+    }
+
     fn sent_to(request: &Request) -> Option<&Url> {
         Some(request.url())
     }
@@ -160,6 +177,7 @@ impl Exchange for Chain<'_, '_> {
             unauthorized: response.status() == StatusCode::UNAUTHORIZED,
             headers: response.headers(),
             url: Some(response.url()),
+            redirect: authorize::redirect_of(response.status(), response.headers()),
         }
     }
 
