@@ -130,7 +130,6 @@ pub(crate) fn redirect_of(
 
 /// Whether a response's status and headers say "unauthorized": HTTP 401, or gRPC status 16
 /// (`UNAUTHENTICATED`) in the headers, which is how a trailers-only gRPC error arrives.
-#[cfg_attr(not(feature = "tower"), allow(dead_code))] // reqwest's front doors speak no gRPC
 pub(crate) fn is_unauthorized(status: StatusCode, headers: &HeaderMap) -> bool {
     status == StatusCode::UNAUTHORIZED
         || headers
@@ -206,9 +205,9 @@ pub(crate) async fn send<E: Exchange + Send>(
         }
         return Ok(response);
     }
-    let call = Call::new(source, token);
+    let call = Call::new(token);
     Box::pin(after_answer(
-        exchange, origins, call, response, replay, target_url,
+        exchange, origins, source, call, response, replay, target_url,
     ))
     .await
 }
@@ -231,7 +230,8 @@ fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(),
 async fn after_answer<E: Exchange + Send>(
     exchange: &mut E,
     origins: &Origins,
-    mut call: Call<'_>,
+    source: &dyn TokenSource,
+    mut call: Call,
     mut response: E::Response,
     replay: Result<E::Request, Option<Url>>,
     target_url: Option<Url>,
@@ -265,7 +265,7 @@ async fn after_answer<E: Exchange + Send>(
             return Ok(response);
         }
         let again = call
-            .after_401(answer.headers, nonce_url, replay.is_ok())
+            .after_401(source, answer.headers, nonce_url, replay.is_ok())
             .await
             .map_err(E::fail)?;
         let mut again = match (again, &replay) {
@@ -398,19 +398,18 @@ pub(crate) enum Again {
 }
 
 /// One call under the rules: the token it is sent with and what has been tried, so that a
-/// call refreshes at most once and answers a DPoP nonce challenge at most once.
+/// call refreshes at most once and answers a DPoP nonce challenge at most once. Driven by
+/// [`send`] for the sending front doors and by `AuthHeaders` for any other client.
 #[derive(Debug)]
-pub(crate) struct Call<'s> {
-    source: &'s dyn TokenSource,
+pub(crate) struct Call {
     pub(crate) token: Arc<Token>,
     refreshed: bool,
     nonce_retried: bool,
 }
 
-impl<'s> Call<'s> {
-    pub(crate) fn new(source: &'s dyn TokenSource, token: Arc<Token>) -> Self {
+impl Call {
+    pub(crate) fn new(token: Arc<Token>) -> Self {
         Call {
-            source,
             token,
             refreshed: false,
             nonce_retried: false,
@@ -425,6 +424,7 @@ impl<'s> Call<'s> {
     /// gets a fresh one.
     pub(crate) async fn after_401(
         &mut self,
+        source: &dyn TokenSource,
         headers: &HeaderMap,
         nonce_url: Option<&Url>,
         replayable: bool,
@@ -451,7 +451,7 @@ impl<'s> Call<'s> {
         }
         tracing::debug!("the API rejected the token; refreshing");
         crate::telemetry::unauthorized_retry();
-        let fresh = self.source.token_rejected(&self.token).await?;
+        let fresh = source.token_rejected(&self.token).await?;
         if Arc::ptr_eq(&fresh, &self.token) {
             // The very token just rejected (a static token, or a source that cannot
             // refresh): sending it again cannot help.

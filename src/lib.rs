@@ -148,7 +148,7 @@
 //!   list.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
 //! - Tokens, and the DPoP proofs of DPoP-bound tokens, go only to the origins you configure,
-//!   through every front door ([`AuthedClient`], `AuthMiddleware`, `AuthLayer`, `AuthHeaders`):
+//!   through every front door ([`AuthedClient`], `AuthMiddleware`, `AuthLayer`, [`AuthHeaders`]):
 //!   a request elsewhere is refused before sending; redirects are followed only within those
 //!   origins, each hop with a fresh proof, and a redirect to any other origin is not followed
 //!   but returned as the API's answer, so nothing reaches that origin (a `reqwest::Client` of
@@ -271,6 +271,7 @@ mod endpoint;
 mod env;
 mod error;
 mod future;
+mod headers;
 mod id_token;
 mod introspect;
 mod jose;
@@ -304,6 +305,7 @@ pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use future::BoxFuture;
+pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
 pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};

@@ -41,7 +41,7 @@
 //! every header but `Authorization`, `Cookie` and `Proxy-Authorization` wherever a redirect
 //! points, a DPoP proof included, below where the middleware can see; an answer from an
 //! origin that may not receive tokens is then refused with
-//! [`Error::UntrustedRedirect`](crate::Error::UntrustedRedirect).
+//! [`Error::UntrustedRedirect`].
 //!
 //! # Order
 //!
