@@ -34,15 +34,21 @@ fn enabled(scenario: &str) -> bool {
 static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "absolute"));
 
+/// `AUTHED_LOAD_URL=relative`: the baseline joins `hello` onto a parsed base URL, as the
+/// authed client does with a relative path (the like-for-like row of `benches/callgrind.sh`).
+static BASELINE_JOINS: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "relative"));
+
 /// One client under test.
 #[derive(Clone)]
 enum Client {
-    Baseline(reqwest::Client, HeaderValue),
+    /// reqwest with a fixed header, and the parsed base URL a joining baseline joins onto.
+    Baseline(reqwest::Client, HeaderValue, url::Url),
     Authed(AuthedClient),
     Mutex(Arc<HandRolled>),
-    /// `AuthedClient` with DPoP (ES256): a proof signed per request. Profile mode only
-    /// (`AUTHED_LOAD_PROFILE=dpop`, `benches/callgrind.sh`).
-    Dpop(AuthedClient),
+    /// `AuthedClient` with DPoP: a proof signed per request, ES256 (`dpop`) or EdDSA
+    /// (`dpop-eddsa`). Profile mode only (`benches/callgrind.sh`).
+    Dpop(AuthedClient, &'static str),
 }
 
 impl Client {
@@ -50,7 +56,7 @@ impl Client {
         match self {
             Client::Baseline(..) => "baseline",
             Client::Authed(_) => "authed",
-            Client::Dpop(_) => "dpop",
+            Client::Dpop(_, name) => name,
             Client::Mutex(_) => "mutex",
         }
     }
@@ -58,7 +64,16 @@ impl Client {
     /// One `GET /api/hello`, body read. `false` when it did not end in a 200.
     async fn request(&self, url: &str) -> bool {
         let response = match self {
-            Client::Baseline(http, header) => http
+            Client::Baseline(http, header, base) if *BASELINE_JOINS => match base.join("hello") {
+                Ok(url) => http
+                    .get(url)
+                    .header(AUTHORIZATION, header.clone())
+                    .send()
+                    .await
+                    .ok(),
+                Err(_) => None,
+            },
+            Client::Baseline(http, header, _) => http
                 .get(url)
                 .header(AUTHORIZATION, header.clone())
                 .send()
@@ -66,8 +81,8 @@ impl Client {
                 .ok(),
             Client::Authed(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
             Client::Authed(client) => client.get("hello").send().await.ok(),
-            Client::Dpop(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
-            Client::Dpop(client) => client.get("hello").send().await.ok(),
+            Client::Dpop(client, _) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
+            Client::Dpop(client, _) => client.get("hello").send().await.ok(),
             Client::Mutex(hand) => {
                 let header = hand.header().await;
                 hand.http
@@ -126,8 +141,10 @@ async fn fetch_token(http: &reqwest::Client, token_url: &str) -> (HeaderValue, D
     )
 }
 
+/// Every client the same: no redirects followed by reqwest (authed follows them itself).
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(30))
         .build()
         .expect("reqwest client")
@@ -152,27 +169,33 @@ async fn make_clients(provider: &TestProvider) -> Vec<Client> {
         token_url: provider.token_url(),
         token: tokio::sync::Mutex::new(None),
     };
+    let base = url::Url::parse(&provider.api_url()).expect("base URL");
     vec![
-        Client::Baseline(http(), header),
+        Client::Baseline(http(), header, base),
         Client::Authed(authed),
         Client::Mutex(Arc::new(hand)),
     ]
 }
 
-/// An authed client whose tokens are DPoP-bound (ES256), for the per-request cost of a proof.
-fn dpop_client(provider: &TestProvider) -> Client {
+/// An authed client whose tokens are DPoP-bound, for the per-request cost of a proof.
+fn dpop_client(provider: &TestProvider, algorithm: authed::DpopAlgorithm) -> Client {
     let config = OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .dpop(authed::DpopAlgorithm::Es256)
+        .dpop(algorithm)
         .build()
         .expect("config");
+    let name = match algorithm {
+        authed::DpopAlgorithm::EdDsa => "dpop-eddsa",
+        _ => "dpop",
+    };
     Client::Dpop(
         AuthedClient::builder(config.client_credentials().build())
             .base_url(provider.api_url())
             .http_client(http())
             .build()
             .expect("client"),
+        name,
     )
 }
 
@@ -525,12 +548,13 @@ async fn run() {
         // profiler: `benches/callgrind.sh` (see BENCHMARKS.md).
         let provider = Arc::new(TestProvider::start().await);
         let mut clients = make_clients(&provider).await;
-        clients.push(dpop_client(&provider));
+        clients.push(dpop_client(&provider, authed::DpopAlgorithm::Es256));
+        clients.push(dpop_client(&provider, authed::DpopAlgorithm::EdDsa));
         let client = clients
             .iter()
             .find(|c| c.name() == name)
-            .expect("baseline, authed, mutex or dpop");
-        if let Client::Authed(authed) | Client::Dpop(authed) = client {
+            .expect("baseline, authed, mutex, dpop or dpop-eddsa");
+        if let Client::Authed(authed) | Client::Dpop(authed, _) = client {
             // The one token request happens here, not inside the profiled request function.
             authed.source().token().await.expect("token");
         }
