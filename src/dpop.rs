@@ -220,22 +220,11 @@ pub(crate) fn after_response(
         return NonceAnswer::Other;
     };
     match key.remember_nonce(url, headers) {
-        Some(new) if unauthorized && asks_for_nonce(headers) => NonceAnswer::Asks { new },
+        Some(new) if unauthorized && crate::challenge::asks_for_dpop_nonce(headers) => {
+            NonceAnswer::Asks { new }
+        }
         _ => NonceAnswer::Other,
     }
-}
-
-/// `WWW-Authenticate: DPoP error="use_dpop_nonce"`.
-fn asks_for_nonce(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(http::header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            let v = v.trim_start();
-            v.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("dpop"))
-                && v.contains("use_dpop_nonce")
-        })
 }
 
 #[cfg(test)]
