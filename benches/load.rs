@@ -141,9 +141,22 @@ async fn fetch_token(http: &reqwest::Client, token_url: &str) -> (HeaderValue, D
     )
 }
 
+/// `AUTHED_LOAD_HTTP2=1`: every client speaks HTTP/2 to the in-process server (prior
+/// knowledge), so that thousands of callers share a few connections. Over HTTP/1 each
+/// caller in flight holds a socket at both ends, and 10,000 callers would need more open
+/// files than a process may have here (20,000).
+static HTTP2: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("AUTHED_LOAD_HTTP2").is_some());
+
 /// Every client the same: no redirects followed by reqwest (authed follows them itself).
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    let builder = if *HTTP2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder
+    };
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(30))
         .build()
@@ -220,6 +233,9 @@ struct Tally {
     round_samples: Vec<Vec<Sample>>,
     /// Requests per second of each round.
     round_rps: Vec<f64>,
+    /// 401s the API sent, and requests that ended in an error, per round.
+    round_rejections: Vec<usize>,
+    round_failed: Vec<usize>,
 }
 
 /// Runs `client` with `concurrency` callers for `duration`.
@@ -289,11 +305,14 @@ async fn round(
         })
         .collect();
     let mut samples = Vec::new();
+    let mut round_failed = 0;
     for caller in callers {
         let (s, failed) = caller.await.expect("caller");
         samples.extend(s);
-        tally.failed += failed;
+        round_failed += failed;
     }
+    tally.failed += round_failed;
+    tally.round_failed.push(round_failed);
     let elapsed = begin.elapsed();
     tally.elapsed += elapsed;
     tally
@@ -305,6 +324,9 @@ async fn round(
     tally.token_times.push(watcher.await.expect("watcher"));
     tally.token_requests += provider.token_requests() - tokens_before;
     tally.rejections += provider.api_rejections() - rejections_before;
+    tally
+        .round_rejections
+        .push(provider.api_rejections() - rejections_before);
     tally.ok += samples.len();
     tally.samples.extend_from_slice(&samples);
     tally.round_samples.push(samples);
@@ -389,20 +411,30 @@ fn refreshes(times: &[Duration], gap: Duration) -> Vec<usize> {
 }
 
 fn stampede_report(clients: &[Client], tallies: &[Tally], latency: Duration) {
-    println!("| client | refreshes | token requests per refresh (max) | 401s |");
-    println!("|---|---|---|---|");
+    println!(
+        "| client | refreshes | token requests per refresh (max) | 401s sent by the API | requests that failed | 401s / failed per round |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (client, t) in clients.iter().zip(tallies).skip(1) {
         let groups: Vec<usize> = t
             .token_times
             .iter()
             .flat_map(|times| refreshes(times, latency * 2))
             .collect();
+        let rounds: Vec<String> = t
+            .round_rejections
+            .iter()
+            .zip(&t.round_failed)
+            .map(|(r, f)| format!("{r}/{f}"))
+            .collect();
         println!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             client.name(),
             groups.len(),
             groups.iter().max().copied().unwrap_or(0),
-            t.rejections
+            t.rejections,
+            t.failed,
+            rounds.join(", ")
         );
     }
 }
@@ -599,9 +631,18 @@ async fn run() {
         .await;
     }
 
-    // Stampede: 2 s tokens from an endpoint taking 50 ms.
+    // Stampede: 2 s tokens from an endpoint taking 50 ms. `AUTHED_LOAD_CALLERS=10000` (with
+    // `AUTHED_LOAD_HTTP2=1`) sets the callers; `AUTHED_LOAD_ROUNDS` the rounds per client.
     let latency = Duration::from_millis(50);
-    for concurrency in [128, 1000].into_iter().filter(|_| enabled("stampede")) {
+    let callers: Vec<usize> = std::env::var("AUTHED_LOAD_CALLERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![128, 1000]);
+    let stampede_rounds = std::env::var("AUTHED_LOAD_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    for concurrency in callers.into_iter().filter(|_| enabled("stampede")) {
         let provider = Arc::new(TestProvider::start().await);
         let clients = make_clients(&provider).await;
         provider.set_token_lifetime(Duration::from_secs(2));
@@ -612,7 +653,7 @@ async fn run() {
             &provider,
             &clients,
             concurrency,
-            2,
+            stampede_rounds,
             stampede_time,
         )
         .await;
