@@ -39,8 +39,11 @@
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
 //!   `invalid_token` refreshes once and retries once. The same rules, one implementation,
-//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`) and any
-//!   tower client, tonic included (`authed::tower`, feature `tower`).
+//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`; a
+//!   request can name its user's login in its extensions), any tower client, tonic included
+//!   (`authed::tower`, feature `tower`), and any other HTTP client through [`AuthHeaders`]
+//!   (the headers for one request, and what to do after its answer; `examples/headers_hyper.rs`,
+//!   `examples/headers_ureq.rs`).
 //! - Resource servers: [`OAuthConfig::introspect`] (RFC 7662) answers whether a token is
 //!   active, with an [`Introspection`] of its claims. Mutual TLS (RFC 8705):
 //!   [`ClientAuthMethod::TlsClientAuth`], a client certificate from
