@@ -69,6 +69,12 @@ pub struct Endpoints {
     pub revocation_url: Option<Url>,
     /// The introspection endpoint (RFC 7662).
     pub introspection_url: Option<Url>,
+    /// The OpenID Connect UserInfo endpoint (`userinfo_endpoint`, Core §5.3).
+    pub userinfo_url: Option<Url>,
+    /// The OpenID Connect RP-Initiated Logout endpoint (`end_session_endpoint`).
+    pub end_session_url: Option<Url>,
+    /// The dynamic client registration endpoint (`registration_endpoint`, RFC 7591).
+    pub registration_url: Option<Url>,
 }
 
 /// Builds an [`OAuthConfig`]. Setters never fail; [`build`](Self::build) reports the first
@@ -84,6 +90,8 @@ pub struct OAuthConfigBuilder {
     device_authorization_url: Option<String>,
     revocation_url: Option<String>,
     introspection_url: Option<String>,
+    /// `userinfo_url`, `end_session_url`, `registration_url`.
+    oidc_urls: [Option<String>; 3],
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     auth_method: Option<ClientAuthMethod>,
@@ -120,6 +128,7 @@ impl OAuthConfig {
             device_authorization_url: None,
             revocation_url: None,
             introspection_url: None,
+            oidc_urls: Default::default(),
             client_id: None,
             client_secret: None,
             auth_method: None,
@@ -393,6 +402,27 @@ impl OAuthConfigBuilder {
         self
     }
 
+    /// The OpenID Connect UserInfo endpoint (discovery reads `userinfo_endpoint`), for
+    /// [`RefreshTokenSource::userinfo`](crate::RefreshTokenSource::userinfo).
+    pub fn userinfo_url(mut self, url: impl Into<String>) -> Self {
+        self.oidc_urls[0] = Some(url.into());
+        self
+    }
+
+    /// The RP-Initiated Logout endpoint (discovery reads `end_session_endpoint`), for
+    /// [`OAuthConfig::end_session`].
+    pub fn end_session_url(mut self, url: impl Into<String>) -> Self {
+        self.oidc_urls[1] = Some(url.into());
+        self
+    }
+
+    /// The dynamic client registration endpoint (discovery reads `registration_endpoint`),
+    /// for [`register`](Self::register).
+    pub fn registration_url(mut self, url: impl Into<String>) -> Self {
+        self.oidc_urls[2] = Some(url.into());
+        self
+    }
+
     /// Timeout of each request to the provider. Default 30 seconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -554,6 +584,7 @@ impl OAuthConfigBuilder {
             self.device_authorization_url =
                 a.device_authorization.or(self.device_authorization_url);
         }
+        let [userinfo, end_session, registration] = self.oidc_urls;
         let optional = |what: &str, raw: Option<String>| {
             raw.map(|r| endpoint_url(what, &r, insecure)).transpose()
         };
@@ -575,6 +606,9 @@ impl OAuthConfigBuilder {
             )?,
             revocation_url: optional("revocation URL", self.revocation_url)?,
             introspection_url: optional("introspection URL", self.introspection_url)?,
+            userinfo_url: optional("userinfo URL", userinfo)?,
+            end_session_url: optional("end session URL", end_session)?,
+            registration_url: optional("registration URL", registration)?,
         };
         let client_id = self
             .client_id
@@ -587,6 +621,9 @@ impl OAuthConfigBuilder {
             e.revocation_url.as_ref(),
             e.introspection_url.as_ref(),
             e.jwks_url.as_ref(),
+            e.userinfo_url.as_ref(),
+            e.end_session_url.as_ref(),
+            e.registration_url.as_ref(),
         ]
         .into_iter()
         .flatten()

@@ -27,7 +27,8 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
-/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`InvalidRedirectUri`](Error::InvalidRedirectUri), [`InvalidClientMetadata`](Error::InvalidClientMetadata) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`UserInfo`](Error::UserInfo) | a UserInfo answer was refused (another user's `sub`, a bad signature) | do not use it; [`UserInfoError`] says why |
 /// | [`Transport`](Error::Transport) (but not a failed certificate check), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
@@ -197,6 +198,22 @@ pub enum Error {
     #[error("the ID token was rejected: {0}")]
     IdToken(IdTokenError),
 
+    /// A UserInfo answer (OpenID Connect Core §5.3) was refused (see [`UserInfoError`] for
+    /// why): none of its claims were used.
+    #[error("the userinfo answer was refused: {0}")]
+    UserInfo(UserInfoError),
+
+    /// A dynamic client registration (RFC 7591 §3.2.2) was refused for a redirect URI
+    /// (`invalid_redirect_uri`): not allowed, malformed, or not of the kind the provider
+    /// accepts.
+    #[error("the provider refused a redirect URI of the registration: {0}")]
+    InvalidRedirectUri(OAuthError),
+
+    /// A dynamic client registration (RFC 7591 §3.2.2) was refused for a metadata field
+    /// (`invalid_client_metadata`): the description names which, when the provider says.
+    #[error("the provider refused the client metadata of the registration: {0}")]
+    InvalidClientMetadata(OAuthError),
+
     /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
     #[error("the token store failed")]
     Store(#[source] Cause),
@@ -279,6 +296,8 @@ impl Error {
             "invalid_scope" => Error::InvalidScope(e),
             "unauthorized_client" => Error::UnauthorizedClient(e),
             "access_denied" => Error::AccessDenied(e),
+            "invalid_redirect_uri" => Error::InvalidRedirectUri(e),
+            "invalid_client_metadata" => Error::InvalidClientMetadata(e),
             _ => Error::OAuth(e),
         }
     }
@@ -291,6 +310,8 @@ impl Error {
             | Error::InvalidScope(e)
             | Error::UnauthorizedClient(e)
             | Error::AccessDenied(e)
+            | Error::InvalidRedirectUri(e)
+            | Error::InvalidClientMetadata(e)
             | Error::OAuth(e) => Some(e),
             _ => None,
         }
@@ -350,6 +371,9 @@ impl Error {
                 | Error::Config(_)
                 | Error::UntrustedOrigin { .. }
                 | Error::UnsupportedTokenType { .. }
+                | Error::InvalidRedirectUri(_)
+                | Error::InvalidClientMetadata(_)
+                | Error::UserInfo(UserInfoError::NoSubject)
         )
     }
 
@@ -422,7 +446,7 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout` | the variant of that name |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata`, `store`, `rate_limited`, `lock_timeout` | the variant of that name |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
@@ -464,6 +488,9 @@ impl Error {
             Error::Callback(_) => "callback",
             Error::CodeExchange(_) => "code_exchange",
             Error::IdToken(_) => "id_token",
+            Error::UserInfo(_) => "userinfo",
+            Error::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Error::InvalidClientMetadata(_) => "invalid_client_metadata",
             Error::Store(_) => "store",
             Error::RateLimited { .. } => "rate_limited",
             Error::LockTimeout { .. } => "lock_timeout",
@@ -598,6 +625,37 @@ pub enum IdTokenError {
     /// The provider's JWKS could not be fetched or read, or no JWKS URL is configured.
     #[error("the provider's JWKS is unavailable")]
     Jwks,
+}
+
+/// Why a UserInfo answer was refused ([`Error::UserInfo`]). Nothing of the answer is kept
+/// in the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserInfoError {
+    /// Its `sub` is not the ID token's (OpenID Connect Core §5.3.2): the answer is about
+    /// another user, and none of it may be used.
+    #[error("its sub is not the signed-in user's")]
+    SubjectMismatch,
+    /// The login has no ID token to compare the answer's `sub` with: it was not an OpenID
+    /// Connect sign-in (ask for the `openid` scope).
+    #[error("the login has no ID token subject to check it against")]
+    NoSubject,
+    /// Not a JSON object or a signed JWT, or no `sub` string in it.
+    #[error("it is not a claims object with a sub")]
+    Malformed,
+    /// An encrypted (JWE) answer, which this crate does not decrypt.
+    #[error("it is encrypted, which is not supported")]
+    Encrypted,
+    /// A signed answer whose signature did not verify against the provider's JWKS (the
+    /// reason as for an ID token).
+    #[error("its signature was refused: {0}")]
+    Signature(IdTokenError),
+    /// A signed answer whose `iss` is not the configured issuer, character for character.
+    #[error("its iss is not the configured issuer")]
+    Issuer,
+    /// A signed answer whose `aud` does not name this client.
+    #[error("its aud does not name this client")]
+    Audience,
 }
 
 /// Why an API call ended in [`Error::Unauthorized`].

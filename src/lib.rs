@@ -80,15 +80,16 @@
 //!
 //! # Observability
 //!
-//! Every request to a provider (token, revocation, device authorization, JWKS, discovery)
-//! runs in an INFO span `provider_request`, one per call with all its retries. Every caller
+//! Every request to a provider (token, revocation, device authorization, JWKS, discovery,
+//! userinfo, registration) runs in an INFO span `provider_request`, one per call with all its
+//! retries. Every caller
 //! that has to wait for a token runs in an INFO span `token_wait`; the `provider_request` of
 //! the token request it started is its child, and a background refresh runs in the span of the
 //! request whose read found the token due. Both are made in `authed::telemetry` (their target).
 //!
 //! | Span | Field | Value |
 //! |---|---|---|
-//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery` |
+//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery`, `userinfo`, `registration` |
 //! | | `host` | the endpoint's host: no path, no query |
 //! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
 //! | | `status` | the last answer's HTTP status (none after a transport failure) |
@@ -251,6 +252,7 @@ mod authorize;
 pub mod blocking;
 mod browser;
 mod challenge;
+mod claims;
 mod client;
 mod clock;
 mod config;
@@ -284,13 +286,15 @@ mod token;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod userinfo;
 
+pub use claims::Address;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
-pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, Unauthorized, UserInfoError};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
@@ -322,6 +326,8 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{AccessToken, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, Token};
+
+pub use userinfo::UserInfo;
 
 /// The `reqwest` this crate is built on, so you name the same version.
 pub use reqwest;

@@ -19,14 +19,14 @@ mod form;
 mod send;
 mod token_answer;
 
-pub(crate) use answer::{Answer, seconds};
+pub(crate) use answer::{Answer, RawAnswer, answer_from_body, read_raw, seconds};
 pub use client_auth::ClientAuthMethod;
 pub(crate) use client_auth::{
     AssertionSigner, ClientAssertion, default_auth_method, hmac_algorithm, jwt_claims,
     negotiate_key_algorithm, read_assertion_file,
 };
 pub(crate) use form::Form;
-pub(crate) use send::{Endpoint, get_json, http_client_from};
+pub(crate) use send::{Endpoint, get_json, http_client_from, observed, post_json};
 #[cfg(test)]
 pub(crate) use token_answer::token_from_answer;
 pub(crate) use token_answer::token_from_answer_bound;

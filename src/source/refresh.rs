@@ -5,7 +5,7 @@ use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::Error;
 use crate::future::BoxFuture;
-use crate::id_token::IdTokenClaims;
+use crate::id_token::{IdTokenClaims, Jwks};
 use crate::oauth_error::OAuthError;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
@@ -44,6 +44,8 @@ pub struct RefreshTokenSource {
     config: OAuthConfig,
     key: Arc<str>,
     claims: Option<Arc<IdTokenClaims>>,
+    /// The provider's keys, for signed UserInfo answers; fetched on first use.
+    jwks: Arc<Jwks>,
 }
 
 /// Where a login is kept. Shared by every user sign-in flow, so that each ends in the same
@@ -107,6 +109,7 @@ impl Login {
             config: config.clone(),
             key,
             claims: claims.map(Arc::new),
+            jwks: Arc::default(),
         }
     }
 
@@ -208,6 +211,14 @@ impl RefreshTokenSource {
     /// (`None` for other logins, and for one resumed from a store): who signed in.
     pub fn id_token_claims(&self) -> Option<&IdTokenClaims> {
         self.claims.as_deref()
+    }
+
+    pub(crate) fn config(&self) -> &OAuthConfig {
+        &self.config
+    }
+
+    pub(crate) fn jwks(&self) -> &Jwks {
+        &self.jwks
     }
 
     /// The token held now, valid or not, without refreshing. For showing who is signed in

@@ -24,14 +24,20 @@ pub(super) async fn authorize_endpoint(
     let mut inner = state.lock();
     inner.authorize_requests.push(query.clone());
     let field = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
-    let known_client =
-        [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
+    let registered = inner.oidc.registered.get(field("client_id"));
+    let known_client = registered.is_some()
+        || [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
     let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
         return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
     };
     if !known_client {
         return (StatusCode::BAD_REQUEST, "unknown client_id").into_response();
     }
+    if registered.is_some_and(|r| !r.redirect_uris.iter().any(|u| u == field("redirect_uri"))) {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not registered").into_response();
+    }
+    // RFC 8707 §2: each `resource` an absolute URI without a fragment.
+    let resources = all_values(uri.query().unwrap_or(""), "resource");
     let error = if field("response_type") != "code" {
         Some((
             "unsupported_response_type".to_owned(),
@@ -41,6 +47,11 @@ pub(super) async fn authorize_endpoint(
         Some((
             "invalid_request".to_owned(),
             "PKCE with S256 is required".to_owned(),
+        ))
+    } else if let Some(bad) = resources.iter().find(|r| !is_resource(r)) {
+        Some((
+            "invalid_target".to_owned(),
+            format!("{bad:?} is not an absolute URI without a fragment"),
         ))
     } else {
         inner.authorize_error.clone()
@@ -66,6 +77,7 @@ pub(super) async fn authorize_endpoint(
                         openid: field("scope").split(' ').any(|s| s == "openid"),
                         subject,
                         dpop_jkt: query.get("dpop_jkt").cloned(),
+                        resources: resources.clone(),
                     },
                 );
                 q.append_pair("code", &code);
@@ -85,6 +97,19 @@ pub(super) async fn authorize_endpoint(
         .into_response()
 }
 
+/// Every value of parameter `name` in a query or form (RFC 8707 repeats `resource`).
+pub(super) fn all_values(query: &str, name: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// An RFC 8707 resource indicator: an absolute URI without a fragment.
+pub(super) fn is_resource(raw: &str) -> bool {
+    url::Url::parse(raw).is_ok_and(|u| u.fragment().is_none() && u.has_host())
+}
+
 pub(super) async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response {
     let inner = state.lock();
     let base = inner.issuer.clone();
@@ -96,6 +121,9 @@ pub(super) async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "jwks_uri": format!("{base}/jwks"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "end_session_endpoint": format!("{base}/end_session"),
+        "registration_endpoint": format!("{base}/register"),
         "authorization_response_iss_parameter_supported": inner.iss_parameter,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256"],

@@ -106,6 +106,34 @@ pub(super) struct Inner {
     pub(super) jwks_requests: usize,
     pub(super) assertions: client_registry::Assertions,
     pub(super) dpop: dpop_server::DpopServer,
+    pub(super) oidc: OidcState,
+}
+
+/// UserInfo, RP-Initiated Logout and dynamic registration: what they issued, saw and were
+/// told.
+#[derive(Debug, Default)]
+pub(super) struct OidcState {
+    pub(super) userinfo_signed: bool,
+    pub(super) userinfo_subject: Option<String>,
+    pub(super) userinfo_requests: usize,
+    /// Every ID token issued, with the client it was issued to: an `id_token_hint` must be
+    /// one of them.
+    pub(super) id_tokens: HashMap<String, String>,
+    /// `post_logout_redirect_uris` of the built-in clients.
+    pub(super) post_logout_redirect_uris: Vec<String>,
+    pub(super) end_sessions: Vec<HashMap<String, String>>,
+    /// Clients registered through `/register`, by id.
+    pub(super) registered: HashMap<String, Registered>,
+    pub(super) registration_token: Option<String>,
+    pub(super) registrations: Vec<serde_json::Value>,
+}
+
+/// A client registered dynamically (RFC 7591).
+#[derive(Debug, Clone)]
+pub(super) struct Registered {
+    pub(super) redirect_uris: Vec<String>,
+    pub(super) post_logout_redirect_uris: Vec<String>,
+    pub(super) public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +146,8 @@ pub(super) struct CodeGrant {
     pub(super) openid: bool,
     pub(super) subject: String,
     pub(super) dpop_jkt: Option<String>,
+    /// The RFC 8707 `resource`s of the authorization request.
+    pub(super) resources: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +157,10 @@ pub(super) struct Issued {
     pub(super) jkt: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) issued_at: SystemTime,
+    /// The user it was issued for (`None` for client credentials).
+    pub(super) subject: Option<String>,
+    /// The RFC 8707 resource it was issued for: its audience.
+    pub(super) resource: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +169,10 @@ pub(super) struct RefreshState {
     pub(super) used: bool,
     /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
     pub(super) jkt: Option<String>,
+    /// The user of the grant, carried to every rotated refresh token.
+    pub(super) subject: Option<String>,
+    /// The resources the grant covers (RFC 8707 §2.2): a token request may name one of them.
+    pub(super) resources: Vec<String>,
 }
 
 impl TestProvider {
