@@ -91,25 +91,25 @@ pub struct OAuthConfigBuilder {
     revocation_url: Option<String>,
     introspection_url: Option<String>,
     /// `userinfo_url`, `end_session_url`, `registration_url`.
-    oidc_urls: [Option<String>; 3],
+    pub(crate) oidc_urls: [Option<String>; 3],
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
-    auth_method: Option<ClientAuthMethod>,
+    pub(crate) auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
     auth_signing_algs_supported: Option<Vec<String>>,
-    private_key: Option<SigningKey>,
+    pub(crate) private_key: Option<SigningKey>,
     assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<String>,
-    timeout: Duration,
-    allow_insecure_http: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) allow_insecure_http: bool,
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
-    http: Option<reqwest::ClientBuilder>,
-    dpop: Option<DpopChoice>,
+    pub(crate) http: Option<reqwest::ClientBuilder>,
+    pub(crate) dpop: Option<DpopChoice>,
     /// The client certificate, or why it could not be read (reported by `build`).
-    identity: Option<Result<Identity, Error>>,
+    pub(crate) identity: Option<Result<Identity, Error>>,
     /// `mtls_endpoint_aliases` from discovery.
     pub(crate) mtls_aliases: MtlsAliases,
     /// The client discovery already built from the application's settings.
@@ -734,7 +734,7 @@ impl OAuthConfigBuilder {
 
 /// How the configuration gets its DPoP key.
 #[derive(Debug)]
-enum DpopChoice {
+pub(crate) enum DpopChoice {
     Generate(DpopAlgorithm),
     Key(DpopKey),
 }

@@ -258,6 +258,7 @@ mod clock;
 mod config;
 mod discovery;
 mod dpop;
+mod end_session;
 mod endpoint;
 mod env;
 mod error;
@@ -273,6 +274,7 @@ pub mod middleware;
 mod mtls;
 mod oauth_error;
 pub mod providers;
+mod registration;
 mod request_url;
 mod retry;
 mod revoke;
@@ -292,6 +294,7 @@ pub use claims::Address;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
+pub use end_session::{EndSession, EndSessionBuilder, SignOut};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, Unauthorized, UserInfoError};
@@ -306,6 +309,7 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
 pub use oauth_error::OAuthError;
+pub use registration::{ClientMetadata, Registration};
 pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
 pub use source::{

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::config::{OAuthConfig, is_loopback};
+use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::{CallbackError, Error, IdTokenError};
 use crate::id_token::{self, Jwks};
@@ -193,7 +193,7 @@ impl AuthorizationCodeBuilder {
             self.config.allows_insecure_http(),
         )
         .map_err(|why| Error::config(format!("the authorization URL is refused: {why}")))?;
-        check_redirect_uri(&self.redirect_uri)?;
+        crate::browser::check_redirect_uri(&self.redirect_uri)?;
         if self.scopes.iter().any(|s| s == "openid") {
             let e = self.config.endpoints();
             if e.issuer.is_none() || e.jwks_url.is_none() {
@@ -222,24 +222,6 @@ impl AuthorizationCodeBuilder {
             jwks: Arc::default(),
             spent: Arc::default(),
         })
-    }
-}
-
-/// RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a loopback host; or a native app's
-/// private-use scheme in reverse-domain form (`com.example.app:/callback`).
-fn check_redirect_uri(raw: &str) -> Result<(), Error> {
-    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(&url) => Ok(()),
-        "http" => Err(Error::config(
-            "the redirect URI must use https unless it is on loopback (RFC 9700 §2.6)",
-        )),
-        scheme if scheme.contains('.') => Ok(()),
-        _ => Err(Error::config(
-            "the redirect URI must be https, loopback http, or a private-use scheme in \
-             reverse-domain form (RFC 8252 §7.1)",
-        )),
     }
 }
 
