@@ -271,6 +271,12 @@ impl Token {
             .clone()
     }
 
+    /// Takes the refresh token out of this token: it belongs to the login, not to a token
+    /// for one of its resources.
+    pub(crate) fn take_refresh_token(&mut self) -> Option<RefreshToken> {
+        self.refresh_token.take()
+    }
+
     /// Takes the refresh token from `previous` when this token has none: providers that do
     /// not rotate refresh tokens omit them from refresh responses (RFC 6749 §6). The ID token
     /// too: a refresh response need not carry one (OpenID Connect Core §12.2), and the login

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::client_registry;
-use super::http::{parse_form, random_token};
+use super::http::{all_values, is_resource, parse_form, random_token};
 use super::state::{CodeGrant, ProviderState, TestProvider};
 use super::token_endpoint::authenticate;
 
@@ -95,19 +95,6 @@ pub(super) async fn authorize_endpoint(
         [(header::LOCATION, redirect.to_string())],
     )
         .into_response()
-}
-
-/// Every value of parameter `name` in a query or form (RFC 8707 repeats `resource`).
-pub(super) fn all_values(query: &str, name: &str) -> Vec<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-        .collect()
-}
-
-/// An RFC 8707 resource indicator: an absolute URI without a fragment.
-pub(super) fn is_resource(raw: &str) -> bool {
-    url::Url::parse(raw).is_ok_and(|u| u.fragment().is_none() && u.has_host())
 }
 
 pub(super) async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response {

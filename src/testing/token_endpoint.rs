@@ -204,7 +204,7 @@ fn target(asked: &[String], covered: &[String]) -> Result<Option<String>, Respon
     let invalid_target = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_target", why);
     match asked {
         [] => Ok(None),
-        [one] if !super::endpoints::is_resource(one) => Err(invalid_target(
+        [one] if !super::http::is_resource(one) => Err(invalid_target(
             "a resource is an absolute URI without a fragment",
         )),
         [one] if covered.contains(one) => Ok(Some(one.clone())),
@@ -251,7 +251,7 @@ pub(super) async fn token_endpoint(
         Ok(extra) => extra,
         Err(resp) => return resp,
     };
-    let asked = super::endpoints::all_values(&String::from_utf8_lossy(&body), "resource");
+    let asked = super::http::all_values(&String::from_utf8_lossy(&body), "resource");
     let granted = match extra {
         Some(_) => Granted::default(),
         None => match check_grant(
