@@ -316,8 +316,9 @@ pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     JwtBearer, JwtBearerBuilder, PendingAuthorization, RefreshTokenSource,
-    RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
-    TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
+    RefreshTokenSourceBuilder, ResourceTokenSource, ResourceTokenSourceBuilder, StaticToken,
+    SubjectToken, TokenExchange, TokenExchangeBuilder, TokenFuture, TokenSource, UserSources,
+    UserSourcesBuilder, token_types,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

@@ -160,7 +160,12 @@ impl AuthorizationCodeBuilder {
         self.param("access_type", access_type)
     }
 
-    /// A `resource` parameter (RFC 8707); may be given more than once.
+    /// A `resource` parameter (RFC 8707 §2.1): a resource the login's tokens will be for;
+    /// may be given more than once. With exactly one, the code exchange and the login's own
+    /// refreshes name it too (RFC 8707 §2.2; MCP requires it on every token request); with
+    /// several, get each one's tokens from
+    /// [`RefreshTokenSource::for_resource`]. Each must be an absolute URI without a fragment
+    /// ([`build`](Self::build) checks).
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
     }
@@ -202,6 +207,9 @@ impl AuthorizationCodeBuilder {
                      validate the ID token; discovery sets both",
                 ));
             }
+        }
+        for (_, resource) in self.params.iter().filter(|(k, _)| k == "resource") {
+            crate::source::resource::check_resource(resource)?;
         }
         if let Some((k, _)) = self
             .params
@@ -482,6 +490,15 @@ impl AuthorizationCode {
         }
     }
 
+    /// The `resource` the sign-in named, when it named exactly one.
+    fn one_resource(&self) -> Option<String> {
+        let mut resources = self.params.iter().filter(|(k, _)| k == "resource");
+        match (resources.next(), resources.next()) {
+            (Some((_, one)), None) => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     /// The redirect URI this flow sends.
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
@@ -589,10 +606,17 @@ impl AuthorizationCode {
         let Some(code) = &callback.code else {
             return reject(CallbackError::MissingCode);
         };
-        let form = Form::grant_type("authorization_code")
+        let mut form = Form::grant_type("authorization_code")
             .with("code", code.secret())
             .with("redirect_uri", pending.redirect_uri.clone())
             .with("code_verifier", pending.verifier.secret());
+        // RFC 8707 §2.2, MCP: a sign-in for one resource asks for its token; with several,
+        // the login's token is the provider's default and each resource's comes from
+        // `RefreshTokenSource::for_resource`.
+        let resource = self.one_resource();
+        if let Some(resource) = &resource {
+            form = form.with("resource", resource.clone());
+        }
         let token = self
             .config
             .endpoint()
@@ -622,6 +646,7 @@ impl AuthorizationCode {
         if key.is_some() {
             login.key = key;
         }
+        login.resource = resource;
         login
             .start_signed_in(&self.config, token, &self.scopes, &self.params, claims)
             .await

@@ -39,5 +39,5 @@ pub(super) fn all_values(query: &str, name: &str) -> Vec<String> {
 
 /// An RFC 8707 resource indicator: an absolute URI without a fragment.
 pub(super) fn is_resource(raw: &str) -> bool {
-    url::Url::parse(raw).is_ok_and(|u| u.fragment().is_none() && u.has_host())
+    url::Url::parse(raw).is_ok_and(|u| u.fragment().is_none())
 }

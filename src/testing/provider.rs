@@ -280,9 +280,28 @@ impl TestProvider {
         self.with(|i| i.refresh.get(refresh_token).is_some_and(|r| !r.used))
     }
 
-    /// The protected API's base URL (`/api/`).
+    /// The protected API's base URL (`/api/`): it takes every unexpired, unrevoked access
+    /// token this provider issued, and answers JSON naming the token's `client_id`, `sub`
+    /// and `resource`.
     pub fn api_url(&self) -> String {
         format!("{}/api/", self.base_url())
+    }
+
+    /// The RFC 8707 resource indicator of the resource server `name`, `<base>/rs/<name>`,
+    /// which is also its address: requests under `<base>/rs/<name>/` need a token issued for
+    /// exactly this resource (anything else gets `401 invalid_token`). Name it at sign-in
+    /// ([`AuthorizationCodeBuilder::resource`](crate::AuthorizationCodeBuilder::resource),
+    /// or [`issue_refresh_token_for_resources`](Self::issue_refresh_token_for_resources)),
+    /// then ask for its tokens with `resource` (at most one per token request, and only one
+    /// the grant covers; else `invalid_target`, before the refresh token is spent).
+    pub fn resource_url(&self, name: &str) -> String {
+        format!("{}/rs/{name}", self.base_url())
+    }
+
+    /// The resource an access token was issued for (`None` for a token without one, or one
+    /// this provider did not issue).
+    pub fn access_token_resource(&self, access_token: &str) -> Option<String> {
+        self.with(|i| i.access.get(access_token).and_then(|t| t.resource.clone()))
     }
 
     /// How long issued access tokens live. Default one hour.
