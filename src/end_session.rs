@@ -10,7 +10,7 @@ use url::Url;
 use crate::browser::{check_browser_url, check_redirect_uri};
 use crate::config::OAuthConfig;
 use crate::error::Error;
-use crate::source::RefreshTokenSource;
+use crate::source::{Logout, RefreshTokenSource};
 use crate::token::{IdToken, Secret};
 
 /// Builds an RP-Initiated Logout request; from [`OAuthConfig::end_session`] or, with the
@@ -71,6 +71,7 @@ impl RefreshTokenSource {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), authed::Error> {
+    /// use authed::Logout;
     /// use authed::testing::TestProvider;
     ///
     /// let provider = TestProvider::start().await;
@@ -89,7 +90,7 @@ impl RefreshTokenSource {
     ///     .post_logout_redirect_uri("https://app.example.com/signed-out")
     ///     .sign_out()
     ///     .await?;
-    /// assert!(signed_out.logout().is_ok(), "the tokens were revoked");
+    /// assert!(matches!(signed_out.logout(), Ok(Logout::Revoked)));
     /// assert!(login.current().is_none(), "and forgotten");
     /// // Redirect the browser to signed_out.end_session().url(); keep the EndSession in the
     /// // session to check the provider's redirect back with `is_callback`.
@@ -283,7 +284,7 @@ impl std::fmt::Debug for EndSession {
 #[must_use = "the browser must still be sent to the end-session URL"]
 pub struct SignOut {
     end_session: EndSession,
-    logout: Result<(), Error>,
+    logout: Result<Logout, Error>,
 }
 
 impl SignOut {
@@ -292,16 +293,16 @@ impl SignOut {
         &self.end_session
     }
 
-    /// The login's [`logout`](RefreshTokenSource::logout): `Ok` when its tokens were revoked
-    /// (or there was nothing to revoke), the revocation's error otherwise. Either way the
-    /// login is gone from the source and its store, unless the store itself failed
-    /// ([`Error::Store`]).
-    pub fn logout(&self) -> Result<(), &Error> {
-        self.logout.as_ref().map(|_| ())
+    /// What the login's [`logout`](RefreshTokenSource::logout) did at the provider
+    /// ([`Logout::Revoked`], [`Logout::NotRevoked`] without a revocation endpoint,
+    /// [`Logout::NoLogin`]), or the revocation's error. Either way the login is gone from the
+    /// source and its store, unless the store itself failed ([`Error::Store`]).
+    pub fn logout(&self) -> Result<Logout, &Error> {
+        self.logout.as_ref().copied()
     }
 
-    /// The parts: the logout URL and the revocation's outcome.
-    pub fn into_parts(self) -> (EndSession, Result<(), Error>) {
+    /// The parts: the logout URL and the logout's outcome.
+    pub fn into_parts(self) -> (EndSession, Result<Logout, Error>) {
         (self.end_session, self.logout)
     }
 }

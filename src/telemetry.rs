@@ -44,6 +44,8 @@ pub(crate) enum Call {
     UserInfo,
     /// RFC 7591 dynamic client registration.
     Registration,
+    /// A workload credential: a cloud metadata server, GitHub Actions' OIDC token.
+    Workload,
 }
 
 impl Call {
@@ -68,6 +70,7 @@ impl Call {
             Call::Discovery => "discovery",
             Call::UserInfo => "userinfo",
             Call::Registration => "registration",
+            Call::Workload => "workload",
         }
     }
 }

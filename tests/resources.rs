@@ -398,7 +398,7 @@ async fn logout_forgets_every_resources_token() {
     let login = s.login(Arc::new(MemoryStore::new())).await;
     let a = s.sources(&login).remove(0);
     a.token().await.unwrap();
-    login.logout().await.unwrap();
+    assert!(login.logout().await.unwrap().is_revoked());
     assert!(a.current().is_none());
     let requests = s.provider.token_requests();
     assert!(a.token().await.unwrap_err().is_revoked());

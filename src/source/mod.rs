@@ -6,6 +6,7 @@ pub(crate) mod cache;
 mod client_credentials;
 mod device;
 mod jwt_bearer;
+pub(crate) use jwt_bearer::unverified_exp;
 mod refresh;
 mod registry;
 mod resource;
@@ -19,7 +20,7 @@ pub use authorization_code::{
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
-pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
+pub use refresh::{Logout, RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
 pub use resource::{ResourceTokenSource, ResourceTokenSourceBuilder};
 pub use token_exchange::{SubjectToken, TokenExchange, TokenExchangeBuilder, token_types};
