@@ -296,32 +296,77 @@ async fn two_processes_sharing_a_store_never_present_one_refresh_token_twice() {
 }
 
 #[tokio::test]
-async fn a_resource_the_grant_does_not_cover_is_invalid_target_and_spends_nothing() {
-    let s = setup(&["a"]).await;
-    let login = s.login(Arc::new(MemoryStore::new())).await;
-    let live = login
-        .current()
-        .unwrap()
-        .refresh_token()
-        .unwrap()
-        .secret()
-        .to_owned();
-    let outside = login
+async fn a_resource_outside_a_grant_the_login_knows_is_refused_before_anything_is_sent() {
+    let s = setup(&["a", "b"]).await;
+    let resources: Vec<&str> = s.resources.iter().map(String::as_str).collect();
+    let rt = s.provider.issue_refresh_token_for_resources(&resources);
+    let token = Token::new(AccessToken::new("at"))
+        .with_lifetime(authed::Clock::now(&*s.clock), Duration::from_secs(3600))
+        .with_refresh_token(Some(RefreshToken::new(rt)));
+    let login = s
+        .config
+        .refresh_token_source()
+        .resource(&s.resources[0])
+        .resource(&s.resources[1])
+        .from_token(token)
+        .await
+        .unwrap();
+    let e = login
         .for_resource(s.provider.resource_url("not-granted"))
         .build()
-        .unwrap();
-    let e = outside.token().await.unwrap_err();
-    assert_eq!(e.oauth_error().unwrap().error, "invalid_target", "{e:?}");
-    assert!(!e.requires_reauthorization());
-    assert!(
-        s.provider.refresh_token_is_live(&live),
-        "the refresh token was not spent"
+        .unwrap_err();
+    assert!(e.is_configuration(), "{e:?}");
+    assert_eq!(s.provider.token_requests(), 0);
+    // Two resources: the login's own refreshes name none.
+    s.sources(&login)[1].token().await.unwrap();
+    s.clock.advance(Duration::from_secs(3600));
+    login.token().await.unwrap();
+    assert_eq!(
+        resource_forms(&s.provider),
+        [Some(s.resources[1].clone()), None]
     );
-    // The login and its granted resources still work: invalid_target spent nothing, so
-    // presenting the same refresh token again is right.
-    s.sources(&login)[0].token().await.unwrap();
-    assert_eq!(s.provider.invalid_grants(), 0);
-    assert_eq!(s.provider.presented_refresh_tokens(), [live.clone(), live]);
+}
+
+#[tokio::test]
+async fn invalid_target_to_a_refresh_ends_the_login_and_its_refresh_token_is_never_presented_again()
+{
+    // Off: the provider checks the resource first (the refresh token would still be live).
+    // On: it spends the refresh token first, as oidc-provider 9 does, and presenting it
+    // again would revoke the whole grant. The client cannot tell them apart: either way the
+    // refresh token is not presented again.
+    for spends_first in [false, true] {
+        let s = setup(&["a"]).await;
+        s.provider
+            .set_invalid_target_spends_refresh_token(spends_first);
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let login = s.login(store.clone()).await; // does not know its resources
+        let granted = s.sources(&login).remove(0);
+        granted.token().await.unwrap();
+        let outside = login
+            .for_resource(s.provider.resource_url("not-granted"))
+            .build()
+            .unwrap();
+        let e = outside.token().await.unwrap_err();
+        assert_eq!(e.oauth_error().unwrap().error, "invalid_target", "{e:?}");
+        assert!(
+            store.load("user").await.unwrap().is_none(),
+            "the login ended"
+        );
+        let requests = s.provider.token_requests();
+        s.clock.advance(Duration::from_secs(3600));
+        assert!(granted.token().await.unwrap_err().is_revoked());
+        assert!(login.token().await.unwrap_err().is_revoked());
+        assert_eq!(
+            s.provider.token_requests(),
+            requests,
+            "nothing presented again"
+        );
+        assert_eq!(
+            s.provider.invalid_grants(),
+            0,
+            "spends_first: {spends_first}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -163,9 +163,9 @@ impl AuthorizationCodeBuilder {
     /// A `resource` parameter (RFC 8707 §2.1): a resource the login's tokens will be for;
     /// may be given more than once. With exactly one, the code exchange and the login's own
     /// refreshes name it too (RFC 8707 §2.2; MCP requires it on every token request); with
-    /// several, get each one's tokens from
-    /// [`RefreshTokenSource::for_resource`]. Each must be an absolute URI without a fragment
-    /// ([`build`](Self::build) checks).
+    /// several, get each one's tokens from [`RefreshTokenSource::for_resource`], which
+    /// refuses, before sending, any resource not named here. Each must be an absolute URI
+    /// without a fragment ([`build`](Self::build) checks).
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
     }
@@ -492,15 +492,6 @@ impl AuthorizationCode {
         }
     }
 
-    /// The `resource` the sign-in named, when it named exactly one.
-    fn one_resource(&self) -> Option<String> {
-        let mut resources = self.params.iter().filter(|(k, _)| k == "resource");
-        match (resources.next(), resources.next()) {
-            (Some((_, one)), None) => Some(one.clone()),
-            _ => None,
-        }
-    }
-
     /// The redirect URI this flow sends.
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
@@ -615,9 +606,15 @@ impl AuthorizationCode {
         // RFC 8707 §2.2, MCP: a sign-in for one resource asks for its token; with several,
         // the login's token is the provider's default and each resource's comes from
         // `RefreshTokenSource::for_resource`.
-        let resource = self.one_resource();
-        if let Some(resource) = &resource {
-            form = form.with("resource", resource.clone());
+        let mut login = self.login.clone();
+        login.resources = self
+            .params
+            .iter()
+            .filter(|(k, _)| k == "resource")
+            .map(|(_, v)| v.clone())
+            .collect();
+        if let Some(resource) = login.own_resource() {
+            form = form.with("resource", resource);
         }
         let token = self
             .config
@@ -644,11 +641,9 @@ impl AuthorizationCode {
             }
             None => None,
         };
-        let mut login = self.login.clone();
         if key.is_some() {
             login.key = key;
         }
-        login.resource = resource;
         login
             .start_signed_in(&self.config, token, &self.scopes, &self.params, claims)
             .await

@@ -120,6 +120,16 @@ struct Unsaved {
     spent: Option<RefreshToken>,
 }
 
+/// Whether a failed refresh from `base` ends the login: a revoked grant; or `invalid_target`
+/// (RFC 8707) to a refresh, since some providers (oidc-provider 9) rotate the refresh token
+/// before they check the resource and never send the new one: presenting the old one again
+/// would look like theft and revoke the whole grant (RFC 9700 §4.14.2). Its outcome is
+/// unknown, so it is not presented again (DESIGN principle 3).
+fn ends_login(e: &Error, base: Option<&Token>) -> bool {
+    let refreshed = base.is_some_and(|b| b.refresh_token().is_some());
+    e.is_revoked() || (refreshed && e.oauth_error().is_some_and(|o| o.error == "invalid_target"))
+}
+
 /// Backoff after failed refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a quarter of
 /// the refresh window, so that a short-lived token (a 2 s token has a 0.5 s window) still
 /// gets a few background retries before callers have to wait for one. A longer
@@ -493,7 +503,7 @@ impl Shared {
                 }
                 Ok(token)
             }
-            Err(e) if e.is_revoked() => {
+            Err(e) if ends_login(&e, login.as_deref()) => {
                 self.forget_revoked(login.as_deref()).await;
                 Err(e)
             }
@@ -511,7 +521,7 @@ impl Shared {
                 let spent = base.as_ref().and_then(|b| b.refresh_token()).cloned();
                 self.keep(token, spent).await
             }
-            Err(e) if e.is_revoked() => {
+            Err(e) if ends_login(&e, base.as_deref()) => {
                 self.forget_revoked(base.as_deref()).await;
                 Err(e)
             }
@@ -537,7 +547,8 @@ impl Shared {
         Ok(token)
     }
 
-    /// Revoked means stop: forget the login so nothing keeps presenting it. In the store,
+    /// Revoked means stop (and so does a refresh token whose fate is unknown, see
+    /// [`ends_login`]): forget the login so nothing keeps presenting it. In the store,
     /// only if it still holds the refresh token the provider rejected (we hold the refresh
     /// lock): a login saved meanwhile by a new sign-in or another process must survive.
     async fn forget_revoked(&self, rejected: Option<&Token>) {

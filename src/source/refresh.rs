@@ -47,6 +47,9 @@ pub struct RefreshTokenSource {
     jwks: Arc<Jwks>,
     /// The caches of the login's other resources and scope sets.
     resources: Arc<ResourceCaches>,
+    /// The RFC 8707 resources the login's grant covers, when known (named at sign-in, or to
+    /// the builder): `for_resource` refuses others before anything is sent.
+    granted: Arc<[String]>,
 }
 
 /// Where a login is kept. Shared by every user sign-in flow, so that each ends in the same
@@ -57,8 +60,9 @@ pub(crate) struct Login {
     pub(crate) key: Option<String>,
     /// `require_revocation` was set: building the flow needs a revocation endpoint.
     pub(crate) require_revocation: bool,
-    /// The RFC 8707 resource the login's own token requests name (a sign-in's one resource).
-    pub(crate) resource: Option<String>,
+    /// The RFC 8707 resources the login's grant covers, as the sign-in named them. With
+    /// exactly one, the login's own token requests name it too.
+    pub(crate) resources: Vec<String>,
 }
 
 impl Login {
@@ -71,7 +75,7 @@ impl Login {
                  (revocation_url, or revocation_endpoint in the provider's metadata)",
             ));
         }
-        self.resource.as_deref().map_or(Ok(()), check_resource)
+        self.resources.iter().try_for_each(|r| check_resource(r))
     }
 
     /// The key set with `key(..)`, or the default: everything that shapes the token (token
@@ -98,6 +102,14 @@ impl Login {
         })
     }
 
+    /// The resource the login's own token requests name: the grant's only one.
+    pub(crate) fn own_resource(&self) -> Option<String> {
+        match self.resources.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     fn source(&self, config: &OAuthConfig) -> RefreshTokenSource {
         self.source_at(config, self.key(config, &[], &[], None), None)
     }
@@ -115,7 +127,7 @@ impl Login {
         });
         let grant = RefreshGrant {
             config: config.clone(),
-            target: Target::new(self.resource.clone(), Vec::new()),
+            target: Target::new(self.own_resource(), Vec::new()),
         };
         RefreshTokenSource {
             cache: TokenCache::new(
@@ -129,6 +141,7 @@ impl Login {
             claims: claims.map(Arc::new),
             jwks: Arc::default(),
             resources: Arc::default(),
+            granted: self.resources.clone().into(),
         }
     }
 
@@ -187,11 +200,12 @@ impl OAuthConfig {
 impl RefreshTokenSourceBuilder {
     crate::source::setters::login_setters!();
 
-    /// The RFC 8707 resource the login's own refreshes ask for (what the sign-in asked for,
-    /// when it named one resource); other resources through
-    /// [`RefreshTokenSource::for_resource`]. Checked by `from_token` and `from_store`.
+    /// An RFC 8707 resource the login's grant covers: name every one its sign-in named. May
+    /// be called more than once. With exactly one, the login's own refreshes ask for it
+    /// (as after the sign-in); [`RefreshTokenSource::for_resource`] then refuses any other
+    /// before sending. Checked by `from_token` and `from_store`.
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.login.resource = Some(resource.into());
+        self.login.resources.push(resource.into());
         self
     }
 
@@ -279,6 +293,7 @@ impl RefreshTokenSource {
             self.config.clone(),
             self.resources.clone(),
             Some(resource.into()),
+            self.granted.clone(),
         )
     }
 
@@ -296,6 +311,7 @@ impl RefreshTokenSource {
             self.config.clone(),
             self.resources.clone(),
             None,
+            self.granted.clone(),
         )
         .scopes(scopes)
     }

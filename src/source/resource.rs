@@ -188,6 +188,7 @@ pub struct ResourceTokenSourceBuilder {
     caches: Arc<ResourceCaches>,
     resource: Option<String>,
     scopes: Vec<String>,
+    granted: Arc<[String]>,
 }
 
 impl ResourceTokenSourceBuilder {
@@ -196,6 +197,7 @@ impl ResourceTokenSourceBuilder {
         config: OAuthConfig,
         caches: Arc<ResourceCaches>,
         resource: Option<String>,
+        granted: Arc<[String]>,
     ) -> Self {
         ResourceTokenSourceBuilder {
             login,
@@ -203,6 +205,7 @@ impl ResourceTokenSourceBuilder {
             caches,
             resource,
             scopes: Vec::new(),
+            granted,
         }
     }
 
@@ -223,10 +226,19 @@ impl ResourceTokenSourceBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] for a resource that is not an absolute URI, or has a fragment
-    /// (RFC 8707 §2).
+    /// (RFC 8707 §2), or that the login's grant does not cover when the login knows its
+    /// resources (named at sign-in, or to
+    /// [`RefreshTokenSourceBuilder::resource`](crate::RefreshTokenSourceBuilder::resource)):
+    /// nothing is sent, since some providers spend the refresh token before they refuse such
+    /// a resource.
     pub fn build(self) -> Result<ResourceTokenSource, Error> {
         if let Some(resource) = &self.resource {
             check_resource(resource)?;
+            if !self.granted.is_empty() && !self.granted.contains(resource) {
+                return Err(Error::config(
+                    "the login's grant does not cover this resource: name it at sign-in                      (AuthorizationCodeBuilder::resource)",
+                ));
+            }
         }
         let target = Target::new(self.resource, self.scopes);
         let cache = self.caches.get(&self.login, &self.config, &target);

@@ -298,6 +298,14 @@ impl TestProvider {
         format!("{}/rs/{name}", self.base_url())
     }
 
+    /// Spends (rotates) the presented refresh token before refusing a resource the grant
+    /// does not cover with `invalid_target`, as oidc-provider 9 does: the new refresh token
+    /// is never sent, and presenting the old one again is a reuse (`invalid_grant`). Default
+    /// off: the resource is checked first, and the refresh token stays live.
+    pub fn set_invalid_target_spends_refresh_token(&self, on: bool) {
+        self.with(|i| i.oidc.invalid_target_spends_refresh_token = on);
+    }
+
     /// The resource an access token was issued for (`None` for a token without one, or one
     /// this provider did not issue).
     pub fn access_token_resource(&self, access_token: &str) -> Option<String> {

@@ -126,6 +126,7 @@ pub(super) struct OidcState {
     pub(super) registered: HashMap<String, Registered>,
     pub(super) registration_token: Option<String>,
     pub(super) registrations: Vec<serde_json::Value>,
+    pub(super) invalid_target_spends_refresh_token: bool,
 }
 
 /// A client registered dynamically (RFC 7591).

@@ -119,13 +119,17 @@ pub(super) fn check_grant(
             let presented = field("refresh_token");
             inner.presented_refresh_tokens.push(presented.to_owned());
             let rotate = inner.rotate_refresh_tokens;
+            let spend_first = inner.oidc.invalid_target_spends_refresh_token;
             match inner.refresh.get_mut(presented) {
                 Some(rt)
                     if !rt.used
                         && rt.client_id == client_id
                         && rt.jkt.as_deref().is_none_or(|j| Some(j) == jkt) =>
                 {
-                    // Checked before the refresh token is spent, as a real server does.
+                    if spend_first {
+                        rt.used = rotate;
+                    }
+                    // Checked before the refresh token is spent, unless told otherwise.
                     let resource = target(asked, &rt.resources)?;
                     rt.used = rotate;
                     Ok(Granted {
