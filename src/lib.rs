@@ -53,6 +53,15 @@
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
 //!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
 //!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
+//! - OpenID Connect beyond sign-in: [`RefreshTokenSource::userinfo`] ([`UserInfo`], typed
+//!   standard claims, the `sub` check of Core §5.3.2, JSON or signed JWT, Bearer or DPoP);
+//!   RP-Initiated Logout ([`RefreshTokenSource::end_session`], [`EndSession`], with
+//!   revocation in [`EndSessionBuilder::sign_out`]); dynamic client registration (RFC 7591,
+//!   [`OAuthConfigBuilder::register`] with [`ClientMetadata`], a ready [`Registration`]).
+//! - Several resources, one login (RFC 8707 §2.2): [`RefreshTokenSource::for_resource`] and
+//!   [`for_scopes`](RefreshTokenSource::for_scopes) give a [`ResourceTokenSource`] per target,
+//!   each with its own cached token and single flight, all spending the login's one refresh
+//!   token in turn; `examples/resources.rs` shows it.
 //! - Many users in one app: [`UserSources`] holds each signed-in user's
 //!   [`RefreshTokenSource`] by store key (loaded from the store on first use, dropped from
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a

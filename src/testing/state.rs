@@ -58,7 +58,11 @@ pub enum IdTokenForgery {
 /// `/authorize` plays a user who approves at once (or refuses, see
 /// [`set_authorize_error`](Self::set_authorize_error)) and redirects with `code`, `state` and
 /// RFC 9207 `iss`; `/device_authorization` starts device flows whose polls follow a script;
-/// `/revoke` implements RFC 7009, `/introspect` RFC 7662. Everything under `/api/` needs a valid token and answers JSON, or
+/// `/revoke` implements RFC 7009, `/introspect` RFC 7662, `/userinfo` OpenID Connect Core
+/// §5.3 ([`userinfo_url`](Self::userinfo_url)), `/end_session` RP-Initiated Logout
+/// ([`end_session_url`](Self::end_session_url)), `/register` RFC 7591
+/// ([`registration_url`](Self::registration_url)); tokens are issued per RFC 8707 resource
+/// ([`resource_url`](Self::resource_url)). Everything under `/api/` needs a valid token and answers JSON, or
 /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`. Counters and switches let
 /// tests check what happened and inject failures. The server stops when this is dropped.
 #[derive(Debug)]
