@@ -233,3 +233,92 @@ async fn a_failed_revocation_still_gives_the_url_and_forgets_the_login() {
     assert!(store.load("user").await.unwrap().is_none());
     assert_eq!(browse(signed_out.end_session().url()).await.0, 200);
 }
+
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Userinfo (signed and not), registration, per-resource refreshes and a sign-out, with
+/// tracing captured at TRACE: no token, secret, ID token or state in any line.
+#[tokio::test]
+async fn no_secret_of_these_flows_reaches_a_log_line() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let provider = TestProvider::start().await;
+    provider.set_post_logout_redirect_uris(&[SIGNED_OUT]);
+    provider.set_registration_token(Some("initial-access-secret"));
+    let registration = OAuthConfig::discover(provider.issuer())
+        .await
+        .unwrap()
+        .register(
+            authed::ClientMetadata::new()
+                .redirect_uris([REDIRECT])
+                .post_logout_redirect_uris([SIGNED_OUT])
+                .initial_access_token("initial-access-secret"),
+        )
+        .await
+        .unwrap();
+    let mut secrets = vec![
+        "initial-access-secret".to_owned(),
+        registration.client_secret().unwrap().secret().to_owned(),
+        registration
+            .registration_access_token()
+            .unwrap()
+            .secret()
+            .to_owned(),
+    ];
+    let resource = provider.resource_url("calendar");
+    let flow = registration
+        .config()
+        .authorization_code(REDIRECT)
+        .scopes(["openid"])
+        .resource(&resource)
+        .resource(provider.resource_url("files"))
+        .build()
+        .unwrap();
+    let pending = flow.authorize();
+    let callback = provider.approve(pending.url()).await;
+    let login = flow.complete_url(pending, &callback).await.unwrap();
+    login.userinfo().await.unwrap();
+    provider.set_userinfo_signed(true);
+    login.userinfo().await.unwrap();
+    let calendar = login.for_resource(&resource).build().unwrap();
+    use authed::TokenSource as _;
+    let token = calendar.token().await.unwrap();
+    secrets.push(token.access_token().secret().to_owned());
+    let own = login.current().unwrap();
+    secrets.push(own.access_token().secret().to_owned());
+    secrets.push(own.refresh_token().unwrap().secret().to_owned());
+    secrets.push(own.id_token().unwrap().secret().to_owned());
+    let signed_out = login
+        .end_session()
+        .post_logout_redirect_uri(SIGNED_OUT)
+        .sign_out()
+        .await
+        .unwrap();
+    secrets.push(signed_out.end_session().state().unwrap().to_owned());
+    secrets.push(signed_out.end_session().url().to_owned());
+
+    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("provider_request"), "tracing was captured");
+    for secret in &secrets {
+        assert!(!logged.contains(secret.as_str()), "a secret in the logs: {secret:.12}…");
+    }
+}
