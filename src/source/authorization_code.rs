@@ -181,7 +181,8 @@ impl AuthorizationCodeBuilder {
     ///
     /// [`Error::Config`] when the configuration has no authorization endpoint, the
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
-    /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
+    /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1; no
+    /// fragment), a [`resource`](Self::resource) is not an absolute URI without a fragment, a
     /// parameter the flow sets itself was given, or the `openid` scope is asked for without
     /// the issuer and JWKS URL that ID token validation needs, or
     /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint.
