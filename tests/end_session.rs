@@ -319,6 +319,9 @@ async fn no_secret_of_these_flows_reaches_a_log_line() {
     let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("provider_request"), "tracing was captured");
     for secret in &secrets {
-        assert!(!logged.contains(secret.as_str()), "a secret in the logs: {secret:.12}…");
+        assert!(
+            !logged.contains(secret.as_str()),
+            "a secret in the logs: {secret:.12}…"
+        );
     }
 }
