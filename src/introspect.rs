@@ -97,7 +97,10 @@ impl OAuthConfig {
         if let Some(hint) = hint {
             form = form.with("token_type_hint", hint);
         }
-        let answer = self.endpoint().post_form_retrying(url, form).await?;
+        let answer = self
+            .endpoint()
+            .post_form_retrying(crate::telemetry::Call::Introspection, url, form)
+            .await?;
         Introspection::from_fields(answer.status, answer.fields)
     }
 }

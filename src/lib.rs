@@ -270,6 +270,7 @@ mod loopback;
 pub mod middleware;
 mod mtls;
 mod oauth_error;
+pub mod observability;
 pub mod providers;
 mod request_url;
 mod retry;

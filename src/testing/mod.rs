@@ -22,7 +22,7 @@
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
 //! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`), the protected API
-//! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite. This file
+//! (`api`), starting it (`provider`), playing the user's browser in a sign-in (`browser`); [`ManualClock`]; the store conformance suite. This file
 //! only declares and re-exports.
 
 // A test double: a request it cannot serve is a failed test, so, like test code, it may
@@ -37,6 +37,7 @@
 
 mod api;
 mod assertions;
+mod browser;
 mod client_registry;
 mod clock;
 mod conformance;
