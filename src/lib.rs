@@ -318,7 +318,7 @@ pub use store::FileStore;
 #[cfg(feature = "keyring")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keyring")))]
 pub use store::KeyringStore;
-pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
+pub use store::{IntoTokenStore, MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisStore, RedisStoreBuilder};

@@ -194,13 +194,11 @@ async fn allowed_origins_receive_the_sensitive_header() {
         .expect(1)
         .mount(&other)
         .await;
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new(
-        "static-token",
-    ))))
-    .base_url(api.uri())
-    .allow_origin(other.uri())
-    .build()
-    .unwrap();
+    let client = AuthedClient::builder(StaticToken::new("static-token"))
+        .base_url(api.uri())
+        .allow_origin(other.uri())
+        .build()
+        .unwrap();
     client.get("x").send().await.unwrap();
     client
         .get(format!("{}/y", other.uri()))
@@ -219,7 +217,7 @@ async fn base_url_without_trailing_slash_keeps_its_path() {
         .expect(1)
         .mount(&api)
         .await;
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let client = AuthedClient::builder(StaticToken::new("t"))
         .base_url(format!("{}/v1", api.uri()))
         .build()
         .unwrap();
@@ -236,11 +234,11 @@ async fn base_url_without_trailing_slash_keeps_its_path() {
 
 #[tokio::test]
 async fn a_client_needs_somewhere_to_send_tokens() {
-    let err = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let err = AuthedClient::builder(StaticToken::new("t"))
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)));
-    let err = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let err = AuthedClient::builder(StaticToken::new("t"))
         .base_url("http://api.example.com/")
         .build()
         .unwrap_err();
@@ -252,7 +250,7 @@ async fn a_client_needs_somewhere_to_send_tokens() {
 
 #[tokio::test]
 async fn any_https_origin_switch_still_refuses_plain_http() {
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let client = AuthedClient::builder(StaticToken::new("t"))
         .danger_allow_any_https_origin()
         .build()
         .unwrap();

@@ -379,7 +379,7 @@ async fn revoked_token_without_replacement_is_unauthorized_after_exactly_one_ret
     revoke_as_post_client(&server, &token).await;
 
     // A source that cannot get another token: the retry presents the same revoked token.
-    let source = Counting::new(StaticToken::new((*token).clone()));
+    let source = Counting::new(StaticToken::from_token((*token).clone()));
     let client = server.api(source.clone());
     let err = client.get("resource").send().await.unwrap_err();
     let Error::Unauthorized(refused) = &err else {
