@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use authed::testing::TestProvider;
-use authed::{
-    AccessToken, AuthedClient, ClientCredentials, Error, OAuthConfig, StaticToken, Token,
-};
+use authed::{AuthedClient, ClientCredentials, Error, OAuthConfig, StaticToken};
 use wiremock::matchers::{header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::time::UNIX_EPOCH;
 
 use authed::testing::{ManualClock, TestProvider};
-use authed::{Error, OAuthConfig, StaticToken, SubjectToken, Token, TokenSource, token_types};
+use authed::{Error, OAuthConfig, StaticToken, SubjectToken, TokenSource, token_types};
 
 fn tempdir() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
