@@ -34,6 +34,8 @@ pub(crate) enum Call {
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
     Discovery,
+    /// A workload credential: a cloud metadata server, GitHub Actions' OIDC token.
+    Workload,
 }
 
 impl Call {
@@ -57,6 +59,7 @@ impl Call {
             Call::Introspection => "introspection",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
+            Call::Workload => "workload",
         }
     }
 }
