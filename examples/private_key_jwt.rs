@@ -15,9 +15,9 @@ mod support;
 
 use std::process::ExitCode;
 
-use authed::testing::TestProvider;
+use authed::testing::{TestProvider, new_private_key_pem};
 use authed::{
-    AuthedClient, ClientAuthMethod, DpopAlgorithm, Error, OAuthConfig, SigningKey, TokenSource,
+    AuthedClient, ClientAuthMethod, Error, OAuthConfig, SigningAlgorithm, SigningKey, TokenSource,
 };
 
 #[tokio::main]
@@ -26,7 +26,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let pem = support::new_private_key_pem(DpopAlgorithm::Es256)?;
+    // A new key; with a real provider, the one you registered (`std::fs::read("client.key")?`).
+    let pem = new_private_key_pem(SigningAlgorithm::ES256);
     let key = SigningKey::from_pem(pem.as_bytes())?.with_kid("reports-2026");
     println!(
         "a new {} key, RFC 7638 thumbprint {}",
@@ -62,9 +63,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The same client id with a key the provider does not know: a typed error.
-    let other =
-        SigningKey::from_pem(support::new_private_key_pem(DpopAlgorithm::EdDsa)?.as_bytes())?
-            .with_kid("reports-2026");
+    let other = SigningKey::from_pem(new_private_key_pem(SigningAlgorithm::EdDSA).as_bytes())?
+        .with_kid("reports-2026");
     let wrong = OAuthConfig::builder(provider.token_url())
         .issuer(provider.issuer())
         .client_id("reports-job")

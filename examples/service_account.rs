@@ -16,8 +16,8 @@ mod support;
 use std::process::ExitCode;
 
 use authed::providers::GoogleServiceAccount;
-use authed::testing::TestProvider;
-use authed::{AuthedClient, DpopAlgorithm, SigningKey, TokenSource};
+use authed::testing::{TestProvider, new_private_key_pem};
+use authed::{AuthedClient, SigningAlgorithm, SigningKey, TokenSource};
 
 const EMAIL: &str = "reports@my-project.iam.gserviceaccount.com";
 
@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     // Google's service account keys are RSA keys.
-    let pem = support::new_private_key_pem(DpopAlgorithm::Rs256)?;
+    let pem = new_private_key_pem(SigningAlgorithm::RS256);
     let public = SigningKey::from_pem(pem.as_bytes())?
         .with_kid("8a1b")
         .public_jwk();

@@ -195,22 +195,3 @@ pub fn exit_code<E: Into<Box<dyn std::error::Error>>>(result: Result<(), E>) -> 
         }
     }
 }
-
-/// A new private key as a PKCS#8 PEM, as `openssl genpkey` writes one. The offline examples
-/// make their keys when they start: a key file in a repository is a key everyone has. With a
-/// real provider, you load the key you registered there (`std::fs::read("client.key")`).
-pub fn new_private_key_pem(algorithm: authed::DpopAlgorithm) -> Result<String, Error> {
-    use base64::Engine as _;
-    let der = authed::DpopKey::generate(algorithm)?.to_pkcs8_der();
-    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
-    // PEM lines are 64 characters; base64 is ASCII, so every chunk is a `str`.
-    let lines: Vec<&str> = base64
-        .as_bytes()
-        .chunks(64)
-        .filter_map(|line| std::str::from_utf8(line).ok())
-        .collect();
-    Ok(format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    ))
-}

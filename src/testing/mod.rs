@@ -22,7 +22,7 @@
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
 //! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`), the protected API
-//! (`api`), starting it (`provider`), playing the user's browser in a sign-in (`browser`); [`ManualClock`]; the store conformance suite. This file
+//! (`api`), starting it (`provider`), playing the user's browser in a sign-in (`browser`), key files made on demand (`key_files`); [`ManualClock`]; the store conformance suite. This file
 //! only declares and re-exports.
 
 // A test double: a request it cannot serve is a failed test, so, like test code, it may
@@ -47,6 +47,7 @@ mod endpoints;
 mod http;
 mod id_token;
 mod introspection;
+mod key_files;
 mod keys;
 mod provider;
 mod state;
@@ -54,4 +55,5 @@ mod token_endpoint;
 
 pub use clock::ManualClock;
 pub use conformance::{store_conformance, store_lock_conformance};
+pub use key_files::new_private_key_pem;
 pub use state::{IdTokenForgery, TestProvider};
