@@ -10,7 +10,6 @@
 #[path = "support/spans.rs"]
 mod spans;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use authed::testing::{ManualClock, TestProvider};
@@ -263,6 +262,7 @@ mod semconv {
         "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
     ];
     /// `http.client.request.duration`'s attributes (`docs/http/http-metrics.md`).
+    #[cfg(feature = "metrics")]
     pub const METRIC_ATTRIBUTES: &[&str] = &[
         "http.request.method",
         "server.address",
@@ -498,6 +498,8 @@ fn span_values(spans: &Spans) -> Vec<String> {
 #[cfg(feature = "metrics")]
 mod metrics {
     use super::*;
+    use std::collections::BTreeMap;
+
     use ::metrics::Unit;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
