@@ -351,6 +351,10 @@ async fn after_401<E: Exchange + Send>(
         return resend(exchange, replay, token, false, true).await;
     }
     let challenge = bearer_challenge(answer.headers);
+    // RFC 9470: the token is fine, the user's authentication is not; a refresh cannot help.
+    if let Some(step_up) = challenge.as_ref().and_then(Challenge::step_up) {
+        return Err(E::fail(Error::StepUpRequired(step_up)));
+    }
     let mut refused = Unauthorized::new(challenge.as_ref());
     if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
         return Err(E::fail(Error::Unauthorized(refused)));
@@ -399,7 +403,11 @@ async fn resend<E: Exchange + Send>(
     {
         return Box::pin(resend(exchange, again, token, refreshed, false)).await;
     }
-    let mut refused = Unauthorized::new(bearer_challenge(answer.headers).as_ref());
+    let challenge = bearer_challenge(answer.headers);
+    if let Some(step_up) = challenge.as_ref().and_then(Challenge::step_up) {
+        return Err(E::fail(Error::StepUpRequired(step_up)));
+    }
+    let mut refused = Unauthorized::new(challenge.as_ref());
     refused.retried = refreshed;
     Err(E::fail(Error::Unauthorized(refused)))
 }

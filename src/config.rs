@@ -10,7 +10,10 @@ use crate::endpoint::{
     AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, default_auth_method,
     hmac_algorithm, http_client_from, negotiate_key_algorithm,
 };
+pub use crate::endpoints::Endpoints;
+pub(crate) use crate::endpoints::{endpoint_url, is_loopback};
 use crate::error::Error;
+use crate::fapi::{self, Fapi2};
 use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
@@ -42,33 +45,9 @@ struct Inner {
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     allow_insecure_http: bool,
-}
-
-/// A provider's endpoint URLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Endpoints {
-    /// The issuer identifier, when known (discovery, presets), exactly as the provider spells
-    /// it. RFC 9207 `iss` and ID tokens' `iss` must equal it character for character.
-    pub issuer: Option<String>,
-    /// The provider's metadata says `authorization_response_iss_parameter_supported: true`
-    /// (RFC 9207): a callback without `iss` is then refused. Set with
-    /// [`OAuthConfigBuilder::iss_parameter_supported`].
-    #[doc(alias = "authorization_response_iss_parameter_supported")]
-    pub iss_parameter_supported: bool,
-    /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
-    pub jwks_url: Option<Url>,
-    /// The token endpoint (the provider's `mtls_endpoint_aliases` one when the client
-    /// presents a certificate).
-    pub token_url: Url,
-    /// The authorization endpoint, for the authorization code flow.
-    pub authorization_url: Option<Url>,
-    /// The device authorization endpoint (RFC 8628).
-    pub device_authorization_url: Option<Url>,
-    /// The revocation endpoint (RFC 7009).
-    pub revocation_url: Option<Url>,
-    /// The introspection endpoint (RFC 7662).
-    pub introspection_url: Option<Url>,
+    fapi: Option<Fapi2>,
+    /// Signs request objects (JAR): `request_signing_key`, else the client's private key.
+    request_signer: Option<SigningKey>,
 }
 
 /// Builds an [`OAuthConfig`]. Setters never fail; [`build`](Self::build) reports the first
@@ -81,6 +60,10 @@ pub struct OAuthConfigBuilder {
     iss_parameter_supported: bool,
     jwks_url: Option<String>,
     authorization_url: Option<String>,
+    par_url: Option<String>,
+    require_par: bool,
+    fapi: Option<Fapi2>,
+    request_signing_key: Option<SigningKey>,
     device_authorization_url: Option<String>,
     revocation_url: Option<String>,
     introspection_url: Option<String>,
@@ -117,6 +100,10 @@ impl OAuthConfig {
             iss_parameter_supported: false,
             jwks_url: None,
             authorization_url: None,
+            par_url: None,
+            require_par: false,
+            fapi: None,
+            request_signing_key: None,
             device_authorization_url: None,
             revocation_url: None,
             introspection_url: None,
@@ -181,34 +168,19 @@ impl OAuthConfig {
         &self.inner.clock
     }
 
+    /// The FAPI 2.0 profile this configuration follows ([`OAuthConfigBuilder::fapi2`]).
+    pub fn fapi2(&self) -> Option<Fapi2> {
+        self.inner.fapi
+    }
+
+    /// The key request objects (JAR) are signed with.
+    pub(crate) fn request_signer(&self) -> Option<&SigningKey> {
+        self.inner.request_signer.as_ref()
+    }
+
     /// `danger_allow_insecure_http` was set.
     pub(crate) fn allows_insecure_http(&self) -> bool {
         self.inner.allow_insecure_http
-    }
-}
-
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// Parses an endpoint URL and refuses plain HTTP to anything but loopback.
-pub(crate) fn endpoint_url(what: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, Error> {
-    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid {what}: {e}")))?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
-        "http" => Err(Error::config(format!(
-            "{what} must use https (plain http is only accepted for loopback hosts, or with \
-             danger_allow_insecure_http)"
-        ))),
-        other => Err(Error::config(format!(
-            "{what} has unsupported scheme {other:?}"
-        ))),
     }
 }
 
@@ -369,6 +341,47 @@ impl OAuthConfigBuilder {
     /// The authorization endpoint.
     pub fn authorization_url(mut self, url: impl Into<String>) -> Self {
         self.authorization_url = Some(url.into());
+        self
+    }
+
+    /// The pushed authorization request endpoint (RFC 9126; discovery reads
+    /// `pushed_authorization_request_endpoint`). With it, a sign-in flow can push its request
+    /// ([`AuthorizationCodeBuilder::pushed`](crate::AuthorizationCodeBuilder::pushed)), and
+    /// does whenever the provider requires it or a [FAPI 2.0 profile](Self::fapi2) is on.
+    #[doc(alias = "pushed_authorization_request_endpoint")]
+    #[doc(alias = "PAR")]
+    pub fn par_url(mut self, url: impl Into<String>) -> Self {
+        self.par_url = Some(url.into());
+        self.mtls_aliases.pushed_authorization_request = None;
+        self
+    }
+
+    /// Whether the provider accepts only pushed authorization requests
+    /// (`require_pushed_authorization_requests`, RFC 9126 §5; discovery reads it). When
+    /// `true`, every sign-in is pushed to the [`par_url`](Self::par_url). Default `false`.
+    pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
+        self.require_par = required;
+        self
+    }
+
+    /// Follows a FAPI 2.0 profile: [`build`](Self::build) and each sign-in flow's `build`
+    /// check the client's duties (see [`Fapi2`]) and refuse with [`Error::Fapi`] naming the
+    /// first one not met; sign-ins are then always pushed (PAR), callbacks must carry RFC
+    /// 9207 `iss`, and signatures are made and accepted with PS256, ES256 and EdDSA only
+    /// (an RSA private key signs with PS256). [`Fapi2::MessageSigning`] adds signed request
+    /// objects (JAR) and signed responses (JARM) to every sign-in.
+    #[doc(alias = "FAPI")]
+    pub fn fapi2(mut self, profile: Fapi2) -> Self {
+        self.fapi = Some(profile);
+        self
+    }
+
+    /// The key that signs request objects (JAR, RFC 9101), when it is not the client's
+    /// [`private_key`](Self::private_key) (which signs them otherwise): a client
+    /// authenticating with mutual TLS, say. Set its [`kid`](SigningKey::with_kid) to the one
+    /// registered with the provider.
+    pub fn request_signing_key(mut self, key: SigningKey) -> Self {
+        self.request_signing_key = Some(key);
         self
     }
 
@@ -546,8 +559,10 @@ impl OAuthConfigBuilder {
             )?,
         };
         // RFC 8705 §5: a client presenting a certificate uses the aliases where there are any.
+        let mut a_par_alias = None;
         if identity.is_some() || is_tls_method(auth_method) {
             let a = std::mem::take(&mut self.mtls_aliases);
+            a_par_alias = a.pushed_authorization_request;
             self.token_url = a.token.unwrap_or(self.token_url);
             self.revocation_url = a.revocation.or(self.revocation_url);
             self.introspection_url = a.introspection.or(self.introspection_url);
@@ -569,6 +584,11 @@ impl OAuthConfigBuilder {
             iss_parameter_supported: self.iss_parameter_supported,
             jwks_url: optional("JWKS URL", self.jwks_url)?,
             authorization_url: optional("authorization URL", self.authorization_url)?,
+            par_url: optional(
+                "pushed authorization request URL",
+                a_par_alias.or(self.par_url),
+            )?,
+            require_pushed_authorization_requests: self.require_par,
             device_authorization_url: optional(
                 "device authorization URL",
                 self.device_authorization_url,
@@ -609,7 +629,20 @@ impl OAuthConfigBuilder {
                 auth_method.as_str()
             )));
         }
-        let algs = self.auth_signing_algs_supported.as_deref();
+        // FAPI 2.0 §5.4: only PS256, ES256 and EdDSA, whatever else the provider lists.
+        let fapi_algs = self
+            .fapi
+            .map(|_| fapi::allowed_of(self.auth_signing_algs_supported.as_deref()));
+        let algs = fapi_algs
+            .as_deref()
+            .or(self.auth_signing_algs_supported.as_deref());
+        let request_signer = match self
+            .request_signing_key
+            .or_else(|| self.private_key.clone())
+        {
+            Some(key) if self.fapi.is_some() => Some(fapi_key(key, algs)?),
+            other => other,
+        };
         let signer = match auth_method {
             ClientAuthMethod::PrivateKeyJwt if self.assertion_file.is_some() => {
                 if self.private_key.is_some() {
@@ -625,7 +658,11 @@ impl OAuthConfigBuilder {
                         "private_key_jwt needs a private key (OAuthConfigBuilder::private_key)",
                     )
                 })?;
-                Some(AssertionSigner::Key(negotiate_key_algorithm(key, algs)?))
+                let key = match self.fapi {
+                    Some(_) => fapi_key(key, algs)?,
+                    None => negotiate_key_algorithm(key, algs)?,
+                };
+                Some(AssertionSigner::Key(key))
             }
             ClientAuthMethod::ClientSecretJwt => {
                 Some(AssertionSigner::Secret(hmac_algorithm(algs)?))
@@ -649,6 +686,7 @@ impl OAuthConfigBuilder {
                 auth_method.as_str()
             )));
         }
+        let identity_present = identity.is_some();
         let http = match (self.http, self.discovered_http, identity) {
             (Some(builder), _, identity) => {
                 http_client_from(with_identity(builder, identity), self.timeout)?
@@ -666,6 +704,23 @@ impl OAuthConfigBuilder {
                 self.timeout,
             )?,
         };
+        let dpop = match self.dpop {
+            None => None,
+            Some(DpopChoice::Generate(alg)) => {
+                Some(DpopKey::generate(alg)?.with_clock(self.clock.clone())?)
+            }
+            Some(DpopChoice::Key(key)) => Some(key.with_clock(self.clock.clone())?),
+        };
+        if self.fapi.is_some() {
+            fapi::check_client(&fapi::ClientSettings {
+                auth_method: auth_method.as_str(),
+                dpop_alg: dpop.as_ref().map(|k| k.algorithm().as_str()),
+                mtls: identity_present || is_tls_method(auth_method),
+                signing_alg: request_signer.as_ref().map(|k| k.algorithm().as_str()),
+                issuer_known: endpoints.issuer.is_some(),
+            })
+            .map_err(Error::Fapi)?;
+        }
         let endpoint = Endpoint::new(
             client_id,
             self.client_secret,
@@ -676,13 +731,7 @@ impl OAuthConfigBuilder {
         )
         .with_revoked_grant_errors(self.revoked_grant_errors)
         .with_client_assertion(assertion)
-        .with_dpop(match self.dpop {
-            None => None,
-            Some(DpopChoice::Generate(alg)) => {
-                Some(DpopKey::generate(alg)?.with_clock(self.clock.clone())?)
-            }
-            Some(DpopChoice::Key(key)) => Some(key.with_clock(self.clock.clone())?),
-        });
+        .with_dpop(dpop);
         Ok(OAuthConfig {
             inner: Arc::new(Inner {
                 endpoints,
@@ -690,9 +739,22 @@ impl OAuthConfigBuilder {
                 policy: self.policy,
                 clock: self.clock,
                 allow_insecure_http: insecure,
+                fapi: self.fapi,
+                request_signer,
             }),
         })
     }
+}
+
+/// `key` set to sign with an algorithm of `allowed` (an RSA key with PS256), or the duty it
+/// cannot meet.
+fn fapi_key(key: SigningKey, allowed: Option<&[String]>) -> Result<SigningKey, Error> {
+    let own = key.algorithm().as_str();
+    negotiate_key_algorithm(key, allowed).map_err(|_| {
+        Error::Fapi(fapi::FapiDuty::AllowedAlgorithms(
+            fapi::refused_algorithm(own).unwrap_or("this key's algorithm"),
+        ))
+    })
 }
 
 /// How the configuration gets its DPoP key.
@@ -705,19 +767,6 @@ enum DpopChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_http_only_for_loopback() {
-        assert!(endpoint_url("t", "http://127.0.0.1:8080/token", false).is_ok());
-        assert!(endpoint_url("t", "http://[::1]/token", false).is_ok());
-        assert!(endpoint_url("t", "http://localhost/token", false).is_ok());
-        assert!(matches!(
-            endpoint_url("t", "http://auth.example.com/token", false),
-            Err(Error::Config(_))
-        ));
-        assert!(endpoint_url("t", "http://auth.example.com/token", true).is_ok());
-        assert!(endpoint_url("t", "ftp://auth.example.com/token", true).is_err());
-    }
 
     #[test]
     fn secret_methods_need_a_secret() {

@@ -88,7 +88,7 @@
 //!
 //! | Span | Field | Value |
 //! |---|---|---|
-//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery` |
+//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `pushed_authorization`, `jwks`, `discovery` |
 //! | | `host` | the endpoint's host: no path, no query |
 //! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
 //! | | `status` | the last answer's HTTP status (none after a transport failure) |
@@ -245,6 +245,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod authorization_details;
 mod authorize;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
@@ -257,8 +258,10 @@ mod config;
 mod discovery;
 mod dpop;
 mod endpoint;
+mod endpoints;
 mod env;
 mod error;
+mod fapi;
 mod future;
 mod id_token;
 mod introspect;
@@ -285,12 +288,15 @@ mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
+pub use authorization_details::AuthorizationDetail;
+pub use challenge::StepUp;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
+pub use fapi::{Fapi2, FapiDuty};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
@@ -308,8 +314,8 @@ pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     JwtBearer, JwtBearerBuilder, PendingAuthorization, RefreshTokenSource,
-    RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
-    TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
+    RefreshTokenSourceBuilder, ResponseMode, StaticToken, SubjectToken, TokenExchange,
+    TokenExchangeBuilder, TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

@@ -150,9 +150,10 @@ impl LoopbackReceiver {
     /// # Errors
     ///
     /// [`Error::Config`] when `flow` was built with another redirect URI; otherwise as
-    /// [`receive`](Self::receive) and [`complete`](AuthorizationCode::complete).
+    /// [`authorize`](AuthorizationCode::authorize), [`receive`](Self::receive) and
+    /// [`complete`](AuthorizationCode::complete).
     pub async fn sign_in(self, flow: &AuthorizationCode) -> Result<RefreshTokenSource, Error> {
-        let pending = flow.authorize();
+        let pending = flow.authorize().await?;
         self.finish_sign_in(flow, pending).await
     }
 

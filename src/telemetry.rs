@@ -36,6 +36,8 @@ pub(crate) enum Call {
     Revocation,
     /// RFC 8628 device authorization (the device flow's first request).
     DeviceAuthorization,
+    /// RFC 9126 pushed authorization request (a sign-in's first request).
+    PushedAuthorization,
     /// The provider's signing keys, for ID token validation.
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
@@ -60,6 +62,7 @@ impl Call {
             },
             Call::Revocation => "revocation",
             Call::DeviceAuthorization => "device_authorization",
+            Call::PushedAuthorization => "pushed_authorization",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
         }

@@ -445,7 +445,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         assert!(
             callback.contains("iss="),
@@ -520,7 +520,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let code = url::Url::parse(&callback)
             .unwrap()
@@ -554,7 +554,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let mut stripped = url::Url::parse(&callback).unwrap();
         let kept: Vec<(String, String)> = stripped
@@ -628,7 +628,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let login = flow.complete_url(pending, &callback).await.unwrap();
         let token = login.token().await.unwrap();

@@ -52,6 +52,8 @@ pub struct RefreshTokenSource {
 pub(crate) struct Login {
     pub(crate) store: Option<Arc<dyn TokenStore>>,
     pub(crate) key: Option<String>,
+    /// RFC 9396 §7: `authorization_details` sent with every refresh.
+    pub(crate) details: Vec<crate::AuthorizationDetail>,
 }
 
 impl Login {
@@ -96,6 +98,8 @@ impl Login {
         });
         let grant = RefreshGrant {
             config: config.clone(),
+            details: (!self.details.is_empty())
+                .then(|| crate::authorization_details::to_param(&self.details)),
         };
         RefreshTokenSource {
             cache: TokenCache::new(
@@ -164,6 +168,18 @@ impl OAuthConfig {
 
 impl RefreshTokenSourceBuilder {
     crate::source::setters::login_setters!();
+
+    /// Rich authorization requests (RFC 9396 §7): `authorization_details` sent with every
+    /// refresh, narrowing what each new access token may do to part of what the sign-in
+    /// granted. May be called more than once. What was granted is on the token:
+    /// [`Token::authorization_details`](crate::Token::authorization_details).
+    pub fn authorization_details<I>(mut self, details: I) -> Self
+    where
+        I: IntoIterator<Item = crate::AuthorizationDetail>,
+    {
+        self.login.details.extend(details);
+        self
+    }
 
     /// A source starting from `token` (which should carry a refresh token), saved to the
     /// store first when there is one.
@@ -267,6 +283,8 @@ impl TokenSource for RefreshTokenSource {
 #[derive(Debug)]
 struct RefreshGrant {
     config: OAuthConfig,
+    /// `authorization_details` for every refresh, as the form parameter.
+    details: Option<String>,
 }
 
 impl Grant for RefreshGrant {
@@ -285,8 +303,11 @@ impl Grant for RefreshGrant {
                     )),
                 ));
             };
-            let form =
+            let mut form =
                 Form::grant_type("refresh_token").with("refresh_token", refresh_token.secret());
+            if let Some(details) = &self.details {
+                form = form.with("authorization_details", details.clone());
+            }
             // A DPoP-bound login refreshes with its own key (a public client's refresh
             // token is bound to it, RFC 9449 §5), whatever key the configuration has now.
             let endpoint = self.config.endpoint();
