@@ -629,13 +629,7 @@ impl OAuthConfigBuilder {
                 auth_method.as_str()
             )));
         }
-        // FAPI 2.0 §5.4: only PS256, ES256 and EdDSA, whatever else the provider lists.
-        let fapi_algs = self
-            .fapi
-            .map(|_| fapi::allowed_of(self.auth_signing_algs_supported.as_deref()));
-        let algs = fapi_algs
-            .as_deref()
-            .or(self.auth_signing_algs_supported.as_deref());
+        let algs = self.auth_signing_algs_supported.as_deref();
         let request_signer = match self
             .request_signing_key
             .or_else(|| self.private_key.clone())
@@ -658,6 +652,7 @@ impl OAuthConfigBuilder {
                         "private_key_jwt needs a private key (OAuthConfigBuilder::private_key)",
                     )
                 })?;
+                // FAPI 2.0 §5.4: only PS256, ES256 and EdDSA, whatever else is listed.
                 let key = match self.fapi {
                     Some(_) => fapi_key(key, algs)?,
                     None => negotiate_key_algorithm(key, algs)?,
@@ -746,15 +741,17 @@ impl OAuthConfigBuilder {
     }
 }
 
-/// `key` set to sign with an algorithm of `allowed` (an RSA key with PS256), or the duty it
-/// cannot meet.
-fn fapi_key(key: SigningKey, allowed: Option<&[String]>) -> Result<SigningKey, Error> {
-    let own = key.algorithm().as_str();
-    negotiate_key_algorithm(key, allowed).map_err(|_| {
-        Error::Fapi(fapi::FapiDuty::AllowedAlgorithms(
-            fapi::refused_algorithm(own).unwrap_or("this key's algorithm"),
-        ))
-    })
+/// `key` set to sign with an algorithm FAPI 2.0 allows that the provider lists (an RSA key
+/// with PS256), or the duty a provider listing none of them leaves unmet.
+fn fapi_key(key: SigningKey, provider: Option<&[String]>) -> Result<SigningKey, Error> {
+    let allowed = fapi::allowed_of(provider);
+    if allowed.is_empty() {
+        let refused = provider
+            .and_then(|p| p.iter().find_map(|a| fapi::refused_algorithm(a)))
+            .unwrap_or("every algorithm the provider lists");
+        return Err(Error::Fapi(fapi::FapiDuty::AllowedAlgorithms(refused)));
+    }
+    negotiate_key_algorithm(key, Some(&allowed))
 }
 
 /// How the configuration gets its DPoP key.

@@ -32,6 +32,21 @@ pub(super) async fn api(
         };
     let presented = presented.as_deref();
     let issued = presented.and_then(|t| state.lock().access.get(t).cloned());
+    let step_up = issued
+        .as_ref()
+        .filter(|i| i.expires > Instant::now())
+        .and_then(|issued| {
+            super::requests::step_up_challenge(&state.lock(), issued.acr.as_deref())
+        });
+    if let Some(challenge) = step_up {
+        state.api_rejections.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            "a stronger authentication is required",
+        )
+            .into_response();
+    }
     match issued {
         Some(issued) if issued.expires > Instant::now() => axum::Json(json!({
             "path": uri.path(),

@@ -21,7 +21,8 @@
 //! ```
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
-//! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`), the protected API
+//! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`), pushed and signed
+//! requests (`requests`), response modes and JARM (`responses`), the protected API
 //! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite. This file
 //! only declares and re-exports.
 
@@ -48,9 +49,12 @@ mod id_token;
 mod introspection;
 mod keys;
 mod provider;
+mod requests;
+mod responses;
 mod state;
 mod token_endpoint;
 
 pub use clock::ManualClock;
 pub use conformance::{store_conformance, store_lock_conformance};
+pub use responses::{Browsed, JarmForgery};
 pub use state::{IdTokenForgery, TestProvider};

@@ -54,6 +54,7 @@ impl TestProvider {
                 jwks_requests: 0,
                 assertions: Default::default(),
                 dpop: Default::default(),
+                requests: Default::default(),
             }),
         });
         let app = Router::new()
@@ -69,6 +70,7 @@ impl TestProvider {
                 axum::routing::post(introspection::introspection_endpoint),
             )
             .route("/jwks", axum::routing::get(jwks_endpoint))
+            .route("/par", axum::routing::post(super::requests::par_endpoint))
             .route(
                 "/.well-known/openid-configuration",
                 axum::routing::get(metadata_endpoint),
@@ -188,6 +190,7 @@ impl TestProvider {
             .client_secret(Self::CLIENT_SECRET)
             .issuer(self.issuer())
             .authorization_url(self.authorization_url())
+            .par_url(self.par_url())
             .device_authorization_url(self.device_authorization_url())
             .revocation_url(self.revocation_url())
             .jwks_url(self.jwks_url());
@@ -314,6 +317,8 @@ impl TestProvider {
                     client_id: Self::CLIENT_ID.to_owned(),
                     used: false,
                     jkt: None,
+                    acr: None,
+                    authorization_details: None,
                 },
             )
         });

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client_registry;
 use super::client_registry::Assertions;
 use super::dpop_server;
+use super::requests::RequestState;
 use crate::clock::SystemClock;
 
 /// A way for [`TestProvider`] to issue a bad ID token, to test that it is refused
@@ -106,6 +107,8 @@ pub(super) struct Inner {
     pub(super) jwks_requests: usize,
     pub(super) assertions: client_registry::Assertions,
     pub(super) dpop: dpop_server::DpopServer,
+    /// PAR, request objects, response modes, rich authorization details and `acr`.
+    pub(super) requests: RequestState,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +121,11 @@ pub(super) struct CodeGrant {
     pub(super) openid: bool,
     pub(super) subject: String,
     pub(super) dpop_jkt: Option<String>,
+    /// The authentication the user achieved: `acr` and `auth_time`.
+    pub(super) acr: Option<String>,
+    pub(super) auth_time: u64,
+    /// The `authorization_details` granted (RFC 9396).
+    pub(super) authorization_details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +135,8 @@ pub(super) struct Issued {
     pub(super) jkt: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) issued_at: SystemTime,
+    /// The `acr` of the sign-in the token comes from, for the API's step-up rule.
+    pub(super) acr: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +145,9 @@ pub(super) struct RefreshState {
     pub(super) used: bool,
     /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
     pub(super) jkt: Option<String>,
+    /// What the sign-in granted, carried to every refreshed token.
+    pub(super) acr: Option<String>,
+    pub(super) authorization_details: Option<serde_json::Value>,
 }
 
 impl TestProvider {

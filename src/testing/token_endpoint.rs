@@ -17,6 +17,7 @@ use super::dpop;
 use super::dpop_server;
 use super::http::{oauth_error, parse_form, random_token};
 use super::id_token::id_token;
+use super::requests;
 use super::state::{Inner, Issued, ProviderState, RefreshState, TestProvider};
 
 /// The client id and secret from Basic (form-urlencoded, RFC 6749 §2.3.1) or the body.
@@ -206,6 +207,29 @@ pub(super) async fn token_endpoint(
             Err(resp) => return resp,
         },
     };
+    // What the sign-in (the code, or the refresh token's login) granted, and what this
+    // request gets of it (RFC 9396 §6, §7).
+    let (acr, granted) = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => form
+            .get("code")
+            .and_then(|c| inner.codes.get(c))
+            .map(|g| (g.acr.clone(), g.authorization_details.clone()))
+            .unwrap_or_default(),
+        Some("refresh_token") => form
+            .get("refresh_token")
+            .and_then(|rt| inner.refresh.get(rt))
+            .map(|r| (r.acr.clone(), r.authorization_details.clone()))
+            .unwrap_or_default(),
+        _ => (None, None),
+    };
+    let details = match requests::granted_details(
+        &inner,
+        granted.as_ref(),
+        form.get("authorization_details"),
+    ) {
+        Ok(details) => details,
+        Err(resp) => return resp,
+    };
     let lifetime = inner.lifetime;
     let access = match &extra {
         Some(extra) => assertions::issue(&inner, extra, lifetime),
@@ -219,6 +243,7 @@ pub(super) async fn token_endpoint(
             jkt: jkt.clone(),
             scope: form.get("scope").cloned(),
             issued_at: SystemTime::now(),
+            acr: acr.clone(),
         },
     );
     let mut response = json!({
@@ -228,6 +253,9 @@ pub(super) async fn token_endpoint(
     });
     if let Some(scope) = form.get("scope") {
         response["scope"] = json!(scope);
+    }
+    if let Some(details) = &details {
+        response["authorization_details"] = details.clone();
     }
     let openid_grant = (form.get("grant_type").map(String::as_str) == Some("authorization_code"))
         .then(|| form.get("code").and_then(|c| inner.codes.get(c)).cloned())
@@ -247,6 +275,9 @@ pub(super) async fn token_endpoint(
                 jkt: jkt.filter(|_| client_id == TestProvider::PUBLIC_CLIENT_ID),
                 client_id,
                 used: false,
+                acr,
+                // A refresh that narrowed the details keeps the grant's for the next one.
+                authorization_details: granted.or(details),
             },
         );
         response["refresh_token"] = json!(rt);
