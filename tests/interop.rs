@@ -34,6 +34,8 @@ const POST_SECRET: &str = "post-secret";
 
 #[path = "interop/dpop.rs"]
 mod dpop;
+#[path = "interop/fapi.rs"]
+mod fapi;
 
 /// One oidc-provider process. Killed on drop.
 struct Server {
@@ -49,6 +51,12 @@ impl Server {
     }
 
     fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_script("server.mjs", env)
+    }
+
+    /// The server of another script of interop/ (`fapi.mjs`: the FAPI 2.0 issuer), under
+    /// the same contract.
+    fn start_script(script: &str, env: &[(&str, &str)]) -> Self {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -56,7 +64,7 @@ impl Server {
         );
         let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
         let mut child = Command::new(&node)
-            .arg("server.mjs")
+            .arg(script)
             .current_dir(&dir)
             .env("EXIT_ON_STDIN_CLOSE", "1")
             .env("PORT", "0")
@@ -65,7 +73,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{node} interop/server.mjs`: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start `{node} interop/{script}`: {e}"));
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
