@@ -42,6 +42,8 @@ pub(crate) enum Call {
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
     Discovery,
+    /// A workload credential: a cloud metadata server, GitHub Actions' OIDC token.
+    Workload,
 }
 
 impl Call {
@@ -65,6 +67,7 @@ impl Call {
             Call::PushedAuthorization => "pushed_authorization",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
+            Call::Workload => "workload",
         }
     }
 }

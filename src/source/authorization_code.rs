@@ -193,12 +193,14 @@ impl AuthorizationCodeBuilder {
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
     /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
     /// parameter the flow sets itself was given, the `openid` scope is asked for without
-    /// the issuer and JWKS URL that ID token validation needs, a pushed request without a
-    /// `par_url`, a signed request without a signing key, or a JWT response mode without the
-    /// issuer and JWKS URL; [`Error::Fapi`] for a duty of the configuration's FAPI 2.0
-    /// profile the flow does not meet (an `http` redirect URI, no `par_url`, no signing key
-    /// or a plain response mode under Message Signing).
+    /// the issuer and JWKS URL that ID token validation needs,
+    /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint,
+    /// a pushed request has no `par_url`, a signed request no signing key, or a JWT response
+    /// mode no issuer and JWKS URL; [`Error::Fapi`] for a duty of the configuration's FAPI
+    /// 2.0 profile the flow does not meet (an `http` redirect URI, no `par_url`, no signing
+    /// key or a plain response mode under Message Signing).
     pub fn build(self) -> Result<AuthorizationCode, Error> {
+        self.login.check(&self.config)?;
         let authorization_url = self
             .config
             .endpoints()
