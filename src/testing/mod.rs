@@ -49,6 +49,7 @@ mod id_token;
 mod introspection;
 mod keys;
 mod provider;
+mod request_state;
 mod requests;
 mod responses;
 mod state;
@@ -56,5 +57,6 @@ mod token_endpoint;
 
 pub use clock::ManualClock;
 pub use conformance::{store_conformance, store_lock_conformance};
-pub use responses::{Browsed, JarmForgery};
+pub use request_state::JarmForgery;
+pub use responses::Browsed;
 pub use state::{IdTokenForgery, TestProvider};

@@ -14,59 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::dpop;
-use super::http::{oauth_error, parse_form, random_token};
+use super::http::{parse_form, random_token};
+use super::request_state::{Pushed, bad_request};
 use super::state::{Inner, ProviderState, TestProvider};
 use super::token_endpoint::authenticate;
-
-/// How long a pushed request's `request_uri` lives by default (oidc-provider's default).
-const REQUEST_URI_LIFETIME: Duration = Duration::from_secs(60);
-
-/// The provider's state for requests, responses and the authentication achieved.
-#[derive(Debug)]
-pub(in crate::testing) struct RequestState {
-    /// Pushed requests by `request_uri`: removed on first use.
-    pushed: HashMap<String, Pushed>,
-    pub(super) require_par: bool,
-    request_uri_lifetime: Duration,
-    /// The effective parameters of every pushed request, in order.
-    pub(super) pushed_requests: Vec<HashMap<String, String>>,
-    /// The claims and header of every request object accepted.
-    pub(super) request_objects: Vec<(Map<String, Value>, Map<String, Value>)>,
-    /// The `authorization_details` types accepted; `None`: any.
-    detail_types: Option<Vec<String>>,
-    /// The `acr` the user reaches; `None`: the first of `acr_values` asked for, if any.
-    pub(super) acr: Option<String>,
-    /// How long ago the user authenticated, for `auth_time`.
-    pub(super) auth_age: Duration,
-    /// The API's step-up rule: the `acr` it wants, and the `max_age` it names.
-    pub(super) api_acr: Option<(String, Option<u64>)>,
-    pub(super) jarm_forgery: Option<super::responses::JarmForgery>,
-}
-
-impl Default for RequestState {
-    fn default() -> Self {
-        RequestState {
-            pushed: HashMap::new(),
-            require_par: false,
-            request_uri_lifetime: REQUEST_URI_LIFETIME,
-            pushed_requests: Vec::new(),
-            request_objects: Vec::new(),
-            detail_types: None,
-            acr: None,
-            auth_age: Duration::ZERO,
-            api_acr: None,
-            jarm_forgery: None,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Pushed {
-    client_id: String,
-    params: HashMap<String, String>,
-    /// In the seconds of the provider's clock ([`TestProvider::set_clock`]).
-    expires: u64,
-}
 
 /// The parameters a client may not push: client authentication's, and a `request_uri`.
 const NOT_REQUEST_PARAMETERS: [&str; 4] = [
@@ -145,13 +96,6 @@ impl TestProvider {
     }
 }
 
-impl RequestState {
-    /// The accepted `authorization_details` types, for the metadata (empty: any).
-    pub(super) fn detail_types(&self) -> Vec<String> {
-        self.detail_types.clone().unwrap_or_default()
-    }
-}
-
 pub(super) async fn par_endpoint(
     State(state): State<Arc<ProviderState>>,
     headers: HeaderMap,
@@ -197,7 +141,10 @@ pub(super) async fn par_endpoint(
         }
         params.insert("dpop_jkt".to_owned(), jkt);
     }
-    if let Err(resp) = check_details(&inner, params.get("authorization_details")) {
+    if let Err(resp) = inner
+        .requests
+        .check_details(params.get("authorization_details"))
+    {
         return resp;
     }
     let request_uri = format!("urn:ietf:params:oauth:request_uri:{}", random_token(""));
@@ -219,10 +166,6 @@ pub(super) async fn par_endpoint(
         .into_response();
     dpop::add_nonce(&inner, &mut resp);
     resp
-}
-
-fn bad_request(error: &str, description: &str) -> Response {
-    oauth_error(StatusCode::BAD_REQUEST, error, description)
 }
 
 /// The parameters `/authorize` acts on: a pushed request's (once, unexpired), a request
@@ -258,7 +201,9 @@ pub(super) fn resolve(
         }
         None => query,
     };
-    check_details(inner, params.get("authorization_details"))?;
+    inner
+        .requests
+        .check_details(params.get("authorization_details"))?;
     Ok(params)
 }
 
@@ -315,67 +260,6 @@ fn request_object(
             (k, v)
         })
         .collect())
-}
-
-/// RFC 9396 §5: an array of objects, each with a `type` the provider accepts.
-#[allow(clippy::result_large_err)] // as `resolve`
-pub(super) fn check_details(inner: &Inner, details: Option<&String>) -> Result<(), Response> {
-    let Some(details) = details else {
-        return Ok(());
-    };
-    let refuse = |why: &str| Err(bad_request("invalid_authorization_details", why));
-    let Ok(Value::Array(entries)) = serde_json::from_str::<Value>(details) else {
-        return refuse("authorization_details is not a JSON array");
-    };
-    for entry in &entries {
-        let Some(kind) = entry.get("type").and_then(Value::as_str) else {
-            return refuse("an authorization detail has no type");
-        };
-        if inner
-            .requests
-            .detail_types
-            .as_ref()
-            .is_some_and(|types| !types.iter().any(|t| t == kind))
-        {
-            return refuse("unsupported authorization details type");
-        }
-    }
-    Ok(())
-}
-
-/// The details a token request gets (RFC 9396 §6, §7): those it asks for, when each of their
-/// types was granted; else all granted.
-#[allow(clippy::result_large_err)] // as `resolve`
-pub(super) fn granted_details(
-    inner: &Inner,
-    granted: Option<&Value>,
-    asked: Option<&String>,
-) -> Result<Option<Value>, Response> {
-    let Some(asked) = asked else {
-        return Ok(granted.cloned());
-    };
-    check_details(inner, Some(asked))?;
-    let asked: Value = serde_json::from_str(asked).unwrap_or(Value::Null);
-    let types = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d.get("type").and_then(Value::as_str).map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    // Without a grant (client credentials), what is asked is what the client may have.
-    if let Some(granted) = granted {
-        let allowed = types(Some(granted));
-        if types(Some(&asked)).iter().any(|t| !allowed.contains(t)) {
-            return Err(bad_request(
-                "invalid_authorization_details",
-                "authorization_details asks for more than was granted",
-            ));
-        }
-    }
-    Ok(Some(asked))
 }
 
 /// The `acr` and `auth_time` of a sign-in that asked for `acr_values` (if any).

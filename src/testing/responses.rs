@@ -10,28 +10,12 @@ use serde_json::{Map, Value, json};
 
 use super::id_token::signing_key;
 use super::keys;
+use super::request_state::JarmForgery;
 use super::state::{Inner, TestProvider};
 use crate::source::Callback;
 
 /// How long a JARM response is valid.
 const JARM_LIFETIME: u64 = 60;
-
-/// A way for [`TestProvider`] to forge its JWT-secured authorization responses (JARM), to
-/// test that they are refused ([`TestProvider::set_jarm_forgery`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JarmForgery {
-    /// Signed by another key, under the published key's `kid`.
-    BadSignature,
-    /// `iss` is another issuer (the real one plus `/`).
-    WrongIssuer,
-    /// `aud` is another client.
-    WrongAudience,
-    /// `exp` two minutes ago (beyond the 60 s skew).
-    Expired,
-    /// A five-part compact JWE, as an encrypted response is.
-    Encrypted,
-}
 
 /// Where [`TestProvider::browse`] ended: what the browser was sent back with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client_registry;
 use super::client_registry::Assertions;
 use super::dpop_server;
-use super::requests::RequestState;
+use super::request_state::RequestState;
 use crate::clock::SystemClock;
 
 /// A way for [`TestProvider`] to issue a bad ID token, to test that it is refused

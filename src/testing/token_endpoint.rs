@@ -17,7 +17,6 @@ use super::dpop;
 use super::dpop_server;
 use super::http::{oauth_error, parse_form, random_token};
 use super::id_token::id_token;
-use super::requests;
 use super::state::{Inner, Issued, ProviderState, RefreshState, TestProvider};
 
 /// The client id and secret from Basic (form-urlencoded, RFC 6749 §2.3.1) or the body.
@@ -222,11 +221,10 @@ pub(super) async fn token_endpoint(
             .unwrap_or_default(),
         _ => (None, None),
     };
-    let details = match requests::granted_details(
-        &inner,
-        granted.as_ref(),
-        form.get("authorization_details"),
-    ) {
+    let details = match inner
+        .requests
+        .granted_details(granted.as_ref(), form.get("authorization_details"))
+    {
         Ok(details) => details,
         Err(resp) => return resp,
     };
