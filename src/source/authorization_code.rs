@@ -395,9 +395,11 @@ impl Callback {
     /// request, `application/x-www-form-urlencoded`): the `form_post` and `form_post.jwt`
     /// response modes. The same strict parser as [`from_query`](Self::from_query).
     ///
-    /// The browser POSTs from the provider's site: a session cookie with `SameSite=Lax` or
-    /// `Strict` is not sent with it. Find the sign-in by its `state` instead (keep the
-    /// [`PendingAuthorization`] server-side under it), or give that cookie `SameSite=None`.
+    /// The browser POSTs from the provider's site, so a cookie with `SameSite=Lax` or
+    /// `Strict` does not come with it: give the cookie that names the pending sign-in
+    /// `SameSite=None; Secure; HttpOnly`. Finding the sign-in by the callback's own `state`
+    /// instead would let an attacker complete their sign-in in the user's browser (login
+    /// CSRF): `state` must match the one this browser started.
     pub fn from_form_post(body: impl AsRef<[u8]>) -> Self {
         Callback::from_form(body.as_ref())
     }
