@@ -53,6 +53,14 @@
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
 //!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
 //!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
+//! - Modern sign-in requests, each a setter of [`AuthorizationCodeBuilder`]: pushed (PAR, RFC
+//!   9126, [`pushed`](AuthorizationCodeBuilder::pushed); automatic when the provider requires
+//!   it), signed (JAR, RFC 9101, [`signed`](AuthorizationCodeBuilder::signed)), answered by a
+//!   form post or a signed JWT ([`ResponseMode`], JARM), with rich authorization details
+//!   ([`AuthorizationDetail`], RFC 9396, also on client credentials and refreshes), and
+//!   step-up authentication (RFC 9470: an API's challenge is [`Error::StepUpRequired`],
+//!   answered with [`step_up`](AuthorizationCodeBuilder::step_up)). One switch,
+//!   [`OAuthConfigBuilder::fapi2`], checks the FAPI 2.0 client duties ([`FapiDuty`]).
 //! - Many users in one app: [`UserSources`] holds each signed-in user's
 //!   [`RefreshTokenSource`] by store key (loaded from the store on first use, dropped from
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
@@ -231,6 +239,20 @@
 //!     `is_retryable()`. `tests/tls.rs` `an_untrusted_certificate_is_a_transport_error_that_is_not_retried`,
 //!     `your_own_client_settings_reach_the_provider_and_the_crates_rules_still_hold`,
 //!     `discovery_uses_your_own_client_settings_and_keeps_them_for_the_token_request`.
+//!
+//! 13. **A pushed request never shows its parameters to the browser**: the authorization URL
+//!     carries only `client_id` and the single-use `request_uri`, pushed with client
+//!     authentication (and a DPoP proof); the provider refuses a replayed or expired one.
+//!     `tests/par.rs` `the_browser_gets_only_client_id_and_request_uri_and_every_parameter_is_pushed`,
+//!     `a_request_uri_is_used_once_and_not_after_it_expires`; interop
+//!     `fapi::a_replayed_request_uri_is_refused_and_the_sign_in_completes_once`.
+//! 14. **A step-up challenge is never answered with a refresh**: the API's
+//!     `insufficient_user_authentication` is [`Error::StepUpRequired`] after one request, and
+//!     the sign-in that answers it checks the ID token's `acr` and `auth_time`.
+//!     `tests/step_up.rs`; interop
+//!     `fapi::a_step_up_answer_is_a_typed_error_and_the_new_sign_in_reaches_the_level_asked`.
+//! 15. **FAPI 2.0 duties are checked before anything is sent**, each refusal naming its duty.
+//!     `tests/fapi.rs` `each_configuration_duty_is_named`, `each_flow_duty_is_named`.
 //!
 //! All requests need a Tokio runtime, except through `authed::blocking` (feature `blocking`),
 //! which brings its own.
