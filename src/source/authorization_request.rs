@@ -86,10 +86,10 @@ pub(crate) struct RequestOptions {
 /// The setters of [`RequestOptions`] on a sign-in builder (field `request`).
 macro_rules! request_option_setters {
     () => {
-        /// How the provider returns the response: [`ResponseMode::Query`] (the default),
-        /// [`ResponseMode::FormPost`] for web apps, or a JWT-secured mode (JARM). Under
+        /// How the provider returns the response: [`ResponseMode::Query`](crate::ResponseMode::Query) (the default),
+        /// [`ResponseMode::FormPost`](crate::ResponseMode::FormPost) for web apps, or a JWT-secured mode (JARM). Under
         /// [`Fapi2::MessageSigning`](crate::Fapi2::MessageSigning) the default is
-        /// [`ResponseMode::Jwt`], and only JWT modes are allowed.
+        /// [`ResponseMode::Jwt`](crate::ResponseMode::Jwt), and only JWT modes are allowed.
         pub fn response_mode(mut self, mode: crate::source::ResponseMode) -> Self {
             self.request.response_mode = Some(mode);
             self
