@@ -358,3 +358,32 @@ async fn a_step_up_answer_is_a_typed_error_and_the_new_sign_in_reaches_the_level
         .unwrap_err();
     assert!(matches!(e, Error::IdToken(IdTokenError::AuthTime)), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_form_post_response_is_read_from_the_posted_form() {
+    let server = start();
+    let config = fapi_config(&server, FAPI_ID, Fapi2::SecurityProfile).await;
+    let flow = config
+        .authorization_code(REDIRECT)
+        .scopes(SCOPES)
+        .response_mode(authed::ResponseMode::FormPost)
+        .build()
+        .unwrap();
+    let pending = flow.authorize().await.unwrap();
+    let copy: authed::PendingAuthorization =
+        serde_json::from_value(serde_json::to_value(&pending).unwrap()).unwrap();
+    let arrival = browse(pending.url()).await.unwrap();
+    assert!(arrival.param("code").is_some() && arrival.param("iss").is_some());
+    // The strict parser: a second code in the form is refused before any request.
+    let injected = Callback::from_form_post(format!("{}&code=injected", arrival.0));
+    let e = flow.complete(copy, &injected).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Callback(CallbackError::DuplicateParameter("code"))
+        ),
+        "{e:?}"
+    );
+    let login = flow.complete(pending, &arrival.callback()).await.unwrap();
+    assert_eq!(login.id_token_claims().unwrap().sub(), "alice");
+}
