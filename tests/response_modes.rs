@@ -98,3 +98,23 @@ async fn a_form_body_is_parsed_as_strictly_as_a_query() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_loopback_receiver_refuses_a_form_post_flow_before_anything_is_pushed() {
+    let provider = TestProvider::start().await;
+    let receiver = authed::LoopbackReceiver::builder()
+        .open_browser(false)
+        .bind()
+        .await
+        .unwrap();
+    let flow = provider
+        .config(None)
+        .authorization_code(receiver.redirect_uri())
+        .response_mode(ResponseMode::FormPost)
+        .pushed(true)
+        .build()
+        .unwrap();
+    let e = receiver.sign_in(&flow).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert!(provider.pushed_requests().is_empty(), "nothing was pushed");
+}

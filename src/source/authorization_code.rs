@@ -575,6 +575,11 @@ impl AuthorizationCode {
         })
     }
 
+    /// How the provider returns this flow's responses.
+    pub fn response_mode(&self) -> crate::source::ResponseMode {
+        self.plan.response_mode
+    }
+
     /// The redirect URI this flow sends.
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
