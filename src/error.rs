@@ -34,6 +34,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | [`Transport`](Error::Transport) (but not a failed certificate check), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
+/// | [`UntrustedRedirect`](Error::UntrustedRedirect) | the HTTP client followed a redirect to an origin that may not receive tokens | build the client with `redirect::Policy::none()` |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
 ///
 /// No variant ever contains a token, a secret, a response body or a URL query.
@@ -185,6 +186,19 @@ pub enum Error {
     )]
     RedirectedUnauthorized {
         /// The origin (`scheme://host:port`) that answered 401.
+        origin: String,
+    },
+
+    /// The `reqwest::Client` under an [`AuthedClient`](crate::AuthedClient) or
+    /// [`AuthMiddleware`](crate::middleware::AuthMiddleware) followed a redirect to an origin
+    /// that may not receive tokens, so the answer is that origin's, not the API's: it is not
+    /// returned. reqwest drops `Authorization` on such a redirect but forwards other headers,
+    /// a DPoP proof among them. Build that client with
+    /// `.redirect(reqwest::redirect::Policy::none())`: authed then follows redirects itself,
+    /// only within the allowed origins, and returns a redirect elsewhere as the API's answer.
+    #[error("the HTTP client followed a redirect to {origin}, which may not receive tokens")]
+    UntrustedRedirect {
+        /// The origin (`scheme://host:port`) that answered.
         origin: String,
     },
 
@@ -367,6 +381,7 @@ impl Error {
                 | Error::Config(_)
                 | Error::Fapi(_)
                 | Error::UntrustedOrigin { .. }
+                | Error::UntrustedRedirect { .. }
                 | Error::UnsupportedTokenType { .. }
         )
     }
@@ -481,6 +496,7 @@ impl Error {
             Error::Fapi(_) => "fapi",
             Error::RedirectedUnauthorized { .. } => "redirected_unauthorized",
             Error::UntrustedOrigin { .. } => "untrusted_origin",
+            Error::UntrustedRedirect { .. } => "untrusted_redirect",
             Error::Callback(_) => "callback",
             Error::CodeExchange(_) => "code_exchange",
             Error::IdToken(_) => "id_token",
@@ -635,6 +651,10 @@ pub struct Unauthorized {
     /// `false` when the request body was a stream that cannot be sent twice, so no retry
     /// was attempted.
     pub replayable: bool,
+    /// `false` when the token source had no other token than the one rejected (a
+    /// [`StaticToken`](crate::StaticToken) cannot refresh): nothing was refreshed, and the
+    /// request was not sent again.
+    pub refreshable: bool,
     /// The `error` parameter of the API's `WWW-Authenticate: Bearer` challenge, if any.
     pub error: Option<String>,
     /// The challenge's `error_description`, if any.
@@ -643,7 +663,12 @@ pub struct Unauthorized {
 
 impl fmt::Display for Unauthorized {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.retried {
+        if !self.refreshable {
+            f.write_str(
+                "the API rejected the access token, and its source has no other to offer \
+                 (a static token cannot be refreshed)",
+            )?;
+        } else if self.retried {
             f.write_str("the API rejected the access token again after a refresh")?;
         } else if !self.replayable {
             f.write_str(
@@ -669,6 +694,7 @@ impl Unauthorized {
         Unauthorized {
             retried: false,
             replayable: true,
+            refreshable: true,
             error: challenge.and_then(|c| c.error.as_deref().map(clean)),
             description: challenge.and_then(|c| c.description.as_deref().map(clean)),
         }

@@ -39,8 +39,11 @@
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
 //!   `invalid_token` refreshes once and retries once. The same rules, one implementation,
-//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`) and any
-//!   tower client, tonic included (`authed::tower`, feature `tower`).
+//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`; a
+//!   request can name its user's login in its extensions), any tower client, tonic included
+//!   (`authed::tower`, feature `tower`), and any other HTTP client through [`AuthHeaders`]
+//!   (the headers for one request, and what to do after its answer; `examples/headers_hyper.rs`,
+//!   `examples/headers_ureq.rs`).
 //! - Resource servers: [`OAuthConfig::introspect`] (RFC 7662) answers whether a token is
 //!   active, with an [`Introspection`] of its claims. Mutual TLS (RFC 8705):
 //!   [`ClientAuthMethod::TlsClientAuth`], a client certificate from
@@ -83,7 +86,7 @@
 //!   [`OAuthConfigBuilder::dpop`] or [`dpop_key`](OAuthConfigBuilder::dpop_key). A [`DpopKey`]
 //!   (ES256, EdDSA or RS256) signs a proof for every token request (every grant) and every
 //!   [`AuthedClient`] request (`Authorization: DPoP`, `ath`); `use_dpop_nonce` is answered
-//!   with one retry per new nonce, remembered per origin; `dpop_jkt` binds the authorization
+//!   with one retry per call, the nonce remembered per origin; `dpop_jkt` binds the authorization
 //!   code; the key is stored with the login, so a restarted app refreshes a bound refresh
 //!   token with it.
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
@@ -160,8 +163,18 @@
 //!   Client authentication never falls back to a method the provider's metadata does not
 //!   list.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
-//! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
-//!   before sending.
+//! - Tokens, and the DPoP proofs of DPoP-bound tokens, go only to the origins you configure,
+//!   through every front door ([`AuthedClient`], `AuthMiddleware`, `AuthLayer`, [`AuthHeaders`]):
+//!   a request elsewhere is refused before sending; redirects are followed only within those
+//!   origins, each hop with a fresh proof, and a redirect to any other origin is not followed
+//!   but returned as the API's answer, so nothing reaches that origin (a `reqwest::Client` of
+//!   your own must be built with `redirect::Policy::none()`; one that follows a redirect
+//!   elsewhere anyway gets `Error::UntrustedRedirect`, never that origin's answer).
+//!   `tests/redirects.rs` `authed_client_returns_a_redirect_elsewhere_unfollowed`,
+//!   `the_middleware_returns_a_redirect_elsewhere_unfollowed`,
+//!   `the_tower_layer_never_sends_a_redirect_hop_elsewhere`,
+//!   `a_redirect_within_the_allowed_origins_is_followed_with_a_fresh_proof`,
+//!   `a_client_that_follows_redirects_itself_never_yields_the_other_origins_answer`.
 //! - A rotated refresh token is saved before the new access token is handed out.
 //! - Provider endpoints must be HTTPS except on loopback hosts, unless you opt out with a
 //!   setting named `danger_allow_insecure_http`.
@@ -203,7 +216,8 @@
 //!    when it takes effect.
 //!    `point6_a_plain_http_redirect_uri_is_refused_and_each_opt_out_warns_once`.
 //! 7. **A 401 from an origin the token was not sent to is not the token's rejection**: after a
-//!    redirect to another origin (reqwest drops the token), its 401 is
+//!    redirect to another allowed origin that a client of your own followed (reqwest drops
+//!    the token), its 401 is
 //!    `Error::RedirectedUnauthorized`, with no refresh and no replay. `tests/authed_client.rs`
 //!    `a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection`.
 //! 8. **Token responses are validated** (RFC 6749 §5.1, §7.1): a `token_type` other than
@@ -290,6 +304,7 @@ mod env;
 mod error;
 mod fapi;
 mod future;
+mod headers;
 mod id_token;
 mod introspect;
 mod jose;
@@ -300,6 +315,7 @@ mod loopback;
 pub mod middleware;
 mod mtls;
 mod oauth_error;
+mod origins;
 pub mod providers;
 mod request_url;
 mod retry;
@@ -326,6 +342,7 @@ pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use fapi::{Fapi2, FapiDuty};
 pub use future::BoxFuture;
+pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
 pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
