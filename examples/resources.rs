@@ -43,7 +43,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         flow = flow.resource(api);
     }
     let flow = flow.build()?;
-    let pending = flow.authorize();
+    let pending = flow.authorize().await?;
     let callback = provider.approve(pending.url()).await; // plays the browser
     let login = flow.complete_url(pending, &callback).await?;
     println!(

@@ -155,7 +155,16 @@ async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 async fn login(State(app): State<Arc<App>>) -> Response {
     let sid = oauth2::CsrfToken::new_random().secret().clone();
-    let pending = app.flow.authorize();
+    let pending = match app.flow.authorize().await {
+        Ok(pending) => pending,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("cannot start the sign-in: {e}"),
+            )
+                .into_response();
+        }
+    };
     let url = pending.url().to_owned();
     app.sessions
         .lock()

@@ -446,6 +446,10 @@ impl Call {
             self.nonce_retried = true;
             return Ok(Again::Send);
         }
+        // RFC 9470: the token is fine, the user's authentication is not; a refresh cannot help.
+        if let Some(step_up) = challenge.as_ref().and_then(|c| c.step_up()) {
+            return Err(Error::StepUpRequired(step_up));
+        }
         if self.refreshed || !challenge.as_ref().is_none_or(|c| c.asks_for_new_token()) {
             return Err(Error::Unauthorized(refused));
         }

@@ -42,7 +42,7 @@ pub(crate) fn check_browser_url(raw: &str, allow_insecure_http: bool) -> Result<
 /// `post_logout_redirect_uri`), RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a
 /// loopback host; or a native app's private-use scheme in reverse-domain form
 /// (`com.example.app:/callback`).
-pub(crate) fn check_redirect_uri(raw: &str) -> Result<(), Error> {
+pub(crate) fn check_redirect_uri(raw: &str) -> Result<Url, Error> {
     let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
     if url.fragment().is_some() {
         return Err(Error::config(
@@ -50,12 +50,12 @@ pub(crate) fn check_redirect_uri(raw: &str) -> Result<(), Error> {
         ));
     }
     match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(&url) => Ok(()),
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
         "http" => Err(Error::config(
             "the redirect URI must use https unless it is on loopback (RFC 9700 §2.6)",
         )),
-        scheme if scheme.contains('.') => Ok(()),
+        scheme if scheme.contains('.') => Ok(url),
         _ => Err(Error::config(
             "the redirect URI must be https, loopback http, or a private-use scheme in \
              reverse-domain form (RFC 8252 §7.1)",

@@ -1,6 +1,8 @@
 //! `WWW-Authenticate` challenges (RFC 9110 §11.6.1, RFC 6750 §3): what an API's 401 asks
-//! for. On the ground floor, so that `error` can describe a refusal without importing the
-//! request rules.
+//! for, a step-up authentication (RFC 9470) included. On the ground floor, so that `error` can
+//! describe a refusal without importing the request rules.
+
+use std::time::Duration;
 
 use http::HeaderMap;
 use http::header;
@@ -10,12 +12,110 @@ use http::header;
 pub(crate) struct Challenge {
     pub(crate) error: Option<String>,
     pub(crate) description: Option<String>,
+    /// RFC 9470 §3: the authentication context classes the API wants.
+    pub(crate) acr_values: Option<String>,
+    /// RFC 9470 §3: how recent, in seconds, the user's authentication must be.
+    pub(crate) max_age: Option<String>,
 }
+
+/// The RFC 9470 error code of a step-up challenge.
+pub(crate) const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentication";
 
 impl Challenge {
     /// `invalid_token`, or a bare challenge (the token was missing, expired or revoked).
     pub(crate) fn asks_for_new_token(&self) -> bool {
         self.error.as_deref().is_none_or(|e| e == "invalid_token")
+    }
+
+    /// What a step-up challenge (RFC 9470 §3, `insufficient_user_authentication`) asks for.
+    pub(crate) fn step_up(&self) -> Option<StepUp> {
+        if self.error.as_deref() != Some(INSUFFICIENT_USER_AUTHENTICATION) {
+            return None;
+        }
+        let clean = |s: &str| crate::oauth_error::clean(s);
+        Some(StepUp {
+            acr_values: self
+                .acr_values
+                .as_deref()
+                .map(|v| v.split(' ').filter(|a| !a.is_empty()).map(clean).collect())
+                .unwrap_or_default(),
+            // RFC 9470 §3: a non-negative integer; anything else is ignored, not guessed at.
+            max_age: self
+                .max_age
+                .as_deref()
+                .and_then(|m| m.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+            description: self.description.as_deref().map(clean),
+        })
+    }
+}
+
+/// What an API's step-up challenge asks for (RFC 9470 §3): a new sign-in whose
+/// authentication meets one of [`acr_values`](Self::acr_values), or is no older than
+/// [`max_age`](Self::max_age). Carried by [`Error::StepUpRequired`](crate::Error::StepUpRequired).
+///
+/// Pass it to
+/// [`AuthorizationCodeBuilder::step_up`](crate::AuthorizationCodeBuilder::step_up) to sign
+/// the user in again with `acr_values` and `max_age` set; the new ID token's `acr` and
+/// `auth_time` are then checked against them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepUp {
+    acr_values: Vec<String>,
+    max_age: Option<Duration>,
+    description: Option<String>,
+}
+
+impl StepUp {
+    /// A step-up asking for one of `acr_values` and, if set, an authentication no older than
+    /// `max_age`: to build one yourself (say, from your API's own policy).
+    pub fn new<I, S>(acr_values: I, max_age: Option<Duration>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        StepUp {
+            acr_values: acr_values.into_iter().map(Into::into).collect(),
+            max_age,
+            description: None,
+        }
+    }
+
+    /// The authentication context class references the API accepts, most preferred first
+    /// (the challenge's `acr_values`, split at spaces); empty when it named none.
+    pub fn acr_values(&self) -> &[String] {
+        &self.acr_values
+    }
+
+    /// The longest time since the user's authentication the API accepts (the challenge's
+    /// `max_age`).
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// The challenge's `error_description`, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
+
+impl std::fmt::Display for StepUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the API asks for a new sign-in")?;
+        if !self.acr_values.is_empty() {
+            write!(f, " with acr_values {:?}", self.acr_values.join(" "))?;
+        }
+        if let Some(max_age) = self.max_age {
+            let and = if self.acr_values.is_empty() {
+                ""
+            } else {
+                " and"
+            };
+            write!(f, "{and} at most {}s old", max_age.as_secs())?;
+        }
+        if let Some(d) = &self.description {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
     }
 }
 
@@ -40,6 +140,8 @@ pub(crate) fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
                 return Some(Challenge {
                     error: get("error"),
                     description: get("error_description"),
+                    acr_values: get("acr_values"),
+                    max_age: get("max_age"),
                 });
             }
             saw_other = true;
@@ -47,7 +149,7 @@ pub(crate) fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
     }
     saw_other.then(|| Challenge {
         error: Some("-".to_owned()),
-        description: None,
+        ..Challenge::default()
     })
 }
 
@@ -177,6 +279,36 @@ mod tests {
         let basic = bearer_challenge(&headers(&[r#"Basic realm="x""#])).unwrap();
         assert!(!basic.asks_for_new_token());
         assert_eq!(bearer_challenge(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_step_up_challenge_says_what_it_asks_for() {
+        let c = bearer_challenge(&headers(&[
+            r#"Bearer error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="myACR gold""#,
+        ]))
+        .unwrap();
+        assert!(!c.asks_for_new_token());
+        let s = c.step_up().unwrap();
+        assert_eq!(s.acr_values(), ["myACR", "gold"]);
+        assert_eq!(s.max_age(), None);
+        let c = bearer_challenge(&headers(&[
+            r#"DPoP error="insufficient_user_authentication", max_age="5""#,
+        ]))
+        .unwrap();
+        let s = c.step_up().unwrap();
+        assert!(s.acr_values().is_empty());
+        assert_eq!(s.max_age(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            s.to_string(),
+            "the API asks for a new sign-in at most 5s old"
+        );
+        let bad_age = bearer_challenge(&headers(&[
+            r#"Bearer error="insufficient_user_authentication", max_age="-1""#,
+        ]))
+        .unwrap();
+        assert_eq!(bad_age.step_up().unwrap().max_age(), None);
+        let scope = bearer_challenge(&headers(&[r#"Bearer error="insufficient_scope""#])).unwrap();
+        assert_eq!(scope.step_up(), None);
     }
 
     #[test]

@@ -34,8 +34,9 @@ impl OAuthConfig {
     /// one asked for, character for character (RFC 8414 §3.3: a trailing `/` counts), so a
     /// document cannot claim another provider's identity. What the two documents name is
     /// merged: a field named in the OpenID document is taken from it, any other from the
-    /// RFC 8414 one. `jwks_uri` and
-    /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too, and
+    /// RFC 8414 one. `jwks_uri`, `authorization_response_iss_parameter_supported` (RFC
+    /// 9207), `pushed_authorization_request_endpoint` and
+    /// `require_pushed_authorization_requests` (RFC 9126) are read too, and
     /// `mtls_endpoint_aliases` (RFC 8705 §5), used instead of the plain endpoints when the
     /// client presents a certificate
     /// ([`client_certificate`](crate::OAuthConfigBuilder::client_certificate), or a
@@ -285,17 +286,19 @@ fn builder_from_metadata(
     if let Some(url) = field("registration_endpoint")? {
         builder = builder.registration_url(url);
     }
-    match meta.get("authorization_response_iss_parameter_supported") {
-        None | Some(Value::Null) => {}
-        Some(Value::Bool(b)) => {
-            builder = builder.iss_parameter_supported(*b);
-        }
-        Some(_) => {
-            return Err(malformed(
-                "metadata field authorization_response_iss_parameter_supported is not a boolean"
-                    .into(),
-            ));
-        }
+    if let Some(url) = field("pushed_authorization_request_endpoint")? {
+        builder = builder.par_url(url);
+    }
+    let flag = |name: &str| match meta.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(malformed(format!("metadata field {name} is not a boolean"))),
+    };
+    if let Some(b) = flag("authorization_response_iss_parameter_supported")? {
+        builder = builder.iss_parameter_supported(b);
+    }
+    if let Some(b) = flag("require_pushed_authorization_requests")? {
+        builder = builder.require_pushed_authorization_requests(b);
     }
     match meta.get("token_endpoint_auth_methods_supported") {
         None | Some(Value::Null) => {}

@@ -72,6 +72,14 @@
 //!   [`for_scopes`](RefreshTokenSource::for_scopes) give a [`ResourceTokenSource`] per target,
 //!   each with its own cached token and single flight, all spending the login's one refresh
 //!   token in turn; `examples/resources.rs` shows it.
+//! - Modern sign-in requests, each a setter of [`AuthorizationCodeBuilder`]: pushed (PAR, RFC
+//!   9126, [`pushed`](AuthorizationCodeBuilder::pushed); automatic when the provider requires
+//!   it), signed (JAR, RFC 9101, [`signed`](AuthorizationCodeBuilder::signed)), answered by a
+//!   form post or a signed JWT ([`ResponseMode`], JARM), with rich authorization details
+//!   ([`AuthorizationDetail`], RFC 9396, also on client credentials and refreshes), and
+//!   step-up authentication (RFC 9470: an API's challenge is [`Error::StepUpRequired`],
+//!   answered with [`step_up`](AuthorizationCodeBuilder::step_up)). One switch,
+//!   [`OAuthConfigBuilder::fapi2`], checks the FAPI 2.0 client duties ([`FapiDuty`]).
 //! - Many users in one app: [`UserSources`] holds each signed-in user's
 //!   [`RefreshTokenSource`] by store key (loaded from the store on first use, dropped from
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
@@ -139,6 +147,20 @@
 //! sign-in always uses PKCE S256, and `state`, `nonce` and RFC 9207 `iss` are checked. Every
 //! promise, with the test that plays the attacker: [`security`].
 //!
+//! 13. **A pushed request never shows its parameters to the browser**: the authorization URL
+//!     carries only `client_id` and the single-use `request_uri`, pushed with client
+//!     authentication (and a DPoP proof); the provider refuses a replayed or expired one.
+//!     `tests/par.rs` `the_browser_gets_only_client_id_and_request_uri_and_every_parameter_is_pushed`,
+//!     `a_request_uri_is_used_once_and_not_after_it_expires`; interop
+//!     `fapi::a_replayed_request_uri_is_refused_and_the_sign_in_completes_once`.
+//! 14. **A step-up challenge is never answered with a refresh**: the API's
+//!     `insufficient_user_authentication` is [`Error::StepUpRequired`] after one request, and
+//!     the sign-in that answers it checks the ID token's `acr` and `auth_time`.
+//!     `tests/step_up.rs`; interop
+//!     `fapi::a_step_up_answer_is_a_typed_error_and_the_new_sign_in_reaches_the_level_asked`.
+//! 15. **FAPI 2.0 duties are checked before anything is sent**, each refusal naming its duty.
+//!     `tests/fapi.rs` `each_configuration_duty_is_named`, `each_flow_duty_is_named`.
+//!
 //! All requests need a Tokio runtime, except through `authed::blocking` (feature `blocking`),
 //! which brings its own.
 #![forbid(unsafe_code)]
@@ -157,6 +179,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod authorization_details;
 mod authorize;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
@@ -171,8 +194,10 @@ mod discovery;
 mod dpop;
 mod end_session;
 mod endpoint;
+mod endpoints;
 mod env;
 mod error;
+mod fapi;
 mod future;
 mod headers;
 mod id_token;
@@ -216,6 +241,8 @@ pub mod security {}
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use authorization_details::AuthorizationDetail;
+pub use challenge::StepUp;
 pub use claims::Address;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
@@ -224,6 +251,7 @@ pub use end_session::{EndSession, EndSessionBuilder, SignOut};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, Unauthorized, UserInfoError};
+pub use fapi::{Fapi2, FapiDuty};
 pub use future::BoxFuture;
 pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
@@ -245,9 +273,9 @@ pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     JwtBearer, JwtBearerBuilder, Logout, PendingAuthorization, RefreshTokenSource,
-    RefreshTokenSourceBuilder, ResourceTokenSource, ResourceTokenSourceBuilder, StaticToken,
-    SubjectToken, TokenExchange, TokenExchangeBuilder, TokenFuture, TokenSource, UserSources,
-    UserSourcesBuilder, token_types,
+    RefreshTokenSourceBuilder, ResourceTokenSource, ResourceTokenSourceBuilder, ResponseMode,
+    StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder, TokenFuture, TokenSource,
+    UserSources, UserSourcesBuilder, token_types,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]

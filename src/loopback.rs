@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::BoxFuture;
 use crate::error::{CallbackError, Error};
-use crate::source::{AuthorizationCode, Callback, PendingAuthorization, RefreshTokenSource};
+use crate::source::{
+    AuthorizationCode, Callback, PendingAuthorization, RefreshTokenSource, ResponseMode,
+};
 use crate::token::Secret;
 
 /// Receives the authorization callback of a native app on `http://127.0.0.1:<port>/<path>`
@@ -149,10 +151,14 @@ impl LoopbackReceiver {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when `flow` was built with another redirect URI; otherwise as
-    /// [`receive`](Self::receive) and [`complete`](AuthorizationCode::complete).
+    /// [`Error::Config`] when `flow` was built with another redirect URI or a `form_post`
+    /// response mode (the receiver takes GETs); otherwise as
+    /// [`authorize`](AuthorizationCode::authorize), [`receive`](Self::receive) and
+    /// [`complete`](AuthorizationCode::complete).
     pub async fn sign_in(self, flow: &AuthorizationCode) -> Result<RefreshTokenSource, Error> {
-        let pending = flow.authorize();
+        // Checked before the request is made (and, for a pushed one, sent).
+        self.check_flow(flow)?;
+        let pending = flow.authorize().await?;
         self.finish_sign_in(flow, pending).await
     }
 
@@ -168,11 +174,7 @@ impl LoopbackReceiver {
         flow: &AuthorizationCode,
         pending: PendingAuthorization,
     ) -> Result<RefreshTokenSource, Error> {
-        if flow.redirect_uri() != self.redirect_uri {
-            return Err(Error::config(
-                "the flow must be built with the receiver's redirect_uri()",
-            ));
-        }
+        self.check_flow(flow)?;
         let (callback, page) = match self.wait(&pending).await {
             Ok(received) => received,
             Err(e) => {
@@ -189,6 +191,25 @@ impl LoopbackReceiver {
         });
         self.stop().await;
         result
+    }
+
+    /// `flow` sends its callbacks here: to this redirect URI, as a GET.
+    fn check_flow(&self, flow: &AuthorizationCode) -> Result<(), Error> {
+        if flow.redirect_uri() != self.redirect_uri {
+            return Err(Error::config(
+                "the flow must be built with the receiver's redirect_uri()",
+            ));
+        }
+        if matches!(
+            flow.response_mode(),
+            ResponseMode::FormPost | ResponseMode::FormPostJwt
+        ) {
+            return Err(Error::config(
+                "the loopback receiver takes the callback as a GET: build the flow with a query \
+                 response mode (ResponseMode::Query, Jwt or QueryJwt)",
+            ));
+        }
+        Ok(())
     }
 
     async fn wait(&mut self, pending: &PendingAuthorization) -> Result<Received, Error> {

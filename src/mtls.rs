@@ -103,6 +103,7 @@ pub(crate) struct MtlsAliases {
     pub(crate) revocation: Option<String>,
     pub(crate) introspection: Option<String>,
     pub(crate) device_authorization: Option<String>,
+    pub(crate) pushed_authorization_request: Option<String>,
 }
 
 impl MtlsAliases {
@@ -124,6 +125,7 @@ impl MtlsAliases {
         Ok(MtlsAliases {
             token: field("token_endpoint")?,
             revocation: field("revocation_endpoint")?,
+            pushed_authorization_request: field("pushed_authorization_request_endpoint")?,
             introspection: field("introspection_endpoint")?,
             device_authorization: field("device_authorization_endpoint")?,
         })

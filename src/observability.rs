@@ -16,14 +16,14 @@
 //!
 //! | Span | Field | Value |
 //! |---|---|---|
-//! | [`provider_request`](span::PROVIDER_REQUEST): one call to a provider, every attempt, backoff and `Retry-After` wait included | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `introspection`, `jwks`, `discovery`, `userinfo`, `registration`, `workload` (a cloud metadata server, GitHub's OIDC endpoint) |
+//! | [`provider_request`](span::PROVIDER_REQUEST): one call to a provider, every attempt, backoff and `Retry-After` wait included | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `introspection`, `pushed_authorization`, `jwks`, `discovery`, `userinfo`, `registration`, `workload` (a cloud metadata server, GitHub's OIDC endpoint) |
 //! | | `server.address`, `server.port` | the endpoint's host and port (never its path or query) |
 //! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
 //! | | `http.response.status_code` | the last answer's HTTP status (none after a transport failure) |
 //! | | `error.type` | only when the call failed: its [`Error::kind`](crate::Error::kind) (`invalid_grant`, `transport`, `timeout`, `rate_limited`, ...) |
 //! | | `otel.status_code` | `ERROR` when the call failed |
 //! | | `duration_ms` | the whole call, as long as the caller waited |
-//! | [`POST`](span::POST) or [`GET`](span::GET): one HTTP request sent, a child of `provider_request` (`otel.kind` = `client`) | `http.request.method` | `POST` (token, revocation, device authorization, introspection, registration) or `GET` (discovery, JWKS, userinfo, workload credentials) |
+//! | [`POST`](span::POST) or [`GET`](span::GET): one HTTP request sent, a child of `provider_request` (`otel.kind` = `client`) | `http.request.method` | `POST` (token, revocation, device authorization, introspection, pushed authorization, registration) or `GET` (discovery, JWKS, userinfo, workload credentials) |
 //! | | `server.address`, `server.port`, `url.scheme` | from the endpoint's URL |
 //! | | `url.full` | the endpoint's URL without user info, query or fragment |
 //! | | `http.request.resend_count` | `1`, `2`, ... on a request sent again (a retry, a DPoP nonce); absent on the first |

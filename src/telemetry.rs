@@ -30,6 +30,8 @@ pub(crate) enum Call {
     DeviceAuthorization,
     /// RFC 7662 token introspection.
     Introspection,
+    /// RFC 9126 pushed authorization request (a sign-in's first request).
+    PushedAuthorization,
     /// The provider's signing keys, for ID token validation.
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
@@ -61,6 +63,7 @@ impl Call {
             Call::Revocation => "revocation",
             Call::DeviceAuthorization => "device_authorization",
             Call::Introspection => "introspection",
+            Call::PushedAuthorization => "pushed_authorization",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
             Call::UserInfo => "userinfo",

@@ -251,6 +251,16 @@ impl Token {
         &self.extra
     }
 
+    /// The `authorization_details` the provider granted (RFC 9396 §7), from the token
+    /// response: `None` when it sent none (or an `extra` set by hand holds something else).
+    /// A token response with malformed ones is refused, so a token from a provider has
+    /// either none or well-formed ones.
+    pub fn authorization_details(&self) -> Option<Vec<crate::AuthorizationDetail>> {
+        self.extra
+            .get("authorization_details")
+            .and_then(crate::authorization_details::from_value)
+    }
+
     /// `true` when the token is still usable at `now` with `margin` to spare.
     ///
     /// The margin is clamped for short-lived tokens (see [`ExpiryPolicy`]). A token without an

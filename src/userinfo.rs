@@ -98,7 +98,7 @@ impl RefreshTokenSource {
     ///     .authorization_code("http://127.0.0.1:8400/callback")
     ///     .scopes(["openid", "email"])
     ///     .build()?;
-    /// let pending = flow.authorize();
+    /// let pending = flow.authorize().await?;
     /// let callback = provider.approve(pending.url()).await; // plays the browser
     /// let login = flow.complete_url(pending, &callback).await?;
     ///

@@ -54,7 +54,7 @@ async fn authorize_url_carries_s256_state_nonce_scopes_and_extra_params() {
         .param("custom", "x y")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let url = url::Url::parse(pending.url()).unwrap();
     assert_eq!(url.path(), "/authorize");
     let q = query(pending.url());
@@ -86,7 +86,7 @@ async fn authorize_url_carries_s256_state_nonce_scopes_and_extra_params() {
     assert_eq!(verifier.len(), 43);
     assert!(state.len() >= 22);
 
-    let again = flow.authorize();
+    let again = flow.authorize().await.unwrap();
     let (state2, verifier2) = secrets(&again);
     assert_ne!(state, state2);
     assert_ne!(verifier, verifier2);
@@ -99,7 +99,7 @@ async fn authorize_url_carries_s256_state_nonce_scopes_and_extra_params() {
         .scopes(["repo"])
         .build()
         .unwrap();
-    assert!(!query(plain.authorize().url()).contains_key("nonce"));
+    assert!(!query(plain.authorize().await.unwrap().url()).contains_key("nonce"));
     let e = provider
         .config(None)
         .authorization_code(REDIRECT)
@@ -126,7 +126,7 @@ async fn verifier_reaches_the_token_request_and_the_login_works() {
         .store(store.clone())
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     // A web app keeps the pending authorization in its session store between requests.
     let saved = serde_json::to_string(&pending).unwrap();
     let pending: PendingAuthorization = serde_json::from_str(&saved).unwrap();
@@ -178,11 +178,11 @@ async fn a_wrong_verifier_is_refused_by_the_provider() {
         .authorization_code(REDIRECT)
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = browse(pending.url()).await;
     // Another authorization's pending state with this one's state: a verifier that does not
     // match the challenge.
-    let mut other = serde_json::to_value(flow.authorize()).unwrap();
+    let mut other = serde_json::to_value(flow.authorize().await.unwrap()).unwrap();
     other["state"] = serde_json::to_value(&pending).unwrap()["state"].clone();
     let other: PendingAuthorization = serde_json::from_value(other).unwrap();
     let e = flow.complete_url(other, &callback).await.unwrap_err();
@@ -198,7 +198,7 @@ async fn state_and_issuer_mismatches_are_rejected_before_any_token_request() {
         .authorization_code(REDIRECT)
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let saved = serde_json::to_string(&pending).unwrap();
     let copy = || serde_json::from_str::<PendingAuthorization>(&saved).unwrap();
     let callback = browse(pending.url()).await;
@@ -251,7 +251,7 @@ async fn state_and_issuer_mismatches_are_rejected_before_any_token_request() {
             CallbackError::MissingCode,
         ),
     ] {
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let (state, _) = secrets(&pending);
         let e = flow.complete(pending, &make(&state)).await.unwrap_err();
         assert!(matches!(e, Error::Callback(k) if k == expected), "{e:?}");
@@ -268,7 +268,7 @@ async fn callback_errors_become_typed_errors_with_the_description() {
         .authorization_code(REDIRECT)
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = browse(pending.url()).await;
     match flow.complete_url(pending, &callback).await {
         Err(Error::AccessDenied(e)) => {
@@ -279,7 +279,7 @@ async fn callback_errors_become_typed_errors_with_the_description() {
         other => panic!("expected AccessDenied, got {other:?}"),
     }
 
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let (state, _) = secrets(&pending);
     let q = format!("error=temporarily_unavailable&error_description=later&state={state}");
     let e = flow
@@ -294,7 +294,7 @@ async fn callback_errors_become_typed_errors_with_the_description() {
     // A forged error with another state is reported as a state mismatch.
     let q = "error=access_denied&state=forged";
     let e = flow
-        .complete(flow.authorize(), &Callback::from_query(q))
+        .complete(flow.authorize().await.unwrap(), &Callback::from_query(q))
         .await
         .unwrap_err();
     assert!(

@@ -269,7 +269,7 @@ async fn a_restarted_app_refreshes_a_bound_login_with_the_stored_key() {
         .key("ada")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let authorize = url::Url::parse(pending.url()).unwrap();
     let jkt = authorize
         .query_pairs()

@@ -24,7 +24,7 @@ async fn sign_in(
         .key("user")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = provider.approve(pending.url()).await;
     flow.complete_url(pending, &callback).await.unwrap()
 }
@@ -293,7 +293,7 @@ async fn no_secret_of_these_flows_reaches_a_log_line() {
         .resource(provider.resource_url("files"))
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = provider.approve(pending.url()).await;
     let login = flow.complete_url(pending, &callback).await.unwrap();
     login.userinfo().await.unwrap();

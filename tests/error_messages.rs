@@ -157,7 +157,7 @@ async fn a_refused_authorization_does_not_repeat_its_prefix() {
         .authorization_code("http://127.0.0.1:9/callback")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let state = state_of(pending.url());
     let callback = Callback::from_query(&format!(
         "error=access_denied&error_description=the+user+said+no&state={state}"
@@ -179,7 +179,10 @@ async fn a_refused_callback_says_why() {
         .build()
         .unwrap();
     let e = flow
-        .complete(flow.authorize(), &Callback::new(CODE, "forged-state"))
+        .complete(
+            flow.authorize().await.unwrap(),
+            &Callback::new(CODE, "forged-state"),
+        )
         .await
         .unwrap_err();
     assert!(e.requires_reauthorization());
@@ -194,7 +197,7 @@ async fn a_failed_code_exchange_shows_its_cause_once() {
         .authorization_code("http://127.0.0.1:9/callback")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let state = state_of(pending.url());
     let e = flow
         .complete(pending, &Callback::new(CODE, state))

@@ -101,7 +101,7 @@ async fn run(grant: &str, fault: Fault) -> String {
                 .authorization_code("http://127.0.0.1:9/callback")
                 .build()
                 .unwrap();
-            let pending = flow.authorize();
+            let pending = flow.authorize().await.unwrap();
             let state = url::Url::parse(pending.url())
                 .unwrap()
                 .query_pairs()

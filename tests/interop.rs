@@ -33,6 +33,8 @@ use common::{Counting, resource, spawn_ready};
 
 #[path = "interop/dpop.rs"]
 mod dpop;
+#[path = "interop/fapi.rs"]
+mod fapi;
 
 #[path = "interop/oidc.rs"]
 mod oidc;
@@ -54,6 +56,12 @@ impl Server {
     }
 
     fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_script("server.mjs", env)
+    }
+
+    /// The server of another script of interop/ (`fapi.mjs`: the FAPI 2.0 issuer), under
+    /// the same contract.
+    fn start_script(script: &str, env: &[(&str, &str)]) -> Self {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -62,10 +70,10 @@ impl Server {
         let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
         let mut command = Command::new(&node);
         command
-            .arg("server.mjs")
+            .arg(script)
             .current_dir(&dir)
             .envs(env.iter().copied());
-        let (child, stdin, issuer) = spawn_ready(command, &format!("{node} interop/server.mjs"));
+        let (child, stdin, issuer) = spawn_ready(command, &format!("{node} interop/{script}"));
         Server {
             issuer,
             child,
@@ -372,7 +380,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         assert!(
             callback.contains("iss="),
@@ -447,7 +455,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let code = url::Url::parse(&callback)
             .unwrap()
@@ -481,7 +489,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let mut stripped = url::Url::parse(&callback).unwrap();
         let kept: Vec<(String, String)> = stripped
@@ -555,7 +563,7 @@ mod signin {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let login = flow.complete_url(pending, &callback).await.unwrap();
         let token = login.token().await.unwrap();

@@ -192,7 +192,7 @@ impl Dot {
             .scopes(SCOPES)
             .build()
             .unwrap();
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = self.sign_in(pending.url()).await;
         flow.complete_url(pending, &callback).await.unwrap()
     }
@@ -374,7 +374,7 @@ async fn authorization_code_with_pkce_and_an_id_token_checked_against_the_jwks()
         .scopes(SCOPES)
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = server.sign_in(pending.url()).await;
     assert!(callback.contains("iss="), "RFC 9207 iss: {callback}");
     let login = Arc::new(flow.complete_url(pending, &callback).await.unwrap());
@@ -601,7 +601,7 @@ async fn logout_revokes_the_login_at_the_server() {
         .require_revocation()
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = server.sign_in(pending.url()).await;
     let login = flow.complete_url(pending, &callback).await.unwrap();
     let token = login.token().await.unwrap();

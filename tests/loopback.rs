@@ -260,7 +260,7 @@ async fn a_full_loopback_login_driven_by_the_browser() {
         .scopes(["openid"])
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let waiting = {
         let pending: PendingAuthorization =
             serde_json::from_value(serde_json::to_value(&pending).unwrap()).unwrap();
@@ -337,7 +337,7 @@ async fn a_callback_with_an_error_shows_it_and_is_typed() {
         .authorization_code(receiver.redirect_uri())
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let url = pending.url().to_owned();
     let waiting = {
         let flow = flow.clone();

@@ -46,7 +46,7 @@ async fn sign_in(
     sub: &str,
 ) -> RefreshTokenSource {
     provider.set_subject(sub);
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -58,7 +58,7 @@ async fn no_secret_reaches_a_log_line() {
         .store(store.clone())
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let p = serde_json::to_value(&pending).unwrap();
     for k in ["state", "verifier", "nonce"] {
         secrets.push(p[k].as_str().unwrap().to_owned());

@@ -306,7 +306,7 @@ async fn a_sign_in_refresh_and_api_calls_follow_the_opentelemetry_http_conventio
         .scopes(["openid", "api"])
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let pending_secrets = serde_json::to_value(&pending).unwrap();
     let callback = provider.sign_in(&pending).await;
     let login = flow.complete(pending, &callback).await.unwrap();

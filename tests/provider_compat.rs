@@ -161,7 +161,7 @@ async fn compressed_discovery_and_jwks_are_decoded() {
         .scopes(["openid"])
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -13,7 +13,7 @@ async fn sign_in(provider: &TestProvider, config: &OAuthConfig) -> authed::Refre
         .scopes(["openid"])
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = provider.approve(pending.url()).await;
     flow.complete_url(pending, &callback).await.unwrap()
 }

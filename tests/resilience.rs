@@ -87,7 +87,7 @@ async fn an_authorization_code_exchange_is_never_retried() {
         .authorization_code("http://127.0.0.1:9/callback")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let state = url::Url::parse(pending.url())
         .unwrap()
         .query_pairs()

@@ -479,7 +479,7 @@ async fn sign_in(
         flow = flow.resource(*r);
     }
     let flow = flow.build().unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = provider.approve(pending.url()).await;
     flow.complete_url(pending, &callback).await.unwrap()
 }

@@ -56,7 +56,7 @@ fn is_spent(e: &Error) -> bool {
 async fn a_replay_after_thousands_of_later_sign_ins_sends_nothing() {
     let provider = TestProvider::start().await;
     let flow = flow(&provider.config(None));
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let saved = copy(&pending);
     let callback = callback(&provider, &pending).await;
     flow.complete(pending, &callback).await.unwrap();
@@ -64,7 +64,7 @@ async fn a_replay_after_thousands_of_later_sign_ins_sends_nothing() {
 
     // 5,000 later sign-ins, each refused by the user (no token request), each spent.
     for _ in 0..5000 {
-        let later = flow.authorize();
+        let later = flow.authorize().await.unwrap();
         let refused = Callback::from_query(&format!(
             "error=access_denied&state={}&iss={}",
             state_of(&later),
@@ -88,7 +88,7 @@ async fn a_replay_through_another_flow_of_the_same_configuration_sends_nothing()
     let first = flow(&config);
     let second = flow(&config);
     let third = flow(&config.clone());
-    let pending = first.authorize();
+    let pending = first.authorize().await.unwrap();
     let saved = [copy(&pending), copy(&pending)];
     let callback = callback(&provider, &pending).await;
     first.complete(pending, &callback).await.unwrap();
@@ -111,14 +111,14 @@ async fn an_expired_pending_authorization_is_refused_without_a_request() {
         .unwrap();
 
     // Within its lifetime, to the second: completed.
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback_ok = callback(&provider, &pending).await;
     clock.advance(Duration::from_secs(600));
     flow.complete(pending, &callback_ok).await.unwrap();
     assert_eq!(provider.token_requests(), 1);
 
     // One second later it would have expired: refused, typed, nothing sent.
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let saved = copy(&pending);
     let late = callback(&provider, &pending).await;
     clock.advance(Duration::from_secs(601));
@@ -138,7 +138,7 @@ async fn an_expired_pending_authorization_is_refused_without_a_request() {
     assert_eq!(provider.token_requests(), 1);
 
     // A pending authorization kept by an older version has no lifetime: refused too.
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let mut old = serde_json::to_value(&pending).unwrap();
     old.as_object_mut()
         .unwrap()

@@ -68,7 +68,7 @@ fn recording_store() -> (
 
 /// The callback's query with its `code` and `state`, for forging variants of it.
 async fn real_callback(flow: &AuthorizationCode) -> (PendingAuthorization, String, String) {
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = browse(pending.url()).await;
     let code = url::Url::parse(&callback)
         .unwrap()
@@ -101,7 +101,10 @@ async fn point1_a_replayed_completion_sends_nothing_and_a_failed_exchange_is_not
     // A clone of the flow shares what was spent.
     let e = flow
         .clone()
-        .complete(copy(&flow.authorize()), &Callback::new("x", "y"))
+        .complete(
+            copy(&flow.authorize().await.unwrap()),
+            &Callback::new("x", "y"),
+        )
         .await;
     assert!(matches!(
         e,
@@ -285,7 +288,7 @@ async fn point4_the_loopback_receiver_takes_only_a_get_for_its_own_host_and_tell
         .to_owned();
     let port = host.rsplit(':').next().unwrap().to_owned();
     let flow = config.authorization_code(&redirect_uri).build().unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let url = pending.url().to_owned();
     let state = state_of(&pending);
     let signing_in = {

@@ -31,7 +31,7 @@ async fn sign_in_with(
         flow = flow.store(store).key("user");
     }
     let flow = flow.build().unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = provider.approve(pending.url()).await;
     flow.complete_url(pending, &callback).await.unwrap()
 }

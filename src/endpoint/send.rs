@@ -329,6 +329,25 @@ impl Endpoint {
         self.send(call, url, form, Replay::Safe, None).await
     }
 
+    /// A pushed authorization request (RFC 9126 §2.1): authenticated like a token request,
+    /// with a DPoP proof when the configuration has a key (RFC 9449 §10.1: the code is then
+    /// bound to it). Safe to send again: each request makes a new `request_uri`, and an
+    /// unused one expires.
+    pub(crate) async fn post_pushed_authorization(
+        &self,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        self.send(
+            Call::PushedAuthorization,
+            url,
+            form,
+            Replay::Safe,
+            self.dpop.as_ref(),
+        )
+        .await
+    }
+
     /// One call in its span: see [`observed`].
     async fn send(
         &self,

@@ -134,6 +134,16 @@ pub(crate) fn token_from_answer_bound(
     if dpop.is_some() && token_type != "DPoP" {
         return Err(Error::UnsupportedTokenType { token_type });
     }
+    // RFC 9396 §7: granted details are trusted by the application; malformed ones are not
+    // a grant it can read.
+    if let Some(details) = fields.get("authorization_details").filter(|v| !v.is_null())
+        && crate::authorization_details::from_value(details).is_none()
+    {
+        return Err(Error::malformed(
+            status,
+            "authorization_details is not an array of objects with a type",
+        ));
+    }
     // `expires` is Facebook's older name for `expires_in`.
     let expiry = match ["expires_in", "expires"]
         .iter()

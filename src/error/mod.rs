@@ -13,6 +13,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::challenge::StepUp;
+use crate::fapi::FapiDuty;
 use crate::oauth_error::{OAuthError, clean};
 use crate::provider_codes::{DeadGrant, is_dead_grant, is_rate_limit};
 use crate::transport_failure::{TlsFailure, reason_of, tls_failure, transport_summary};
@@ -33,7 +35,8 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
-/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected), [`InvalidRedirectUri`](Error::InvalidRedirectUri), [`InvalidClientMetadata`](Error::InvalidClientMetadata) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`StepUpRequired`](Error::StepUpRequired) | the API wants a stronger or more recent authentication (RFC 9470) | sign the user in again with what it asks for ([`AuthorizationCodeBuilder::step_up`](crate::AuthorizationCodeBuilder::step_up)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`Fapi`](Error::Fapi), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected), [`InvalidRedirectUri`](Error::InvalidRedirectUri), [`InvalidClientMetadata`](Error::InvalidClientMetadata) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`UserInfo`](Error::UserInfo) | a UserInfo answer was refused (another user's `sub`, a bad signature) | do not use it; [`UserInfoError`] says why |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) or [`HttpStatus`](Error::HttpStatus) with a 5xx or 429 status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` / `slow_down`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`HttpStatus`](Error::HttpStatus) with another status | an API answered with an error status (`error_for_status()?`) | depends on the status |
@@ -134,6 +137,13 @@ pub enum Error {
     #[error("{0}")]
     Unauthorized(Unauthorized),
 
+    /// The API answered `401` with `error="insufficient_user_authentication"` (RFC 9470): the
+    /// token is fine, but the user's authentication is not strong or recent enough. Nothing
+    /// was refreshed or sent again; sign the user in again with what [`StepUp`] names
+    /// ([`AuthorizationCodeBuilder::step_up`](crate::AuthorizationCodeBuilder::step_up)).
+    #[error("{0}")]
+    StepUpRequired(StepUp),
+
     /// The request never got a usable HTTP answer: connection, TLS, timeout, or body read
     /// failure. `Display` names which in words ("could not connect to the server", "the HTTP
     /// request timed out", "the server's TLS certificate was not accepted", ...); the
@@ -195,6 +205,12 @@ pub enum Error {
     /// host, missing setting).
     #[error("configuration error: {0}")]
     Config(String),
+
+    /// A configuration or sign-in flow under a FAPI 2.0 profile
+    /// ([`OAuthConfigBuilder::fapi2`](crate::OAuthConfigBuilder::fapi2)) does not meet one of
+    /// the client's duties, named by the [`FapiDuty`]. Nothing was sent.
+    #[error("the FAPI 2.0 profile is not met: {0}")]
+    Fapi(FapiDuty),
 
     /// The API redirected the request to another origin, and that origin answered
     /// `401 Unauthorized`. The token was not sent there (reqwest drops `Authorization` when a
@@ -451,6 +467,7 @@ impl Error {
                 | Error::Callback(_)
                 | Error::CodeExchange(_)
                 | Error::IdToken(_)
+                | Error::StepUpRequired(_)
         )
     }
 
@@ -462,6 +479,7 @@ impl Error {
                 | Error::UnauthorizedClient(_)
                 | Error::InvalidScope(_)
                 | Error::Config(_)
+                | Error::Fapi(_)
                 | Error::UntrustedOrigin { .. }
                 | Error::UntrustedRedirect { .. }
                 | Error::UnsupportedTokenType { .. }
@@ -520,7 +538,7 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata` | the variant of that name |
+    /// | `unauthorized`, `step_up_required`, `malformed_response`, `unsupported_token_type`, `config`, `fapi`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata` | the variant of that name |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None, error: None };
@@ -552,6 +570,7 @@ impl Error {
                     .unwrap_or("oauth_error")
             }
             Error::Unauthorized(_) => "unauthorized",
+            Error::StepUpRequired(_) => "step_up_required",
             Error::Transport(_) if self.is_timeout() => "timeout",
             Error::Transport(_) => "transport",
             Error::ServerCertificateRejected(_) => "server_certificate_rejected",
@@ -560,6 +579,7 @@ impl Error {
             Error::MalformedResponse { .. } => "malformed_response",
             Error::UnsupportedTokenType { .. } => "unsupported_token_type",
             Error::Config(_) => "config",
+            Error::Fapi(_) => "fapi",
             Error::RedirectedUnauthorized { .. } => "redirected_unauthorized",
             Error::UntrustedOrigin { .. } => "untrusted_origin",
             Error::UntrustedRedirect { .. } => "untrusted_redirect",

@@ -99,6 +99,12 @@ pub enum IdTokenError {
     /// The provider's JWKS could not be fetched or read, or no JWKS URL is configured.
     #[error("the provider's JWKS is unavailable")]
     Jwks,
+    /// `acr_values` were asked for, and `acr` is missing or not one of them.
+    #[error("acr is not one of the acr_values asked for")]
+    Acr,
+    /// `max_age` was asked for, and `auth_time` is missing, in the future, or older.
+    #[error("auth_time is missing or older than the max_age asked for")]
+    AuthTime,
 }
 
 /// Why a UserInfo answer was refused ([`Error::UserInfo`](crate::Error::UserInfo)). Nothing of the answer is kept

@@ -10,6 +10,7 @@ use crate::endpoint::Form;
 use crate::error::{CallbackError, Error, IdTokenError};
 use crate::id_token::{self, Jwks};
 use crate::oauth_error::OAuthError;
+use crate::source::authorization_request::{RequestOptions, RequestPlan};
 use crate::source::refresh::{Login, RefreshTokenSource};
 use crate::token::Secret;
 
@@ -26,6 +27,8 @@ const MAX_ISS_LEN: usize = 2048;
 const DEFAULT_PENDING_LIFETIME: Duration = Duration::from_secs(600);
 /// The longest lifetime [`AuthorizationCodeBuilder::pending_lifetime`] accepts.
 const MAX_PENDING_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Longest JARM `response` accepted: a signed JWT with a code and state is well under 2 KiB.
+const MAX_RESPONSE_LEN: usize = 16 * 1024;
 
 /// Parameters the flow sets itself; [`AuthorizationCodeBuilder::param`] may not override them.
 const RESERVED: &[&str] = &[
@@ -37,13 +40,20 @@ const RESERVED: &[&str] = &[
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "request",
+    "request_uri",
+    "response_mode",
+    "authorization_details",
+    "acr_values",
+    "max_age",
 ];
 
 /// Signs a user in with the authorization code grant and PKCE (RFC 6749 §4.1, RFC 7636).
 ///
 /// [`authorize`](Self::authorize) makes the URL to send the user's browser to, with a fresh
-/// S256 code challenge, `state`, and (when the `openid` scope is requested) `nonce`; keep the
-/// returned [`PendingAuthorization`] until the provider redirects back. Then
+/// S256 code challenge, `state`, and (when the `openid` scope is requested) `nonce`, after
+/// pushing the request to the provider (PAR) and signing it (JAR) when the flow asks for
+/// that; keep the returned [`PendingAuthorization`] until the provider redirects back. Then
 /// [`complete`](Self::complete) checks the callback (`state` in constant time, RFC 9207 `iss`
 /// when the provider sends it, `error=` as a typed error), exchanges the code with the
 /// verifier, and returns the user's [`RefreshTokenSource`], already saved to the store.
@@ -67,7 +77,7 @@ const RESERVED: &[&str] = &[
 ///     .scopes(["openid", "email"])
 ///     .prompt("consent")
 ///     .build()?;
-/// let pending = flow.authorize();
+/// let pending = flow.authorize().await?;
 /// // Redirect the browser to pending.url(); keep `pending` in the session (it is
 /// // serializable). When the provider redirects to /callback:
 /// let login = flow.complete_url(pending, callback_url).await?;
@@ -84,6 +94,7 @@ pub struct AuthorizationCode {
     login: Login,
     pending_lifetime: Duration,
     jwks: Arc<Jwks>,
+    plan: RequestPlan,
 }
 
 /// Builds an [`AuthorizationCode`] flow; from [`OAuthConfig::authorization_code`].
@@ -99,6 +110,7 @@ pub struct AuthorizationCodeBuilder {
     params: Vec<(String, String)>,
     login: Login,
     pending_lifetime: Duration,
+    request: RequestOptions,
 }
 
 impl OAuthConfig {
@@ -112,6 +124,7 @@ impl OAuthConfig {
             params: Vec::new(),
             login: Login::default(),
             pending_lifetime: DEFAULT_PENDING_LIFETIME,
+            request: RequestOptions::default(),
         }
     }
 }
@@ -120,6 +133,8 @@ impl AuthorizationCodeBuilder {
     crate::source::setters::request_setters!();
 
     crate::source::setters::login_setters!();
+
+    crate::source::authorization_request::request_option_setters!();
 
     /// The `prompt` parameter (OpenID Connect): `login`, `consent`, `select_account`, `none`.
     pub fn prompt(self, prompt: impl Into<String>) -> Self {
@@ -169,10 +184,14 @@ impl AuthorizationCodeBuilder {
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
     /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1; no
     /// fragment), a [`resource`](Self::resource) is not an absolute URI without a fragment, a
-    /// parameter the flow sets itself was given, or the `openid` scope is asked for without
+    /// parameter the flow sets itself was given, the `openid` scope is asked for without
     /// the issuer and JWKS URL that ID token validation needs,
     /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint,
-    /// or the [`pending_lifetime`](Self::pending_lifetime) is zero or over 24 hours.
+    /// the [`pending_lifetime`](Self::pending_lifetime) is zero or over 24 hours, a pushed
+    /// request has no `par_url`, a signed request no signing key, or a JWT response mode no
+    /// issuer and JWKS URL; [`Error::Fapi`] for a duty of the configuration's FAPI 2.0
+    /// profile the flow does not meet (an `http` redirect URI, no `par_url`, no signing key or
+    /// a plain response mode under Message Signing).
     pub fn build(self) -> Result<AuthorizationCode, Error> {
         self.login.check(&self.config)?;
         if self.pending_lifetime.is_zero() || self.pending_lifetime > MAX_PENDING_LIFETIME {
@@ -193,7 +212,7 @@ impl AuthorizationCodeBuilder {
             self.config.allows_insecure_http(),
         )
         .map_err(|why| Error::config(format!("the authorization URL is refused: {why}")))?;
-        crate::browser::check_redirect_uri(&self.redirect_uri)?;
+        let redirect = crate::browser::check_redirect_uri(&self.redirect_uri)?;
         if self.scopes.iter().any(|s| s == "openid") {
             let e = self.config.endpoints();
             if e.issuer.is_none() || e.jwks_url.is_none() {
@@ -215,6 +234,7 @@ impl AuthorizationCodeBuilder {
                 "the authorization parameter {k:?} is set by the flow itself"
             )));
         }
+        let plan = self.request.plan(&self.config, &redirect)?;
         Ok(AuthorizationCode {
             config: self.config,
             authorization_url,
@@ -224,6 +244,7 @@ impl AuthorizationCodeBuilder {
             login: self.login,
             pending_lifetime: self.pending_lifetime,
             jwks: Arc::default(),
+            plan,
         })
     }
 }
@@ -251,6 +272,9 @@ pub struct PendingAuthorization {
     /// by older versions: those are expired.
     #[serde(default)]
     expires_at: u64,
+    /// When a pushed request's `request_uri` expires, in seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_expires: Option<u64>,
 }
 
 impl PendingAuthorization {
@@ -258,6 +282,14 @@ impl PendingAuthorization {
     /// show it to the user, but do not log it.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// When the URL stops working, for a pushed request (PAR): its single-use `request_uri`
+    /// expires then (RFC 9126 §2.2), and the provider refuses it. Send the browser before;
+    /// after, start a new sign-in. `None` for a request that was not pushed.
+    pub fn request_expires_at(&self) -> Option<std::time::SystemTime> {
+        self.request_expires
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
     }
 
     /// The redirect URI the provider will send the browser back to.
@@ -311,6 +343,8 @@ pub struct Callback {
     state: Option<Secret>,
     iss: Option<String>,
     error: Option<OAuthError>,
+    /// A JWT-secured response (JARM): every parameter is inside, trusted only once verified.
+    response: Option<Secret>,
     /// Why the parameters cannot be an authorization response, found while parsing and
     /// reported by [`AuthorizationCode::complete`] before anything else.
     problem: Option<CallbackError>,
@@ -345,11 +379,28 @@ impl Callback {
     /// The parameters of a query string (`code=..&state=..`, with or without the `?`).
     ///
     /// Parsing is strict (RFC 6749 §3.1): a repeated `code`, `state`, `iss`, `error`,
-    /// `error_description` or `error_uri`, `code` together with `error`, or an over-long
-    /// value makes the callback one that [`AuthorizationCode::complete`] refuses before any
-    /// request. Unknown parameters are ignored.
+    /// `error_description`, `error_uri` or JARM `response`, `code` together with `error`, or
+    /// an over-long value makes the callback one that [`AuthorizationCode::complete`] refuses
+    /// before any request. Unknown parameters are ignored.
     pub fn from_query(query: &str) -> Self {
         let query = query.strip_prefix('?').unwrap_or(query);
+        Callback::from_form(query.as_bytes())
+    }
+
+    /// The parameters of a form the browser POSTed to the redirect URI (the body of the
+    /// request, `application/x-www-form-urlencoded`): the `form_post` and `form_post.jwt`
+    /// response modes. The same strict parser as [`from_query`](Self::from_query).
+    ///
+    /// The browser POSTs from the provider's site, so a cookie with `SameSite=Lax` or
+    /// `Strict` does not come with it: give the cookie that names the pending sign-in
+    /// `SameSite=None; Secure; HttpOnly`. Finding the sign-in by the callback's own `state`
+    /// instead would let an attacker complete their sign-in in the user's browser (login
+    /// CSRF): `state` must match the one this browser started.
+    pub fn from_form_post(body: impl AsRef<[u8]>) -> Self {
+        Callback::from_form(body.as_ref())
+    }
+
+    fn from_form(form: &[u8]) -> Self {
         let mut c = Callback::default();
         let (mut error, mut description, mut uri) = (None, None, None);
         let mut problem = None;
@@ -364,7 +415,7 @@ impl Callback {
             }
             *slot = Some(value);
         }
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for (k, v) in form_urlencoded::parse(form) {
             match &*k {
                 "code" => set(&mut c.code, Secret::new(v), "code", &mut problem),
                 "state" => set(&mut c.state, Secret::new(v), "state", &mut problem),
@@ -379,6 +430,7 @@ impl Callback {
                     );
                 }
                 "error_uri" => set(&mut uri, v.into_owned(), "error_uri", &mut problem),
+                "response" => set(&mut c.response, Secret::new(v), "response", &mut problem),
                 _ => {}
             }
         }
@@ -405,6 +457,8 @@ impl Callback {
                 Some(CallbackError::TooLong("state"))
             } else if long(self.iss.as_deref(), MAX_ISS_LEN) {
                 Some(CallbackError::TooLong("iss"))
+            } else if long(self.response.as_ref().map(Secret::secret), MAX_RESPONSE_LEN) {
+                Some(CallbackError::TooLong("response"))
             } else {
                 None
             }
@@ -417,9 +471,10 @@ impl Callback {
         self.problem().is_none()
     }
 
-    /// `true` when this looks like an authorization response at all (a code or an error).
+    /// `true` when this looks like an authorization response at all (a code, an error, or a
+    /// JWT-secured response).
     pub fn is_authorization_response(&self) -> bool {
-        self.code.is_some() || self.error.is_some()
+        self.code.is_some() || self.error.is_some() || self.response.is_some()
     }
 
     /// The provider's error, when the user or the provider refused.
@@ -448,6 +503,7 @@ impl std::fmt::Debug for Callback {
         f.debug_struct("Callback")
             .field("has_code", &self.code.is_some())
             .field("has_state", &self.state.is_some())
+            .field("has_response", &self.response.is_some())
             .field("iss", &self.iss)
             .field("error", &self.error)
             .field("problem", &self.problem)
@@ -457,8 +513,20 @@ impl std::fmt::Debug for Callback {
 
 impl AuthorizationCode {
     /// Starts a sign-in: a fresh verifier, `state` and `nonce`, and the URL to send the
-    /// browser to.
-    pub fn authorize(&self) -> PendingAuthorization {
+    /// browser to. The request is pushed to the provider first (PAR) when the flow is
+    /// [`pushed`](AuthorizationCodeBuilder::pushed), the provider requires it, or a FAPI 2.0
+    /// profile is on; it is a signed request object (JAR) when the flow is
+    /// [`signed`](AuthorizationCodeBuilder::signed) or under FAPI 2.0 Message Signing.
+    /// Otherwise nothing is sent.
+    ///
+    /// # Errors
+    ///
+    /// The pushed authorization request's errors, as token requests have them
+    /// ([`Error::InvalidClient`], [`Error::OAuth`] with `invalid_request`, transport
+    /// failures, ...), [`Error::MalformedResponse`] for a pushed answer without a usable
+    /// `request_uri` and `expires_in`; [`Error::Config`] when the request object cannot be
+    /// signed or the URL would not be one to hand to a browser.
+    pub async fn authorize(&self) -> Result<PendingAuthorization, Error> {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let state = oauth2::CsrfToken::new_random();
         let nonce = self
@@ -466,37 +534,47 @@ impl AuthorizationCode {
             .iter()
             .any(|s| s == "openid")
             .then(oauth2::CsrfToken::new_random);
-        let mut url = self.authorization_url.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", self.config.client_id())
-                .append_pair("redirect_uri", &self.redirect_uri);
-            if !self.scopes.is_empty() {
-                q.append_pair("scope", &self.scopes.join(" "));
-            }
-            q.append_pair("state", state.secret())
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", "S256");
-            if let Some(nonce) = &nonce {
-                q.append_pair("nonce", nonce.secret());
-            }
-            // RFC 9449 §10: binds the code to the key that will redeem it.
-            if let Some(key) = self.config.dpop_key() {
-                q.append_pair("dpop_jkt", key.thumbprint());
-            }
-            for (k, v) in &self.params {
-                q.append_pair(k, v);
-            }
+        let mut params = vec![
+            ("response_type".to_owned(), "code".to_owned()),
+            ("client_id".to_owned(), self.config.client_id().to_owned()),
+            ("redirect_uri".to_owned(), self.redirect_uri.clone()),
+        ];
+        if !self.scopes.is_empty() {
+            params.push(("scope".to_owned(), self.scopes.join(" ")));
         }
-        PendingAuthorization {
-            url: url.into(),
+        params.push(("state".to_owned(), state.secret().clone()));
+        params.push(("code_challenge".to_owned(), challenge.as_str().to_owned()));
+        params.push(("code_challenge_method".to_owned(), "S256".to_owned()));
+        if let Some(nonce) = &nonce {
+            params.push(("nonce".to_owned(), nonce.secret().clone()));
+        }
+        // RFC 9449 §10: binds the code to the key that will redeem it.
+        if let Some(key) = self.config.dpop_key() {
+            params.push(("dpop_jkt".to_owned(), key.thumbprint().to_owned()));
+        }
+        params.extend(self.params.iter().cloned());
+        let prepared = self
+            .plan
+            .prepare(&self.config, &self.authorization_url, params)
+            .await?;
+        Ok(PendingAuthorization {
+            url: prepared.url,
             redirect_uri: self.redirect_uri.clone(),
             state: Secret::new(state.secret().as_str()),
             verifier: Secret::new(verifier.secret().as_str()),
             nonce: nonce.map(|n| Secret::new(n.secret().as_str())),
             expires_at: unix_seconds(self.config.clock().now() + self.pending_lifetime),
-        }
+            request_expires: prepared.expires_at.map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+            }),
+        })
+    }
+
+    /// How the provider returns this flow's responses.
+    pub fn response_mode(&self) -> crate::source::ResponseMode {
+        self.plan.response_mode
     }
 
     /// The redirect URI this flow sends.
@@ -609,7 +687,8 @@ impl AuthorizationCode {
             (Some(iss), Some(issuer)) if iss != issuer => {
                 return reject(CallbackError::IssuerMismatch);
             }
-            (None, _) if endpoints.iss_parameter_supported => {
+            // FAPI 2.0 §5.3.2.2: the issuer is always identified.
+            (None, _) if endpoints.iss_parameter_supported || self.plan.require_iss => {
                 return reject(CallbackError::MissingIssuer);
             }
             _ => {}
@@ -655,10 +734,12 @@ impl AuthorizationCode {
                 let raw = token
                     .id_token()
                     .ok_or(Error::IdToken(IdTokenError::Missing))?;
-                Some(
+                let claims =
                     id_token::validate(&self.config, &self.jwks, raw.secret(), nonce.secret())
-                        .await?,
-                )
+                        .await?;
+                self.plan
+                    .check_authentication(&claims, self.config.clock().now())?;
+                Some(claims)
             }
             None => None,
         };

@@ -42,6 +42,7 @@ pub struct ClientCredentialsBuilder {
     config: OAuthConfig,
     scopes: Vec<String>,
     params: Vec<(String, String)>,
+    details: Vec<crate::AuthorizationDetail>,
     store: Option<Arc<dyn TokenStore>>,
 }
 
@@ -60,11 +61,24 @@ impl ClientCredentialsBuilder {
             config,
             scopes: Vec::new(),
             params: Vec::new(),
+            details: Vec::new(),
             store: None,
         }
     }
 
     crate::source::setters::request_setters!();
+
+    /// Rich authorization requests (RFC 9396 §6): `authorization_details` sent with each
+    /// token request. May be called more than once; part of the cache key, like scopes. What
+    /// was granted is on the token:
+    /// [`Token::authorization_details`](crate::Token::authorization_details).
+    pub fn authorization_details<I>(mut self, details: I) -> Self
+    where
+        I: IntoIterator<Item = crate::AuthorizationDetail>,
+    {
+        self.details.extend(details);
+        self
+    }
 
     /// The `audience` parameter (Auth0, Okta and others name the API this way).
     pub fn audience(self, audience: impl Into<String>) -> Self {
@@ -88,6 +102,11 @@ impl ClientCredentialsBuilder {
         if !self.scopes.is_empty() {
             self.params
                 .push(("scope".to_owned(), self.scopes.join(" ")));
+        }
+        if !self.details.is_empty() {
+            let details = crate::authorization_details::to_param(&self.details);
+            self.params
+                .push(("authorization_details".to_owned(), details));
         }
         let key: Arc<str> = cache_key(
             "client_credentials",

@@ -2,6 +2,7 @@
 //! cache. This file only declares and re-exports.
 
 mod authorization_code;
+mod authorization_request;
 pub(crate) mod cache;
 mod client_credentials;
 mod device;
@@ -17,6 +18,7 @@ mod token_source;
 pub use authorization_code::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, PendingAuthorization,
 };
+pub use authorization_request::ResponseMode;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};

@@ -57,6 +57,8 @@ pub struct RefreshTokenSource {
 pub(crate) struct Login {
     pub(crate) store: Option<Arc<dyn TokenStore>>,
     pub(crate) key: Option<String>,
+    /// RFC 9396 §7: `authorization_details` sent with every refresh.
+    pub(crate) details: Vec<crate::AuthorizationDetail>,
     /// `require_revocation` was set: building the flow needs a revocation endpoint.
     pub(crate) require_revocation: bool,
     /// The RFC 8707 resources the login's grant covers, as the sign-in named them. With
@@ -127,6 +129,8 @@ impl Login {
         let grant = RefreshGrant {
             config: config.clone(),
             target: Target::new(self.own_resource(), Vec::new()),
+            details: (!self.details.is_empty())
+                .then(|| crate::authorization_details::to_param(&self.details)),
         };
         RefreshTokenSource {
             cache: TokenCache::new(
@@ -208,6 +212,18 @@ impl RefreshTokenSourceBuilder {
         self
     }
 
+    /// Rich authorization requests (RFC 9396 §7): `authorization_details` sent with every
+    /// refresh, narrowing what each new access token may do to part of what the sign-in
+    /// granted. May be called more than once. What was granted is on the token:
+    /// [`Token::authorization_details`](crate::Token::authorization_details).
+    pub fn authorization_details<I>(mut self, details: I) -> Self
+    where
+        I: IntoIterator<Item = crate::AuthorizationDetail>,
+    {
+        self.login.details.extend(details);
+        self
+    }
+
     /// A source starting from `token` (which should carry a refresh token), saved to the
     /// store first when there is one.
     ///
@@ -276,7 +292,7 @@ impl RefreshTokenSource {
     ///     .resource(&calendar) // every resource the app will ask tokens for
     ///     .resource(&contacts)
     ///     .build()?;
-    /// let pending = flow.authorize();
+    /// let pending = flow.authorize().await?;
     /// let callback = provider.approve(pending.url()).await; // plays the browser
     /// let login = flow.complete_url(pending, &callback).await?;
     ///

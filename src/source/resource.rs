@@ -41,6 +41,8 @@ impl Target {
 pub(crate) struct RefreshGrant {
     pub(crate) config: OAuthConfig,
     pub(crate) target: Target,
+    /// `authorization_details` for every refresh (RFC 9396 §7), as the form parameter.
+    pub(crate) details: Option<String>,
 }
 
 impl Grant for RefreshGrant {
@@ -66,6 +68,9 @@ impl Grant for RefreshGrant {
             }
             if !self.target.scopes.is_empty() {
                 form = form.with("scope", self.target.scopes.join(" "));
+            }
+            if let Some(details) = &self.details {
+                form = form.with("authorization_details", details.clone());
             }
             // A DPoP-bound login refreshes with its own key (a public client's refresh
             // token is bound to it, RFC 9449 §5), whatever key the configuration has now.
@@ -113,6 +118,9 @@ impl ResourceCaches {
                     refresh: RefreshGrant {
                         config: config.clone(),
                         target: target.clone(),
+                        // The login's details narrow its own tokens; a target's token asks for
+                        // what its resource and scopes say.
+                        details: None,
                     },
                 };
                 // In memory only: a target's token is cheap to get again from the login,

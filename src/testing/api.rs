@@ -49,6 +49,21 @@ pub(super) async fn api(
     };
     let audience = audience.map(|path| format!("{issuer}{path}"));
     let for_here = |resource: &Option<String>| audience.is_none() || *resource == audience;
+    let step_up = issued
+        .as_ref()
+        .filter(|i| i.expires > Instant::now())
+        .and_then(|issued| {
+            super::requests::step_up_challenge(&state.lock(), issued.acr.as_deref())
+        });
+    if let Some(challenge) = step_up {
+        state.api_rejections.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            "a stronger authentication is required",
+        )
+            .into_response();
+    }
     match issued {
         Some(issued) if issued.expires > Instant::now() && for_here(&issued.resource) => {
             axum::Json(json!({

@@ -22,7 +22,7 @@ impl TestProvider {
     ///     .authorization_code("http://127.0.0.1:8080/callback")
     ///     .scopes(["openid"])
     ///     .build()?;
-    /// let pending = flow.authorize();
+    /// let pending = flow.authorize().await?;
     /// let callback = provider.sign_in(&pending).await;
     /// let login = flow.complete(pending, &callback).await?;
     /// assert_eq!(login.id_token_claims().map(|c| c.sub()), Some("user-1"));

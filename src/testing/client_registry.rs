@@ -89,6 +89,18 @@ impl Assertions {
         jwt: &str,
         audiences: &[String],
     ) -> Result<Map<String, Value>, String> {
+        let claims = self.check(jwt, audiences)?;
+        self.accepted.push(claims.clone());
+        Ok(claims)
+    }
+
+    /// [`verify`](Self::verify) without recording the claims as an accepted assertion: for
+    /// request objects, which are not assertions.
+    pub(super) fn check(
+        &mut self,
+        jwt: &str,
+        audiences: &[String],
+    ) -> Result<Map<String, Value>, String> {
         crate::jose::install_crypto_provider();
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| "not a JWT".to_owned())?;
         let payload = jwt.split('.').nth(1).ok_or("not a JWT")?;
@@ -172,7 +184,6 @@ impl Assertions {
         if self.seen.insert(jti, exp).is_some() {
             return Err("jti already used: a replayed assertion".into());
         }
-        self.accepted.push(claims.clone());
         Ok(claims)
     }
 }

@@ -17,7 +17,16 @@ pub(super) fn token_request(
     inner: &mut Inner,
     headers: &HeaderMap,
 ) -> Result<Option<String>, Response> {
-    let htu = format!("{}/token", inner.issuer);
+    endpoint_request(inner, headers, "/token")
+}
+
+/// [`token_request`] for another endpoint taking proofs (`/par`, RFC 9449 §10.1).
+pub(super) fn endpoint_request(
+    inner: &mut Inner,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<Option<String>, Response> {
+    let htu = format!("{}{path}", inner.issuer);
     match inner.dpop.verify(headers, "POST", &htu, None) {
         Ok(jkt) => Ok(jkt.filter(|_| !inner.dpop.issue_bearer)),
         Err(refusal) => {

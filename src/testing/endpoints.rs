@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -14,20 +14,28 @@ use super::client_registry;
 use super::http::{all_values, is_resource, parse_form, random_token};
 use super::state::{CodeGrant, ProviderState, TestProvider};
 use super::token_endpoint::authenticate;
+use super::{requests, responses};
 
-/// Plays the user: approves at once (or refuses when told to) and redirects back.
+/// Plays the user: approves at once (or refuses when told to) and sends the browser back,
+/// the way the request's `response_mode` says.
 pub(super) async fn authorize_endpoint(
     State(state): State<Arc<ProviderState>>,
     uri: Uri,
 ) -> Response {
-    let query: HashMap<String, String> = parse_form(uri.query().unwrap_or("").as_bytes());
+    let raw: HashMap<String, String> = parse_form(uri.query().unwrap_or("").as_bytes());
     let mut inner = state.lock();
-    inner.authorize_requests.push(query.clone());
+    inner.authorize_requests.push(raw.clone());
+    let query = match requests::resolve(&mut inner, raw) {
+        Ok(query) => query,
+        Err(refused) => return refused,
+    };
     let field = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
-    let registered = inner.oidc.registered.get(field("client_id"));
+    let client_id = field("client_id").to_owned();
+    let registered = inner.oidc.registered.get(&client_id).cloned();
     let known_client = registered.is_some()
-        || [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
-    let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
+        || [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&client_id.as_str())
+        || inner.assertions.keys.contains_key(&client_id);
+    let Ok(redirect) = url::Url::parse(field("redirect_uri")) else {
         return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
     };
     if !known_client {
@@ -38,10 +46,16 @@ pub(super) async fn authorize_endpoint(
     }
     // RFC 8707 §2: each `resource` an absolute URI without a fragment.
     let resources = all_values(uri.query().unwrap_or(""), "resource");
+    let mode = field("response_mode").to_owned();
     let error = if field("response_type") != "code" {
         Some((
             "unsupported_response_type".to_owned(),
             "only code".to_owned(),
+        ))
+    } else if !mode.is_empty() && !responses::RESPONSE_MODES.contains(&mode.as_str()) {
+        Some((
+            "unsupported_response_mode".to_owned(),
+            "unknown response_mode".to_owned(),
         ))
     } else if field("code_challenge_method") != "S256" || field("code_challenge").is_empty() {
         Some((
@@ -56,45 +70,46 @@ pub(super) async fn authorize_endpoint(
     } else {
         inner.authorize_error.clone()
     };
-    {
-        let mut q = redirect.query_pairs_mut();
-        match error {
-            Some((error, description)) => {
-                q.append_pair("error", &error)
-                    .append_pair("error_description", &description);
-            }
-            None => {
-                let code = random_token("code-");
-                let subject = inner.subject.clone();
-                inner.codes.insert(
-                    code.clone(),
-                    CodeGrant {
-                        client_id: field("client_id").to_owned(),
-                        redirect_uri: field("redirect_uri").to_owned(),
-                        challenge: field("code_challenge").to_owned(),
-                        used: false,
-                        nonce: query.get("nonce").cloned(),
-                        openid: field("scope").split(' ').any(|s| s == "openid"),
-                        subject,
-                        dpop_jkt: query.get("dpop_jkt").cloned(),
-                        resources: resources.clone(),
-                    },
-                );
-                q.append_pair("code", &code);
-            }
+    let mut params = Vec::new();
+    match error {
+        Some((error, description)) => {
+            params.push(("error".to_owned(), error));
+            params.push(("error_description".to_owned(), description));
         }
-        if let Some(s) = query.get("state") {
-            q.append_pair("state", s);
-        }
-        if inner.iss_parameter {
-            q.append_pair("iss", &inner.issuer);
+        None => {
+            let code = random_token("code-");
+            let subject = inner.subject.clone();
+            let (acr, auth_time) = requests::authentication(&inner, query.get("acr_values"));
+            let authorization_details = query
+                .get("authorization_details")
+                .and_then(|d| serde_json::from_str(d).ok());
+            inner.codes.insert(
+                code.clone(),
+                CodeGrant {
+                    client_id: client_id.clone(),
+                    redirect_uri: field("redirect_uri").to_owned(),
+                    challenge: field("code_challenge").to_owned(),
+                    used: false,
+                    nonce: query.get("nonce").cloned(),
+                    openid: field("scope").split(' ').any(|s| s == "openid"),
+                    subject,
+                    dpop_jkt: query.get("dpop_jkt").cloned(),
+                    resources: resources.clone(),
+                    acr,
+                    auth_time,
+                    authorization_details,
+                },
+            );
+            params.push(("code".to_owned(), code));
         }
     }
-    (
-        StatusCode::FOUND,
-        [(header::LOCATION, redirect.to_string())],
-    )
-        .into_response()
+    if let Some(s) = query.get("state") {
+        params.push(("state".to_owned(), s.clone()));
+    }
+    if inner.iss_parameter {
+        params.push(("iss".to_owned(), inner.issuer.clone()));
+    }
+    responses::respond(&inner, redirect, params, &mode, &client_id)
 }
 
 pub(super) async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -> Response {
@@ -112,6 +127,14 @@ pub(super) async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -
         "end_session_endpoint": format!("{base}/end_session"),
         "registration_endpoint": format!("{base}/register"),
         "authorization_response_iss_parameter_supported": inner.iss_parameter,
+        "pushed_authorization_request_endpoint": format!("{base}/par"),
+        "require_pushed_authorization_requests": inner.requests.require_par,
+        "response_modes_supported": responses::RESPONSE_MODES,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+        "authorization_signing_alg_values_supported": ["EdDSA", "ES256", "RS256", "PS256"],
+        "authorization_details_types_supported": inner.requests.detail_types(),
+        "acr_values_supported": ["urn:authed:loa:1", "urn:authed:loa:2"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", client_registry::JWT_BEARER, client_registry::TOKEN_EXCHANGE],

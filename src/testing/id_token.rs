@@ -60,6 +60,10 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
     if let Some(nonce) = &grant.nonce {
         claims["nonce"] = json!(nonce);
     }
+    if let Some(acr) = &grant.acr {
+        claims["acr"] = json!(acr);
+    }
+    claims["auth_time"] = json!(grant.auth_time);
     match forgery {
         Some(IdTokenForgery::WrongIssuer) => claims["iss"] = json!(format!("{}/", inner.issuer)),
         Some(IdTokenForgery::WrongAudience) => claims["aud"] = json!("another-client"),

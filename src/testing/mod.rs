@@ -22,7 +22,8 @@
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
 //! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`, `userinfo`, `end_session`,
-//! `registration`), the protected API (`api`), starting it (`provider`), playing the user's
+//! `registration`), pushed and signed requests (`requests`), response modes and JARM
+//! (`responses`), the protected API (`api`), starting it (`provider`), playing the user's
 //! browser in a sign-in (`browser`), key files made on demand (`key_files`); [`ManualClock`];
 //! the store conformance suite; entry points for fuzzing the crate's parsers ([`fuzz`]). This
 //! file only declares and re-exports.
@@ -55,6 +56,9 @@ mod key_files;
 mod keys;
 mod provider;
 mod registration;
+mod request_state;
+mod requests;
+mod responses;
 mod state;
 mod token_endpoint;
 mod userinfo;
@@ -62,4 +66,6 @@ mod userinfo;
 pub use clock::ManualClock;
 pub use conformance::{store_conformance, store_lock_conformance};
 pub use key_files::new_private_key_pem;
+pub use request_state::JarmForgery;
+pub use responses::Browsed;
 pub use state::{IdTokenForgery, TestProvider};

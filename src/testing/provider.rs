@@ -58,6 +58,7 @@ impl TestProvider {
                 assertions: Default::default(),
                 dpop: Default::default(),
                 oidc: Default::default(),
+                requests: Default::default(),
             }),
         });
         let app = Router::new()
@@ -73,6 +74,7 @@ impl TestProvider {
                 axum::routing::post(introspection::introspection_endpoint),
             )
             .route("/jwks", axum::routing::get(jwks_endpoint))
+            .route("/par", axum::routing::post(super::requests::par_endpoint))
             .route(
                 "/userinfo",
                 axum::routing::get(userinfo_endpoint).post(userinfo_endpoint),
@@ -198,6 +200,7 @@ impl TestProvider {
             .client_secret(Self::CLIENT_SECRET)
             .issuer(self.issuer())
             .authorization_url(self.authorization_url())
+            .par_url(self.par_url())
             .device_authorization_url(self.device_authorization_url())
             .revocation_url(self.revocation_url())
             .jwks_url(self.jwks_url())
@@ -365,6 +368,8 @@ impl TestProvider {
                     jkt: None,
                     subject,
                     resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+                    acr: None,
+                    authorization_details: None,
                 },
             )
         });

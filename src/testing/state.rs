@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client_registry;
 use super::client_registry::Assertions;
 use super::dpop_server;
+use super::request_state::RequestState;
 use crate::clock::SystemClock;
 
 /// A way for [`TestProvider`] to issue a bad ID token, to test that it is refused
@@ -111,6 +112,8 @@ pub(super) struct Inner {
     pub(super) assertions: client_registry::Assertions,
     pub(super) dpop: dpop_server::DpopServer,
     pub(super) oidc: OidcState,
+    /// PAR, request objects, response modes, rich authorization details and `acr`.
+    pub(super) requests: RequestState,
 }
 
 /// UserInfo, RP-Initiated Logout and dynamic registration: what they issued, saw and were
@@ -153,6 +156,11 @@ pub(super) struct CodeGrant {
     pub(super) dpop_jkt: Option<String>,
     /// The RFC 8707 `resource`s of the authorization request.
     pub(super) resources: Vec<String>,
+    /// The authentication the user achieved: `acr` and `auth_time`.
+    pub(super) acr: Option<String>,
+    pub(super) auth_time: u64,
+    /// The `authorization_details` granted (RFC 9396).
+    pub(super) authorization_details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +174,8 @@ pub(super) struct Issued {
     pub(super) subject: Option<String>,
     /// The RFC 8707 resource it was issued for: its audience.
     pub(super) resource: Option<String>,
+    /// The `acr` of the sign-in the token comes from, for the API's step-up rule.
+    pub(super) acr: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +188,9 @@ pub(super) struct RefreshState {
     pub(super) subject: Option<String>,
     /// The resources the grant covers (RFC 8707 §2.2): a token request may name one of them.
     pub(super) resources: Vec<String>,
+    /// What the sign-in granted, carried to every refreshed token.
+    pub(super) acr: Option<String>,
+    pub(super) authorization_details: Option<serde_json::Value>,
 }
 
 impl TestProvider {

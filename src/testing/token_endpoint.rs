@@ -271,6 +271,28 @@ pub(super) async fn token_endpoint(
         },
     };
     let resource = granted.resource.clone();
+    // What the sign-in (the code, or the refresh token's login) granted, and what this
+    // request gets of it (RFC 9396 §6, §7).
+    let (acr, granted_details) = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => form
+            .get("code")
+            .and_then(|c| inner.codes.get(c))
+            .map(|g| (g.acr.clone(), g.authorization_details.clone()))
+            .unwrap_or_default(),
+        Some("refresh_token") => form
+            .get("refresh_token")
+            .and_then(|rt| inner.refresh.get(rt))
+            .map(|r| (r.acr.clone(), r.authorization_details.clone()))
+            .unwrap_or_default(),
+        _ => (None, None),
+    };
+    let details = match inner
+        .requests
+        .granted_details(granted_details.as_ref(), form.get("authorization_details"))
+    {
+        Ok(details) => details,
+        Err(resp) => return resp,
+    };
     let lifetime = inner.lifetime;
     let access = match &extra {
         Some(extra) => assertions::issue(&inner, extra, lifetime),
@@ -286,6 +308,7 @@ pub(super) async fn token_endpoint(
             issued_at: SystemTime::now(),
             subject: granted.subject.clone(),
             resource: resource.clone(),
+            acr: acr.clone(),
         },
     );
     let mut response = json!({
@@ -295,6 +318,9 @@ pub(super) async fn token_endpoint(
     });
     if let Some(scope) = form.get("scope") {
         response["scope"] = json!(scope);
+    }
+    if let Some(details) = &details {
+        response["authorization_details"] = details.clone();
     }
     let openid_grant = (form.get("grant_type").map(String::as_str) == Some("authorization_code"))
         .then(|| form.get("code").and_then(|c| inner.codes.get(c)).cloned())
@@ -326,6 +352,9 @@ pub(super) async fn token_endpoint(
                 used: false,
                 subject: granted.subject,
                 resources: granted.resources,
+                acr,
+                // A refresh that narrowed the details keeps the grant's for the next one.
+                authorization_details: granted_details.or(details),
             },
         );
         response["refresh_token"] = json!(rt);

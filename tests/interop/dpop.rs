@@ -42,7 +42,7 @@ async fn a_public_client_signs_in_with_dpop_refreshes_and_calls_a_resource_that_
         .key("alice")
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     assert!(
         pending.url().contains(&format!("dpop_jkt={thumbprint}")),
         "the code is bound to the key (RFC 9449 §10)"

@@ -76,7 +76,7 @@ async fn sign_in_and_refresh(server: &Server, config: &OAuthConfig, client_id: &
         .scopes(SCOPES)
         .build()
         .unwrap();
-    let pending = flow.authorize();
+    let pending = flow.authorize().await.unwrap();
     let callback = headless_login(pending.url(), REDIRECT_URI).await;
     let login = Arc::new(flow.complete_url(pending, &callback).await.unwrap());
     let first = login.current().unwrap();

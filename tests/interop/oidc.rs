@@ -50,7 +50,7 @@ impl Browser {
 
     /// Signs in with `flow` (the headless interaction logs `alice` in and consents).
     pub(crate) async fn sign_in(&self, flow: &authed::AuthorizationCode) -> RefreshTokenSource {
-        let pending = flow.authorize();
+        let pending = flow.authorize().await.unwrap();
         let callback = self.follow(pending.url(), REDIRECT_URI).await;
         flow.complete_url(pending, &callback).await.unwrap()
     }

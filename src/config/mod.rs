@@ -10,13 +10,18 @@ use crate::endpoint::{
     AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, default_auth_method,
     hmac_algorithm, http_client_from, negotiate_key_algorithm,
 };
+pub use crate::endpoints::Endpoints;
+pub(crate) use crate::endpoints::{endpoint_url, is_loopback};
 use crate::error::Error;
+use crate::fapi::{self, Fapi2};
 use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::provider_codes::DeadGrant;
 use crate::retry::RetryPolicy;
 use crate::spent_sign_ins::SpentSignIns;
 use crate::token::{ClientSecret, ExpiryPolicy};
+
+mod urls;
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
 /// every token source made from it shares (timeouts, expiry policy, clock).
@@ -46,39 +51,9 @@ struct Inner {
     allow_insecure_http: bool,
     /// The sign-ins completed through every authorization code flow of this configuration.
     spent_sign_ins: Arc<SpentSignIns>,
-}
-
-/// A provider's endpoint URLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Endpoints {
-    /// The issuer identifier, when known (discovery, presets), exactly as the provider spells
-    /// it. RFC 9207 `iss` and ID tokens' `iss` must equal it character for character.
-    pub issuer: Option<String>,
-    /// The provider's metadata says `authorization_response_iss_parameter_supported: true`
-    /// (RFC 9207): a callback without `iss` is then refused. Set with
-    /// [`OAuthConfigBuilder::iss_parameter_supported`].
-    #[doc(alias = "authorization_response_iss_parameter_supported")]
-    pub iss_parameter_supported: bool,
-    /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
-    pub jwks_url: Option<Url>,
-    /// The token endpoint (the provider's `mtls_endpoint_aliases` one when the client
-    /// presents a certificate).
-    pub token_url: Url,
-    /// The authorization endpoint, for the authorization code flow.
-    pub authorization_url: Option<Url>,
-    /// The device authorization endpoint (RFC 8628).
-    pub device_authorization_url: Option<Url>,
-    /// The revocation endpoint (RFC 7009).
-    pub revocation_url: Option<Url>,
-    /// The introspection endpoint (RFC 7662).
-    pub introspection_url: Option<Url>,
-    /// The OpenID Connect UserInfo endpoint (`userinfo_endpoint`, Core §5.3).
-    pub userinfo_url: Option<Url>,
-    /// The OpenID Connect RP-Initiated Logout endpoint (`end_session_endpoint`).
-    pub end_session_url: Option<Url>,
-    /// The dynamic client registration endpoint (`registration_endpoint`, RFC 7591).
-    pub registration_url: Option<Url>,
+    fapi: Option<Fapi2>,
+    /// Signs request objects (JAR): `request_signing_key`, else the client's private key.
+    request_signer: Option<SigningKey>,
 }
 
 /// Builds an [`OAuthConfig`]. Setters never fail; [`build`](Self::build) reports the first
@@ -91,6 +66,10 @@ pub struct OAuthConfigBuilder {
     iss_parameter_supported: bool,
     jwks_url: Option<String>,
     authorization_url: Option<String>,
+    par_url: Option<String>,
+    require_par: bool,
+    fapi: Option<Fapi2>,
+    request_signing_key: Option<SigningKey>,
     device_authorization_url: Option<String>,
     revocation_url: Option<String>,
     introspection_url: Option<String>,
@@ -130,6 +109,10 @@ impl OAuthConfig {
             iss_parameter_supported: false,
             jwks_url: None,
             authorization_url: None,
+            par_url: None,
+            require_par: false,
+            fapi: None,
+            request_signing_key: None,
             device_authorization_url: None,
             revocation_url: None,
             introspection_url: None,
@@ -201,34 +184,19 @@ impl OAuthConfig {
         &self.inner.clock
     }
 
+    /// The FAPI 2.0 profile this configuration follows ([`OAuthConfigBuilder::fapi2`]).
+    pub fn fapi2(&self) -> Option<Fapi2> {
+        self.inner.fapi
+    }
+
+    /// The key request objects (JAR) are signed with.
+    pub(crate) fn request_signer(&self) -> Option<&SigningKey> {
+        self.inner.request_signer.as_ref()
+    }
+
     /// `danger_allow_insecure_http` was set.
     pub(crate) fn allows_insecure_http(&self) -> bool {
         self.inner.allow_insecure_http
-    }
-}
-
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// Parses an endpoint URL and refuses plain HTTP to anything but loopback.
-pub(crate) fn endpoint_url(what: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, Error> {
-    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid {what}: {e}")))?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
-        "http" => Err(Error::config(format!(
-            "{what} must use https (plain http is only accepted for loopback hosts, or with \
-             danger_allow_insecure_http)"
-        ))),
-        other => Err(Error::config(format!(
-            "{what} has unsupported scheme {other:?}"
-        ))),
     }
 }
 
@@ -369,85 +337,6 @@ impl OAuthConfigBuilder {
     {
         self.bearer_token_types
             .extend(types.into_iter().map(Into::into));
-        self
-    }
-
-    /// Replaces the token endpoint (to override a preset's or a discovered one).
-    pub fn token_url(mut self, url: impl Into<String>) -> Self {
-        self.token_url = url.into();
-        self.mtls_aliases.token = None;
-        self
-    }
-
-    /// The issuer identifier, exactly as the provider's metadata spells it (a trailing `/`
-    /// counts). RFC 9207 `iss` callback parameters and ID tokens' `iss` must equal it.
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
-    /// Whether the provider always sends RFC 9207 `iss` on authorization responses
-    /// (`authorization_response_iss_parameter_supported`; discovery reads it). When `true`,
-    /// a callback without `iss` is refused. Default `false`. Named like
-    /// [`Endpoints::iss_parameter_supported`], which it sets.
-    #[doc(alias = "authorization_response_iss_parameter_supported")]
-    pub fn iss_parameter_supported(mut self, supported: bool) -> Self {
-        self.iss_parameter_supported = supported;
-        self
-    }
-
-    /// The provider's JSON Web Key Set URL (`jwks_uri`; discovery reads it), needed to
-    /// validate the ID token of an OpenID Connect sign-in.
-    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks_url = Some(url.into());
-        self
-    }
-
-    /// The authorization endpoint.
-    pub fn authorization_url(mut self, url: impl Into<String>) -> Self {
-        self.authorization_url = Some(url.into());
-        self
-    }
-
-    /// The device authorization endpoint.
-    pub fn device_authorization_url(mut self, url: impl Into<String>) -> Self {
-        self.device_authorization_url = Some(url.into());
-        self.mtls_aliases.device_authorization = None;
-        self
-    }
-
-    /// The revocation endpoint.
-    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
-        self.revocation_url = Some(url.into());
-        self.mtls_aliases.revocation = None;
-        self
-    }
-
-    /// The introspection endpoint.
-    pub fn introspection_url(mut self, url: impl Into<String>) -> Self {
-        self.introspection_url = Some(url.into());
-        self.mtls_aliases.introspection = None;
-        self
-    }
-
-    /// The OpenID Connect UserInfo endpoint (discovery reads `userinfo_endpoint`), for
-    /// [`RefreshTokenSource::userinfo`](crate::RefreshTokenSource::userinfo).
-    pub fn userinfo_url(mut self, url: impl Into<String>) -> Self {
-        self.oidc_urls[0] = Some(url.into());
-        self
-    }
-
-    /// The RP-Initiated Logout endpoint (discovery reads `end_session_endpoint`), for
-    /// [`OAuthConfig::end_session`].
-    pub fn end_session_url(mut self, url: impl Into<String>) -> Self {
-        self.oidc_urls[1] = Some(url.into());
-        self
-    }
-
-    /// The dynamic client registration endpoint (discovery reads `registration_endpoint`),
-    /// for [`register`](Self::register).
-    pub fn registration_url(mut self, url: impl Into<String>) -> Self {
-        self.oidc_urls[2] = Some(url.into());
         self
     }
 
@@ -605,8 +494,10 @@ impl OAuthConfigBuilder {
             )?,
         };
         // RFC 8705 §5: a client presenting a certificate uses the aliases where there are any.
+        let mut a_par_alias = None;
         if identity.is_some() || is_tls_method(auth_method) {
             let a = std::mem::take(&mut self.mtls_aliases);
+            a_par_alias = a.pushed_authorization_request;
             self.token_url = a.token.unwrap_or(self.token_url);
             self.revocation_url = a.revocation.or(self.revocation_url);
             self.introspection_url = a.introspection.or(self.introspection_url);
@@ -629,6 +520,11 @@ impl OAuthConfigBuilder {
             iss_parameter_supported: self.iss_parameter_supported,
             jwks_url: optional("JWKS URL", self.jwks_url)?,
             authorization_url: optional("authorization URL", self.authorization_url)?,
+            par_url: optional(
+                "pushed authorization request URL",
+                a_par_alias.or(self.par_url),
+            )?,
+            require_pushed_authorization_requests: self.require_par,
             device_authorization_url: optional(
                 "device authorization URL",
                 self.device_authorization_url,
@@ -676,6 +572,13 @@ impl OAuthConfigBuilder {
             )));
         }
         let algs = self.auth_signing_algs_supported.as_deref();
+        let request_signer = match self
+            .request_signing_key
+            .or_else(|| self.private_key.clone())
+        {
+            Some(key) if self.fapi.is_some() => Some(fapi_key(key, algs)?),
+            other => other,
+        };
         let signer = match auth_method {
             ClientAuthMethod::PrivateKeyJwt if self.assertion_file.is_some() => {
                 if self.private_key.is_some() {
@@ -691,7 +594,12 @@ impl OAuthConfigBuilder {
                         "private_key_jwt needs a private key (OAuthConfigBuilder::private_key)",
                     )
                 })?;
-                Some(AssertionSigner::Key(negotiate_key_algorithm(key, algs)?))
+                // FAPI 2.0 §5.4: only PS256, ES256 and EdDSA, whatever else is listed.
+                let key = match self.fapi {
+                    Some(_) => fapi_key(key, algs)?,
+                    None => negotiate_key_algorithm(key, algs)?,
+                };
+                Some(AssertionSigner::Key(key))
             }
             ClientAuthMethod::ClientSecretJwt => {
                 Some(AssertionSigner::Secret(hmac_algorithm(algs)?))
@@ -715,6 +623,7 @@ impl OAuthConfigBuilder {
                 auth_method.as_str()
             )));
         }
+        let identity_present = identity.is_some();
         let http = match (self.http, self.discovered_http, identity) {
             (Some(builder), _, identity) => {
                 http_client_from(with_identity(builder, identity), self.timeout)?
@@ -732,6 +641,23 @@ impl OAuthConfigBuilder {
                 self.timeout,
             )?,
         };
+        let dpop = match self.dpop {
+            None => None,
+            Some(DpopChoice::Generate(alg)) => {
+                Some(DpopKey::generate(alg)?.with_clock(self.clock.clone())?)
+            }
+            Some(DpopChoice::Key(key)) => Some(key.with_clock(self.clock.clone())?),
+        };
+        if self.fapi.is_some() {
+            fapi::check_client(&fapi::ClientSettings {
+                auth_method: auth_method.as_str(),
+                dpop_alg: dpop.as_ref().map(|k| k.algorithm().as_str()),
+                mtls: identity_present || is_tls_method(auth_method),
+                signing_alg: request_signer.as_ref().map(|k| k.algorithm().as_str()),
+                issuer_known: endpoints.issuer.is_some(),
+            })
+            .map_err(Error::Fapi)?;
+        }
         let endpoint = Endpoint::new(
             client_id,
             self.client_secret,
@@ -744,13 +670,7 @@ impl OAuthConfigBuilder {
         .with_bearer_token_types(self.bearer_token_types)
         .with_clock(self.clock.clone())
         .with_client_assertion(assertion)
-        .with_dpop(match self.dpop {
-            None => None,
-            Some(DpopChoice::Generate(alg)) => {
-                Some(DpopKey::generate(alg)?.with_clock(self.clock.clone())?)
-            }
-            Some(DpopChoice::Key(key)) => Some(key.with_clock(self.clock.clone())?),
-        });
+        .with_dpop(dpop);
         Ok(OAuthConfig {
             inner: Arc::new(Inner {
                 endpoints,
@@ -759,9 +679,24 @@ impl OAuthConfigBuilder {
                 clock: self.clock,
                 allow_insecure_http: insecure,
                 spent_sign_ins: Arc::default(),
+                fapi: self.fapi,
+                request_signer,
             }),
         })
     }
+}
+
+/// `key` set to sign with an algorithm FAPI 2.0 allows that the provider lists (an RSA key
+/// with PS256), or the duty a provider listing none of them leaves unmet.
+fn fapi_key(key: SigningKey, provider: Option<&[String]>) -> Result<SigningKey, Error> {
+    let allowed = fapi::allowed_of(provider);
+    if allowed.is_empty() {
+        let refused = provider
+            .and_then(|p| p.iter().find_map(|a| fapi::refused_algorithm(a)))
+            .unwrap_or("every algorithm the provider lists");
+        return Err(Error::Fapi(fapi::FapiDuty::AllowedAlgorithms(refused)));
+    }
+    negotiate_key_algorithm(key, Some(&allowed))
 }
 
 /// How the configuration gets its DPoP key.
@@ -774,19 +709,6 @@ pub(crate) enum DpopChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_http_only_for_loopback() {
-        assert!(endpoint_url("t", "http://127.0.0.1:8080/token", false).is_ok());
-        assert!(endpoint_url("t", "http://[::1]/token", false).is_ok());
-        assert!(endpoint_url("t", "http://localhost/token", false).is_ok());
-        assert!(matches!(
-            endpoint_url("t", "http://auth.example.com/token", false),
-            Err(Error::Config(_))
-        ));
-        assert!(endpoint_url("t", "http://auth.example.com/token", true).is_ok());
-        assert!(endpoint_url("t", "ftp://auth.example.com/token", true).is_err());
-    }
 
     #[test]
     fn secret_methods_need_a_secret() {
