@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
 
+import * as rotation from './rotation.mjs';
+
 // oidc-provider prints NOTICEs with console.info (stdout); keep stdout for the READY line only.
 console.info = console.error;
 console.log = console.error;
@@ -120,7 +122,11 @@ const provider = new Provider(issuer, {
   scopes: SCOPES,
   responseTypes: ['code'],
   claims: { openid: ['sub'] },
-  findAccount: async (_ctx, sub) => (sub === ACCOUNT_ID
+  // Storage that never evicts, counts refresh-token use, and can play a reuse grace period.
+  adapter: rotation.RotationAdapter,
+  // alice signs in through the interactions; user-* are the users of the fault harness's
+  // multi-user tests (POST /test/login).
+  findAccount: async (_ctx, sub) => (sub === ACCOUNT_ID || /^user-[\w.-]+$/.test(sub)
     ? { accountId: sub, claims: async () => ({ sub }) }
     : undefined),
   pkce: { required: () => true }, // S256 is the only method 9.x supports
@@ -370,6 +376,7 @@ const counts = { token: 0, jwks: 0, dpop_nonce: 0, resource_nonce: 0 };
 provider.on('grant.error', (_ctx, err) => {
   if (err?.error === 'use_dpop_nonce') counts.dpop_nonce += 1;
 });
+rotation.observe(provider);
 
 server.on('request', async (req, res) => {
   const { pathname } = new URL(req.url, issuer);
@@ -378,6 +385,27 @@ server.on('request', async (req, res) => {
   try {
     if (req.method === 'GET' && pathname === '/test/counts') {
       return sendJson(res, 200, counts);
+    }
+    // The fault harness (interop/rotation.mjs): rotation counters, logins made without a
+    // browser, and a grant revoked by the server.
+    if (req.method === 'GET' && pathname === '/test/rotation') {
+      const grant = new URL(req.url, issuer).searchParams.get('grant') ?? undefined;
+      return sendJson(res, 200, rotation.report(grant));
+    }
+    if (req.method === 'POST' && pathname === '/test/login') {
+      const form = await readForm(req);
+      const login = await rotation.login(
+        provider,
+        form.get('client_id') ?? 'authed-post',
+        form.get('sub') ?? ACCOUNT_ID,
+        form.get('scope') ?? SCOPES.join(' '),
+      );
+      return sendJson(res, 200, login);
+    }
+    if (req.method === 'POST' && pathname === '/test/revoke-grant') {
+      const form = await readForm(req);
+      await rotation.revokeGrant(provider, form.get('grant_id'));
+      return sendJson(res, 200, { ok: true });
     }
     if (req.method === 'GET' && /^\/interaction\/[^/]+\/?$/.test(pathname)) {
       return await handleInteraction(req, res);

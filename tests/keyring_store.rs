@@ -164,7 +164,7 @@ async fn with_a_lock_file_the_lock_excludes_across_processes_and_waits_a_bounded
         .lock_wait(Duration::from_millis(300));
     let held = a.lock("k").await.unwrap();
     let e = b.lock("k").await.expect_err("the file lock is held");
-    assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
+    assert!(matches!(e, authed::Error::LockTimeout { .. }), "{e:?}");
     drop(held);
     let again = tokio::time::timeout(Duration::from_secs(10), b.lock("k"))
         .await
@@ -193,7 +193,7 @@ async fn the_in_process_lock_is_bounded_too() {
         .lock("k")
         .await
         .expect_err("same service and key: excluded");
-    assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
+    assert!(matches!(e, authed::Error::LockTimeout { .. }), "{e:?}");
     drop(held);
     drop(b.lock("k").await.unwrap());
 }
