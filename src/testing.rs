@@ -42,7 +42,7 @@ mod dpop;
 mod introspection;
 mod keys;
 
-pub use conformance::{store_conformance, store_lock_conformance};
+pub use conformance::{store_conformance, store_lock_conformance, store_lock_timeout_conformance};
 
 /// A way for [`TestProvider`] to issue a bad ID token, to test that it is refused
 /// ([`TestProvider::set_id_token_forgery`]).

@@ -9,7 +9,9 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authed::testing::{TestProvider, store_conformance, store_lock_conformance};
+use authed::testing::{
+    TestProvider, store_conformance, store_lock_conformance, store_lock_timeout_conformance,
+};
 use authed::{AccessToken, RedisStore, RefreshToken, Token, TokenSource, TokenStore};
 use support::{raw, redis_key, redis_url, unique_prefix};
 
@@ -40,9 +42,17 @@ macro_rules! redis_or_skip {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_store_conformance_suite() {
     let url = redis_or_skip!();
-    let store = Arc::new(store(&url, &unique_prefix("conformance")).await);
+    let prefix = unique_prefix("conformance");
+    let store = Arc::new(store(&url, &prefix).await);
     store_conformance(store.clone()).await;
     store_lock_conformance(store).await;
+    let bounded = RedisStore::builder(&url)
+        .prefix(&prefix)
+        .lock_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    store_lock_timeout_conformance(Arc::new(bounded), Duration::from_millis(300)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,9 +206,19 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_a_newer_token() {
     let fast = store(&url, &prefix).await;
 
     let slow_lock = slow.lock("k").await.unwrap();
+    assert!(slow.lock_is_held("k").await.unwrap());
     // The slow holder stalls past its lock's lifetime (a GC pause, a stopped process): the
     // lock is gone, as if it had expired unrenewed.
     raw(&url, &["DEL", &lock_key]);
+    // Right before it would send a refresh, it asks, and learns (issue 17, point 4).
+    assert!(
+        !slow.lock_is_held("k").await.unwrap(),
+        "a lost lease must show"
+    );
+    assert!(
+        !fast.lock_is_held("k").await.unwrap(),
+        "a handle without the lock holds none"
+    );
     // Another replica takes the lock and saves a newer token.
     let fast_lock = fast.lock("k").await.unwrap();
     fast.save("k", &token(2)).await.unwrap();

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::store::{StoreLock, TokenStore};
-use crate::token::Token;
+use crate::token::{RefreshToken, Token};
 
 /// A change an [`ObservedStore`] reports.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +92,25 @@ impl<S: TokenStore> TokenStore for ObservedStore<S> {
         })
     }
 
+    fn delete_if_refresh_token<'a>(
+        &'a self,
+        key: &'a str,
+        rejected: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let deleted = self.inner.delete_if_refresh_token(key, rejected).await?;
+            if deleted {
+                (self.hook)(StoreChange::Deleted { key });
+            }
+            Ok(deleted)
+        })
+    }
+
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         self.inner.lock(key)
+    }
+
+    fn lock_is_held<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        self.inner.lock_is_held(key)
     }
 }
