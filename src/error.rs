@@ -219,6 +219,38 @@ pub enum Error {
         /// How long the lock was waited for.
         waited: Duration,
     },
+
+    /// The call's time budget ([`OAuthConfigBuilder::timeout`](crate::OAuthConfigBuilder::timeout))
+    /// ran out, retries included. A token request the call was waiting for is not abandoned:
+    /// it belongs to the source's cache, which reads its answer to the end and keeps the
+    /// token, so the next call may get it without a new request.
+    #[error("timed out after {}ms waiting for a token", waited.as_millis())]
+    Timeout {
+        /// How long the call waited.
+        waited: Duration,
+    },
+
+    /// The source's login was replaced: another login was saved under its store key (a
+    /// second user signing in without an ID token under the default key, a sign-in in
+    /// another process). A source serves only its own login and never adopts another's
+    /// tokens: sign this user in again. The new login's own source works.
+    #[error("another login was saved under this login's key; sign in again")]
+    LoginReplaced,
+
+    /// The answer to a refresh request was lost after the provider may have rotated the
+    /// refresh token (a timeout, a gateway's 502 or 504, a connection cut), and the login
+    /// could not be recovered: presented once more, the refresh token was refused, or that
+    /// answer was lost too, or [`LostRefresh`](crate::LostRefresh) says not to present it
+    /// again. The user must sign in again. See the crate documentation, "Rotation".
+    #[error(
+        "the answer to a refresh was lost and the login could not be recovered{}; sign in again",
+        if *presented_again { " (the refresh token was refused when presented again)" } else { "" }
+    )]
+    RefreshOutcomeUnknown {
+        /// Whether the refresh token was presented once more (and refused, or its answer
+        /// lost too); `false` when it was not presented again.
+        presented_again: bool,
+    },
 }
 
 struct RetryAfter(Option<Duration>);
@@ -314,9 +346,11 @@ impl Error {
         matches!(self, Error::Unauthorized(_))
     }
 
-    /// `true` for a request that timed out.
+    /// `true` for a request that timed out, or a call whose time budget ran out
+    /// ([`Error::Timeout`]).
     pub fn is_timeout(&self) -> bool {
         match self {
+            Error::Timeout { .. } => true,
             Error::Transport(cause) => cause
                 .downcast_ref::<reqwest::Error>()
                 .is_some_and(reqwest::Error::is_timeout),
@@ -335,6 +369,8 @@ impl Error {
                 | Error::Callback(_)
                 | Error::CodeExchange(_)
                 | Error::IdToken(_)
+                | Error::LoginReplaced
+                | Error::RefreshOutcomeUnknown { .. }
         )
     }
 
@@ -366,12 +402,12 @@ impl Error {
 
     /// `true` when the same call may succeed later: transport failures (but not a failed
     /// certificate check, which stays failed until the configuration changes), 5xx and 429
-    /// answers, rate limiting, a lock timeout, and the `server_error` /
+    /// answers, rate limiting, a lock timeout, a call that ran out of time, and the `server_error` /
     /// `temporarily_unavailable` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(cause) => !is_certificate_error(cause.as_ref()),
-            Error::RateLimited { .. } | Error::LockTimeout { .. } => true,
+            Error::RateLimited { .. } | Error::LockTimeout { .. } | Error::Timeout { .. } => true,
             Error::MalformedResponse { status, .. } => *status >= 500 || *status == 429,
             Error::OAuth(e) => {
                 matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
@@ -420,7 +456,8 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout` | the variant of that name |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `login_replaced`, `refresh_outcome_unknown` | the variant of that name |
+    /// | `timeout` | [`Timeout`](Error::Timeout) too |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
@@ -465,6 +502,9 @@ impl Error {
             Error::Store(_) => "store",
             Error::RateLimited { .. } => "rate_limited",
             Error::LockTimeout { .. } => "lock_timeout",
+            Error::Timeout { .. } => "timeout",
+            Error::LoginReplaced => "login_replaced",
+            Error::RefreshOutcomeUnknown { .. } => "refresh_outcome_unknown",
         }
     }
 }

@@ -248,6 +248,7 @@ mod error;
 mod future;
 mod id_token;
 mod introspect;
+mod login;
 #[cfg(feature = "loopback")]
 mod loopback;
 #[cfg(feature = "middleware")]
@@ -278,6 +279,7 @@ pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
+pub use login::LostRefresh;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};
