@@ -15,6 +15,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use url::{Host, Origin, Url};
 
+use crate::challenge::{Challenge, bearer_challenge};
 use crate::dpop::{self, NonceAnswer};
 use crate::error::{Error, Unauthorized};
 use crate::source::TokenSource;
@@ -195,7 +196,7 @@ pub(crate) fn attach(
     token: &Token,
 ) -> Result<Credentials, Error> {
     let authorization = token.bearer_header().ok_or_else(|| {
-        if token.dpop_key().is_none() && dpop::is_dpop_type(token.token_type()) {
+        if token.dpop_key().is_none() && crate::jose::is_dpop_type(token.token_type()) {
             return Error::config(
                 "a DPoP token needs its key (Token::with_dpop_key); it is never sent as Bearer",
             );
@@ -417,161 +418,9 @@ fn token_not_sent(sent_to: Option<&Url>, answered: Option<&Url>) -> Option<Error
     })
 }
 
-/// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Challenge {
-    pub(crate) error: Option<String>,
-    pub(crate) description: Option<String>,
-}
-
-impl Challenge {
-    /// `invalid_token`, or a bare challenge (the token was missing, expired or revoked).
-    fn asks_for_new_token(&self) -> bool {
-        self.error.as_deref().is_none_or(|e| e == "invalid_token")
-    }
-}
-
-/// The first Bearer challenge of the response. `None` when there is no `WWW-Authenticate`
-/// header at all; a challenge with an error of `"-"` stands for one that is not Bearer, so
-/// that a 401 asking for Basic credentials is not answered with a token refresh.
-fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
-    let mut saw_other = false;
-    for value in headers.get_all(header::WWW_AUTHENTICATE) {
-        let Ok(value) = value.to_str() else {
-            saw_other = true;
-            continue;
-        };
-        for (scheme, params) in parse_challenges(value) {
-            // A DPoP token's challenge names the DPoP scheme (RFC 9449 §7.1), same parameters.
-            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") {
-                let get = |name: &str| {
-                    params
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v.clone())
-                };
-                return Some(Challenge {
-                    error: get("error"),
-                    description: get("error_description"),
-                });
-            }
-            saw_other = true;
-        }
-    }
-    saw_other.then(|| Challenge {
-        error: Some("-".to_owned()),
-        description: None,
-    })
-}
-
-type Params = Vec<(String, String)>;
-
-/// Splits a `WWW-Authenticate` value into challenges (RFC 9110 §11.6.1): scheme, then
-/// `name=value` or `name="quoted"` parameters. Lenient, never panics.
-fn parse_challenges(value: &str) -> Vec<(String, Params)> {
-    let chars: Vec<char> = value.chars().collect();
-    let mut i = 0;
-    let mut out: Vec<(String, Params)> = Vec::new();
-    let is_delim = |c: char| c.is_whitespace() || c == ',' || c == '=' || c == '"';
-    while i < chars.len() {
-        while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
-            i += 1;
-        }
-        let start = i;
-        while i < chars.len() && !is_delim(chars[i]) {
-            i += 1;
-        }
-        if start == i {
-            // A stray `=` or `"`: skip it.
-            i += 1;
-            continue;
-        }
-        let word: String = chars[start..i].iter().collect();
-        let mut j = i;
-        while j < chars.len() && chars[j].is_whitespace() {
-            j += 1;
-        }
-        let is_param = j < chars.len() && chars[j] == '=' && !out.is_empty();
-        if !is_param {
-            out.push((word, Vec::new()));
-            continue;
-        }
-        i = j + 1;
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
-        }
-        let mut val = String::new();
-        if i < chars.len() && chars[i] == '"' {
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' && i + 1 < chars.len() {
-                    i += 1;
-                }
-                val.push(chars[i]);
-                i += 1;
-            }
-            i += 1;
-        } else {
-            while i < chars.len() && chars[i] != ',' && !chars[i].is_whitespace() {
-                val.push(chars[i]);
-                i += 1;
-            }
-        }
-        if let Some((_, params)) = out.last_mut() {
-            params.push((word, val));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn parses_bearer_parameters() {
-        let c = bearer_challenge(&headers(&[
-            r#"Bearer realm="api", error="invalid_token", error_description="The access token expired""#,
-        ]))
-        .unwrap();
-        assert_eq!(c.error.as_deref(), Some("invalid_token"));
-        assert_eq!(c.description.as_deref(), Some("The access token expired"));
-        assert!(c.asks_for_new_token());
-    }
-
-    #[test]
-    fn finds_bearer_among_several_challenges() {
-        let c = bearer_challenge(&headers(&[
-            r#"Basic realm="x", Bearer error=invalid_token"#,
-        ]))
-        .unwrap();
-        assert_eq!(c.error.as_deref(), Some("invalid_token"));
-        let c = bearer_challenge(&headers(&["Basic realm=x", "Bearer"])).unwrap();
-        assert!(c.asks_for_new_token());
-    }
-
-    #[test]
-    fn other_errors_and_schemes_do_not_ask_for_a_token() {
-        let scope = bearer_challenge(&headers(&[r#"Bearer error="insufficient_scope""#])).unwrap();
-        assert!(!scope.asks_for_new_token());
-        let basic = bearer_challenge(&headers(&[r#"Basic realm="x""#])).unwrap();
-        assert!(!basic.asks_for_new_token());
-        assert_eq!(bearer_challenge(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn quoted_strings_unescape() {
-        let c = parse_challenges(r#"Bearer error_description="say \"hi\", ok""#);
-        assert_eq!(c[0].1[0].1, r#"say "hi", ok"#);
-    }
 
     #[test]
     fn grpc_unauthenticated_counts_as_unauthorized() {
@@ -599,12 +448,5 @@ mod tests {
             any_https: false,
         };
         assert!(allowed.check(Target::Uri(&abs)).is_ok());
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn parsing_never_panics(s in ".*") {
-            let _ = parse_challenges(&s);
-        }
     }
 }

@@ -70,22 +70,26 @@ struct Runtime {
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
-/// The process's one internal runtime, started on first use.
-///
-/// # Panics
-///
-/// When the operating system cannot create the thread or the runtime's I/O driver.
-fn runtime() -> &'static Runtime {
-    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(Runtime::start)
+/// The process's one internal runtime, started on first use. If the operating system could
+/// not create the thread or the runtime's I/O driver, every call gets that error.
+fn runtime() -> Result<&'static Runtime, Error> {
+    static RUNTIME: std::sync::OnceLock<Result<Runtime, Error>> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(Runtime::start)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 impl Runtime {
-    fn start() -> Runtime {
+    fn start() -> Result<Runtime, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("authed::blocking: cannot create the internal Tokio runtime");
+            .map_err(|e| {
+                Error::config(format!(
+                    "authed::blocking: cannot create the internal Tokio runtime: {e}"
+                ))
+            })?;
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
         std::thread::Builder::new()
             .name("authed-blocking".to_owned())
@@ -98,8 +102,12 @@ impl Runtime {
                     }
                 });
             })
-            .expect("authed::blocking: cannot start the internal runtime thread");
-        Runtime { jobs }
+            .map_err(|e| {
+                Error::config(format!(
+                    "authed::blocking: cannot start the internal runtime thread: {e}"
+                ))
+            })?;
+        Ok(Runtime { jobs })
     }
 
     /// Runs `fut` on the runtime thread and waits for it.
@@ -120,13 +128,14 @@ impl Runtime {
             let _ = done.send(tokio::spawn(fut).await);
         });
         // The thread never returns: sending fails only if it died.
+        let stopped = || Error::config("authed::blocking: the internal runtime thread has stopped");
         if self.jobs.send(job).is_err() {
-            panic!("authed::blocking: the internal runtime thread has stopped");
+            return Err(stopped());
         }
         match result.recv() {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            _ => panic!("authed::blocking: the internal runtime thread has stopped"),
+            _ => Err(stopped()),
         }
     }
 }
@@ -148,18 +157,18 @@ impl Runtime {
 ///
 /// # Errors
 ///
-/// [`Error::Config`] when called inside an async runtime (`fut` is then dropped unrun).
+/// [`Error::Config`] when called inside an async runtime (`fut` is then dropped unrun), or
+/// when the operating system cannot start the internal thread.
 ///
 /// # Panics
 ///
-/// When `fut` panics: the panic is passed on to the caller. When the operating system cannot
-/// start the internal thread.
+/// When `fut` panics: the panic is passed on to the caller.
 pub fn block_on<F>(fut: F) -> Result<F::Output, Error>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    runtime().block_on(fut)
+    runtime()?.block_on(fut)
 }
 
 /// A blocking [`TokenSource`]: [`token`](Self::token) waits for a valid token.
@@ -173,14 +182,12 @@ pub struct Source {
 }
 
 impl Source {
-    /// A blocking handle on `source`.
+    /// A blocking handle on `source`: a grant's source, or an `Arc<dyn TokenSource>` you
+    /// already share, which is used as it is (not wrapped again).
     pub fn new(source: impl TokenSource + 'static) -> Self {
-        Self::from_arc(Arc::new(source))
-    }
-
-    /// Like [`new`](Self::new), for a source that is already shared.
-    pub fn from_arc(source: Arc<dyn TokenSource>) -> Self {
-        Source { source }
+        Source {
+            source: crate::source::shared(source),
+        }
     }
 
     /// The async source this wraps.
@@ -235,38 +242,42 @@ impl AuthedClient {
 
     /// The client's token source, blocking.
     pub fn source(&self) -> Source {
-        Source::from_arc(self.client.source().clone())
+        Source::new(self.client.source().clone())
     }
 
     /// Starts a request. `url` is absolute, or relative to the base URL.
-    pub fn request(&self, method: Method, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn request<'u>(
+        &self,
+        method: Method,
+        url: impl Into<crate::RequestUrl<'u>>,
+    ) -> RequestBuilder {
         RequestBuilder {
             request: self.client.request(method, url),
         }
     }
 
     /// Starts a `GET` request.
-    pub fn get(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn get<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn post<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn put<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn patch<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete(&self, url: impl crate::IntoRequestUrl) -> RequestBuilder {
+    pub fn delete<'u>(&self, url: impl Into<crate::RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 }

@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
 use crate::error::Error;
+use crate::request_url::RequestUrl;
 use crate::source::TokenSource;
 
 /// An HTTP client that sends `Authorization: Bearer <token>` with every request to the
@@ -94,15 +95,11 @@ pub struct AuthedClientBuilder {
 }
 
 impl AuthedClient {
-    /// Starts a client that takes its tokens from `source`.
+    /// Starts a client that takes its tokens from `source`: a grant's source, or an
+    /// `Arc<dyn TokenSource>` you already share, which is used as it is (not wrapped again).
     pub fn builder(source: impl TokenSource + 'static) -> AuthedClientBuilder {
-        Self::builder_arc(Arc::new(source))
-    }
-
-    /// Like [`builder`](Self::builder), for a source that is already shared.
-    pub fn builder_arc(source: Arc<dyn TokenSource>) -> AuthedClientBuilder {
         AuthedClientBuilder {
-            source,
+            source: crate::source::shared(source),
             http: None,
             base_url: None,
             origins: OriginSettings::default(),
@@ -122,10 +119,11 @@ impl AuthedClient {
         &self.inner.source
     }
 
-    /// Starts a request. `url` is a [`Url`], used as it is, or a string (`&str`, `String`),
-    /// absolute or relative to the base URL.
-    pub fn request(&self, method: Method, url: impl IntoRequestUrl) -> RequestBuilder {
+    /// Starts a request. `url` is a [`RequestUrl`]: a [`Url`], used as it is, or a string
+    /// (`&str`, `String`), absolute or relative to the base URL.
+    pub fn request<'u>(&self, method: Method, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         let request = url
+            .into()
             .resolve(self.inner.base_url.as_ref())
             .map(|url| self.inner.http.request(method, url))
             .map_err(|e| Error::config(format!("invalid request URL: {e}")));
@@ -137,27 +135,27 @@ impl AuthedClient {
     }
 
     /// Starts a `GET` request.
-    pub fn get(&self, url: impl IntoRequestUrl) -> RequestBuilder {
+    pub fn get<'u>(&self, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post(&self, url: impl IntoRequestUrl) -> RequestBuilder {
+    pub fn post<'u>(&self, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put(&self, url: impl IntoRequestUrl) -> RequestBuilder {
+    pub fn put<'u>(&self, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch(&self, url: impl IntoRequestUrl) -> RequestBuilder {
+    pub fn patch<'u>(&self, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete(&self, url: impl IntoRequestUrl) -> RequestBuilder {
+    pub fn delete<'u>(&self, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 
@@ -236,54 +234,6 @@ impl TokenSource for NoOwnSource {
         crate::source::TokenFuture::ready(Err(Error::config(
             "this client has no token source of its own: send the request with .source(login)",
         )))
-    }
-}
-
-/// A request URL: a [`Url`], used as it is, or a string (`&str`, `String`, `&String`),
-/// absolute or relative to the client's base URL. A `Url` is not parsed again.
-pub trait IntoRequestUrl: sealed::Resolve {}
-
-impl<T: sealed::Resolve> IntoRequestUrl for T {}
-
-mod sealed {
-    use url::{ParseError, Url};
-
-    /// How each kind of request URL becomes a `Url`. Sealed: only the crate implements it.
-    pub trait Resolve {
-        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError>;
-    }
-
-    impl Resolve for Url {
-        fn resolve(self, _base: Option<&Url>) -> Result<Url, ParseError> {
-            Ok(self)
-        }
-    }
-
-    impl Resolve for &Url {
-        fn resolve(self, _base: Option<&Url>) -> Result<Url, ParseError> {
-            Ok(self.clone())
-        }
-    }
-
-    impl Resolve for &str {
-        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError> {
-            match base {
-                Some(base) => base.join(self),
-                None => Url::parse(self),
-            }
-        }
-    }
-
-    impl Resolve for String {
-        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError> {
-            self.as_str().resolve(base)
-        }
-    }
-
-    impl Resolve for &String {
-        fn resolve(self, base: Option<&Url>) -> Result<Url, ParseError> {
-            self.as_str().resolve(base)
-        }
     }
 }
 
@@ -431,7 +381,7 @@ impl RequestBuilder {
     /// # Ok(()) }
     /// ```
     pub fn source(mut self, source: impl TokenSource + 'static) -> Self {
-        self.source = Some(Arc::new(source));
+        self.source = Some(crate::source::shared(source));
         self
     }
 

@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::dpop::{DpopAlgorithm, DpopKey};
+use crate::clock::{Clock, SystemClock};
 use crate::endpoint::{
-    AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, http_client_from,
+    AssertionSigner, ClientAssertion, ClientAuthMethod, Endpoint, default_auth_method,
+    hmac_algorithm, http_client_from, negotiate_key_algorithm,
 };
 use crate::error::Error;
+use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
-use crate::signing_key::{SigningAlgorithm, SigningKey};
-use crate::source::ClientCredentialsBuilder;
-use crate::token::{ClientSecret, Clock, ExpiryPolicy, SystemClock};
+use crate::token::{ClientSecret, ExpiryPolicy};
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
 /// every token source made from it shares (timeouts, expiry policy, clock).
@@ -52,7 +52,9 @@ pub struct Endpoints {
     /// it. RFC 9207 `iss` and ID tokens' `iss` must equal it character for character.
     pub issuer: Option<String>,
     /// The provider's metadata says `authorization_response_iss_parameter_supported: true`
-    /// (RFC 9207): a callback without `iss` is then refused.
+    /// (RFC 9207): a callback without `iss` is then refused. Set with
+    /// [`OAuthConfigBuilder::iss_parameter_supported`].
+    #[doc(alias = "authorization_response_iss_parameter_supported")]
     pub iss_parameter_supported: bool,
     /// The provider's JSON Web Key Set (`jwks_uri`), for checking ID token signatures.
     pub jwks_url: Option<Url>,
@@ -138,11 +140,6 @@ impl OAuthConfig {
             mtls_aliases: MtlsAliases::default(),
             discovered_http: None,
         }
-    }
-
-    /// A source of tokens for the client itself (the client credentials grant).
-    pub fn client_credentials(&self) -> ClientCredentialsBuilder {
-        ClientCredentialsBuilder::new(self.clone())
     }
 
     /// The provider's endpoints.
@@ -354,8 +351,10 @@ impl OAuthConfigBuilder {
 
     /// Whether the provider always sends RFC 9207 `iss` on authorization responses
     /// (`authorization_response_iss_parameter_supported`; discovery reads it). When `true`,
-    /// a callback without `iss` is refused. Default `false`.
-    pub fn authorization_response_iss_parameter_supported(mut self, supported: bool) -> Self {
+    /// a callback without `iss` is refused. Default `false`. Named like
+    /// [`Endpoints::iss_parameter_supported`], which it sets.
+    #[doc(alias = "authorization_response_iss_parameter_supported")]
+    pub fn iss_parameter_supported(mut self, supported: bool) -> Self {
         self.iss_parameter_supported = supported;
         self
     }
@@ -703,100 +702,6 @@ enum DpopChoice {
     Key(DpopKey),
 }
 
-/// The method the client's credentials allow that the provider lists (RFC 8414: Basic when
-/// the metadata says nothing). A key comes first: it is why one was given.
-fn default_auth_method(
-    has_key: bool,
-    has_secret: bool,
-    supported: Option<&[String]>,
-) -> Result<ClientAuthMethod, Error> {
-    use ClientAuthMethod::{ClientSecretBasic, ClientSecretJwt, ClientSecretPost, PrivateKeyJwt};
-    let Some(supported) = supported else {
-        return Ok(if has_key {
-            PrivateKeyJwt
-        } else if has_secret {
-            ClientSecretBasic
-        } else {
-            ClientAuthMethod::None
-        });
-    };
-    if !has_key && !has_secret {
-        // Providers that accept public clients seldom list `none`: let the provider decide.
-        return Ok(ClientAuthMethod::None);
-    }
-    let mut possible = Vec::new();
-    if has_key {
-        possible.push(PrivateKeyJwt);
-    }
-    if has_secret {
-        possible.extend([ClientSecretBasic, ClientSecretPost, ClientSecretJwt]);
-    }
-    possible
-        .iter()
-        .copied()
-        .find(|m| supported.iter().any(|s| s == m.as_str()))
-        .ok_or_else(|| {
-            Error::config(format!(
-                "the provider supports none of the client authentication methods this client \
-                 can use ({}); give it {}, or set auth_method to override",
-                possible
-                    .iter()
-                    .map(|m| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if has_key {
-                    "a client secret"
-                } else {
-                    "a private key"
-                },
-            ))
-        })
-}
-
-/// The key, signing with an algorithm the provider lists: its own, or else the first listed
-/// one it can sign with.
-fn negotiate_key_algorithm(
-    key: SigningKey,
-    supported: Option<&[String]>,
-) -> Result<SigningKey, Error> {
-    let Some(supported) = supported else {
-        return Ok(key);
-    };
-    if supported.iter().any(|a| a == key.algorithm().as_str()) {
-        return Ok(key);
-    }
-    let own = key.algorithm();
-    for alg in supported
-        .iter()
-        .filter_map(|a| SigningAlgorithm::from_name(a))
-    {
-        if let Ok(key) = key.clone().with_algorithm(alg) {
-            return Ok(key);
-        }
-    }
-    Err(Error::config(format!(
-        "the provider accepts no client assertion algorithm this key can sign with (the key \
-         signs {own}; token_endpoint_auth_signing_alg_values_supported lists others)"
-    )))
-}
-
-/// HS256 unless the provider lists only stronger HMAC algorithms.
-fn hmac_algorithm(supported: Option<&[String]>) -> Result<jsonwebtoken::Algorithm, Error> {
-    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
-    let Some(supported) = supported else {
-        return Ok(HS256);
-    };
-    [("HS256", HS256), ("HS384", HS384), ("HS512", HS512)]
-        .into_iter()
-        .find(|(name, _)| supported.iter().any(|s| s == name))
-        .map(|(_, alg)| alg)
-        .ok_or_else(|| {
-            Error::config(
-                "the provider lists no HMAC algorithm (HS256, HS384, HS512) for client_secret_jwt",
-            )
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,40 +717,6 @@ mod tests {
         ));
         assert!(endpoint_url("t", "http://auth.example.com/token", true).is_ok());
         assert!(endpoint_url("t", "ftp://auth.example.com/token", true).is_err());
-    }
-
-    #[test]
-    fn default_auth_method_follows_the_supported_list() {
-        use ClientAuthMethod::{
-            ClientSecretBasic, ClientSecretJwt, ClientSecretPost, PrivateKeyJwt,
-        };
-        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let pick = |key, secret, supported: Option<&[String]>| {
-            default_auth_method(key, secret, supported).ok()
-        };
-        assert_eq!(pick(false, true, None), Some(ClientSecretBasic));
-        assert_eq!(pick(false, false, None), Some(ClientAuthMethod::None));
-        assert_eq!(pick(true, true, None), Some(PrivateKeyJwt));
-        let post_only = list(&["client_secret_post", "private_key_jwt"]);
-        assert_eq!(pick(false, true, Some(&post_only)), Some(ClientSecretPost));
-        assert_eq!(
-            pick(false, false, Some(&post_only)),
-            Some(ClientAuthMethod::None)
-        );
-        assert_eq!(pick(true, true, Some(&post_only)), Some(PrivateKeyJwt));
-        let both = list(&["client_secret_post", "client_secret_basic"]);
-        assert_eq!(pick(false, true, Some(&both)), Some(ClientSecretBasic));
-        // A key the provider does not take, but a secret it does.
-        assert_eq!(pick(true, true, Some(&both)), Some(ClientSecretBasic));
-        let secret_jwt = list(&["client_secret_jwt", "private_key_jwt"]);
-        assert_eq!(pick(false, true, Some(&secret_jwt)), Some(ClientSecretJwt));
-        // Nothing this client can do (private_key_jwt only, and it has only a secret): a
-        // configuration error, not Basic sent to a provider that did not offer it.
-        let jwt = list(&["private_key_jwt"]);
-        let e = default_auth_method(false, true, Some(&jwt)).unwrap_err();
-        assert!(matches!(e, Error::Config(_)), "{e:?}");
-        assert!(e.to_string().contains("client_secret_basic"), "{e}");
-        assert!(default_auth_method(true, false, Some(&both)).is_err());
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn builder_from_metadata(
     if issuer != asked {
         return Err(Error::config(format!(
             "the metadata found for issuer {} names another issuer (RFC 8414 §3.3)",
-            crate::error::clean(asked)
+            crate::oauth_error::clean(asked)
         )));
     }
     let token_url = field("token_endpoint")?
@@ -194,7 +194,7 @@ fn builder_from_metadata(
     match meta.get("authorization_response_iss_parameter_supported") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => {
-            builder = builder.authorization_response_iss_parameter_supported(*b);
+            builder = builder.iss_parameter_supported(*b);
         }
         Some(_) => {
             return Err(malformed(

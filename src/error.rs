@@ -13,6 +13,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::oauth_error::{OAuthError, REVOKED_GRANT_ERRORS, clean};
+
 /// A shareable error cause. `Arc`, not `Box`, so one failed token request can be delivered to
 /// every caller that waited on it.
 type Cause = Arc<dyn std::error::Error + Send + Sync>;
@@ -207,7 +209,7 @@ pub enum Error {
         /// The HTTP status: 429 or 503.
         status: u16,
         /// How long the provider asked us to wait, capped (see
-        /// [`RetryPolicy::retry_after_max`](crate::RetryPolicy::retry_after_max)); `None` when
+        /// [`RetryPolicy::with_retry_after_max`](crate::RetryPolicy::with_retry_after_max)); `None` when
         /// it named no delay.
         retry_after: Option<Duration>,
     },
@@ -638,124 +640,6 @@ pub enum IdTokenError {
     Jwks,
 }
 
-/// An OAuth error response (RFC 6749 §5.2), as the provider sent it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    /// The `error` code, e.g. `invalid_grant`.
-    pub error: String,
-    /// The provider's `error_description`, if any.
-    pub description: Option<String>,
-    /// The provider's `error_uri`, if any.
-    pub uri: Option<String>,
-    /// The HTTP status the error came with; `None` when it arrived another way (a redirect
-    /// to a callback URL).
-    pub status: Option<u16>,
-    /// The `interval` a device flow `slow_down` names (GitHub sends one).
-    interval: Option<Duration>,
-}
-
-/// Provider codes that mean "this grant is dead, sign in again", whatever the provider
-/// calls it. A refresh answered with one of them removes the stored login, so the dead
-/// refresh token is never sent again. Presets add codes that only mean this at their
-/// provider (see [`OAuthConfigBuilder::revoked_grant_errors`](crate::OAuthConfigBuilder::revoked_grant_errors)).
-pub(crate) const REVOKED_GRANT_ERRORS: &[&str] = &[
-    // RFC 6749 §5.2.
-    "invalid_grant",
-    // GitHub: a spent or expired code, and an expired, used or revoked refresh token.
-    // https://docs.github.com/en/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors
-    "bad_verification_code",
-    "bad_refresh_token",
-    // Slack's oauth.v2.access (answered with HTTP 200 and `"ok": false`).
-    // https://api.slack.com/methods/oauth.v2.access
-    "invalid_refresh_token",
-    "invalid_code",
-    // HubSpot's legacy `status` codes (`BAD_REFRESH_TOKEN` is GitHub's code above, in
-    // capitals). https://developers.hubspot.com/docs/api/oauth/tokens
-    "bad_auth_code",
-];
-
-/// Provider-controlled text ends up in logs and terminals: keep it short and printable.
-const MAX_FIELD_CHARS: usize = 512;
-
-/// Replaces control characters with a space, so a provider's CR/LF cannot forge log lines
-/// and words on either side of a newline do not run together; keeps at most 512 characters.
-pub(crate) fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_FIELD_CHARS)
-        .collect()
-}
-
-impl OAuthError {
-    /// An error with the given code and no description.
-    pub fn new(error: impl AsRef<str>) -> Self {
-        OAuthError {
-            error: clean(error.as_ref()),
-            description: None,
-            uri: None,
-            status: None,
-            interval: None,
-        }
-    }
-
-    /// The new polling interval a device flow `slow_down` error carries, when the provider
-    /// sent one (GitHub does; RFC 8628 §3.5 otherwise adds 5 seconds).
-    pub fn interval(&self) -> Option<Duration> {
-        self.interval
-    }
-
-    pub(crate) fn with_interval(mut self, interval: Option<Duration>) -> Self {
-        self.interval = interval;
-        self
-    }
-
-    /// Sets the description.
-    pub fn with_description(mut self, description: Option<&str>) -> Self {
-        self.description = description.map(clean);
-        self
-    }
-
-    /// Sets the error URI.
-    pub fn with_uri(mut self, uri: Option<&str>) -> Self {
-        self.uri = uri.map(clean);
-        self
-    }
-
-    /// Sets the HTTP status.
-    pub fn with_status(mut self, status: Option<u16>) -> Self {
-        self.status = status;
-        self
-    }
-}
-
-impl fmt::Display for OAuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.error)?;
-        if let Some(s) = self.status {
-            write!(f, " (HTTP {s})")?;
-        }
-        if let Some(d) = &self.description {
-            write!(f, ": {d}")?;
-        }
-        if let Some(u) = &self.uri {
-            write!(f, "; see {u}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for OAuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuthError")
-            .field("error", &self.error)
-            .field("description", &self.description)
-            .field("uri", &self.uri)
-            .field("status", &self.status)
-            .field("interval", &self.interval)
-            .finish()
-    }
-}
-
 /// Why an API call ended in [`Error::Unauthorized`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unauthorized {
@@ -795,7 +679,7 @@ impl fmt::Display for Unauthorized {
 }
 
 impl Unauthorized {
-    pub(crate) fn new(challenge: Option<&crate::authorize::Challenge>) -> Self {
+    pub(crate) fn new(challenge: Option<&crate::challenge::Challenge>) -> Self {
         Unauthorized {
             retried: false,
             replayable: true,
@@ -808,6 +692,7 @@ impl Unauthorized {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth_error::MAX_FIELD_CHARS;
 
     #[test]
     fn codes_map_to_variants() {

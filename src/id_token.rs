@@ -1,19 +1,18 @@
 //! ID token validation for OpenID Connect sign-ins (OpenID Connect Core §3.1.3.7).
 //!
-//! The JOSE work (JWK parsing, signature verification) is `jsonwebtoken` with its pure-Rust
-//! `rust_crypto` backend; the claim rules are ours, so they use the crate's injectable clock.
+//! The JOSE work (JWK parsing, signature verification) is `jose::verify`; the claim rules and
+//! the provider's key set are here, so they use the crate's injectable clock.
 
-use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::Jwk;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::OAuthConfig;
 use crate::error::{Error, IdTokenError};
+use crate::jose::verify::{self, JwsHeader};
 
 /// Clock difference tolerated between the provider and this machine for `exp` and `iat`.
 pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -83,53 +82,6 @@ impl std::fmt::Debug for Jwks {
     }
 }
 
-/// `jsonwebtoken` panics when it cannot tell which backend to use (both features on, from
-/// another crate in the graph); naming ours first makes that impossible.
-pub(crate) fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-    });
-}
-
-const ALLOWED: &[(&str, Algorithm)] = &[
-    ("RS256", Algorithm::RS256),
-    ("PS256", Algorithm::PS256),
-    ("ES256", Algorithm::ES256),
-    ("EdDSA", Algorithm::EdDSA),
-];
-
-fn b64_json(part: &str) -> Result<Map<String, Value>, IdTokenError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| IdTokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed)
-}
-
-/// `true` when `jwk` may verify `alg` signatures: the right key type and curve, and its `use`
-/// and `alg`, when given, agree.
-fn usable(jwk: &Jwk, alg: Algorithm) -> bool {
-    let family_ok = match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
-        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
-        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
-            p.curve == EllipticCurve::Ed25519
-        }
-        _ => false,
-    };
-    let use_ok = !matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature);
-    let alg_ok = jwk.common.key_algorithm.is_none_or(|k| {
-        matches!(
-            (k, alg),
-            (KeyAlgorithm::RS256, Algorithm::RS256)
-                | (KeyAlgorithm::PS256, Algorithm::PS256)
-                | (KeyAlgorithm::ES256, Algorithm::ES256)
-                | (KeyAlgorithm::EdDSA, Algorithm::EdDSA)
-        )
-    });
-    family_ok && use_ok && alg_ok
-}
-
 impl Jwks {
     async fn fetch(config: &OAuthConfig) -> Result<Vec<Jwk>, IdTokenError> {
         let url = config
@@ -142,32 +94,20 @@ impl Jwks {
             .get_json(url)
             .await
             .map_err(|_| IdTokenError::Jwks)?;
-        let keys = match answer.fields.get("keys") {
-            Some(Value::Array(keys)) => keys,
-            _ => return Err(IdTokenError::Jwks),
-        };
-        // A key of a kind this crate does not know is skipped, not fatal for the others.
-        Ok(keys
-            .iter()
-            .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
-            .collect())
+        match answer.fields.get("keys") {
+            Some(Value::Array(keys)) => Ok(verify::parse_keys(keys)),
+            _ => Err(IdTokenError::Jwks),
+        }
     }
 
-    /// The keys that may verify a token with `kid` and `alg`, fetching the set the first
-    /// time, and again when none matches and the copy held is old enough.
+    /// The keys that may verify a token with `header`'s `kid` and `alg`, fetching the set
+    /// the first time, and again when none matches and the copy held is old enough.
     async fn candidates(
         &self,
         config: &OAuthConfig,
-        kid: Option<&str>,
-        alg: Algorithm,
+        header: &JwsHeader,
     ) -> Result<Vec<DecodingKey>, IdTokenError> {
-        let pick = |keys: &[Jwk]| -> Vec<DecodingKey> {
-            keys.iter()
-                .filter(|k| kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid)))
-                .filter(|k| usable(k, alg))
-                .filter_map(|k| DecodingKey::from_jwk(k).ok())
-                .collect()
-        };
+        let pick = |keys: &[Jwk]| verify::matching_keys(keys, header);
         let now = config.clock().now();
         let mut state = self.state.lock().await;
         if let Some(fetched) = state.as_ref() {
@@ -212,42 +152,9 @@ async fn validate_inner(
     raw: &str,
     nonce: &str,
 ) -> Result<IdTokenClaims, IdTokenError> {
-    install_crypto_provider();
-    let mut parts = raw.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(IdTokenError::Malformed);
-    };
-    let header = b64_json(header)?;
-    // `none`, HMAC (which a forger would "sign" with our public key), and anything else not
-    // on the list are refused before any key is looked at.
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(|a| ALLOWED.iter().find(|(name, _)| *name == a))
-        .map(|(_, alg)| *alg)
-        .ok_or(IdTokenError::AlgorithmNotAllowed)?;
-    if header.contains_key("crit") {
-        // RFC 7515 §4.1.11: extensions we do not understand must make the token invalid.
-        return Err(IdTokenError::Malformed);
-    }
-    let kid = header.get("kid").and_then(Value::as_str);
-
-    let mut validation = Validation::new(alg);
-    // Claims are checked below, against the crate's clock; here only the signature.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let mut claims = None;
-    for key in jwks.candidates(config, kid, alg).await? {
-        if let Ok(data) = jsonwebtoken::decode::<Map<String, Value>>(raw, &key, &validation) {
-            claims = Some(data.claims);
-            break;
-        }
-    }
-    let claims = claims.ok_or(IdTokenError::BadSignature)?;
+    let header = verify::read_header(raw)?;
+    let keys = jwks.candidates(config, &header).await?;
+    let claims = verify::verify_signature(raw, &header, &keys)?;
 
     let issuer = config.endpoints().issuer.as_deref();
     if issuer.is_none() || claims.get("iss").and_then(Value::as_str) != issuer {

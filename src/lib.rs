@@ -231,6 +231,18 @@
 //! which brings its own.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
+// Panics impossible by construction: library code returns typed errors instead. The few
+// invariants that remain are allowed where they are, each with the proof in a comment; unit
+// tests are exempt through clippy.toml, the `testing` module in its own root.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorize;
@@ -238,7 +250,9 @@ mod authorize;
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 mod browser;
+mod challenge;
 mod client;
+mod clock;
 mod config;
 mod discovery;
 mod dpop;
@@ -248,6 +262,7 @@ mod error;
 mod future;
 mod id_token;
 mod introspect;
+mod jose;
 mod login;
 #[cfg(feature = "loopback")]
 mod loopback;
@@ -255,10 +270,11 @@ mod loopback;
 #[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
 pub mod middleware;
 mod mtls;
+mod oauth_error;
 pub mod providers;
+mod request_url;
 mod retry;
 mod revoke;
-mod signing_key;
 mod source;
 mod store;
 mod telemetry;
@@ -270,15 +286,16 @@ mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
-pub use client::{AuthedClient, AuthedClientBuilder, IntoRequestUrl, RequestBuilder};
+pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
+pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
-pub use dpop::{DpopAlgorithm, DpopKey};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
-pub use error::{CallbackError, Error, IdTokenError, OAuthError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
+pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
 pub use login::LostRefresh;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
@@ -286,8 +303,9 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg(any(feature = "default-tls", feature = "native-tls"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
+pub use oauth_error::OAuthError;
+pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
-pub use signing_key::{SigningAlgorithm, SigningKey};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
@@ -305,9 +323,7 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisStore, RedisStoreBuilder};
-pub use token::{
-    AccessToken, ClientSecret, Clock, ExpiryPolicy, IdToken, RefreshToken, SystemClock, Token,
-};
+pub use token::{AccessToken, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, Token};
 
 /// The `reqwest` this crate is built on, so you name the same version.
 pub use reqwest;

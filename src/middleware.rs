@@ -72,15 +72,11 @@ pub struct AuthMiddlewareBuilder {
 }
 
 impl AuthMiddleware {
-    /// Starts a middleware that takes its tokens from `source`.
+    /// Starts a middleware that takes its tokens from `source`: a grant's source, or an
+    /// `Arc<dyn TokenSource>` you already share, which is used as it is (not wrapped again).
     pub fn builder(source: impl TokenSource + 'static) -> AuthMiddlewareBuilder {
-        Self::builder_arc(Arc::new(source))
-    }
-
-    /// Like [`builder`](Self::builder), for a source that is already shared.
-    pub fn builder_arc(source: Arc<dyn TokenSource>) -> AuthMiddlewareBuilder {
         AuthMiddlewareBuilder {
-            source,
+            source: crate::source::shared(source),
             origins: OriginSettings::default(),
         }
     }

@@ -25,10 +25,10 @@ use tokio::time::Instant;
 ///
 /// | Setting | Default | Why |
 /// |---|---|---|
-/// | [`attempts`](Self::attempts) | 3 | rides out a restarting instance or a dropped connection; more only adds load to a provider that is down |
-/// | [`max_elapsed`](Self::max_elapsed) | 10 s | a caller waiting for a token is usually serving a request of its own |
-/// | [`backoff`](Self::backoff) | 250 ms, doubling, at most 2 s | exponential with jitter (each delay is drawn from its upper half), so that clients that failed together do not retry together |
-/// | [`retry_after_max`](Self::retry_after_max) | 5 min | a provider's `Retry-After` is honoured up to this; a hostile or broken value cannot park a client for a day |
+/// | [`with_attempts`](Self::with_attempts) | 3 | rides out a restarting instance or a dropped connection; more only adds load to a provider that is down |
+/// | [`with_max_elapsed`](Self::with_max_elapsed) | 10 s | a caller waiting for a token is usually serving a request of its own |
+/// | [`with_backoff`](Self::with_backoff) | 250 ms, doubling, at most 2 s | exponential with jitter (each delay is drawn from its upper half), so that clients that failed together do not retry together |
+/// | [`with_retry_after_max`](Self::with_retry_after_max) | 5 min | a provider's `Retry-After` is honoured up to this; a hostile or broken value cannot park a client for a day |
 ///
 /// A `Retry-After` (on a 429, or a 503) closes the endpoint for everyone using the same
 /// [`OAuthConfig`](crate::OAuthConfig) until it has passed: requests that would wait longer
@@ -40,10 +40,10 @@ use tokio::time::Instant;
 /// use authed::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
-///     .attempts(5)
-///     .max_elapsed(Duration::from_secs(20));
-/// assert_eq!(policy.get_attempts(), 5);
-/// assert_eq!(RetryPolicy::none().get_attempts(), 1);
+///     .with_attempts(5)
+///     .with_max_elapsed(Duration::from_secs(20));
+/// assert_eq!(policy.attempts(), 5);
+/// assert_eq!(RetryPolicy::none().attempts(), 1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -69,12 +69,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Sends every request once. `Retry-After` still closes the endpoint.
     pub fn none() -> Self {
-        RetryPolicy::default().attempts(1)
+        RetryPolicy::default().with_attempts(1)
     }
 
     /// How many times a request is sent at most, the first included. `0` counts as `1`.
     #[must_use]
-    pub fn attempts(mut self, attempts: u32) -> Self {
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
         self
     }
@@ -82,14 +82,14 @@ impl RetryPolicy {
     /// The time budget of one call, retries and their waits included: no retry starts (and
     /// no rate-limit wait is sat out) that would end after it.
     #[must_use]
-    pub fn max_elapsed(mut self, max_elapsed: Duration) -> Self {
+    pub fn with_max_elapsed(mut self, max_elapsed: Duration) -> Self {
         self.max_elapsed = max_elapsed;
         self
     }
 
     /// The delay before the first retry, doubling for each further one up to `max`.
     #[must_use]
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max.max(initial);
         self
@@ -97,19 +97,29 @@ impl RetryPolicy {
 
     /// The longest `Retry-After` honoured; longer values are cut to this.
     #[must_use]
-    pub fn retry_after_max(mut self, max: Duration) -> Self {
+    pub fn with_retry_after_max(mut self, max: Duration) -> Self {
         self.retry_after_max = max;
         self
     }
 
-    /// The number of attempts.
-    pub fn get_attempts(&self) -> u32 {
+    /// How many times a request is sent at most, the first included.
+    pub fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// The time budget of one call.
-    pub fn get_max_elapsed(&self) -> Duration {
+    pub fn max_elapsed(&self) -> Duration {
         self.max_elapsed
+    }
+
+    /// The delay before the first retry, and the most any retry waits.
+    pub fn backoff(&self) -> (Duration, Duration) {
+        (self.initial_backoff, self.max_backoff)
+    }
+
+    /// The longest `Retry-After` honoured.
+    pub fn retry_after_max(&self) -> Duration {
+        self.retry_after_max
     }
 
     /// The delay before retry number `retry` (1-based): exponential, capped, and drawn at

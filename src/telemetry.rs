@@ -205,7 +205,7 @@ impl CacheMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::OAuthError;
+    use crate::oauth_error::OAuthError;
 
     #[test]
     fn a_providers_own_codes_do_not_become_labels() {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::dpop::DpopKey;
+use crate::jose::DpopKey;
 use crate::login::Lineage;
 
 macro_rules! secret_string {
@@ -286,7 +286,7 @@ impl Token {
         self.header
             .0
             .get_or_init(|| {
-                let scheme = match (crate::dpop::is_dpop_type(&self.token_type), &self.dpop_key) {
+                let scheme = match (crate::jose::is_dpop_type(&self.token_type), &self.dpop_key) {
                     (true, Some(_)) => "DPoP",
                     (true, None) => return None,
                     (false, _) => "Bearer",
@@ -392,23 +392,6 @@ impl ExpiryPolicy {
         let until = self.valid_until(token)?;
         let ahead = self.clamp(self.refresh_ahead, token);
         Some(until.checked_sub(ahead).unwrap_or(UNIX_EPOCH))
-    }
-}
-
-/// The source of "now" for expiry decisions. Replace it in tests to move time by hand
-/// (see `testing::ManualClock` with the `testing` feature).
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// The current wall-clock time.
-    fn now(&self) -> SystemTime;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
     }
 }
 

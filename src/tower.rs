@@ -83,15 +83,11 @@ pub struct AuthLayerBuilder {
 }
 
 impl AuthLayer {
-    /// Starts a layer that takes its tokens from `source`.
+    /// Starts a layer that takes its tokens from `source`: a grant's source, or an
+    /// `Arc<dyn TokenSource>` you already share, which is used as it is (not wrapped again).
     pub fn builder(source: impl TokenSource + 'static) -> AuthLayerBuilder {
-        Self::builder_arc(Arc::new(source))
-    }
-
-    /// Like [`builder`](Self::builder), for a source that is already shared.
-    pub fn builder_arc(source: Arc<dyn TokenSource>) -> AuthLayerBuilder {
         AuthLayerBuilder {
-            source,
+            source: crate::source::shared(source),
             origins: OriginSettings::default(),
         }
     }

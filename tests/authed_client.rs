@@ -264,11 +264,11 @@ async fn any_https_origin_switch_still_refuses_plain_http() {
 async fn shared_source_serves_many_clients() {
     let provider = TestProvider::start().await;
     let source: Arc<dyn authed::TokenSource> = Arc::new(source(provider.token_url()));
-    let a = AuthedClient::builder_arc(source.clone())
+    let a = AuthedClient::builder(source.clone())
         .base_url(provider.api_url())
         .build()
         .unwrap();
-    let b = AuthedClient::builder_arc(source)
+    let b = AuthedClient::builder(source)
         .base_url(provider.api_url())
         .build()
         .unwrap();

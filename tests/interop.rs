@@ -127,7 +127,7 @@ impl Server {
 
     /// A client for the protected resource.
     fn api(&self, source: Arc<dyn TokenSource>) -> AuthedClient {
-        AuthedClient::builder_arc(source)
+        AuthedClient::builder(source)
             .base_url(self.url("/api/"))
             .build()
             .unwrap()

@@ -213,7 +213,7 @@ async fn the_request_is_authenticated_and_retried_after_a_server_error() {
         })))
         .mount(&server)
         .await;
-    let retry = RetryPolicy::default().backoff(Duration::ZERO, Duration::ZERO);
+    let retry = RetryPolicy::default().with_backoff(Duration::ZERO, Duration::ZERO);
     let info = mock_config(&server, retry)
         .introspect_refresh_token(&authed::RefreshToken::new("tok"))
         .await

@@ -148,7 +148,7 @@ async fn composes_with_reqwest_tracing_and_no_token_reaches_the_spans() {
         .with(TracingMiddleware::default())
         .with(retry())
         .with(
-            AuthMiddleware::builder_arc(source.clone())
+            AuthMiddleware::builder(source.clone())
                 .allow_origin(provider.api_url())
                 .build()
                 .unwrap(),

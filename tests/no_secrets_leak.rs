@@ -39,7 +39,7 @@ async fn no_secret_in_debug_display_errors_or_trace_logs() {
         .build()
         .unwrap();
     let source = Arc::new(config.client_credentials().scopes(["read"]).build());
-    let client = AuthedClient::builder_arc(source.clone())
+    let client = AuthedClient::builder(source.clone())
         .base_url(provider.api_url())
         .build()
         .unwrap();
@@ -102,7 +102,7 @@ async fn no_secret_in_debug_display_errors_or_trace_logs() {
     secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der));
     secrets.push(base64::engine::general_purpose::STANDARD.encode(&der));
     let dpop_source = Arc::new(dpop.client_credentials().build());
-    let dpop_client = AuthedClient::builder_arc(dpop_source.clone())
+    let dpop_client = AuthedClient::builder(dpop_source.clone())
         .base_url(provider.api_url())
         .build()
         .unwrap();

@@ -260,7 +260,9 @@ async fn retried_attempts_are_counted_on_one_span() {
     let source = OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .retry(RetryPolicy::default().backoff(Duration::from_millis(1), Duration::from_millis(1)))
+        .retry(
+            RetryPolicy::default().with_backoff(Duration::from_millis(1), Duration::from_millis(1)),
+        )
         .build()
         .unwrap()
         .client_credentials()

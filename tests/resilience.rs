@@ -70,7 +70,7 @@ async fn retries_end_at_the_attempt_budget_and_the_time_budget() {
     // No answer: each attempt takes the 5 s timeout; a third would end after the 10 s budget.
     server.script([], Fault::NoAnswer);
     let started = Instant::now();
-    let e = cc(RetryPolicy::default().attempts(10))
+    let e = cc(RetryPolicy::default().with_attempts(10))
         .token()
         .await
         .unwrap_err();
@@ -83,7 +83,7 @@ async fn retries_end_at_the_attempt_budget_and_the_time_budget() {
 async fn an_authorization_code_exchange_is_never_retried() {
     let server = FaultServer::start().await;
     server.script([], Fault::Status500);
-    let flow = config(&server, RetryPolicy::default().attempts(5))
+    let flow = config(&server, RetryPolicy::default().with_attempts(5))
         .authorization_code("http://127.0.0.1:9/callback")
         .build()
         .unwrap();
@@ -152,7 +152,7 @@ async fn retry_after_is_a_typed_error_and_closes_the_endpoint_for_every_caller()
     let patient = OAuthConfig::builder(server.token_url())
         .client_id("client")
         .client_secret("secret")
-        .retry(RetryPolicy::default().max_elapsed(Duration::from_secs(60)))
+        .retry(RetryPolicy::default().with_max_elapsed(Duration::from_secs(60)))
         .build()
         .unwrap();
     server.script([Fault::RetryAfter(503, "7")], Fault::Token);

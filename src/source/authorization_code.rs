@@ -7,8 +7,9 @@ use url::Url;
 
 use crate::config::{OAuthConfig, is_loopback};
 use crate::endpoint::Form;
-use crate::error::{CallbackError, Error, IdTokenError, OAuthError};
+use crate::error::{CallbackError, Error, IdTokenError};
 use crate::id_token::{self, Jwks};
+use crate::oauth_error::OAuthError;
 use crate::source::refresh::{Login, RefreshTokenSource};
 use crate::token::Secret;
 
@@ -140,9 +141,9 @@ impl OAuthConfig {
 }
 
 impl AuthorizationCodeBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
-    crate::source::login_setters!();
+    crate::source::setters::login_setters!();
 
     /// The `prompt` parameter (OpenID Connect): `login`, `consent`, `select_account`, `none`.
     pub fn prompt(self, prompt: impl Into<String>) -> Self {

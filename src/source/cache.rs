@@ -9,12 +9,13 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::TokenFuture;
 use crate::store::TokenStore;
 use crate::telemetry::{self, CacheMetrics};
-use crate::token::{AccessToken, Clock, ExpiryPolicy, RefreshToken, Token};
+use crate::token::{AccessToken, ExpiryPolicy, RefreshToken, Token};
 
 /// How one grant gets a new token. Implemented once per grant; the cache does the rest.
 pub(crate) trait Grant: Send + Sync + std::fmt::Debug + 'static {
@@ -269,7 +270,13 @@ impl TokenCache {
         let started = tokio::time::Instant::now();
         let wait = async {
             match rx.wait_for(Option::is_some).await {
-                Ok(outcome) => outcome.clone().expect("waited for Some"),
+                // `wait_for` returns once the outcome is `Some`.
+                Ok(outcome) => match outcome.as_ref() {
+                    Some(outcome) => outcome.clone(),
+                    None => Err(Error::config(
+                        "the token refresh task ended without a result",
+                    )),
+                },
                 Err(_) => Err(Error::config(
                     "the token refresh task ended without a result",
                 )),

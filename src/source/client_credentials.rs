@@ -45,6 +45,15 @@ pub struct ClientCredentialsBuilder {
     store: Option<Arc<dyn TokenStore>>,
 }
 
+// Written here rather than in config.rs, so that the configuration does not import the
+// sources made from it.
+impl OAuthConfig {
+    /// A source of tokens for the client itself (the client credentials grant).
+    pub fn client_credentials(&self) -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder::new(self.clone())
+    }
+}
+
 impl ClientCredentialsBuilder {
     pub(crate) fn new(config: OAuthConfig) -> Self {
         ClientCredentialsBuilder {
@@ -55,7 +64,7 @@ impl ClientCredentialsBuilder {
         }
     }
 
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
     /// The `audience` parameter (Auth0, Okta and others name the API this way).
     pub fn audience(self, audience: impl Into<String>) -> Self {

@@ -4,7 +4,8 @@ use url::Url;
 
 use crate::config::OAuthConfig;
 use crate::endpoint::{Form, seconds};
-use crate::error::{Error, OAuthError};
+use crate::error::Error;
+use crate::oauth_error::OAuthError;
 use crate::source::refresh::{Login, RefreshTokenSource};
 use crate::token::Secret;
 
@@ -71,9 +72,9 @@ impl OAuthConfig {
 }
 
 impl DeviceAuthorizationBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
-    crate::source::login_setters!();
+    crate::source::setters::login_setters!();
 
     /// Checks the settings and builds the flow.
     ///

@@ -6,10 +6,11 @@ use serde_json::Value;
 use crate::config::OAuthConfig;
 use crate::endpoint::{Answer, Form, jwt_claims, token_from_answer_bound};
 use crate::error::Error;
-use crate::signing_key::SigningKey;
+use crate::future::BoxFuture;
+use crate::jose::SigningKey;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
-use crate::source::{BoxFuture, TokenFuture, TokenSource};
+use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
 use crate::token::Token;
 
@@ -91,7 +92,7 @@ impl OAuthConfig {
 }
 
 impl JwtBearerBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
     /// The assertion's `iss`: who signed it (a service account's email). Default the
     /// configuration's client id.

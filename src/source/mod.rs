@@ -1,67 +1,16 @@
 //! Token sources: the [`TokenSource`] trait and one implementation per grant, all sharing one
-//! cache.
-
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use crate::error::Error;
-use crate::future::BoxFuture;
-use crate::token::Token;
+//! cache. This file only declares and re-exports.
 
 mod authorization_code;
-/// The `scopes` and `param` setters of every grant builder (fields `scopes`, `params`).
-macro_rules! request_setters {
-    () => {
-        /// Scopes to request, sent space-separated. May be called more than once.
-        pub fn scopes<I, S>(mut self, scopes: I) -> Self
-        where
-            I: IntoIterator<Item = S>,
-            S: Into<String>,
-        {
-            self.scopes.extend(scopes.into_iter().map(Into::into));
-            self
-        }
-
-        /// Any other request parameter (`audience`, `resource`, ...); may repeat.
-        pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-            self.params.push((key.into(), value.into()));
-            self
-        }
-    };
-}
-pub(crate) use request_setters;
-
-/// The `store` and `key` setters of every builder that ends in a user login (field `login`).
-macro_rules! login_setters {
-    () => {
-        /// Keeps the login in `store`: rotated refresh tokens are saved there before use, and
-        /// a restart finds the login again.
-        pub fn store(mut self, store: std::sync::Arc<dyn crate::store::TokenStore>) -> Self {
-            self.login.store = Some(store);
-            self
-        }
-
-        /// The key the login is stored under. Defaults to one derived from everything that
-        /// shapes the token (token URL, client id, scopes, other parameters) and, for an
-        /// OpenID Connect sign-in, the validated ID token's `sub`; set it to name logins
-        /// yourself (then keep one key per user).
-        pub fn key(mut self, key: impl Into<String>) -> Self {
-            self.login.key = Some(key.into());
-            self
-        }
-    };
-}
-pub(crate) use login_setters;
-
 pub(crate) mod cache;
 mod client_credentials;
 mod device;
 mod jwt_bearer;
 mod refresh;
 mod registry;
+mod setters;
 mod token_exchange;
+mod token_source;
 
 pub use authorization_code::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, PendingAuthorization,
@@ -72,182 +21,29 @@ pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
 pub use token_exchange::{SubjectToken, TokenExchange, TokenExchangeBuilder, token_types};
-
-/// Something that hands out valid access tokens.
-///
-/// Implementations cache and refresh on their own; callers just ask for a token per request.
-/// The trait is dyn-compatible: an [`AuthedClient`](crate::AuthedClient) holds an
-/// `Arc<dyn TokenSource>`.
-///
-/// Every grant of this crate is one ([`ClientCredentials`], [`RefreshTokenSource`], ...);
-/// concurrent callers share one token request:
-///
-/// ```
-/// use std::sync::Arc;
-///
-/// use authed::testing::TestProvider;
-/// use authed::{OAuthConfig, TokenSource};
-///
-/// # #[tokio::main]
-/// # async fn main() -> Result<(), authed::Error> {
-/// let provider = TestProvider::start().await;
-/// let config = OAuthConfig::builder(provider.token_url())
-///     .client_id(TestProvider::CLIENT_ID)
-///     .client_secret(TestProvider::CLIENT_SECRET)
-///     .build()?;
-/// let source: Arc<dyn TokenSource> = Arc::new(config.client_credentials().build());
-///
-/// let (a, b) = tokio::join!(source.token(), source.token());
-/// assert_eq!(a?.access_token().secret(), b?.access_token().secret());
-/// assert_eq!(provider.token_requests(), 1);
-/// # Ok(()) }
-/// ```
-///
-/// Implement it for tokens that come from elsewhere (a sidecar, a vault agent, another part
-/// of your program); [`TokenFuture::ready`] answers without allocating, [`TokenFuture::new`]
-/// wraps any future:
-///
-/// ```
-/// use std::sync::Arc;
-///
-/// use authed::{AccessToken, Error, Token, TokenFuture, TokenSource};
-/// use tokio::sync::watch;
-///
-/// /// The latest token another task received, waiting for the first one.
-/// #[derive(Debug)]
-/// struct Pushed(watch::Receiver<Option<Arc<Token>>>);
-///
-/// impl TokenSource for Pushed {
-///     fn token(&self) -> TokenFuture<'_> {
-///         if let Some(token) = self.0.borrow().clone() {
-///             return TokenFuture::ready(Ok(token));
-///         }
-///         let mut next = self.0.clone();
-///         TokenFuture::new(async move {
-///             let token = next
-///                 .wait_for(Option::is_some)
-///                 .await
-///                 .map_err(|_| Error::Config("no token will come".to_owned()))?;
-///             Ok(token.clone().expect("waited for Some"))
-///         })
-///     }
-/// }
-///
-/// # #[tokio::main]
-/// # async fn main() -> Result<(), Error> {
-/// let (push, latest) = watch::channel(None);
-/// let source = Pushed(latest);
-/// push.send_replace(Some(Arc::new(Token::new(AccessToken::new("from-the-agent")))));
-/// assert_eq!(source.token().await?.access_token().secret(), "from-the-agent");
-/// # Ok(()) }
-/// ```
-pub trait TokenSource: Send + Sync + std::fmt::Debug {
-    /// A token that is valid now, fetched or refreshed if needed.
-    ///
-    /// Concurrent callers share one token request; a failed request fails all of them.
-    ///
-    /// # Errors
-    ///
-    /// Whatever getting a token failed with; see [`Error`].
-    fn token(&self) -> TokenFuture<'_>;
-
-    /// Reports that a resource server rejected `rejected` (a 401 with `invalid_token`) and
-    /// returns a replacement.
-    ///
-    /// When many callers report the same token, one refresh serves them all; a caller whose
-    /// token was already replaced gets the replacement without another request. The default
-    /// returns [`token`](Self::token), for sources that cannot refresh.
-    ///
-    /// # Errors
-    ///
-    /// As [`token`](Self::token).
-    fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
-        let _ = rejected;
-        self.token()
-    }
-}
-
-impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
-    fn token(&self) -> TokenFuture<'_> {
-        (**self).token()
-    }
-
-    fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
-        (**self).token_rejected(rejected)
-    }
-}
-
-/// The future returned by [`TokenSource`] methods.
-///
-/// A cached token is returned through [`TokenFuture::ready`] without allocating; anything
-/// that has to wait is boxed with [`TokenFuture::new`].
-#[must_use = "futures do nothing unless polled"]
-pub struct TokenFuture<'a>(Inner<'a>);
-
-// `Ready` holds only the `Arc`, not a whole `Result`: an `Error` is ~80 bytes, and moving
-// that through every cached `token()` call made it several times slower (BENCHMARKS.md).
-enum Inner<'a> {
-    Ready(Option<Arc<Token>>),
-    Pending(BoxFuture<'a, Result<Arc<Token>, Error>>),
-}
-
-impl<'a> TokenFuture<'a> {
-    /// A future that resolves at once. Only an error is boxed.
-    pub fn ready(result: Result<Arc<Token>, Error>) -> Self {
-        match result {
-            Ok(token) => TokenFuture(Inner::Ready(Some(token))),
-            Err(e) => TokenFuture::new(std::future::ready(Err(e))),
-        }
-    }
-
-    /// Wraps any future.
-    pub fn new(fut: impl Future<Output = Result<Arc<Token>, Error>> + Send + 'a) -> Self {
-        TokenFuture(Inner::Pending(Box::pin(fut)))
-    }
-}
-
-impl Future for TokenFuture<'_> {
-    type Output = Result<Arc<Token>, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.0 {
-            Inner::Ready(token) => Poll::Ready(Ok(token
-                .take()
-                .expect("TokenFuture polled after it completed"))),
-            Inner::Pending(fut) => fut.as_mut().poll(cx),
-        }
-    }
-}
-
-impl std::fmt::Debug for TokenFuture<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenFuture")
-    }
-}
-
-/// A source that always returns the same token: for tests, and for APIs with long-lived
-/// tokens issued out of band.
-#[derive(Debug, Clone)]
-pub struct StaticToken(Arc<Token>);
-
-impl StaticToken {
-    /// A source for `token`.
-    pub fn new(token: Token) -> Self {
-        StaticToken(Arc::new(token))
-    }
-}
-
-impl TokenSource for StaticToken {
-    fn token(&self) -> TokenFuture<'_> {
-        TokenFuture::ready(Ok(self.0.clone()))
-    }
-}
+pub(crate) use token_source::shared;
+pub use token_source::{StaticToken, TokenFuture, TokenSource};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
+    use crate::token::Token;
+    use std::sync::Arc;
 
     fn _assert_dyn_compatible(_: Arc<dyn TokenSource>) {}
+
+    #[test]
+    fn a_shared_source_is_not_wrapped_again() {
+        let source: Arc<dyn TokenSource> = Arc::new(StaticToken::new(Token::new(
+            crate::token::AccessToken::new("t"),
+        )));
+        assert!(Arc::ptr_eq(&shared(source.clone()), &source));
+        let other = shared(StaticToken::new(Token::new(
+            crate::token::AccessToken::new("t"),
+        )));
+        assert!(!Arc::ptr_eq(&other, &source));
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {

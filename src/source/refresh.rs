@@ -3,9 +3,10 @@ use std::time::SystemTime;
 
 use crate::config::OAuthConfig;
 use crate::endpoint::Form;
-use crate::error::{Error, OAuthError};
+use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::id_token::IdTokenClaims;
+use crate::oauth_error::OAuthError;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
@@ -162,7 +163,7 @@ impl OAuthConfig {
 }
 
 impl RefreshTokenSourceBuilder {
-    crate::source::login_setters!();
+    crate::source::setters::login_setters!();
 
     /// A source starting from `token` (which should carry a refresh token), saved to the
     /// store first when there is one.

@@ -7,9 +7,10 @@ use serde_json::Value;
 use crate::config::OAuthConfig;
 use crate::endpoint::{Form, token_from_answer_bound};
 use crate::error::Error;
+use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
-use crate::source::{BoxFuture, TokenFuture, TokenSource};
+use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
 use crate::token::Token;
 
@@ -61,10 +62,11 @@ impl std::fmt::Debug for Origin {
 impl SubjectToken {
     /// The access token of another source (a user's login, another service's client
     /// credentials), fetched at each exchange. Its type is
-    /// [`ACCESS_TOKEN`](token_types::ACCESS_TOKEN).
-    pub fn source(source: Arc<dyn TokenSource>) -> Self {
+    /// [`ACCESS_TOKEN`](token_types::ACCESS_TOKEN). An `Arc<dyn TokenSource>` you already
+    /// share is used as it is.
+    pub fn source(source: impl TokenSource + 'static) -> Self {
         SubjectToken {
-            from: Origin::Source(source),
+            from: Origin::Source(crate::source::shared(source)),
             token_type: token_types::ACCESS_TOKEN,
         }
     }
@@ -189,7 +191,7 @@ impl OAuthConfig {
 }
 
 impl TokenExchangeBuilder {
-    crate::source::request_setters!();
+    crate::source::setters::request_setters!();
 
     /// `audience`: the logical name of the service the token is for; may be given more than
     /// once.

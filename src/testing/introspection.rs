@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{ProviderState, TestProvider, authenticate, oauth_error, parse_form};
+use super::http::{oauth_error, parse_form};
+use super::state::{ProviderState, TestProvider};
+use super::token_endpoint::authenticate;
 
 /// Answers for the tokens this provider issued: active with their claims while they are
 /// live, `{"active": false}` once expired, revoked, rotated or never issued. RFC 7662 §2.1
@@ -46,7 +48,7 @@ pub(super) async fn introspection_endpoint(
         let mut answer = json!({
             "active": true,
             "client_id": issued.client_id,
-            "token_type": super::dpop::token_type(issued.jkt.as_deref()),
+            "token_type": super::dpop_server::token_type(issued.jkt.as_deref()),
             "iss": inner.issuer,
             "iat": seconds(issued.issued_at),
             "exp": seconds(SystemTime::now() + left),

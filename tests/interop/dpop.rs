@@ -56,7 +56,7 @@ async fn a_public_client_signs_in_with_dpop_refreshes_and_calls_a_resource_that_
 
     // The resource, on another origin (localhost) with its own nonce: one dance, then none.
     let port = url::Url::parse(&server.issuer).unwrap().port().unwrap();
-    let client = AuthedClient::builder_arc(login.clone())
+    let client = AuthedClient::builder(login.clone())
         .base_url(format!("http://localhost:{port}/api/"))
         .build()
         .unwrap();

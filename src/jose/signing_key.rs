@@ -15,8 +15,8 @@ use secrecy::zeroize::Zeroizing;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::install_crypto_provider;
 use crate::error::Error;
-use crate::id_token::install_crypto_provider;
 
 /// A JWS algorithm a [`SigningKey`] signs with.
 ///
@@ -130,7 +130,7 @@ impl std::fmt::Display for SigningAlgorithm {
 ///
 /// ```
 /// # fn run() -> Result<(), authed::Error> {
-/// # let pem = include_bytes!("../tests/support/keys/ec_pkcs8.pem");
+/// # let pem = include_bytes!("../../tests/support/keys/ec_pkcs8.pem");
 /// let key = authed::SigningKey::from_pem(pem)?.with_kid("key-2026-01");
 /// assert_eq!(key.algorithm(), authed::SigningAlgorithm::ES256);
 /// assert_eq!(key.public_jwk()["kid"], "key-2026-01");
@@ -261,8 +261,8 @@ impl SigningKey {
                     // what the signer reads.
                     let seed = match (der.get(2..16), der.get(16..48)) {
                         (Some(head), Some(seed))
-                            if head[..2] == [0x02, 0x01]
-                                && head[3..] == ED25519_PKCS8_PREFIX[5..] =>
+                            if head.get(..2) == Some(&[0x02, 0x01][..])
+                                && head.get(3..) == ED25519_PKCS8_PREFIX.get(5..) =>
                         {
                             seed
                         }
@@ -570,17 +570,17 @@ mod tests {
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation};
 
-    const RSA8: &str = include_str!("../tests/support/keys/rsa_pkcs8.pem");
-    const RSA1: &str = include_str!("../tests/support/keys/rsa_pkcs1.pem");
-    const RSA_JWK: &str = include_str!("../tests/support/keys/rsa_pkcs8.jwk.json");
-    const RSA_PUB: &str = include_str!("../tests/support/keys/rsa_pkcs8.pub.jwk.json");
-    const EC8: &str = include_str!("../tests/support/keys/ec_pkcs8.pem");
-    const EC1: &str = include_str!("../tests/support/keys/ec_sec1.pem");
-    const EC_JWK: &str = include_str!("../tests/support/keys/ec_pkcs8.jwk.json");
-    const EC_PUB: &str = include_str!("../tests/support/keys/ec_pkcs8.pub.jwk.json");
-    const ED: &str = include_str!("../tests/support/keys/ed25519.pem");
-    const ED_JWK: &str = include_str!("../tests/support/keys/ed25519.jwk.json");
-    const ED_PUB: &str = include_str!("../tests/support/keys/ed25519.pub.jwk.json");
+    const RSA8: &str = include_str!("../../tests/support/keys/rsa_pkcs8.pem");
+    const RSA1: &str = include_str!("../../tests/support/keys/rsa_pkcs1.pem");
+    const RSA_JWK: &str = include_str!("../../tests/support/keys/rsa_pkcs8.jwk.json");
+    const RSA_PUB: &str = include_str!("../../tests/support/keys/rsa_pkcs8.pub.jwk.json");
+    const EC8: &str = include_str!("../../tests/support/keys/ec_pkcs8.pem");
+    const EC1: &str = include_str!("../../tests/support/keys/ec_sec1.pem");
+    const EC_JWK: &str = include_str!("../../tests/support/keys/ec_pkcs8.jwk.json");
+    const EC_PUB: &str = include_str!("../../tests/support/keys/ec_pkcs8.pub.jwk.json");
+    const ED: &str = include_str!("../../tests/support/keys/ed25519.pem");
+    const ED_JWK: &str = include_str!("../../tests/support/keys/ed25519.jwk.json");
+    const ED_PUB: &str = include_str!("../../tests/support/keys/ed25519.pub.jwk.json");
 
     // Computed independently with Node (SHA-256 of the RFC 7638 member JSON).
     const RSA_THUMB: &str = "_YFm8Mm1o-ZGdvgSnU5BY-cpezHwVUWuf6TjwCxVy9Q";
@@ -752,7 +752,7 @@ c/GK51aaWeTDDQ==\n\
     #[test]
     fn certificate_thumbprint_matches_openssl() {
         // `openssl x509 -outform DER | openssl dgst -sha256 -binary | base64url`
-        let cert = include_str!("../tests/support/keys/ec_cert.pem");
+        let cert = include_str!("../../tests/support/keys/ec_cert.pem");
         let key = SigningKey::from_pem(format!("{cert}{EC8}").as_bytes())
             .unwrap()
             .with_certificate(cert.as_bytes())

@@ -1,0 +1,477 @@
+//! Sending: the [`Endpoint`] of one client registration, and every provider request it
+//! makes — no redirects, a timeout, retries with backoff under the retry policy, the
+//! `Retry-After` gate shared by every caller, a DPoP proof per attempt, and each call in its
+//! `provider_request` span ([`observed`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tracing::Instrument as _;
+
+use super::answer::{Answer, read_answer};
+use super::client_auth::{ClientAssertion, ClientAuth, ClientAuthMethod};
+use super::form::Form;
+use super::token_answer::token_from_answer_bound;
+use crate::error::Error;
+use crate::jose::DpopKey;
+use crate::retry::{Gate, RetryPolicy, parse_retry_after};
+use crate::telemetry::{self, Call};
+use crate::token::{ClientSecret, Token};
+
+/// HTTP plumbing shared by every endpoint of one client registration.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    http: reqwest::Client,
+    /// Who the client is and how it authenticates.
+    client: ClientAuth,
+    /// Provider codes, beyond the built-in table, that mean the grant is dead.
+    revoked_grant_errors: std::sync::Arc<[String]>,
+    retry: RetryPolicy,
+    /// Applied to each request as well as the client, so that a client built before the
+    /// timeout was set (by discovery) still obeys it.
+    timeout: Duration,
+    /// Endpoints closed by a `Retry-After`, shared by every clone.
+    gate: Arc<Gate>,
+    /// The configuration's DPoP key: every token request carries a proof signed with it.
+    dpop: Option<DpopKey>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("client_id", &self.client.client_id)
+            .field("auth", &self.client.method)
+            .field("retry", &self.retry)
+            .field("dpop", &self.dpop)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client for provider endpoints, from the application's own settings (roots,
+/// proxy, `User-Agent`) or the defaults, with the rules that keep provider requests safe
+/// set last, so that they always win: no redirects, a timeout for the whole exchange.
+pub(crate) fn http_client_from(
+    builder: reqwest::ClientBuilder,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
+    builder
+        // A redirected token request would re-send credentials somewhere else, and a
+        // redirected metadata request would let another host name the endpoints.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// GETs a JSON document (provider metadata) under the same rules as every other provider
+/// request: no redirects, the size cap, and an `error` field read as an OAuth error.
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Answer, Error> {
+    observed(
+        Call::Discovery.label(None),
+        url,
+        answered(fetch_json(http, url, timeout)),
+    )
+    .await
+}
+
+/// One provider call in its `provider_request` span, its outcome (the answer's status and
+/// `T`, or the error) recorded there and in the metrics (see [`telemetry`]). A span covers
+/// the whole call, every attempt and wait included: its duration is what the caller waited.
+async fn observed<T>(
+    grant: &'static str,
+    url: &url::Url,
+    call: impl Future<Output = Result<(u16, T), Error>>,
+) -> Result<T, Error> {
+    let span = telemetry::provider_request_span(grant, url);
+    let started = tokio::time::Instant::now();
+    let result = call.instrument(span.clone()).await;
+    let status = result.as_ref().map(|(status, _)| *status);
+    telemetry::provider_request_done(&span, grant, status, started.elapsed());
+    result.map(|(_, value)| value)
+}
+
+/// An answer with its status, for [`observed`].
+async fn answered(
+    answer: impl Future<Output = Result<Answer, Error>>,
+) -> Result<(u16, Answer), Error> {
+    answer.await.map(|answer| (answer.status, answer))
+}
+
+async fn fetch_json(
+    http: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Answer, Error> {
+    tracing::debug!(endpoint = %Redacted(url), "metadata request");
+    tracing::Span::current().record("attempts", 1u32);
+    let resp = http
+        .get(url.clone())
+        .timeout(timeout)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(Error::transport)?;
+    read_answer(resp, &[]).await
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        client_id: String,
+        client_secret: Option<ClientSecret>,
+        auth: ClientAuthMethod,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+        timeout: Duration,
+    ) -> Self {
+        Endpoint {
+            http,
+            client: ClientAuth {
+                client_id,
+                client_secret,
+                method: auth,
+                assertion: None,
+            },
+            revoked_grant_errors: std::sync::Arc::from([]),
+            retry,
+            timeout,
+            gate: Arc::default(),
+            dpop: None,
+        }
+    }
+
+    /// Signs a DPoP proof for every token request with `key`.
+    pub(crate) fn with_dpop(mut self, key: Option<DpopKey>) -> Self {
+        self.dpop = key;
+        self
+    }
+
+    /// The configuration's DPoP key.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop.as_ref()
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Adds provider codes that map to [`Error::TokenRevoked`] (a preset's or the user's).
+    pub(crate) fn with_revoked_grant_errors(mut self, codes: Vec<String>) -> Self {
+        self.revoked_grant_errors = codes.into();
+        self
+    }
+
+    /// Signs client assertions with `assertion` (`private_key_jwt`, `client_secret_jwt`).
+    pub(crate) fn with_client_assertion(mut self, assertion: Option<ClientAssertion>) -> Self {
+        self.client.assertion = assertion;
+        self
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client.client_id
+    }
+
+    /// [`get_json`] with this registration's HTTP client (the provider's JWKS).
+    pub(crate) async fn get_json(&self, url: &url::Url) -> Result<Answer, Error> {
+        let jwks = answered(fetch_json(&self.http, url, self.timeout));
+        observed(Call::Jwks.label(None), url, jwks).await
+    }
+
+    pub(crate) fn auth_method(&self) -> ClientAuthMethod {
+        self.client.method
+    }
+
+    /// POSTs an authenticated form and reads the answer, capped and parsed. An OAuth error in
+    /// the answer, whatever its status, becomes the matching typed error. Retried under the
+    /// retry policy when the grant type is one that is safe to send twice. `call` names the
+    /// request in its span and metrics.
+    pub(crate) async fn post_form(
+        &self,
+        call: Call,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        self.send(call, url, form, replay, None).await
+    }
+
+    /// [`post_form`](Self::post_form) for a token request whose answer a grant reads itself:
+    /// with the configuration's DPoP key, if any, it carries a proof. Read the answer with
+    /// [`token_from_answer_bound`] and [`dpop_key`](Self::dpop_key).
+    pub(crate) async fn post_token_form(
+        &self,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        self.send(Call::Token, url, form, replay, self.dpop.as_ref())
+            .await
+    }
+
+    /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
+    /// send twice (the device authorization request), retried under the retry policy.
+    pub(crate) async fn post_form_retrying(
+        &self,
+        url: &url::Url,
+        form: Form,
+    ) -> Result<Answer, Error> {
+        self.send(Call::DeviceAuthorization, url, form, Replay::Safe, None)
+            .await
+    }
+
+    /// One call in its span: see [`observed`].
+    async fn send(
+        &self,
+        call: Call,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Answer, Error> {
+        let grant = call.label(form.value("grant_type"));
+        observed(grant, url, answered(self.attempts(url, form, replay, dpop))).await
+    }
+
+    /// One call: [`retrying`](Self::retrying), and how many requests it sent recorded on the
+    /// call's span.
+    async fn attempts(
+        &self,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Answer, Error> {
+        let mut sent = 0u32;
+        let result = self.retrying(url, form, replay, dpop, &mut sent).await;
+        tracing::Span::current().record("attempts", sent);
+        result
+    }
+
+    /// Attempts, backoff between them, and the endpoint's `Retry-After` wait. With a DPoP
+    /// key, each attempt carries a new proof, and a `use_dpop_nonce` answer with a new nonce
+    /// is answered by one more request carrying it (RFC 9449 §8).
+    async fn retrying(
+        &self,
+        url: &url::Url,
+        form: Form,
+        replay: Replay,
+        dpop: Option<&DpopKey>,
+        sent: &mut u32,
+    ) -> Result<Answer, Error> {
+        let retry = replay != Replay::Never;
+        let policy = if retry {
+            self.retry
+        } else {
+            RetryPolicy::none()
+        };
+        let started = tokio::time::Instant::now();
+        let within_budget =
+            |wait: Duration| retry && started.elapsed() + wait <= policy.max_elapsed();
+        let gate_key = Redacted(url).to_string();
+        let mut attempt = 1;
+        let mut nonce_retried = false;
+        loop {
+            if let Some((wait, status)) = self.gate.closed_for(&gate_key) {
+                if !within_budget(wait) {
+                    tracing::debug!(endpoint = %Redacted(url), wait_ms = wait.as_millis() as u64, "endpoint rate limited; not sending");
+                    return Err(Error::RateLimited {
+                        status,
+                        retry_after: Some(wait),
+                    });
+                }
+                // Every caller sleeps until the same instant: they share the one wait.
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            *sent += 1;
+            let mut got_nonce = false;
+            let result = self
+                .send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce)
+                .await;
+            match result {
+                // The server refused the request before acting on it (RFC 9449 §8): safe to
+                // send again for any grant, an authorization code included. Once per call,
+                // even if the nonce was known already (a concurrent request's answer).
+                Err(e)
+                    if got_nonce
+                        && !nonce_retried
+                        && e.oauth_error().is_some_and(|o| o.error == "use_dpop_nonce") =>
+                {
+                    tracing::debug!(
+                        "the token endpoint asks for a DPoP nonce; sending once more with it"
+                    );
+                    nonce_retried = true;
+                }
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < policy.attempts()
+                        && (replay == Replay::Safe || !may_have_been_processed(&e)) =>
+                {
+                    // After a `Retry-After`, the closed gate above decides the wait.
+                    if e.retry_after().is_none_or(|d| d.is_zero()) {
+                        let delay = policy.delay(attempt);
+                        if !within_budget(delay) {
+                            return Err(e);
+                        }
+                        tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        url: &url::Url,
+        form: Form,
+        gate_key: &str,
+        dpop: Option<&DpopKey>,
+        got_nonce: &mut bool,
+    ) -> Result<Answer, Error> {
+        let grant_type = form.value("grant_type").unwrap_or("-").to_owned();
+        tracing::debug!(
+            endpoint = %Redacted(url),
+            grant_type = %grant_type,
+            client_id = %self.client.client_id,
+            "oauth request"
+        );
+        let req = self
+            .http
+            .post(url.clone())
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        let (mut req, form) = self.client.apply(req, form).await?;
+        if let Some(key) = dpop {
+            req = req.header(crate::dpop::DPOP, key.proof("POST", url, None)?);
+        }
+        let resp = req
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form.encode())
+            .send()
+            .await
+            .map_err(Error::transport)?;
+        if let Some(key) = dpop {
+            *got_nonce = key.remember_nonce(url, resp.headers()).is_some();
+        }
+        if let Some(e) = self.rate_limited(&resp, gate_key) {
+            tracing::debug!(error = %e, "oauth request rate limited");
+            return Err(e);
+        }
+        read_answer(resp, &self.revoked_grant_errors).await
+    }
+
+    /// A 429, or a 503 with `Retry-After`, as [`Error::RateLimited`]; the delay it names
+    /// (capped) closes the endpoint for every caller.
+    fn rate_limited(&self, resp: &reqwest::Response, gate_key: &str) -> Option<Error> {
+        let status = resp.status().as_u16();
+        if status != 429 && status != 503 {
+            return None;
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+            .map(|d| self.retry.cap(d));
+        if status == 503 && retry_after.is_none() {
+            return None;
+        }
+        if let Some(wait) = retry_after.filter(|d| !d.is_zero()) {
+            self.gate.close(gate_key, wait, status);
+        }
+        Some(Error::RateLimited {
+            status,
+            retry_after,
+        })
+    }
+
+    /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
+    /// With the configuration's DPoP key, if any, the token request carries a proof.
+    pub(crate) async fn token(
+        &self,
+        url: &url::Url,
+        form: Form,
+        now: SystemTime,
+    ) -> Result<Token, Error> {
+        self.token_with(url, form, now, self.dpop.as_ref()).await
+    }
+
+    /// [`token`](Self::token) with proofs signed by `dpop`: a refresh uses the key its login
+    /// is bound to.
+    pub(crate) async fn token_with(
+        &self,
+        url: &url::Url,
+        form: Form,
+        now: SystemTime,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Token, Error> {
+        // The token response rules run inside the span: a response they refuse is a failed
+        // token request.
+        let grant = Call::Token.label(form.value("grant_type"));
+        let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
+        let request = async {
+            let answer = self.attempts(url, form, replay, dpop).await?;
+            let status = answer.status;
+            token_from_answer_bound(answer, now, dpop).map(|token| (status, token))
+        };
+        observed(grant, url, request).await
+    }
+}
+
+/// Whether a request may be sent again after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// A second request asks for the same thing again (client credentials, device
+    /// authorization).
+    Safe,
+    /// Only when the provider surely did not act on the first: a refresh whose answer was
+    /// lost may have rotated the refresh token, and sending the old one again would look
+    /// like token theft to a provider with reuse detection (RFC 9700 §4.14.2), which then
+    /// revokes the whole login.
+    IfUnprocessed,
+    /// Never (an authorization code above all: single-use, RFC 6749 §10.5).
+    Never,
+}
+
+fn replay_of(grant_type: &str) -> Replay {
+    match grant_type {
+        "client_credentials" => Replay::Safe,
+        "refresh_token" => Replay::IfUnprocessed,
+        _ => Replay::Never,
+    }
+}
+
+/// `true` when the provider may have acted on a request that failed: it was sent, but the
+/// answer was cut off or never came. A refused connection, or an answer saying "not now"
+/// (5xx, 429), is not such a failure.
+fn may_have_been_processed(e: &Error) -> bool {
+    match e {
+        Error::Transport(cause) => !cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        _ => false,
+    }
+}
+
+/// Shows a URL without its query and fragment, which can carry secrets.
+struct Redacted<'a>(&'a url::Url);
+
+impl std::fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            self.0.origin().ascii_serialization(),
+            self.0.path()
+        )
+    }
+}

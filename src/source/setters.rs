@@ -1,0 +1,45 @@
+//! Setters every grant builder shares, written once as macros.
+
+/// The `scopes` and `param` setters of every grant builder (fields `scopes`, `params`).
+macro_rules! request_setters {
+    () => {
+        /// Scopes to request, sent space-separated. May be called more than once.
+        pub fn scopes<I, S>(mut self, scopes: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.scopes.extend(scopes.into_iter().map(Into::into));
+            self
+        }
+
+        /// Any other request parameter (`audience`, `resource`, ...); may repeat.
+        pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+            self.params.push((key.into(), value.into()));
+            self
+        }
+    };
+}
+pub(crate) use request_setters;
+
+/// The `store` and `key` setters of every builder that ends in a user login (field `login`).
+macro_rules! login_setters {
+    () => {
+        /// Keeps the login in `store`: rotated refresh tokens are saved there before use, and
+        /// a restart finds the login again.
+        pub fn store(mut self, store: std::sync::Arc<dyn crate::store::TokenStore>) -> Self {
+            self.login.store = Some(store);
+            self
+        }
+
+        /// The key the login is stored under. Defaults to one derived from everything that
+        /// shapes the token (token URL, client id, scopes, other parameters) and, for an
+        /// OpenID Connect sign-in, the validated ID token's `sub`; set it to name logins
+        /// yourself (then keep one key per user).
+        pub fn key(mut self, key: impl Into<String>) -> Self {
+            self.login.key = Some(key.into());
+            self
+        }
+    };
+}
+pub(crate) use login_setters;
