@@ -12,6 +12,7 @@ use crate::endpoint::{
 };
 use crate::error::Error;
 use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
+use crate::login::LostRefresh;
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
 use crate::token::{ClientSecret, ExpiryPolicy};
@@ -42,6 +43,8 @@ struct Inner {
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     allow_insecure_http: bool,
+    timeout: Duration,
+    lost_refresh: LostRefresh,
 }
 
 /// A provider's endpoint URLs.
@@ -94,6 +97,7 @@ pub struct OAuthConfigBuilder {
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<String>,
     timeout: Duration,
+    lost_refresh: LostRefresh,
     allow_insecure_http: bool,
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
@@ -130,6 +134,7 @@ impl OAuthConfig {
             assertion_audience: None,
             revoked_grant_errors: Vec::new(),
             timeout: Duration::from_secs(30),
+            lost_refresh: LostRefresh::default(),
             allow_insecure_http: false,
             policy: ExpiryPolicy::default(),
             clock: Arc::new(SystemClock),
@@ -175,6 +180,16 @@ impl OAuthConfig {
 
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// How long a call waits for the provider, retries included.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// What happens after a refresh's answer was lost.
+    pub(crate) fn lost_refresh(&self) -> LostRefresh {
+        self.inner.lost_refresh
     }
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
@@ -393,15 +408,35 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// Timeout of each request to the provider. Default 30 seconds.
+    /// How long a call waits for the provider, retries and their waits included: a caller
+    /// asking a token source for a token waits at most this long, then gets
+    /// [`Error::Timeout`]. Default 30 seconds.
+    ///
+    /// A token request a source's cache sends is not abandoned when its callers stop
+    /// waiting: a refresh's answer is read for twice this long (the in-flight bound; other
+    /// processes sharing the store wait as long before they present its refresh token again),
+    /// and the token in it is kept for the next call.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
+    /// What the next demand does after the answer to a refresh was lost (a timeout, a
+    /// gateway's 502 or 504, a connection cut, a process that died waiting), when the
+    /// provider may have rotated the refresh token. Default
+    /// [`LostRefresh::PresentOnceMore`], for providers with reuse detection; set
+    /// [`LostRefresh::RetryWithinGrace`] for a provider with a reuse grace period (Okta,
+    /// Auth0's reuse interval), [`LostRefresh::SignInAgain`] to never present such a refresh
+    /// token again.
+    pub fn lost_refresh(mut self, lost_refresh: LostRefresh) -> Self {
+        self.lost_refresh = lost_refresh;
+        self
+    }
+
     /// How requests to the provider are retried after transient failures. Default
-    /// [`RetryPolicy::default()`]: 3 attempts within 10 seconds, for the requests that are
-    /// safe to send twice; never an authorization code exchange.
+    /// [`RetryPolicy::default()`]: attempts spread over 10 seconds (1 s, 2 s, 4 s, 4 s apart,
+    /// with jitter), for the requests that are safe to send twice; never an authorization
+    /// code exchange, and a refresh only when the provider surely did not act on it.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -690,6 +725,8 @@ impl OAuthConfigBuilder {
                 policy: self.policy,
                 clock: self.clock,
                 allow_insecure_http: insecure,
+                timeout: self.timeout,
+                lost_refresh: self.lost_refresh,
             }),
         })
     }

@@ -14,8 +14,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::token::RefreshToken;
-
 /// A login's identity and bookkeeping, stored with its token (the `login` field of its JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lineage {
@@ -81,8 +79,9 @@ pub(crate) struct InFlight {
 pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(1);
 
 impl InFlight {
+    /// A record of a presentation of the refresh token whose secret is `spent`.
     pub(crate) fn new(
-        spent: &RefreshToken,
+        spent: &str,
         now: SystemTime,
         bound: Duration,
         holder: &str,
@@ -113,8 +112,8 @@ impl InFlight {
         UNIX_EPOCH + Duration::from_millis(self.since_ms)
     }
 
-    /// Whether it is about `refresh_token`.
-    pub(crate) fn is_for(&self, refresh_token: Option<&RefreshToken>) -> bool {
+    /// Whether it is about the refresh token whose secret is `refresh_token`.
+    pub(crate) fn is_for(&self, refresh_token: Option<&str>) -> bool {
         refresh_token.is_some_and(|r| fingerprint(r) == self.spent)
     }
 }
@@ -236,10 +235,10 @@ pub(crate) fn is_tombstone_key(key: &str) -> bool {
     key.ends_with("\u{1e}ended")
 }
 
-/// A refresh token's fingerprint: 128 bits of its SHA-256, which identify it without
-/// revealing it.
-pub(crate) fn fingerprint(refresh_token: &RefreshToken) -> String {
-    let digest = Sha256::digest(refresh_token.secret().as_bytes());
+/// A refresh token's fingerprint (from its secret): 128 bits of its SHA-256, which identify
+/// it without revealing it.
+pub(crate) fn fingerprint(refresh_token: &str) -> String {
+    let digest = Sha256::digest(refresh_token.as_bytes());
     B64.encode(digest.get(..16).unwrap_or_default())
 }
 
@@ -264,12 +263,7 @@ pub(crate) fn random_id() -> String {
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    u64::try_from(
-        t.duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(u64::MAX)
+    u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -278,22 +272,24 @@ mod tests {
 
     #[test]
     fn fingerprints_identify_without_revealing() {
-        let a = RefreshToken::new("rt-secret-1");
-        let b = RefreshToken::new("rt-secret-2");
-        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
-        assert_ne!(fingerprint(&a), fingerprint(&b));
-        assert!(!fingerprint(&a).contains("secret"));
-        assert_eq!(fingerprint(&a).len(), 22);
+        let (a, b) = ("rt-secret-1", "rt-secret-2");
+        assert_eq!(fingerprint(a), fingerprint(&String::from(a)));
+        assert_ne!(fingerprint(a), fingerprint(b));
+        assert!(!fingerprint(a).contains("secret"));
+        assert_eq!(fingerprint(a).len(), 22);
     }
 
     #[test]
     fn an_in_flight_record_settles_after_its_bound_or_when_lost() {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let rt = RefreshToken::new("rt");
-        let mut record = InFlight::new(&rt, now, Duration::from_secs(60), "h", Presentation::First);
-        assert_eq!(record.settles_at(), now + Duration::from_secs(60) + CLOCK_SKEW);
-        assert!(record.is_for(Some(&rt)));
-        assert!(!record.is_for(Some(&RefreshToken::new("other"))));
+        let mut record =
+            InFlight::new("rt", now, Duration::from_secs(60), "h", Presentation::First);
+        assert_eq!(
+            record.settles_at(),
+            now + Duration::from_secs(60) + CLOCK_SKEW
+        );
+        assert!(record.is_for(Some("rt")));
+        assert!(!record.is_for(Some("other")));
         record.lost = true;
         assert!(record.settles_at() <= now);
         let json = serde_json::to_string(&record).unwrap();
@@ -305,14 +301,20 @@ mod tests {
     fn after_a_lost_answer_each_policy_waits_presents_or_ends_at_the_exact_boundary() {
         use LostRefresh::*;
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let rt = RefreshToken::new("rt");
+        let rt = "rt";
         let bound = Duration::from_secs(60);
-        let first = InFlight::new(&rt, t0, bound, "h", Presentation::First);
+        let first = InFlight::new(rt, t0, bound, "h", Presentation::First);
         let settles = t0 + bound + CLOCK_SKEW;
         let just_before = settles - Duration::from_millis(1);
         // Nobody presents while the holder may still read the answer.
-        assert_eq!(next_step(&first, just_before, PresentOnceMore), Next::Wait(settles));
-        assert_eq!(next_step(&first, just_before, SignInAgain), Next::Wait(settles));
+        assert_eq!(
+            next_step(&first, just_before, PresentOnceMore),
+            Next::Wait(settles)
+        );
+        assert_eq!(
+            next_step(&first, just_before, SignInAgain),
+            Next::Wait(settles)
+        );
         assert_eq!(next_step(&first, settles, PresentOnceMore), Next::Present);
         assert_eq!(next_step(&first, settles, SignInAgain), Next::End);
         // The holder knows the answer is lost: no wait.
@@ -321,14 +323,23 @@ mod tests {
         assert_eq!(next_step(&lost, t0, PresentOnceMore), Next::Present);
         assert_eq!(next_step(&lost, t0, SignInAgain), Next::End);
         // Presented once more: its answer lost too ends the login, whatever the policy.
-        let again = InFlight::new(&rt, t0, bound, "h", Presentation::Again);
-        assert_eq!(next_step(&again, just_before, PresentOnceMore), Next::Wait(settles));
+        let again = InFlight::new(rt, t0, bound, "h", Presentation::Again);
+        assert_eq!(
+            next_step(&again, just_before, PresentOnceMore),
+            Next::Wait(settles)
+        );
         assert_eq!(next_step(&again, settles, PresentOnceMore), Next::End);
-        assert_eq!(next_step(&again, settles, RetryWithinGrace(Duration::from_secs(600))), Next::End);
+        assert_eq!(
+            next_step(&again, settles, RetryWithinGrace(Duration::from_secs(600))),
+            Next::End
+        );
         // A grace period of 30 s: presented again at half of it, before the bound.
         let grace = RetryWithinGrace(Duration::from_secs(30));
         let half = t0 + Duration::from_secs(15);
-        assert_eq!(next_step(&first, half - Duration::from_millis(1), grace), Next::Wait(half));
+        assert_eq!(
+            next_step(&first, half - Duration::from_millis(1), grace),
+            Next::Wait(half)
+        );
         assert_eq!(next_step(&first, half, grace), Next::Present);
         assert_eq!(next_step(&lost, t0, grace), Next::Present);
         // Past the grace period: as PresentOnceMore.
@@ -336,8 +347,11 @@ mod tests {
         assert_eq!(next_step(&first, past, grace), Next::Wait(settles));
         assert_eq!(next_step(&first, settles, grace), Next::Present);
         // A copy put back after the store lost its data waits the bound, then is presented.
-        let restored = InFlight::new(&rt, t0, bound, "h", Presentation::Restored);
-        assert_eq!(next_step(&restored, just_before, SignInAgain), Next::Wait(settles));
+        let restored = InFlight::new(rt, t0, bound, "h", Presentation::Restored);
+        assert_eq!(
+            next_step(&restored, just_before, SignInAgain),
+            Next::Wait(settles)
+        );
         assert_eq!(next_step(&restored, settles, SignInAgain), Next::Present);
     }
 

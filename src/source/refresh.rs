@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::id_token::IdTokenClaims;
 use crate::oauth_error::OAuthError;
-use crate::source::cache::{Grant, Persist, TokenCache};
+use crate::retry::Flight;
+use crate::source::cache::{Grant, Persist, Settings, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
@@ -98,12 +99,7 @@ impl Login {
             config: config.clone(),
         };
         RefreshTokenSource {
-            cache: TokenCache::new(
-                grant,
-                config.expiry_policy(),
-                config.clock().clone(),
-                persist,
-            ),
+            cache: TokenCache::new(grant, Settings::of(config), config.clock().clone(), persist),
             config: config.clone(),
             key,
             claims: claims.map(Arc::new),
@@ -220,8 +216,12 @@ impl RefreshTokenSource {
     /// revocation endpoint is configured, then forgets the login here and in the store.
     ///
     /// The store's cross-process lock is held throughout, and the freshest stored token is
-    /// the one revoked, so a refresh in another process cannot bring the login back. Without
-    /// a revocation endpoint, only the local copies are removed.
+    /// the one revoked, so a refresh in another process cannot bring the login back. The
+    /// store keeps a record that the login was signed out, so that a process that still
+    /// holds it ends too (with a re-authorize error) instead of taking the empty key for a
+    /// store that lost its data. A login another sign-in saved under the key meanwhile is
+    /// not this source's: it is left alone. Without a revocation endpoint, only the local
+    /// copies are removed.
     ///
     /// # Errors
     ///
@@ -234,10 +234,11 @@ impl RefreshTokenSource {
             None => None,
         };
         let stored = match persist {
-            Some(p) => p.store.load(&p.key).await?.map(Arc::new),
+            Some(p) => p.store.load(&p.key).await?,
             None => None,
         };
-        let token = stored.or_else(|| self.cache.peek());
+        let stored = stored.filter(|s| self.cache.owns(s)).map(Arc::new);
+        let token = stored.clone().or_else(|| self.cache.peek());
         let revoked = match (&token, &self.config.endpoints().revocation_url) {
             (Some(token), Some(_)) => self.config.revoke(token).await,
             (Some(_), None) => {
@@ -246,9 +247,9 @@ impl RefreshTokenSource {
             }
             (None, _) => Ok(()),
         };
-        self.cache.clear();
-        if let Some(p) = persist {
-            p.store.delete(&p.key).await?;
+        self.cache.sign_out();
+        if let Some(stored) = stored {
+            self.cache.bury_signed_out(&stored).await?;
         }
         revoked
     }
@@ -270,10 +271,15 @@ struct RefreshGrant {
 }
 
 impl Grant for RefreshGrant {
+    fn spends_refresh_token(&self) -> bool {
+        true
+    }
+
     fn fetch<'a>(
         &'a self,
         current: Option<&'a Token>,
         now: SystemTime,
+        flight: &'a Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             let Some(refresh_token) = current.and_then(Token::refresh_token) else {
@@ -294,7 +300,7 @@ impl Grant for RefreshGrant {
                 .and_then(Token::dpop_key)
                 .or_else(|| endpoint.dpop_key());
             endpoint
-                .token_with(&self.config.endpoints().token_url, form, now, key)
+                .token_with(&self.config.endpoints().token_url, form, now, key, flight)
                 .await
         })
     }

@@ -46,10 +46,9 @@ impl TokenStore for MemoryStore {
 
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         let owner = std::ptr::from_ref(self) as usize;
-        Box::pin(process_lock::lock(
-            owner,
-            key,
-            process_lock::PROCESS_LOCK_WAIT,
-        ))
+        Box::pin(async move {
+            let guard = process_lock::lock(owner, key, process_lock::PROCESS_LOCK_WAIT).await?;
+            Ok(StoreLock::new(guard))
+        })
     }
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::store::StoreLock;
 
 /// How long the default lock waits for another holder in this process.
 pub(crate) const PROCESS_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -17,7 +16,11 @@ type KeyLock = Arc<tokio::sync::Mutex<()>>;
 
 /// The lock of `key` among the locks of `owner` (a store's address: each store instance has
 /// its own), waiting at most `wait`. Dropping the returned future stops the wait.
-pub(crate) async fn lock(owner: usize, key: &str, wait: Duration) -> Result<StoreLock, Error> {
+pub(crate) async fn lock(
+    owner: usize,
+    key: &str,
+    wait: Duration,
+) -> Result<tokio::sync::OwnedMutexGuard<()>, Error> {
     let lock = {
         static LOCKS: OnceLock<Mutex<HashMap<(usize, String), KeyLock>>> = OnceLock::new();
         let mut locks = LOCKS
@@ -29,7 +32,7 @@ pub(crate) async fn lock(owner: usize, key: &str, wait: Duration) -> Result<Stor
         locks.entry((owner, key.to_owned())).or_default().clone()
     };
     match tokio::time::timeout(wait, lock.lock_owned()).await {
-        Ok(guard) => Ok(StoreLock::new(guard)),
+        Ok(guard) => Ok(guard),
         Err(_) => Err(Error::LockTimeout { waited: wait }),
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::error::Error;
 use crate::future::BoxFuture;
-use crate::token::{RefreshToken, Token};
 use crate::store::process_lock;
+use crate::token::{RefreshToken, Token};
 
 /// Keeps tokens (above all refresh tokens) so that a login survives a restart.
 ///
@@ -178,7 +178,10 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         // The store's address names its locks: each instance has its own.
         let owner = std::ptr::from_ref(self).cast::<()>() as usize;
-        Box::pin(process_lock::lock(owner, key, process_lock::PROCESS_LOCK_WAIT))
+        Box::pin(async move {
+            let guard = process_lock::lock(owner, key, process_lock::PROCESS_LOCK_WAIT).await?;
+            Ok(StoreLock::new(guard))
+        })
     }
 
     /// Whether the lock taken with [`lock`](Self::lock) on `key` through this handle is still
