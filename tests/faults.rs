@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authed::{
-    ClientAuthMethod, Error, FileStore, OAuthConfig, RefreshTokenSource, TokenSource, TokenStore,
+    ClientAuthMethod, Error, FileStore, LostRefresh, OAuthConfig, RefreshTokenSource, TokenSource,
+    TokenStore,
 };
 use oidc::{Login, Oidc, Rotation};
 use processes::{Answer, KEY, Process, Spec};
@@ -71,6 +72,13 @@ struct Harness {
 
 impl Harness {
     async fn start(grace: u64) -> Harness {
+        // AUTHED_FAULTS_LOG=authed=debug shows what the crate did.
+        if let Ok(filter) = std::env::var("AUTHED_FAULTS_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         // One-minute access tokens: once refreshed, a login needs nothing more during a test.
         let server = Oidc::start_with(60, grace);
         let proxy = Proxy::start(&server.issuer).await;
@@ -83,11 +91,16 @@ impl Harness {
     }
 
     fn config(&self, timeout: Duration) -> OAuthConfig {
+        self.config_with(timeout, LostRefresh::default())
+    }
+
+    fn config_with(&self, timeout: Duration, lost: LostRefresh) -> OAuthConfig {
         OAuthConfig::builder(self.proxy.url("/token"))
             .client_id(oidc::CLIENT_ID)
             .client_secret(oidc::CLIENT_SECRET)
             .auth_method(ClientAuthMethod::ClientSecretPost)
             .timeout(timeout)
+            .lost_refresh(lost)
             .build()
             .unwrap()
     }
@@ -160,15 +173,17 @@ async fn p1_an_answer_that_comes_after_the_callers_timeout_is_saved_and_used() {
     let h = Harness::start(0).await;
     let dir = TempDir::new("late");
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.file()));
-    let source = h.source(store.clone(), Duration::from_secs(1)).await;
-    h.proxy.script([Fault::Delay(Duration::from_secs(3))]);
+    let source = h.source(store.clone(), Duration::from_secs(2)).await;
+    h.proxy.script([Fault::Hold]);
 
     let first = source.token().await;
     assert!(
         first.is_err(),
-        "the caller's timeout (1 s) must end its wait"
+        "the caller's timeout (2 s) must end its wait"
     );
-    // The server answered; the proxy passes the answer on 3 s later.
+    // The server answered long ago; the proxy passes the answer on only now, after the
+    // caller gave up (and within the in-flight bound, twice the timeout).
+    h.proxy.release();
     h.proxy
         .wait("the late answer to be passed on", |s| {
             s.refresh_delivered + s.client_gone >= 1
@@ -284,7 +299,10 @@ async fn p2_with_a_reuse_grace_period_the_next_demand_recovers_the_login() {
         let dir = TempDir::new("grace");
         let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.file()));
         let source = h
-            .config(Duration::from_secs(1))
+            .config_with(
+                Duration::from_secs(1),
+                LostRefresh::RetryWithinGrace(Duration::from_secs(30)),
+            )
             .refresh_token_source()
             .store(store)
             .key(KEY)

@@ -292,6 +292,9 @@ impl TokenStore for Announcing {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         self.inner.delete_if_refresh_token(key, rejected)
     }
+    fn lock_is_held<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        self.inner.lock_is_held(key)
+    }
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         Box::pin(async move {
             let lock = self.inner.lock(key).await?;

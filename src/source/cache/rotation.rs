@@ -311,8 +311,15 @@ impl Records {
         );
         let id = self.login_id.get().map(String::as_str);
         let marked = with_record(&stored, id, Some(record.clone()));
-        p.store.save(&p.key, &marked).await?;
-        if !p.store.lock_is_held(&p.key).await? {
+        // A lease that ran out (a process stopped past it) fails the write or the check:
+        // another holder may have refreshed meanwhile. Nothing is sent; look again under a
+        // new lock.
+        let lost_lock = match p.store.save(&p.key, &marked).await {
+            Ok(()) => !p.store.lock_is_held(&p.key).await?,
+            Err(e) if p.store.lock_is_held(&p.key).await.unwrap_or(true) => return Err(e),
+            Err(_) => true,
+        };
+        if lost_lock {
             tracing::warn!(
                 "the token store's lock ran out before the refresh was sent; not sending"
             );
@@ -322,9 +329,19 @@ impl Records {
             .flight
             .refresh(bound, tokio::time::Instant::now() + bound / 2);
         let result = ask.grant.fetch(Some(&stored), now, &sending).await;
-        let token = self.answered(p, &marked, record, result).await?;
-        drop(lock);
-        Ok(Round::Done(token))
+        match self.answered(p, &marked, record, result).await {
+            Ok(token) => Ok(Round::Done(token)),
+            // The answer came, and the save failed because the lease ran out meanwhile: save
+            // it under a new lock (the next round saves the unsaved token first).
+            Err(e @ Error::Store(_)) if self.has_unsaved() => {
+                if p.store.lock_is_held(&p.key).await.unwrap_or(true) {
+                    return Err(e);
+                }
+                drop(lock);
+                Ok(Round::Again)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// What the answer to a presentation means for the login.
