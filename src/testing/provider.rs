@@ -306,6 +306,16 @@ impl TestProvider {
 
     /// Issues a refresh token for the test client, as an authorization code flow would.
     pub fn issue_refresh_token(&self) -> String {
+        self.issue_refresh_token_to(None)
+    }
+
+    /// Issues a refresh token for the test client to the user `sub`, as `sub`'s sign-in
+    /// would: the tokens its refreshes return belong to `sub` ([`subject_of`](Self::subject_of)).
+    pub fn issue_refresh_token_for(&self, sub: &str) -> String {
+        self.issue_refresh_token_to(Some(sub.to_owned()))
+    }
+
+    fn issue_refresh_token_to(&self, subject: Option<String>) -> String {
         let rt = random_token("rt-");
         self.with(|i| {
             i.refresh.insert(
@@ -314,10 +324,19 @@ impl TestProvider {
                     client_id: Self::CLIENT_ID.to_owned(),
                     used: false,
                     jkt: None,
+                    subject,
                 },
             )
         });
         rt
+    }
+
+    /// The user an access token was issued to (by a sign-in's code exchange, or a refresh of
+    /// a login issued with [`issue_refresh_token_for`](Self::issue_refresh_token_for)), if
+    /// known: for checking that every request of a multi-user app carries its own user's
+    /// token.
+    pub fn subject_of(&self, access_token: &str) -> Option<String> {
+        self.with(|i| i.access.get(access_token).and_then(|a| a.subject.clone()))
     }
 
     /// Requests the token endpoint has received.

@@ -127,6 +127,8 @@ pub(super) struct Issued {
     pub(super) jkt: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) issued_at: SystemTime,
+    /// Whose login it belongs to, when it is one.
+    pub(super) subject: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +137,8 @@ pub(super) struct RefreshState {
     pub(super) used: bool,
     /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
     pub(super) jkt: Option<String>,
+    /// Whose login it belongs to.
+    pub(super) subject: Option<String>,
 }
 
 impl TestProvider {

@@ -206,6 +206,18 @@ pub(super) async fn token_endpoint(
             Err(resp) => return resp,
         },
     };
+    // Whose login the answer belongs to: the refresh token's, or the code's.
+    let subject = match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => form
+            .get("refresh_token")
+            .and_then(|rt| inner.refresh.get(rt))
+            .and_then(|rt| rt.subject.clone()),
+        Some("authorization_code") => form
+            .get("code")
+            .and_then(|c| inner.codes.get(c))
+            .map(|g| g.subject.clone()),
+        _ => None,
+    };
     let lifetime = inner.lifetime;
     let access = match &extra {
         Some(extra) => assertions::issue(&inner, extra, lifetime),
@@ -219,6 +231,7 @@ pub(super) async fn token_endpoint(
             jkt: jkt.clone(),
             scope: form.get("scope").cloned(),
             issued_at: SystemTime::now(),
+            subject: subject.clone(),
         },
     );
     let mut response = json!({
@@ -247,6 +260,7 @@ pub(super) async fn token_endpoint(
                 jkt: jkt.filter(|_| client_id == TestProvider::PUBLIC_CLIENT_ID),
                 client_id,
                 used: false,
+                subject,
             },
         );
         response["refresh_token"] = json!(rt);
