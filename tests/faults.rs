@@ -72,6 +72,11 @@ struct Harness {
 
 impl Harness {
     async fn start(grace: u64) -> Harness {
+        Self::start_with_ttl(60, grace).await
+    }
+
+    /// With access tokens that live `ttl` seconds.
+    async fn start_with_ttl(ttl: u64, grace: u64) -> Harness {
         // AUTHED_FAULTS_LOG=authed=debug shows what the crate did.
         if let Ok(filter) = std::env::var("AUTHED_FAULTS_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -79,8 +84,9 @@ impl Harness {
                 .with_test_writer()
                 .try_init();
         }
-        // One-minute access tokens: once refreshed, a login needs nothing more during a test.
-        let server = Oidc::start_with(60, grace);
+        // One-minute access tokens by default: once refreshed, a login needs nothing more
+        // during a test.
+        let server = Oidc::start_with(ttl, grace);
         let proxy = Proxy::start(&server.issuer).await;
         let login = server.login("user-1").await;
         Harness {
@@ -716,4 +722,237 @@ async fn store_lost_at_an_answer(how: &str) {
         last.windows(2).all(|w| w[0] == w[1]),
         "every process uses the one login"
     );
+}
+
+/// Point 2, configured never to present again (`LostRefresh::SignInAgain`): a lost answer
+/// ends the login in the typed error, and no `invalid_grant` reaches the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_never_presenting_a_lost_refresh_token_again_costs_no_invalid_grant() {
+    let h = Harness::start(0).await;
+    let dir = TempDir::new("never");
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.file()));
+    let source = h
+        .config_with(Duration::from_secs(1), LostRefresh::SignInAgain)
+        .refresh_token_source()
+        .store(store)
+        .key(KEY)
+        .from_token(h.login.expired_token())
+        .await
+        .unwrap();
+    h.proxy.script([Fault::Replace(502)]);
+    let first = source.token().await;
+    let (second, _) = settle(&source).await;
+    let counts = h.counts().await;
+    report(
+        "sign in again",
+        &counts,
+        &format!("; first {}, then {}", kind(&first), kind(&second)),
+    );
+    assert_eq!(kind(&second), "refresh_outcome_unknown");
+    assert_eq!(counts.presented, 1);
+    assert_eq!(counts.invalid_grant, 0);
+}
+
+/// The one window no client can close, measured: from the server's answer (as it leaves the
+/// proxy in front of the server) to the rotated refresh token being durable in the store. A
+/// holder killed inside it, on a server without a grace period, loses the login (the test
+/// above shows what it then costs). Printed for ARCHITECTURE.md; asserted only in counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_the_window_between_rotation_and_save_measured() {
+    let h = Harness::start(0).await;
+    let dir = TempDir::new("window");
+    let redis = RedisServer::start();
+    let file: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.file()));
+    let redis_store: Arc<dyn TokenStore> = Arc::new(
+        authed::RedisStore::builder(redis.url())
+            .prefix("window:")
+            .build()
+            .await
+            .unwrap(),
+    );
+    const ROUNDS: usize = 30;
+    let mut lines = Vec::new();
+    for (name, inner) in [("FileStore", file), ("RedisStore", redis_store)] {
+        let login = h.server.login("user-1").await;
+        let saved = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store: Arc<dyn TokenStore> = Arc::new(Timed {
+            inner,
+            saved: saved.clone(),
+        });
+        let clock = authed::testing::ManualClock::new(std::time::SystemTime::now());
+        let source = OAuthConfig::builder(h.proxy.url("/token"))
+            .client_id(oidc::CLIENT_ID)
+            .client_secret(oidc::CLIENT_SECRET)
+            .auth_method(ClientAuthMethod::ClientSecretPost)
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+            .refresh_token_source()
+            .store(store)
+            .key(KEY)
+            .from_token(login.expired_token())
+            .await
+            .unwrap();
+        let answered_before = h.proxy.seen().answered_at.len();
+        for _ in 0..ROUNDS {
+            source.token().await.unwrap();
+            clock.advance(Duration::from_secs(7200));
+        }
+        let answered = h.proxy.seen().answered_at[answered_before..].to_vec();
+        let saved = saved.lock().unwrap().clone();
+        assert_eq!(answered.len(), ROUNDS);
+        assert_eq!(saved.len(), ROUNDS, "every rotation saved once");
+        let mut windows: Vec<Duration> = answered
+            .iter()
+            .zip(&saved)
+            .map(|(a, s)| s.saturating_duration_since(*a))
+            .collect();
+        windows.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        lines.push(format!(
+            "{name}: rotation to durable save over {ROUNDS} refreshes: median {:.2} ms, 90th {:.2} ms, max {:.2} ms",
+            ms(windows[ROUNDS / 2]),
+            ms(windows[ROUNDS * 9 / 10]),
+            ms(windows[ROUNDS - 1])
+        ));
+    }
+    let counts = h.server.rotation(None).await;
+    for line in &lines {
+        eprintln!("window: {line}");
+    }
+    assert_eq!(counts.invalid_grant, 0);
+    assert_eq!(counts.presented_again, 0);
+}
+
+/// A store that notes when each save of a rotated refresh token (a new one) was durable.
+#[derive(Debug)]
+struct Timed {
+    inner: Arc<dyn TokenStore>,
+    saved: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+}
+
+impl TokenStore for Timed {
+    fn load<'a>(&'a self, key: &'a str) -> authed::BoxFuture<'a, Result<Option<authed::Token>, Error>> {
+        self.inner.load(key)
+    }
+    fn save<'a>(&'a self, key: &'a str, token: &'a authed::Token) -> authed::BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let before = self.inner.load(key).await?;
+            self.inner.save(key, token).await?;
+            let rotated = before.is_some_and(|b| b.refresh_token() != token.refresh_token());
+            if rotated {
+                self.saved.lock().unwrap().push(tokio::time::Instant::now());
+            }
+            Ok(())
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> authed::BoxFuture<'a, Result<(), Error>> {
+        self.inner.delete(key)
+    }
+    fn lock<'a>(&'a self, key: &'a str) -> authed::BoxFuture<'a, Result<authed::StoreLock, Error>> {
+        self.inner.lock(key)
+    }
+    fn lock_is_held<'a>(&'a self, key: &'a str) -> authed::BoxFuture<'a, Result<bool, Error>> {
+        self.inner.lock_is_held(key)
+    }
+}
+
+/// Asks `p` until it answers with an access token other than `old` (its token came due and
+/// was refreshed, or another's refresh adopted), or with a re-authorize error. Timeouts and
+/// store errors in between are transient. The bound is a failure timeout.
+async fn until_renewed(p: &mut Process, old: &Answer) -> Answer {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = p.token().await;
+        let renewed = match &answer {
+            Answer::Ok(_) => answer != *old,
+            Answer::Err { reauthorize, .. } => *reauthorize,
+        };
+        if renewed || started.elapsed() > Duration::from_secs(90) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Point 5: the token file is deleted while every process holds the login in memory. The
+/// first process to need a refresh puts its copy back under the lock and waits the in-flight
+/// bound (a refresh may have been in flight; its record went with the file), then refreshes;
+/// the others adopt that login. Nothing is presented twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_a_deleted_token_file_is_refilled_and_nothing_is_presented_twice() {
+    // Four-second access tokens: a refresh is due two seconds after each.
+    let h = Harness::start_with_ttl(4, 0).await;
+    let dir = TempDir::new("deleted");
+    let spec = h.spec(
+        format!("file:{}", dir.file().display()),
+        "",
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+    );
+    seed(&h, &spec).await;
+    let mut fleet = spawn(&spec, &["a", "b", "c"]).await;
+    let mut held = Vec::new();
+    for p in &mut fleet {
+        held.push(p.token().await);
+    }
+    assert!(held.windows(2).all(|w| w[0] == w[1]), "{held:?}");
+    std::fs::remove_file(dir.file()).unwrap();
+    let mut answers = Vec::new();
+    for p in &mut fleet {
+        answers.push(until_renewed(p, &held[0]).await);
+    }
+    let counts = h.counts().await;
+    report(
+        "token file deleted",
+        &counts,
+        &format!("; answers {:?}", answers.iter().map(Answer::kind).collect::<Vec<_>>()),
+    );
+    for p in fleet {
+        p.quit().await;
+    }
+    assert_eq!(counts.invalid_grant, 0);
+    assert_eq!(counts.presented_again, 0);
+    assert_eq!(counts.grant_alive, Some(true));
+    assert!(answers.iter().all(|a| matches!(a, Answer::Ok(_))), "{answers:?}");
+    assert!(dir.file().exists(), "the login is back in the file");
+}
+
+/// Point 5: a logout by one process still wins: the others, which hold the login in memory,
+/// find the key empty with a record that it was signed out, and end with a re-authorize
+/// error instead of putting the login back. Nothing is presented after the logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_a_logout_by_another_process_still_wins() {
+    let h = Harness::start_with_ttl(4, 0).await;
+    let redis = RedisServer::start();
+    let spec = redis_spec(&h, &redis, Duration::from_secs(2), Duration::from_secs(2));
+    seed(&h, &spec).await;
+    let mut fleet = spawn(&spec, &["a", "b", "c"]).await;
+    let mut held = Vec::new();
+    for p in &mut fleet {
+        held.push(p.token().await);
+    }
+    fleet[0].send("logout").await;
+    let out = fleet[0].expect("the logout", |l| l.starts_with("LOGGED_OUT")).await;
+    let presented_at_logout = h.counts().await.presented;
+    let mut answers = Vec::new();
+    for (p, old) in fleet.iter_mut().zip(&held).skip(1) {
+        answers.push(until_renewed(p, old).await);
+    }
+    let counts = h.counts().await;
+    report(
+        "logout wins",
+        &counts,
+        &format!("; {out}; others {:?}", answers.iter().map(Answer::kind).collect::<Vec<_>>()),
+    );
+    for p in fleet {
+        p.quit().await;
+    }
+    assert_eq!(out, "LOGGED_OUT ok");
+    assert!(
+        answers.iter().all(|a| matches!(a, Answer::Err { reauthorize: true, .. })),
+        "{answers:?}"
+    );
+    assert_eq!(counts.presented, presented_at_logout, "a signed-out login was refreshed");
+    assert_eq!(counts.invalid_grant, 0);
 }

@@ -5,7 +5,8 @@
 //! Commands: `token` (ask the login for a token; answered `OK <seq> <access token>` or
 //! `ERR <seq> <kind> <reauthorize>`), `stop-after-locked-load` (the next time this process
 //! reads the store while holding the refresh lock, it stops itself with `SIGSTOP` right after
-//! the read: between its re-read and its token request), `quit`.
+//! the read: between its re-read and its token request), `logout` (answered `LOGGED_OUT ok`
+//! or `LOGGED_OUT <kind>`), `quit`.
 //! Announcements: `READY`, `LOCKED`, `UNLOCKED`, `LOADED` (a read under the lock).
 #![allow(dead_code)] // each test binary uses a part
 
@@ -379,6 +380,10 @@ pub fn child_main() {
                     });
                 }
                 "stop-after-locked-load" => stop.store(true, Ordering::SeqCst),
+                "logout" => match login.logout().await {
+                    Ok(()) => say("LOGGED_OUT ok"),
+                    Err(e) => say(&format!("LOGGED_OUT {}", e.kind())),
+                },
                 "quit" | "" => break,
                 other => panic!("unknown command {other}"),
             }
