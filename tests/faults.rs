@@ -832,10 +832,17 @@ struct Timed {
 }
 
 impl TokenStore for Timed {
-    fn load<'a>(&'a self, key: &'a str) -> authed::BoxFuture<'a, Result<Option<authed::Token>, Error>> {
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> authed::BoxFuture<'a, Result<Option<authed::Token>, Error>> {
         self.inner.load(key)
     }
-    fn save<'a>(&'a self, key: &'a str, token: &'a authed::Token) -> authed::BoxFuture<'a, Result<(), Error>> {
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a authed::Token,
+    ) -> authed::BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let before = self.inner.load(key).await?;
             self.inner.save(key, token).await?;
@@ -906,7 +913,10 @@ async fn p5_a_deleted_token_file_is_refilled_and_nothing_is_presented_twice() {
     report(
         "token file deleted",
         &counts,
-        &format!("; answers {:?}", answers.iter().map(Answer::kind).collect::<Vec<_>>()),
+        &format!(
+            "; answers {:?}",
+            answers.iter().map(Answer::kind).collect::<Vec<_>>()
+        ),
     );
     for p in fleet {
         p.quit().await;
@@ -914,7 +924,10 @@ async fn p5_a_deleted_token_file_is_refilled_and_nothing_is_presented_twice() {
     assert_eq!(counts.invalid_grant, 0);
     assert_eq!(counts.presented_again, 0);
     assert_eq!(counts.grant_alive, Some(true));
-    assert!(answers.iter().all(|a| matches!(a, Answer::Ok(_))), "{answers:?}");
+    assert!(
+        answers.iter().all(|a| matches!(a, Answer::Ok(_))),
+        "{answers:?}"
+    );
     assert!(dir.file().exists(), "the login is back in the file");
 }
 
@@ -933,7 +946,9 @@ async fn p5_a_logout_by_another_process_still_wins() {
         held.push(p.token().await);
     }
     fleet[0].send("logout").await;
-    let out = fleet[0].expect("the logout", |l| l.starts_with("LOGGED_OUT")).await;
+    let out = fleet[0]
+        .expect("the logout", |l| l.starts_with("LOGGED_OUT"))
+        .await;
     let presented_at_logout = h.counts().await.presented;
     let mut answers = Vec::new();
     for (p, old) in fleet.iter_mut().zip(&held).skip(1) {
@@ -943,16 +958,28 @@ async fn p5_a_logout_by_another_process_still_wins() {
     report(
         "logout wins",
         &counts,
-        &format!("; {out}; others {:?}", answers.iter().map(Answer::kind).collect::<Vec<_>>()),
+        &format!(
+            "; {out}; others {:?}",
+            answers.iter().map(Answer::kind).collect::<Vec<_>>()
+        ),
     );
     for p in fleet {
         p.quit().await;
     }
     assert_eq!(out, "LOGGED_OUT ok");
     assert!(
-        answers.iter().all(|a| matches!(a, Answer::Err { reauthorize: true, .. })),
+        answers.iter().all(|a| matches!(
+            a,
+            Answer::Err {
+                reauthorize: true,
+                ..
+            }
+        )),
         "{answers:?}"
     );
-    assert_eq!(counts.presented, presented_at_logout, "a signed-out login was refreshed");
+    assert_eq!(
+        counts.presented, presented_at_logout,
+        "a signed-out login was refreshed"
+    );
     assert_eq!(counts.invalid_grant, 0);
 }

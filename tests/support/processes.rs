@@ -381,7 +381,7 @@ pub fn child_main() {
                 }
                 "stop-after-locked-load" => stop.store(true, Ordering::SeqCst),
                 "logout" => match login.logout().await {
-                    Ok(()) => say("LOGGED_OUT ok"),
+                    Ok(_) => say("LOGGED_OUT ok"),
                     Err(e) => say(&format!("LOGGED_OUT {}", e.kind())),
                 },
                 "quit" | "" => break,
