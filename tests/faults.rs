@@ -20,15 +20,15 @@ mod proxy;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+/// Real processes sharing a store (points 3, 4 and 5).
+#[path = "faults/fleet.rs"]
+mod fleet;
 /// The server, the proxy, the login, and what the tests share.
 #[path = "faults/harness.rs"]
 mod harness;
 /// One process against the server (points 1 and 2, the window measured).
 #[path = "faults/one_process.rs"]
 mod one_process;
-/// Real processes sharing a store (points 3, 4 and 5).
-#[path = "faults/fleet.rs"]
-mod fleet;
 
 /// The child side of the multi-process tests. Does nothing unless started by one of them.
 #[test]

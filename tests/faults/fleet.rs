@@ -1,16 +1,9 @@
 //! Real OS processes sharing one store: points 3, 4 and 5.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use authed::{
-    ClientAuthMethod, Error, FileStore, LostRefresh, OAuthConfig, RefreshTokenSource, TokenSource,
-    TokenStore,
-};
-
-use crate::oidc::{self, Login, Oidc, Rotation};
-use crate::processes::{Answer, KEY, Process, Spec};
-use crate::proxy::{Fault, Proxy};
+use crate::processes::Answer;
+use crate::proxy::Fault;
 use crate::redis_server::RedisServer;
 
 use crate::harness::*;

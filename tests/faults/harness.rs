@@ -1,6 +1,5 @@
 //! What the fault tests share: a strict (or grace-period) server with a proxy in front and
 //! one login, temporary directories, and helpers to start processes and wait for answers.
-#![allow(dead_code, unused_imports)] // each test module uses a part
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use authed::{
 
 use crate::oidc::{self, Login, Oidc, Rotation};
 use crate::processes::{Answer, KEY, Process, Spec};
-use crate::proxy::{Fault, Proxy};
+use crate::proxy::Proxy;
 use crate::redis_server::RedisServer;
 
 pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
@@ -88,7 +87,11 @@ impl Harness {
     }
 
     /// The login in `store`, its access token expired: the first demand refreshes.
-    pub(crate) async fn source(&self, store: Arc<dyn TokenStore>, timeout: Duration) -> RefreshTokenSource {
+    pub(crate) async fn source(
+        &self,
+        store: Arc<dyn TokenStore>,
+        timeout: Duration,
+    ) -> RefreshTokenSource {
         self.config(timeout)
             .refresh_token_source()
             .store(store)
@@ -102,7 +105,13 @@ impl Harness {
         self.server.rotation(Some(&self.login.grant_id)).await
     }
 
-    pub(crate) fn spec(&self, store: String, prefix: &str, timeout: Duration, lock_ttl: Duration) -> Spec {
+    pub(crate) fn spec(
+        &self,
+        store: String,
+        prefix: &str,
+        timeout: Duration,
+        lock_ttl: Duration,
+    ) -> Spec {
         Spec {
             test: "fault_child",
             store,
@@ -126,7 +135,9 @@ pub(crate) fn report(name: &str, counts: &Rotation, extra: &str) {
 
 /// Asks until the answer is a token or says to sign in again: a lost answer's error, and the
 /// cache's shared backoff after it, are transient. The bound is a failure timeout.
-pub(crate) async fn settle(source: &RefreshTokenSource) -> (Result<Arc<authed::Token>, Error>, usize) {
+pub(crate) async fn settle(
+    source: &RefreshTokenSource,
+) -> (Result<Arc<authed::Token>, Error>, usize) {
     let mut asked = 1;
     let mut answer = source.token().await;
     while answer
@@ -148,7 +159,12 @@ pub(crate) fn kind(r: &Result<Arc<authed::Token>, Error>) -> String {
     }
 }
 
-pub(crate) fn redis_spec(h: &Harness, redis: &RedisServer, timeout: Duration, lock_ttl: Duration) -> Spec {
+pub(crate) fn redis_spec(
+    h: &Harness,
+    redis: &RedisServer,
+    timeout: Duration,
+    lock_ttl: Duration,
+) -> Spec {
     let prefix = format!("faults-{}:", oauth2::CsrfToken::new_random().secret());
     h.spec(format!("redis:{}", redis.url()), &prefix, timeout, lock_ttl)
 }

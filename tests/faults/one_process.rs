@@ -4,13 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authed::{
-    ClientAuthMethod, Error, FileStore, LostRefresh, OAuthConfig, RefreshTokenSource, TokenSource,
-    TokenStore,
+    ClientAuthMethod, Error, FileStore, LostRefresh, OAuthConfig, TokenSource, TokenStore,
 };
 
-use crate::oidc::{self, Login, Oidc, Rotation};
-use crate::processes::{Answer, KEY, Process, Spec};
-use crate::proxy::{Fault, Proxy};
+use crate::oidc;
+use crate::processes::KEY;
+use crate::proxy::Fault;
 use crate::redis_server::RedisServer;
 
 use crate::harness::*;
