@@ -276,3 +276,109 @@ async fn p7_a_source_never_adopts_another_login_under_its_key() {
     let alice_again = sign_in("alice").await;
     assert!(alice_again.token().await.is_ok());
 }
+
+/// Point 7 as the issue saw it (in 17 of 20 runs, half of one user's calls carried the other
+/// user's access token): two users sign in one after the other through one flow with no ID
+/// token, so under one default key, and then both make calls at once while their tokens come
+/// due again and again and some calls report a 401. Every token either source hands out is
+/// its own user's; the first user's source ends with `LoginReplaced`, the second user's
+/// keeps working; no refresh token is presented twice. Twenty runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p7_two_users_under_one_default_key_never_get_each_others_tokens() {
+    const RUNS: usize = 20;
+    const CALLS: usize = 30;
+    let (mut mixed, mut alice_replaced, mut bob_ok, mut reused) = (0, 0, 0, 0);
+    for run in 0..RUNS {
+        let provider = Arc::new(TestProvider::start().await);
+        let clock = ManualClock::new(SystemTime::now());
+        let config = provider.config(Some(clock.clone()));
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let flow = config
+            .authorization_code("http://127.0.0.1:9/callback")
+            .store(store.clone())
+            .build()
+            .unwrap();
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let sign_in = async |sub: &str| {
+            provider.set_subject(sub);
+            let pending = flow.authorize();
+            let response = browser.get(pending.url()).send().await.unwrap();
+            let callback = response.headers()["location"].to_str().unwrap().to_owned();
+            flow.complete_url(pending, &callback).await.unwrap()
+        };
+        let alice = Arc::new(sign_in("alice").await);
+        let bob = Arc::new(sign_in("bob").await);
+        assert_eq!(alice.key(), bob.key(), "no ID token: one default key");
+
+        let mut callers = Vec::new();
+        for (user, source) in [("alice", alice.clone()), ("bob", bob.clone())] {
+            for caller in 0..2 {
+                let (provider, clock, source) = (provider.clone(), clock.clone(), source.clone());
+                callers.push(tokio::spawn(async move {
+                    let (mut mine, mut theirs, mut last) = (0, 0, None);
+                    for call in 0..CALLS {
+                        if (call + caller + run) % 6 == 0 {
+                            // Both logins come due while the other user's calls run.
+                            clock.advance(Duration::from_secs(3600));
+                        }
+                        let got = match (&last, call % 7 == 3) {
+                            // The API answered 401 for the last token: report it.
+                            (Some(rejected), true) => source.token_rejected(rejected).await,
+                            _ => source.token().await,
+                        };
+                        match got {
+                            Ok(token) => {
+                                let sub = provider.subject_of(token.access_token().secret());
+                                if sub.as_deref() == Some(user) {
+                                    mine += 1;
+                                } else {
+                                    theirs += 1;
+                                }
+                                last = Some(Token::clone(&token));
+                            }
+                            Err(e) => last = last.filter(|_| !e.requires_reauthorization()),
+                        }
+                    }
+                    (user, mine, theirs)
+                }));
+            }
+        }
+        for caller in callers {
+            let (user, mine, theirs) = caller.await.unwrap();
+            assert!(
+                user == "alice" || mine > 0,
+                "run {run}: bob got no token at all"
+            );
+            mixed += theirs;
+        }
+        // Once Alice's source has needed the store, it knows its login was replaced.
+        clock.advance(Duration::from_secs(7200));
+        match alice.token().await {
+            Err(e) if e.kind() == "login_replaced" => alice_replaced += 1,
+            other => panic!(
+                "run {run}: alice: {:?}",
+                other.map(|t| provider.subject_of(t.access_token().secret()))
+            ),
+        }
+        if bob
+            .token()
+            .await
+            .is_ok_and(|t| provider.subject_of(t.access_token().secret()).as_deref() == Some("bob"))
+        {
+            bob_ok += 1;
+        }
+        let presented = provider.presented_refresh_tokens();
+        let distinct: std::collections::HashSet<_> = presented.iter().collect();
+        reused += presented.len() - distinct.len();
+    }
+    eprintln!(
+        "{RUNS} runs: tokens of the other user {mixed}, alice's source replaced {alice_replaced}, bob's own token at the end {bob_ok}, refresh tokens presented twice {reused}"
+    );
+    assert_eq!(mixed, 0, "a user got the other user's token");
+    assert_eq!(alice_replaced, RUNS);
+    assert_eq!(bob_ok, RUNS);
+    assert_eq!(reused, 0);
+}

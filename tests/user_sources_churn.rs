@@ -31,6 +31,9 @@ struct Churned {
     wrong_user: usize,
     errors: Vec<String>,
     most_in_memory: usize,
+    /// Users whose login is not in the store at the end, or whose stored refresh token the
+    /// provider no longer accepts.
+    lost: usize,
 }
 
 /// `requests` per worker: fewer for stores whose every write is an fsync.
@@ -111,6 +114,18 @@ async fn churn(name: &str, store: Arc<dyn TokenStore>, requests: usize) -> Churn
         wrong_user += wrong;
         errors.extend(errs);
     }
+    // Eviction never touches the store: every login is there, with a live refresh token.
+    let mut lost = 0;
+    for u in 0..USERS {
+        let stored = store.load(&format!("user:{u}")).await.ok().flatten();
+        let live = stored
+            .as_ref()
+            .and_then(|t| t.refresh_token())
+            .is_some_and(|rt| provider.refresh_token_is_live(rt.secret()));
+        if !live {
+            lost += 1;
+        }
+    }
     let presented = provider.presented_refresh_tokens();
     let distinct: HashSet<_> = presented.iter().collect();
     let churned = Churned {
@@ -121,9 +136,10 @@ async fn churn(name: &str, store: Arc<dyn TokenStore>, requests: usize) -> Churn
         wrong_user,
         errors,
         most_in_memory: most.load(Ordering::SeqCst),
+        lost,
     };
     eprintln!(
-        "{name}: {} users, at most {MAX_IN_MEMORY} in memory (seen {}), {} requests, {} refreshes, refresh tokens presented twice {}, invalid_grant {}, tokens of another user {}, errors {}",
+        "{name}: {} users, at most {MAX_IN_MEMORY} in memory (seen {}), {} requests, {} refreshes, refresh tokens presented twice {}, invalid_grant {}, tokens of another user {}, errors {}, logins lost {}",
         USERS,
         churned.most_in_memory,
         churned.requests,
@@ -131,7 +147,8 @@ async fn churn(name: &str, store: Arc<dyn TokenStore>, requests: usize) -> Churn
         churned.reused,
         churned.invalid_grants,
         churned.wrong_user,
-        churned.errors.len()
+        churned.errors.len(),
+        churned.lost
     );
     churned
 }
@@ -154,6 +171,10 @@ fn check(c: &Churned) {
         &c.errors[..c.errors.len().min(5)]
     );
     assert!(c.most_in_memory <= MAX_IN_MEMORY);
+    assert_eq!(
+        c.lost, 0,
+        "logins missing from the store or dead at the provider"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
