@@ -328,7 +328,13 @@ impl Records {
         let sending = ask
             .flight
             .refresh(bound, tokio::time::Instant::now() + bound / 2);
-        let result = ask.grant.fetch(Some(&stored), now, &sending).await;
+        // Sent with this process's copy when it holds the same refresh token: its DPoP key
+        // remembers the servers' nonces, which a copy read back from the store does not.
+        let base = mine
+            .as_deref()
+            .filter(|m| m.refresh_token() == stored.refresh_token())
+            .unwrap_or(&stored);
+        let result = ask.grant.fetch(Some(base), now, &sending).await;
         match self.answered(p, &marked, record, result).await {
             Ok(token) => Ok(Round::Done(token)),
             // The answer came, and the save failed because the lease ran out meanwhile: save
