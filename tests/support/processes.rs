@@ -311,6 +311,14 @@ pub fn child_main() {
     if std::env::var("AUTHED_FAULT_CHILD").is_err() {
         return;
     }
+    // AUTHED_FAULTS_LOG=authed=debug shows what the crate did in the children too (on their
+    // stderr, which the parent's output carries).
+    if let Ok(filter) = std::env::var("AUTHED_FAULTS_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -270,8 +270,10 @@ async fn serve(
             Some(whole)
         }
         Fault::Hold => {
-            bump(&seen, |s| s.held += 1);
+            // Read before the test can see this answer held: a release that comes right
+            // after it does must still count (it did not when read after the count).
             let at = *release.borrow_and_update();
+            bump(&seen, |s| s.held += 1);
             let _ = release.wait_for(|n| *n > at).await;
             bump(&seen, |s| s.held -= 1);
             Some(whole)
