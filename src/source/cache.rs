@@ -263,6 +263,34 @@ impl TokenCache {
         self.shared.persist.as_ref()
     }
 
+    /// Spends this login's refresh token on another token request (`grant`: a token for
+    /// another resource or scope set, RFC 8707 §2.2) and returns that token, without a
+    /// refresh token: the refresh token stays the login's.
+    ///
+    /// It runs as the cache's own refreshes do (see `rotation`): under the store's lock,
+    /// re-reading the newest login, with an in-flight record, so that every use, in this
+    /// process or another, reads the refresh token the previous one left; a rotated refresh
+    /// token is kept in the login, saved to the store first, before the new token is handed
+    /// out (a failed save keeps it as the unsaved login and is an error); a lost answer
+    /// follows [`LostRefresh`](crate::LostRefresh); a revoked grant ends the login. Not
+    /// single-flight itself: the caller's own cache is.
+    pub(crate) async fn refresh_for(
+        &self,
+        grant: &dyn Grant,
+        flight: &Flight,
+    ) -> Result<Token, Error> {
+        self.shared.refresh_for(grant, flight).await
+    }
+
+    /// Forgets the token here (a logout of the login a target's cache serves): the next
+    /// caller asks the grant again.
+    pub(crate) fn clear(&self) {
+        self.shared.uninstall();
+        if let Some(records) = &self.shared.records {
+            records.drop_unsaved();
+        }
+    }
+
     fn refresh_in_background(&self, now: SystemTime) {
         // Readers must never block: if someone holds the lock, they are refreshing already.
         let Ok(mut state) = self.shared.state.try_lock() else {
@@ -500,14 +528,14 @@ impl Shared {
                 clock: self.clock.as_ref(),
                 current: self.current.load().as_ref().map(|c| c.token.clone()),
                 flight,
+                other: false,
             };
             return match records.refresh(&ask).await {
-                Ok(token) => {
-                    self.install(token.clone());
-                    Ok(token)
+                Ok(served) => {
+                    self.install(served.login.clone());
+                    Ok(served.login)
                 }
-                Err(e) if e.requires_reauthorization() => Err(self.end(e)),
-                Err(e) => Err(e),
+                Err(e) => Err(self.ended_by(e)),
             };
         }
         let base = self.current.load().as_ref().map(|c| c.token.clone());
@@ -534,6 +562,43 @@ impl Shared {
         let token = Arc::new(token);
         self.install(token.clone());
         Ok(token)
+    }
+
+    /// See [`TokenCache::refresh_for`].
+    async fn refresh_for(&self, grant: &dyn Grant, flight: &Flight) -> Result<Token, Error> {
+        if let Some(e) = &self.lock().ended {
+            return Err(e.clone());
+        }
+        let Some(records) = &self.records else {
+            return Err(Error::config(
+                "only a login that spends refresh tokens serves other resources",
+            ));
+        };
+        let ask = Ask {
+            grant,
+            settings: self.settings,
+            clock: self.clock.as_ref(),
+            current: self.current.load().as_ref().map(|c| c.token.clone()),
+            flight,
+            other: true,
+        };
+        match records.refresh(&ask).await {
+            Ok(served) => {
+                self.install(served.login);
+                served.other.ok_or_else(|| {
+                    Error::config("the refresh for another resource returned no token")
+                })
+            }
+            Err(e) => Err(self.ended_by(e)),
+        }
+    }
+
+    /// `e`, after ending the login when `e` ends it (see `rotation::ends_login`).
+    fn ended_by(&self, e: Error) -> Error {
+        if let Some(end) = rotation::ends_login(&e) {
+            self.end(end);
+        }
+        e
     }
 
     /// The grant's request, for a grant that spends nothing.

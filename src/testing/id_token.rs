@@ -40,8 +40,6 @@ pub(super) fn public_jwk(inner: &Inner) -> serde_json::Value {
 
 /// An ID token for `grant`, signed by the key in use, or forged as told.
 pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    crate::jose::install_crypto_provider();
     let forgery = inner.id_token_forgery;
     if forgery == Some(IdTokenForgery::Missing) {
         return None;
@@ -77,18 +75,27 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
         }
         _ => {}
     }
+    Some(sign(inner, &claims))
+}
+
+/// `claims` signed by the key in use, or forged as [`IdTokenForgery`] says (the forgeries of
+/// the signature; those of the claims are the caller's): ID tokens and signed UserInfo.
+pub(super) fn sign(inner: &Inner, claims: &serde_json::Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    crate::jose::install_crypto_provider();
+    let forgery = inner.id_token_forgery;
     let b64 = |v: &serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
     let (key, alg, kid) = signing_key(inner);
     let mut header = Header::new(alg);
     header.kid = Some(kid.clone());
-    let token = match forgery {
+    match forgery {
         Some(IdTokenForgery::AlgNone) => {
             format!(
                 "{}.{}.",
                 b64(&json!({"alg": "none", "kid": kid})),
-                b64(&claims)
+                b64(claims)
             )
         }
         Some(IdTokenForgery::HmacWithPublicKey) => {
@@ -96,7 +103,7 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
             header.kid = Some(kid);
             let secret = public_jwk(inner).to_string();
             let key = EncodingKey::from_secret(secret.as_bytes()).expect("an HMAC key");
-            jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+            jsonwebtoken::encode(&header, claims, &key).expect("signs")
         }
         Some(IdTokenForgery::WrongSignature | IdTokenForgery::UnknownKey) => {
             let mut header = Header::new(Algorithm::EdDSA);
@@ -112,11 +119,10 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
                 keys::ED2_PEM
             };
             let key = EncodingKey::from_ed_pem(pem.as_bytes()).expect("the test key parses");
-            jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+            jsonwebtoken::encode(&header, claims, &key).expect("signs")
         }
-        _ => jsonwebtoken::encode(&header, &claims, &key).expect("signs"),
-    };
-    Some(token)
+        _ => jsonwebtoken::encode(&header, claims, &key).expect("signs"),
+    }
 }
 
 pub(super) async fn jwks_endpoint(State(state): State<Arc<ProviderState>>) -> Response {

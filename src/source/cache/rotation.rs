@@ -65,6 +65,31 @@ pub(super) struct Ask<'a> {
     /// The token the cache holds, if any.
     pub(super) current: Option<Arc<Token>>,
     pub(super) flight: &'a Flight,
+    /// `true` when `grant` asks for a token other than the login's own (another resource or
+    /// scope set, RFC 8707 §2.2): it spends the login's refresh token, and a rotated one in
+    /// its answer becomes the login's; the token itself is not the login's.
+    pub(super) other: bool,
+}
+
+/// What a refresh gives: the login as it now is in the store, and for a request for another
+/// resource or scope set, that token (without a refresh token).
+#[derive(Debug)]
+pub(super) struct Served {
+    pub(super) login: Arc<Token>,
+    pub(super) other: Option<Token>,
+}
+
+/// The error a login ends with after `e`, if `e` ends it: a re-authorize error; or
+/// `invalid_target` (RFC 8707) to a refresh, since some providers (oidc-provider 9) spend the
+/// refresh token before they check the resource and never send the new one: presenting it
+/// again would look like theft and revoke the whole grant (RFC 9700 §4.14.2).
+pub(super) fn ends_login(e: &Error) -> Option<Error> {
+    if e.requires_reauthorization() {
+        return Some(e.clone());
+    }
+    e.oauth_error()
+        .filter(|o| o.error == "invalid_target")
+        .map(|_| ended(Some(Ended::Revoked)))
 }
 
 /// The error a login that ended with a sign-out gives.
@@ -80,7 +105,7 @@ pub(crate) fn signed_out() -> Error {
 const MAX_ROUNDS: usize = 8;
 
 enum Round {
-    Done(Arc<Token>),
+    Done(Box<Served>),
     /// Another holder may still read an answer: look again when the store changes, or at
     /// this time.
     WaitUntil(SystemTime, Box<Token>),
@@ -211,12 +236,12 @@ impl Records {
 
     /// One refresh of a login (see the module documentation): the token to install, already
     /// saved. A re-authorize error means the login ended.
-    pub(super) async fn refresh(&self, ask: &Ask<'_>) -> Result<Arc<Token>, Error> {
+    pub(super) async fn refresh(&self, ask: &Ask<'_>) -> Result<Served, Error> {
         let p = &self.persist;
         let mut waited = false;
         for _ in 0..MAX_ROUNDS {
             match self.round(p, ask, waited).await? {
-                Round::Done(token) => return Ok(token),
+                Round::Done(served) => return Ok(*served),
                 Round::WaitUntil(at, seen) => {
                     self.wait_for_change(p, ask, at, &seen).await;
                     waited = true;
@@ -231,8 +256,13 @@ impl Records {
 
     async fn round(&self, p: &Persist, ask: &Ask<'_>, waited: bool) -> Result<Round, Error> {
         let lock = p.store.lock(&p.key).await?;
-        if let Some(token) = self.save_unsaved(p).await? {
-            return Ok(Round::Done(token));
+        if let Some(token) = self.save_unsaved(p).await?
+            && !ask.other
+        {
+            return Ok(Round::Done(Box::new(Served {
+                login: token,
+                other: None,
+            })));
         }
         let mine = ask.current.clone();
         let mut stored = match p.store.load(&p.key).await? {
@@ -269,10 +299,13 @@ impl Records {
         let changed = mine
             .as_ref()
             .is_none_or(|m| m.access_token() != stored.access_token());
-        if changed && stored.is_valid_at(now, &ask.settings.policy) {
+        if changed && !ask.other && stored.is_valid_at(now, &ask.settings.policy) {
             // Another process (or an earlier run) saved a newer token of this login.
             tracing::debug!("using the token another process saved");
-            return Ok(Round::Done(Arc::new(with_record(&stored, None, None))));
+            return Ok(Round::Done(Box::new(Served {
+                login: Arc::new(with_record(&stored, None, None)),
+                other: None,
+            })));
         }
         let Some(refresh_token) = stored.refresh_token().cloned() else {
             return Err(no_refresh_token());
@@ -335,8 +368,8 @@ impl Records {
             .filter(|m| m.refresh_token() == stored.refresh_token())
             .unwrap_or(&stored);
         let result = ask.grant.fetch(Some(base), now, &sending).await;
-        match self.answered(p, &marked, record, result).await {
-            Ok(token) => Ok(Round::Done(token)),
+        match self.answered(p, &marked, record, result, ask.other).await {
+            Ok(served) => Ok(Round::Done(Box::new(served))),
             // The answer came, and the save failed because the lease ran out meanwhile: save
             // it under a new lock (the next round saves the unsaved token first).
             Err(e @ Error::Store(_)) if self.has_unsaved() => {
@@ -357,8 +390,35 @@ impl Records {
         marked: &Token,
         mut record: InFlight,
         result: Result<Token, Error>,
-    ) -> Result<Arc<Token>, Error> {
+        other: bool,
+    ) -> Result<Served, Error> {
         match result {
+            Ok(mut token) if other => {
+                // A token for another resource: a rotated refresh token in it is the login's.
+                let rotated = token.take_refresh_token();
+                let mut login = with_record(marked, None, None);
+                if let Some(rotated) = rotated {
+                    login = login.with_refresh_token(Some(rotated));
+                    if let Some(l) = login.lineage_mut() {
+                        l.generation += 1;
+                    }
+                    if let Err(e) = p.store.save(&p.key, &login).await {
+                        tracing::warn!(error = %e, "could not save the rotated refresh token; it is kept in memory and saved before anything else");
+                        let spent = record.spent.clone();
+                        *self.unsaved() = Some(Unsaved {
+                            token: login,
+                            spent,
+                        });
+                        return Err(e);
+                    }
+                } else if let Err(e) = p.store.save(&p.key, &login).await {
+                    tracing::debug!(error = %e, "could not clear the in-flight record");
+                }
+                Ok(Served {
+                    login: Arc::new(login),
+                    other: Some(token),
+                })
+            }
             Ok(mut token) => {
                 token.keep_refresh_token_from(marked);
                 let mut lineage = marked.lineage().cloned().unwrap_or_else(Lineage::new);
@@ -372,7 +432,10 @@ impl Records {
                     return Err(e);
                 }
                 tracing::debug!(token_type = token.token_type(), "new token");
-                Ok(Arc::new(token))
+                Ok(Served {
+                    login: Arc::new(token),
+                    other: None,
+                })
             }
             Err(e) if e.is_revoked() => {
                 // Revoked means stop: no process presents this refresh token again.
@@ -385,6 +448,12 @@ impl Records {
                         presented_again: true,
                     })
                 }
+            }
+            Err(e) if ends_login(&e).is_some() => {
+                // invalid_target to a refresh: the refresh token may be spent, with its
+                // successor never sent. Not presented again, by any process.
+                self.bury(p, marked, Ended::Revoked).await;
+                Err(e)
             }
             Err(e) if may_have_been_processed(&e) => {
                 if record.presentation == Presentation::Again {
