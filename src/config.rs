@@ -294,7 +294,8 @@ impl OAuthConfigBuilder {
     ///
     /// ```
     /// # fn run() -> Result<(), authed::Error> {
-    /// # let pem = include_bytes!("../tests/support/keys/rsa_pkcs8.pem");
+    /// # let pem = authed::testing::new_private_key_pem(authed::SigningAlgorithm::RS256);
+    /// # let pem = pem.as_bytes(); // std::fs::read("client.key")? in real code
     /// let key = authed::SigningKey::from_pem(pem)?.with_kid("2026-01");
     /// let config = authed::OAuthConfig::builder("https://auth.example.com/oauth/token")
     ///     .issuer("https://auth.example.com")

@@ -12,7 +12,7 @@ use crate::retry::Flight;
 use crate::source::cache::{Grant, Persist, Settings, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
-use crate::store::TokenStore;
+use crate::store::{IntoTokenStore, TokenStore};
 use crate::token::Token;
 
 /// `grant_type` of the token exchange (RFC 8693 §2.1).
@@ -220,8 +220,8 @@ impl TokenExchangeBuilder {
     }
 
     /// Keeps tokens in `store`, so a restart reuses a still-valid token.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+    pub fn store(mut self, store: impl IntoTokenStore) -> Self {
+        self.store = Some(store.into_token_store());
         self
     }
 
