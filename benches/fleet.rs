@@ -49,6 +49,9 @@ fn main() {
             grants,
             lock_ttl: Duration::from_secs(2),
             kill_holder,
+            // Short, so that a killed holder's in-flight bound (twice this, plus 1 s) ends
+            // within the run.
+            timeout: Duration::from_secs(1),
         };
         let outcome = rt.block_on(fleet::run(&url, &plan, child));
         println!("fleet: {}", outcome.summary(&plan));

@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
 
+import * as rotation from './rotation.mjs';
+
 // oidc-provider prints NOTICEs with console.info (stdout); keep stdout for the READY line only.
 console.info = console.error;
 console.log = console.error;
@@ -148,6 +150,8 @@ const provider = new Provider(issuer, {
     address: ['address'],
     phone: ['phone_number', 'phone_number_verified'],
   },
+  // Storage that never evicts, counts refresh-token use, and can play a reuse grace period.
+  adapter: rotation.RotationAdapter,
   // The provider releases only the claims the granted scopes name.
   findAccount: async (_ctx, sub) => (sub === ACCOUNT_ID
     ? {
@@ -168,7 +172,10 @@ const provider = new Provider(issuer, {
         phone_number_verified: false,
       }),
     }
-    : undefined),
+    // user-* are the users of the fault harness's multi-user tests (POST /test/login).
+    : /^user-[\w.-]+$/.test(sub)
+      ? { accountId: sub, claims: async () => ({ sub }) }
+      : undefined),
   pkce: { required: () => true }, // S256 is the only method 9.x supports
   features: {
     devInteractions: { enabled: false },
@@ -458,6 +465,7 @@ provider.on('grant.error', (_ctx, err) => {
 provider.on('grant.success', (ctx) => {
   if (ctx.oidc.params.grant_type === 'refresh_token') counts.refresh += 1;
 });
+rotation.observe(provider);
 
 server.on('request', async (req, res) => {
   const { pathname } = new URL(req.url, issuer);
@@ -466,6 +474,27 @@ server.on('request', async (req, res) => {
   try {
     if (req.method === 'GET' && pathname === '/test/counts') {
       return sendJson(res, 200, counts);
+    }
+    // The fault harness (interop/rotation.mjs): rotation counters, logins made without a
+    // browser, and a grant revoked by the server.
+    if (req.method === 'GET' && pathname === '/test/rotation') {
+      const grant = new URL(req.url, issuer).searchParams.get('grant') ?? undefined;
+      return sendJson(res, 200, rotation.report(grant));
+    }
+    if (req.method === 'POST' && pathname === '/test/login') {
+      const form = await readForm(req);
+      const login = await rotation.login(
+        provider,
+        form.get('client_id') ?? 'authed-post',
+        form.get('sub') ?? ACCOUNT_ID,
+        form.get('scope') ?? SCOPES.join(' '),
+      );
+      return sendJson(res, 200, login);
+    }
+    if (req.method === 'POST' && pathname === '/test/revoke-grant') {
+      const form = await readForm(req);
+      await rotation.revokeGrant(provider, form.get('grant_id'));
+      return sendJson(res, 200, { ok: true });
     }
     if (req.method === 'GET' && /^\/interaction\/[^/]+\/?$/.test(pathname)) {
       return await handleInteraction(req, res);

@@ -121,6 +121,38 @@
 //! and metric, with their names as constants. No field or label ever holds a token, a secret or
 //! a query string.
 //!
+//! # Rotation
+//!
+//! Providers that rotate refresh tokens (RFC 9700 §4.14.2) hand out a new refresh token with
+//! every refresh and, with reuse detection, revoke the whole login when a spent one comes
+//! again. A [`RefreshTokenSource`] keeps such a login alive through lost answers, dead
+//! processes and failing stores, alone or in a fleet sharing a [`TokenStore`]
+//! (ARCHITECTURE.md, "Rotation", has the design and the measured numbers):
+//!
+//! - **A refresh belongs to the cache.** Callers wait at most the configuration's
+//!   [`timeout`](OAuthConfigBuilder::timeout) (30 s), retries included, then get
+//!   [`Error::Timeout`]; the request goes on and its answer is read for the *in-flight bound*,
+//!   twice the timeout, and saved. A caller that leaves never causes a new request.
+//! - **An unknown outcome is never presented blindly.** After a timeout, a cut connection or a
+//!   gateway's 502/504 the refresh token is not retried in the call, and no process presents
+//!   it while another may still read the answer (an in-flight record in the store says since
+//!   when). Then [`LostRefresh`] decides: present it once more (default), within a grace
+//!   period (Okta, Auth0), or never. A login lost this way ends in
+//!   [`Error::RefreshOutcomeUnknown`], a re-authorize error.
+//! - **Fleet-wide.** Under the store's lock a refresh re-reads the login, writes its in-flight
+//!   record (fenced: a holder whose lease ran out fails, and checks the lock again right
+//!   before sending), sends, and saves. A dead or signed-out login leaves a tombstone, so it
+//!   costs one `invalid_grant` for the whole fleet. A store that lost its data is refilled
+//!   with the newest copy a process holds; a logout still wins.
+//! - **A login has an identity**, made at sign-in and stored with it: a source that finds
+//!   another login under its key ends with [`Error::LoginReplaced`] and never hands out that
+//!   login's tokens.
+//!
+//! The one window no client can close: a process killed after the provider rotated and
+//! before the store saved (a few milliseconds: `tests/faults` measures it) loses the login on
+//! a provider without a grace period; it then costs at most one `invalid_grant` fleet-wide and
+//! one typed error per process.
+//!
 //! # Feature flags
 //!
 //! | Name | Description | Default |
@@ -203,6 +235,7 @@ mod headers;
 mod id_token;
 mod introspect;
 mod jose;
+mod login;
 #[cfg(feature = "loopback")]
 mod loopback;
 #[cfg(feature = "middleware")]
@@ -257,6 +290,7 @@ pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
 pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
+pub use login::LostRefresh;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};

@@ -2,20 +2,24 @@
 //! (RFC 9110 §10.2.3), and the per-endpoint wait that rate limiting imposes on every caller.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+
+use crate::error::Error;
 
 /// How requests to the provider's endpoints are retried after a transient failure: a
 /// connection that failed or was reset, a timeout, a 5xx answer, or a 429.
 ///
 /// Only requests that are safe to send twice are retried: client credentials and the device
 /// authorization request on every transient failure; a refresh only when the provider surely
-/// did not act on it (the connection failed, or it answered 5xx or 429), never after a
-/// timeout or a connection cut mid-answer, because the provider may have rotated the refresh
-/// token already and would see the old one again as a replay (RFC 9700 §4.14.2). An
+/// did not act on it (the connection failed, it answered 429 or 503, or it refused in OAuth's
+/// error format), never after a timeout, a connection cut, or a gateway's 502 or 504,
+/// because the provider may have rotated the refresh token already and would see the old one
+/// again as a replay (RFC 9700 §4.14.2; see [`LostRefresh`](crate::LostRefresh) for what
+/// happens next). An
 /// authorization code exchange is never retried (a code is single-use, and RFC 6749 §10.5
 /// lets a provider revoke every token of a login whose code arrives twice), nor is any other
 /// request. Device flow polling has its own schedule (see
@@ -25,10 +29,16 @@ use tokio::time::Instant;
 ///
 /// | Setting | Default | Why |
 /// |---|---|---|
-/// | [`with_attempts`](Self::with_attempts) | 3 | rides out a restarting instance or a dropped connection; more only adds load to a provider that is down |
+/// | [`with_attempts`](Self::with_attempts) | 6 | a cap; the time budget ends the attempts first unless the provider fails fast |
 /// | [`with_max_elapsed`](Self::with_max_elapsed) | 10 s | a caller waiting for a token is usually serving a request of its own |
-/// | [`with_backoff`](Self::with_backoff) | 250 ms, doubling, at most 2 s | exponential with jitter (each delay is drawn from its upper half), so that clients that failed together do not retry together |
+/// | [`with_backoff`](Self::with_backoff) | 1 s, doubling, at most 4 s | the attempts spread over the budget: no gap is longer than 4 s, so a provider that is back within half the budget (5 s, a restarting instance, a failover) is reached; exponential with jitter (each delay is drawn from its upper half), so that clients that failed together do not retry together |
 /// | [`with_retry_after_max`](Self::with_retry_after_max) | 5 min | a provider's `Retry-After` is honoured up to this; a hostile or broken value cannot park a client for a day |
+///
+/// The configuration's [`timeout`](crate::OAuthConfigBuilder::timeout) bounds each call as a
+/// whole, retries and their waits included. Retries belong to the call: a token request a
+/// cache sends on behalf of callers retries only while one of them still waits (a caller
+/// that gave up never causes a new request). Across calls, a cache backs off on its own
+/// schedule, shared by all its callers (no thundering herd).
 ///
 /// A `Retry-After` (on a 429, or a 503) closes the endpoint for everyone using the same
 /// [`OAuthConfig`](crate::OAuthConfig) until it has passed: requests that would wait longer
@@ -57,10 +67,10 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            attempts: 3,
+            attempts: 6,
             max_elapsed: Duration::from_secs(10),
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(2),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(4),
             retry_after_max: Duration::from_secs(300),
         }
     }
@@ -130,7 +140,7 @@ impl RetryPolicy {
             .saturating_mul(1 << retry.saturating_sub(1).min(16))
             .min(self.max_backoff);
         let half = base / 2;
-        half + half.mul_f64(random_unit())
+        half + half.mul_f64(fastrand::f64())
     }
 
     /// Caps a delay the provider asked for.
@@ -139,14 +149,63 @@ impl RetryPolicy {
     }
 }
 
-/// A number in `[0, 1)`. Jitter needs no strong randomness: std's per-process random hash
-/// keys, mixed with a counter, spread clients apart without another dependency.
-fn random_unit() -> f64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+/// What a token request sent by a cache may do on behalf of its callers. The request belongs
+/// to the cache: callers wait for it at most their timeout and may leave; it then neither
+/// stops halfway nor starts anything new for them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flight {
+    /// Callers waiting for the request; `None` when its own caller awaits it (a sign-in, a
+    /// revocation: dropping that future drops the request).
+    waiting: Option<Arc<AtomicUsize>>,
+    /// How long a refresh's answer is read: its in-flight bound, longer than the callers'
+    /// timeout, so that an answer that comes after they left is still kept.
+    pub(crate) answer_bound: Option<Duration>,
+    /// A refresh is not sent after this: its in-flight record promised other processes it
+    /// would be answered within the bound, and a process stopped since then must not send.
+    pub(crate) send_by: Option<Instant>,
+}
+
+impl Flight {
+    /// A request made for the callers `waiting` counts.
+    pub(crate) fn for_callers(waiting: Arc<AtomicUsize>) -> Self {
+        Flight {
+            waiting: Some(waiting),
+            answer_bound: None,
+            send_by: None,
+        }
+    }
+
+    /// This flight's refresh request: its answer read for `bound`, sent not after `send_by`.
+    pub(crate) fn refresh(&self, bound: Duration, send_by: Instant) -> Self {
+        Flight {
+            waiting: self.waiting.clone(),
+            answer_bound: Some(bound),
+            send_by: Some(send_by),
+        }
+    }
+
+    /// Whether someone still waits for the answer: a retry is sent only then.
+    pub(crate) fn wanted(&self) -> bool {
+        self.waiting
+            .as_ref()
+            .is_none_or(|w| w.load(Ordering::SeqCst) > 0)
+    }
+}
+
+/// `true` when the provider may have acted on a request that failed: it was sent, and the
+/// answer was lost or is not the provider's own. A timeout, a connection cut or reset, a body
+/// that broke off or is not a token response (a truncated answer: the provider did act), a
+/// gateway's 502, 504 or HTML error page. Known not acted on: a connection that never
+/// opened, a request never sent, 429, 503 (nothing took it), and any answer in OAuth's
+/// error format (the provider's own refusal).
+pub(crate) fn may_have_been_processed(e: &Error) -> bool {
+    match e {
+        Error::Transport(cause) => !cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        Error::MalformedResponse { status, .. } => !matches!(status, 429 | 503),
+        _ => false,
+    }
 }
 
 /// Reads a `Retry-After` value: a number of seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -237,11 +296,11 @@ mod tests {
         let policy = RetryPolicy::default();
         for _ in 0..100 {
             let first = policy.delay(1);
-            assert!((Duration::from_millis(125)..=Duration::from_millis(250)).contains(&first));
+            assert!((Duration::from_millis(500)..=Duration::from_secs(1)).contains(&first));
             let second = policy.delay(2);
-            assert!((Duration::from_millis(250)..=Duration::from_millis(500)).contains(&second));
+            assert!((Duration::from_secs(1)..=Duration::from_secs(2)).contains(&second));
             let late = policy.delay(30);
-            assert!((Duration::from_secs(1)..=Duration::from_secs(2)).contains(&late));
+            assert!((Duration::from_secs(2)..=Duration::from_secs(4)).contains(&late));
         }
         // Jitter: not every draw is the same.
         let draws: std::collections::HashSet<_> = (0..20).map(|_| policy.delay(3)).collect();

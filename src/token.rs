@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::jose::DpopKey;
+use crate::login::Lineage;
 
 macro_rules! secret_string {
     ($(#[$doc:meta])* $vis:vis $name:ident) => {
@@ -109,6 +110,10 @@ pub struct Token {
     /// login; older stored tokens have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_key: Option<DpopKey>,
+    /// The login this token belongs to, and the records stores keep about it (see
+    /// `login.rs`). Older stored tokens have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    login: Option<Lineage>,
     #[serde(skip)]
     header: HeaderCache,
 }
@@ -143,6 +148,7 @@ impl Token {
             id_token: None,
             extra: serde_json::Map::new(),
             dpop_key: None,
+            login: None,
             header: HeaderCache::default(),
         }
     }
@@ -204,6 +210,29 @@ impl Token {
     /// The DPoP key the token is bound to, if it is DPoP-bound.
     pub fn dpop_key(&self) -> Option<&DpopKey> {
         self.dpop_key.as_ref()
+    }
+
+    /// The identity of the login this token belongs to: made when the login was created (a
+    /// sign-in, a device flow, [`from_token`](crate::RefreshTokenSourceBuilder::from_token)),
+    /// stored with it, the same across its refreshes. A source serves only its own login: one
+    /// that finds another login under its key ends with [`Error::LoginReplaced`](crate::Error::LoginReplaced).
+    /// `None` for tokens that are not a user's login (client credentials) and for logins
+    /// stored by an older version of this crate.
+    pub fn login_id(&self) -> Option<&str> {
+        self.login.as_ref().map(|l| l.id.as_str())
+    }
+
+    pub(crate) fn lineage(&self) -> Option<&Lineage> {
+        self.login.as_ref()
+    }
+
+    pub(crate) fn lineage_mut(&mut self) -> &mut Option<Lineage> {
+        &mut self.login
+    }
+
+    pub(crate) fn with_lineage(mut self, lineage: Option<Lineage>) -> Self {
+        self.login = lineage;
+        self
     }
 
     /// The access token.
@@ -328,6 +357,7 @@ impl fmt::Debug for Token {
             .field("has_id_token", &self.id_token.is_some())
             .field("scopes", &self.scopes)
             .field("dpop_bound", &self.dpop_key.is_some())
+            .field("login_id", &self.login_id())
             .finish_non_exhaustive()
     }
 }

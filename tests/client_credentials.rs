@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authed::testing::{ManualClock, TestProvider};
-use authed::{ClientAuthMethod, ClientCredentials, Error, OAuthConfig, TokenSource};
+use authed::{ClientAuthMethod, ClientCredentials, Error, OAuthConfig, RetryPolicy, TokenSource};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -148,7 +148,23 @@ async fn concurrent_callers_share_one_failure() {
         r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#,
     );
     let clock = ManualClock::new(start_time());
-    let source = Arc::new(source(&provider, &clock));
+    // Three attempts, close together: the count below is exact, not the budget's.
+    let source = Arc::new(
+        OAuthConfig::builder(provider.token_url())
+            .client_id(TestProvider::CLIENT_ID)
+            .client_secret(TestProvider::CLIENT_SECRET)
+            .clock(clock.clone())
+            .refresh_ahead(Duration::ZERO)
+            .retry(
+                RetryPolicy::default()
+                    .with_attempts(3)
+                    .with_backoff(Duration::from_millis(10), Duration::from_millis(20)),
+            )
+            .build()
+            .unwrap()
+            .client_credentials()
+            .build(),
+    );
     let tasks = hundred_callers_at_once(&source);
     for t in tasks {
         match t.await.unwrap() {

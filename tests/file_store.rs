@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use authed::testing::{store_conformance, store_lock_conformance};
+use authed::testing::{store_conformance, store_lock_conformance, store_lock_timeout_conformance};
 use authed::{AccessToken, Error, FileStore, MemoryStore, ObservedStore, Token, TokenStore};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -28,8 +29,22 @@ impl Drop for TempDir {
 }
 
 #[tokio::test]
-async fn memory_store_conforms() {
+async fn memory_store_conforms_and_its_lock_excludes() {
     store_conformance(Arc::new(MemoryStore::new())).await;
+    // Issue 17, point 6: MemoryStore locks per key as the shared stores do.
+    store_lock_conformance(Arc::new(MemoryStore::new())).await;
+}
+
+/// The lock a store gets by default (within this process, per store and key) excludes and is
+/// bounded: a lock wait that runs out is LockTimeout (issue 17, points 6 and 9).
+#[tokio::test(start_paused = true)]
+async fn the_default_lock_and_memory_store_time_out_with_lock_timeout() {
+    store_lock_timeout_conformance(Arc::new(MemoryStore::new()), Duration::from_secs(30)).await;
+    store_lock_timeout_conformance(
+        Arc::new(ObservedStore::new(MemoryStore::new(), |_| {})),
+        Duration::from_secs(30),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -43,6 +58,8 @@ async fn file_store_conforms_and_its_lock_excludes() {
     let store = Arc::new(FileStore::new(dir.0.join("nested/dir/tokens.json")));
     store_conformance(store.clone()).await;
     store_lock_conformance(store.clone()).await;
+    let bounded = FileStore::new(store.path()).lock_timeout(Duration::from_millis(300));
+    store_lock_timeout_conformance(Arc::new(bounded), Duration::from_millis(300)).await;
     // Two stores on the same file (as two processes would have) exclude each other too.
     let other = Arc::new(FileStore::new(store.path()));
     let held = store.lock("k").await.unwrap();

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authed::testing::{TestProvider, store_conformance, store_lock_conformance};
+use authed::testing::{
+    TestProvider, store_conformance, store_lock_conformance, store_lock_timeout_conformance,
+};
 use authed::{AccessToken, KeyringStore, RefreshToken, Token, TokenSource, TokenStore};
 
 fn backend_available(name: &str) -> bool {
@@ -82,9 +84,11 @@ fn stored_by_os(backend: &str, service: &str, key: &str) -> Option<String> {
 
 async fn conformance_and_round_trip(backend: &str, store: KeyringStore) {
     let service = store.service().to_owned();
+    let bounded = store.clone().lock_wait(Duration::from_millis(300));
     let store = Arc::new(store);
     store_conformance(store.clone()).await;
     store_lock_conformance(store.clone()).await;
+    store_lock_timeout_conformance(Arc::new(bounded), Duration::from_millis(300)).await;
 
     store.save("login", &token(1)).await.unwrap();
     let seen = stored_by_os(backend, &service, "login").expect("the OS store holds the token");
@@ -164,7 +168,7 @@ async fn with_a_lock_file_the_lock_excludes_across_processes_and_waits_a_bounded
         .lock_wait(Duration::from_millis(300));
     let held = a.lock("k").await.unwrap();
     let e = b.lock("k").await.expect_err("the file lock is held");
-    assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
+    assert!(matches!(e, authed::Error::LockTimeout { .. }), "{e:?}");
     drop(held);
     let again = tokio::time::timeout(Duration::from_secs(10), b.lock("k"))
         .await
@@ -193,7 +197,7 @@ async fn the_in_process_lock_is_bounded_too() {
         .lock("k")
         .await
         .expect_err("same service and key: excluded");
-    assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
+    assert!(matches!(e, authed::Error::LockTimeout { .. }), "{e:?}");
     drop(held);
     drop(b.lock("k").await.unwrap());
 }

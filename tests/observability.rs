@@ -192,7 +192,9 @@ async fn retried_attempts_are_counted_on_one_span() {
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
         .retry(
-            RetryPolicy::default().with_backoff(Duration::from_millis(1), Duration::from_millis(1)),
+            RetryPolicy::default()
+                .with_attempts(3)
+                .with_backoff(Duration::from_millis(1), Duration::from_millis(1)),
         )
         .build()
         .unwrap()

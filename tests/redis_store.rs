@@ -9,7 +9,9 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authed::testing::{TestProvider, store_conformance, store_lock_conformance};
+use authed::testing::{
+    TestProvider, store_conformance, store_lock_conformance, store_lock_timeout_conformance,
+};
 use authed::{AccessToken, RedisStore, RefreshToken, Token, TokenSource, TokenStore};
 use support::{raw, redis_key, redis_url, unique_prefix};
 
@@ -40,9 +42,17 @@ macro_rules! redis_or_skip {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_store_conformance_suite() {
     let url = redis_or_skip!();
-    let store = Arc::new(store(&url, &unique_prefix("conformance")).await);
+    let prefix = unique_prefix("conformance");
+    let store = Arc::new(store(&url, &prefix).await);
     store_conformance(store.clone()).await;
     store_lock_conformance(store).await;
+    let bounded = RedisStore::builder(&url)
+        .prefix(&prefix)
+        .lock_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    store_lock_timeout_conformance(Arc::new(bounded), Duration::from_millis(300)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +100,7 @@ async fn a_crashed_holders_lock_expires_by_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_waits_are_bounded_and_end_with_a_store_error() {
+async fn lock_waits_are_bounded_and_end_with_a_lock_timeout() {
     let url = redis_or_skip!();
     let prefix = unique_prefix("bounded");
     raw(
@@ -107,15 +117,16 @@ async fn lock_waits_are_bounded_and_end_with_a_store_error() {
         .lock("k")
         .await
         .expect_err("a held lock must not be granted");
-    assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
-    assert!(e.to_string().contains("store"), "{e}");
+    // The TokenStore contract: a lock wait that runs out is LockTimeout (issue 17, point 9).
+    assert!(matches!(e, authed::Error::LockTimeout { .. }), "{e:?}");
+    assert!(e.is_retryable());
     // A write that must take the lock (a new sign-in's save) is bounded the same way, and
     // writes nothing.
     let e = s
         .save("k", &token(1))
         .await
         .expect_err("save must wait for the lock");
-    assert!(matches!(e, authed::Error::Store(_)), "{e:?}");
+    assert!(matches!(e, authed::Error::LockTimeout { .. }), "{e:?}");
     assert_eq!(
         raw(&url, &["EXISTS", &redis_key(&prefix, "k", "token")]),
         "0"
@@ -195,9 +206,19 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_a_newer_token() {
     let fast = store(&url, &prefix).await;
 
     let slow_lock = slow.lock("k").await.unwrap();
+    assert!(slow.lock_is_held("k").await.unwrap());
     // The slow holder stalls past its lock's lifetime (a GC pause, a stopped process): the
     // lock is gone, as if it had expired unrenewed.
     raw(&url, &["DEL", &lock_key]);
+    // Right before it would send a refresh, it asks, and learns (issue 17, point 4).
+    assert!(
+        !slow.lock_is_held("k").await.unwrap(),
+        "a lost lease must show"
+    );
+    assert!(
+        !fast.lock_is_held("k").await.unwrap(),
+        "a handle without the lock holds none"
+    );
     // Another replica takes the lock and saves a newer token.
     let fast_lock = fast.lock("k").await.unwrap();
     fast.save("k", &token(2)).await.unwrap();

@@ -11,7 +11,10 @@ use authed::{
     Token, TokenSource, TokenStore,
 };
 
-/// A store whose saves fail while `fail` is set.
+/// A store whose saves of a new token (one with another refresh token than the stored one)
+/// fail while `fail` is set: it fails after the refresh was sent. (A store that cannot be
+/// written at all fails before: the cache records a refresh as in flight before it sends
+/// it, and sends nothing when that fails.)
 #[derive(Debug, Default)]
 struct FlakyStore {
     inner: MemoryStore,
@@ -23,10 +26,14 @@ impl TokenStore for FlakyStore {
         self.inner.load(key)
     }
     fn save<'a>(&'a self, key: &'a str, token: &'a Token) -> BoxFuture<'a, Result<(), Error>> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(Error::store(std::io::Error::other("disk full"))) });
-        }
-        self.inner.save(key, token)
+        Box::pin(async move {
+            let stored = self.inner.load(key).await?;
+            let rotation = stored.is_some_and(|s| s.refresh_token() != token.refresh_token());
+            if rotation && self.fail.load(Ordering::SeqCst) {
+                return Err(Error::store(std::io::Error::other("disk full")));
+            }
+            self.inner.save(key, token).await
+        })
     }
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         self.inner.delete(key)
@@ -128,8 +135,11 @@ async fn a_failing_store_is_an_error_and_hands_out_no_token() {
     let e = login.token().await.unwrap_err();
     assert!(matches!(e, Error::Store(_)), "{e:?}");
     assert_eq!(s.provider.token_requests(), 1);
-    // The store still has the old login; the cache does not hand out the unsaved token.
-    assert!(store.load("user-1").await.unwrap().unwrap() == before);
+    // The store still has the old login (marked as being refreshed); the cache does not
+    // hand out the unsaved token.
+    let still = store.load("user-1").await.unwrap().unwrap();
+    assert_eq!(rt_of(&still), rt_of(&before));
+    assert_eq!(still.access_token(), before.access_token());
     assert!(matches!(login.token().await, Err(Error::Store(_))));
     assert_eq!(
         s.provider.token_requests(),

@@ -43,11 +43,11 @@ async fn client_credentials_ride_out_a_500_and_a_reset() {
     let token = source.token().await.unwrap();
     assert_eq!(token.access_token().secret(), "at-3");
     assert_eq!(server.token_requests(), 3);
-    // Equal jitter: the first retry 125..=250 ms after the failure, the second 250..=500 ms.
+    // Equal jitter: the first retry 0.5..=1 s after the failure, the second 1..=2 s.
     let t = server.token_request_times();
     let (first, second) = (t[1] - t[0], t[2] - t[1]);
-    assert!((Duration::from_millis(125)..=Duration::from_millis(250)).contains(&first));
-    assert!((Duration::from_millis(250)..=Duration::from_millis(500)).contains(&second));
+    assert!((Duration::from_millis(500)..=Duration::from_secs(1)).contains(&first));
+    assert!((Duration::from_secs(1)..=Duration::from_secs(2)).contains(&second));
 }
 
 #[tokio::test(start_paused = true)]
@@ -55,7 +55,10 @@ async fn retries_end_at_the_attempt_budget_and_the_time_budget() {
     let server = FaultServer::start().await;
     server.script([], Fault::BadGatewayHtml);
     let cc = |retry| config(&server, retry).client_credentials().build();
-    let e = cc(RetryPolicy::default()).token().await.unwrap_err();
+    let e = cc(RetryPolicy::default().with_attempts(3))
+        .token()
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, Error::MalformedResponse { status: 502, .. }),
         "{e:?}"
@@ -67,16 +70,36 @@ async fn retries_end_at_the_attempt_budget_and_the_time_budget() {
     assert!(e.is_retryable());
     assert_eq!(server.token_requests(), 4);
 
-    // No answer: each attempt takes the 5 s timeout; a third would end after the 10 s budget.
+    // The default: attempts until the budget (the 10 s retry budget, cut to the 5 s timeout
+    // that bounds the call), none starting after it: 0, 0.5..1, 1.5..3 s, and 3.5..7 s if
+    // that is still within it.
+    let started = Instant::now();
+    let e = cc(RetryPolicy::default()).token().await.unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+    let times = server.token_request_times();
+    assert!(
+        times
+            .last()
+            .is_some_and(|t| *t - started <= Duration::from_secs(5)),
+        "{times:?}"
+    );
+    assert!(
+        server.token_requests() >= 4 + 3,
+        "attempts spread over the budget"
+    );
+
+    // No answer: the first attempt takes the whole 5 s timeout, which bounds the call,
+    // retries included.
     server.script([], Fault::NoAnswer);
+    let before = server.token_requests();
     let started = Instant::now();
     let e = cc(RetryPolicy::default().with_attempts(10))
         .token()
         .await
         .unwrap_err();
     assert!(e.is_timeout(), "{e:?}");
-    assert_eq!(server.token_requests(), 6);
-    assert!(started.elapsed() <= Duration::from_secs(11));
+    assert_eq!(server.token_requests(), before + 1);
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]

@@ -229,11 +229,12 @@ async fn a_rotated_refresh_token_is_saved_before_the_token_is_handed_out_and_nev
     sources[0].token().await.unwrap();
     assert_eq!(
         store.saves.load(Ordering::SeqCst),
-        2,
-        "the login, then its rotation"
+        3,
+        "the login, the in-flight record of its refresh (issue 17), then its rotation"
     );
 
-    // The store fails: no token for b, whose answer rotated the refresh token...
+    // The store fails: no token for b (its refresh is not even sent: the in-flight record
+    // cannot be written)...
     store.fail.store(true, Ordering::SeqCst);
     let e = sources[1].token().await.unwrap_err();
     assert!(matches!(e, Error::Store(_)), "{e:?}");

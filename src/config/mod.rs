@@ -15,12 +15,14 @@ pub(crate) use crate::endpoints::{endpoint_url, is_loopback};
 use crate::error::Error;
 use crate::fapi::{self, Fapi2};
 use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
+use crate::login::LostRefresh;
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::provider_codes::DeadGrant;
 use crate::retry::RetryPolicy;
 use crate::spent_sign_ins::SpentSignIns;
 use crate::token::{ClientSecret, ExpiryPolicy};
 
+mod timing;
 mod urls;
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
@@ -49,6 +51,8 @@ struct Inner {
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     allow_insecure_http: bool,
+    timeout: Duration,
+    lost_refresh: LostRefresh,
     /// The sign-ins completed through every authorization code flow of this configuration.
     spent_sign_ins: Arc<SpentSignIns>,
     fapi: Option<Fapi2>,
@@ -86,6 +90,7 @@ pub struct OAuthConfigBuilder {
     revoked_grant_errors: Vec<DeadGrant>,
     bearer_token_types: Vec<String>,
     pub(crate) timeout: Duration,
+    lost_refresh: LostRefresh,
     pub(crate) allow_insecure_http: bool,
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
@@ -128,6 +133,7 @@ impl OAuthConfig {
             revoked_grant_errors: Vec::new(),
             bearer_token_types: Vec::new(),
             timeout: Duration::from_secs(30),
+            lost_refresh: LostRefresh::default(),
             allow_insecure_http: false,
             policy: ExpiryPolicy::default(),
             clock: Arc::new(SystemClock),
@@ -173,6 +179,16 @@ impl OAuthConfig {
 
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// How long a call waits for the provider, retries included.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// What happens after a refresh's answer was lost.
+    pub(crate) fn lost_refresh(&self) -> LostRefresh {
+        self.inner.lost_refresh
     }
 
     /// The sign-ins completed through this configuration's authorization code flows.
@@ -340,20 +356,6 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// Timeout of each request to the provider. Default 30 seconds.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How requests to the provider are retried after transient failures. Default
-    /// [`RetryPolicy::default()`]: 3 attempts within 10 seconds, for the requests that are
-    /// safe to send twice; never an authorization code exchange.
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
     /// Your own HTTP client settings for every request to the provider's endpoints (token,
     /// revocation, introspection, device authorization, JWKS): root certificates of a
     /// private CA, a proxy, a `User-Agent`. A client certificate set with
@@ -418,26 +420,6 @@ impl OAuthConfigBuilder {
     #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
     pub fn tls_identity(mut self, identity: reqwest::Identity) -> Self {
         self.identity = Some(Ok(identity));
-        self
-    }
-
-    /// How long before its expiry a token stops being used. Default 60 seconds, clamped to a
-    /// quarter of a token's lifetime (see [`ExpiryPolicy`]).
-    pub fn expiry_margin(mut self, margin: Duration) -> Self {
-        self.policy = ExpiryPolicy::new(margin, self.policy.refresh_ahead());
-        self
-    }
-
-    /// How long before the margin a replacement is fetched in the background, while callers
-    /// keep the current token. Default 5 minutes, clamped like the margin.
-    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
-        self.policy = ExpiryPolicy::new(self.policy.expiry_margin(), ahead);
-        self
-    }
-
-    /// The clock expiry decisions use. Replace it in tests.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -678,6 +660,8 @@ impl OAuthConfigBuilder {
                 policy: self.policy,
                 clock: self.clock,
                 allow_insecure_http: insecure,
+                timeout: self.timeout,
+                lost_refresh: self.lost_refresh,
                 spent_sign_ins: Arc::default(),
                 fapi: self.fapi,
                 request_signer,

@@ -19,7 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::jose::DpopKey;
 use crate::provider_codes::DeadGrant;
-use crate::retry::{Gate, RetryPolicy, parse_retry_after};
+use crate::retry::{Flight, Gate, RetryPolicy, may_have_been_processed, parse_retry_after};
 use crate::telemetry::{self, Call, UrlForLogs as Redacted};
 use crate::token::{ClientSecret, Token};
 
@@ -302,19 +302,22 @@ impl Endpoint {
         form: Form,
     ) -> Result<Answer, Error> {
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        self.send(call, url, form, replay, None).await
+        self.send(call, url, form, replay, None, &Flight::default())
+            .await
     }
 
     /// [`post_form`](Self::post_form) for a token request whose answer a grant reads itself:
     /// with the configuration's DPoP key, if any, it carries a proof. Read the answer with
-    /// [`token_from_answer_bound`] and [`dpop_key`](Self::dpop_key).
+    /// [`token_from_answer_bound`] and [`dpop_key`](Self::dpop_key). `flight` says what the
+    /// request may do for callers who may have left.
     pub(crate) async fn post_token_form(
         &self,
         url: &url::Url,
         form: Form,
+        flight: &Flight,
     ) -> Result<Answer, Error> {
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
-        self.send(Call::Token, url, form, replay, self.dpop.as_ref())
+        self.send(Call::Token, url, form, replay, self.dpop.as_ref(), flight)
             .await
     }
 
@@ -326,7 +329,8 @@ impl Endpoint {
         url: &url::Url,
         form: Form,
     ) -> Result<Answer, Error> {
-        self.send(call, url, form, Replay::Safe, None).await
+        self.send(call, url, form, Replay::Safe, None, &Flight::default())
+            .await
     }
 
     /// A pushed authorization request (RFC 9126 §2.1): authenticated like a token request,
@@ -344,6 +348,7 @@ impl Endpoint {
             form,
             Replay::Safe,
             self.dpop.as_ref(),
+            &Flight::default(),
         )
         .await
     }
@@ -356,9 +361,11 @@ impl Endpoint {
         form: Form,
         replay: Replay,
         dpop: Option<&DpopKey>,
+        flight: &Flight,
     ) -> Result<Answer, Error> {
         let grant = call.label(form.value("grant_type"));
-        observed(grant, url, answered(self.attempts(url, form, replay, dpop))).await
+        let call = self.attempts(url, form, replay, dpop, flight);
+        observed(grant, url, answered(call)).await
     }
 
     /// One call: [`retrying`](Self::retrying), and how many requests it sent recorded on the
@@ -369,9 +376,12 @@ impl Endpoint {
         form: Form,
         replay: Replay,
         dpop: Option<&DpopKey>,
+        flight: &Flight,
     ) -> Result<Answer, Error> {
         let mut sent = 0u32;
-        let result = self.retrying(url, form, replay, dpop, &mut sent).await;
+        let result = self
+            .retrying(url, form, replay, dpop, flight, &mut sent)
+            .await;
         tracing::Span::current().record("attempts", sent);
         result
     }
@@ -379,12 +389,19 @@ impl Endpoint {
     /// Attempts, backoff between them, and the endpoint's `Retry-After` wait. With a DPoP
     /// key, each attempt carries a new proof, and a `use_dpop_nonce` answer with a new nonce
     /// is answered by one more request carrying it (RFC 9449 §8).
+    ///
+    /// The call as a whole, retries and their waits included, ends within the
+    /// configuration's timeout: each attempt gets what is left of it. A refresh sent by a
+    /// cache is read for its in-flight bound instead (longer: its answer is kept even when
+    /// the callers have left), and is not sent after its `send_by`. A retry is sent only
+    /// while someone waits for the answer ([`Flight::wanted`]), within the retry budget.
     async fn retrying(
         &self,
         url: &url::Url,
         form: Form,
         replay: Replay,
         dpop: Option<&DpopKey>,
+        flight: &Flight,
         sent: &mut u32,
     ) -> Result<Answer, Error> {
         let retry = replay != Replay::Never;
@@ -394,15 +411,17 @@ impl Endpoint {
             RetryPolicy::none()
         };
         let started = tokio::time::Instant::now();
+        let deadline = started + flight.answer_bound.unwrap_or(self.timeout);
+        let budget = policy.max_elapsed().min(self.timeout);
         let within_budget =
-            |wait: Duration| retry && started.elapsed() + wait <= policy.max_elapsed();
+            |wait: Duration| retry && flight.wanted() && started.elapsed() + wait <= budget;
         let gate_key = Redacted(url).to_string();
         let mut attempt = 1;
         let mut nonce_retried = false;
         loop {
             if let Some((wait, status)) = self.gate.closed_for(&gate_key) {
                 if !within_budget(wait) {
-                    tracing::debug!(endpoint = %Redacted(url), wait_ms = wait.as_millis() as u64, "endpoint rate limited; not sending");
+                    tracing::debug!(endpoint = %Redacted(url), wait_ms = millis(wait), "endpoint rate limited; not sending");
                     return Err(Error::RateLimited {
                         status,
                         retry_after: Some(wait),
@@ -413,11 +432,27 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            let now = tokio::time::Instant::now();
+            if flight.send_by.is_some_and(|by| now > by) || now >= deadline {
+                // A process stopped since it recorded this refresh as in flight, or a call
+                // out of time: nothing is sent.
+                tracing::debug!("not sending: the request's time is over");
+                return Err(Error::Timeout {
+                    waited: started.elapsed(),
+                });
+            }
             *sent += 1;
             let mut got_nonce = false;
             let result = telemetry::Attempt::post(url, *sent - 1)
                 .run(
-                    self.send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce),
+                    self.send_once(
+                        url,
+                        form.clone(),
+                        &gate_key,
+                        dpop,
+                        deadline - now,
+                        &mut got_nonce,
+                    ),
                     |answer| answer.status,
                 )
                 .await;
@@ -446,8 +481,12 @@ impl Endpoint {
                         if !within_budget(delay) {
                             return Err(e);
                         }
-                        tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                        tracing::debug!(error = %e, attempt, delay_ms = millis(delay), "transient failure; retrying");
                         tokio::time::sleep(delay).await;
+                        if !flight.wanted() {
+                            // Everyone who waited for it left: no new request for nobody.
+                            return Err(e);
+                        }
                     }
                     attempt += 1;
                 }
@@ -462,6 +501,7 @@ impl Endpoint {
         form: Form,
         gate_key: &str,
         dpop: Option<&DpopKey>,
+        timeout: Duration,
         got_nonce: &mut bool,
     ) -> Result<Answer, Error> {
         let grant_type = form.value("grant_type").unwrap_or("-").to_owned();
@@ -474,7 +514,7 @@ impl Endpoint {
         let req = self
             .http
             .post(url.clone())
-            .timeout(self.timeout)
+            .timeout(timeout)
             .header(reqwest::header::ACCEPT, "application/json");
         let (mut req, form) = self.client.apply(req, form).await?;
         if let Some(key) = dpop {
@@ -539,24 +579,26 @@ impl Endpoint {
         form: Form,
         now: SystemTime,
     ) -> Result<Token, Error> {
-        self.token_with(url, form, now, self.dpop.as_ref()).await
+        self.token_with(url, form, now, self.dpop.as_ref(), &Flight::default())
+            .await
     }
 
-    /// [`token`](Self::token) with proofs signed by `dpop`: a refresh uses the key its login
-    /// is bound to.
+    /// [`token`](Self::token) with proofs signed by `dpop` (a refresh uses the key its login
+    /// is bound to), sent for a cache's `flight`.
     pub(crate) async fn token_with(
         &self,
         url: &url::Url,
         form: Form,
         now: SystemTime,
         dpop: Option<&DpopKey>,
+        flight: &Flight,
     ) -> Result<Token, Error> {
         // The token response rules run inside the span: a response they refuse is a failed
         // token request.
         let grant = Call::Token.label(form.value("grant_type"));
         let replay = form.value("grant_type").map_or(Replay::Never, replay_of);
         let request = async {
-            let answer = self.attempts(url, form, replay, dpop).await?;
+            let answer = self.attempts(url, form, replay, dpop, flight).await?;
             let status = answer.status;
             self.token_from_answer(answer, now, dpop)
                 .map(|token| (status, token))
@@ -619,14 +661,6 @@ fn replay_of(grant_type: &str) -> Replay {
     }
 }
 
-/// `true` when the provider may have acted on a request that failed: it was sent, but the
-/// answer was cut off or never came. A refused connection, or an answer saying "not now"
-/// (5xx, 429), is not such a failure.
-fn may_have_been_processed(e: &Error) -> bool {
-    match e {
-        Error::Transport(cause) => !cause
-            .downcast_ref::<reqwest::Error>()
-            .is_some_and(reqwest::Error::is_connect),
-        _ => false,
-    }
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -34,11 +34,11 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 ///
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
-/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
+/// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken), [`LoginReplaced`](Error::LoginReplaced), [`RefreshOutcomeUnknown`](Error::RefreshOutcomeUnknown) | the user's grant is gone, was refused, was replaced by another login, or was lost with a refresh's answer, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
 /// | [`StepUpRequired`](Error::StepUpRequired) | the API wants a stronger or more recent authentication (RFC 9470) | sign the user in again with what it asks for ([`AuthorizationCodeBuilder::step_up`](crate::AuthorizationCodeBuilder::step_up)) |
 /// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`Fapi`](Error::Fapi), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected), [`InvalidRedirectUri`](Error::InvalidRedirectUri), [`InvalidClientMetadata`](Error::InvalidClientMetadata) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
 /// | [`UserInfo`](Error::UserInfo) | a UserInfo answer was refused (another user's `sub`, a bad signature) | do not use it; [`UserInfoError`] says why |
-/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) or [`HttpStatus`](Error::HttpStatus) with a 5xx or 429 status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` / `slow_down`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
+/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) or [`HttpStatus`](Error::HttpStatus) with a 5xx or 429 status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` / `slow_down`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout), [`Timeout`](Error::Timeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`HttpStatus`](Error::HttpStatus) with another status | an API answered with an error status (`error_for_status()?`) | depends on the status |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
@@ -313,6 +313,38 @@ pub enum Error {
         /// How long the lock was waited for.
         waited: Duration,
     },
+
+    /// The call's time budget ([`OAuthConfigBuilder::timeout`](crate::OAuthConfigBuilder::timeout))
+    /// ran out, retries included. A token request the call was waiting for is not abandoned:
+    /// it belongs to the source's cache, which reads its answer to the end and keeps the
+    /// token, so the next call may get it without a new request.
+    #[error("timed out after {}ms waiting for a token", waited.as_millis())]
+    Timeout {
+        /// How long the call waited.
+        waited: Duration,
+    },
+
+    /// The source's login was replaced: another login was saved under its store key (a
+    /// second user signing in without an ID token under the default key, a sign-in in
+    /// another process). A source serves only its own login and never adopts another's
+    /// tokens: sign this user in again. The new login's own source works.
+    #[error("another login was saved under this login's key; sign in again")]
+    LoginReplaced,
+
+    /// The answer to a refresh request was lost after the provider may have rotated the
+    /// refresh token (a timeout, a gateway's 502 or 504, a connection cut), and the login
+    /// could not be recovered: presented once more, the refresh token was refused, or that
+    /// answer was lost too, or [`LostRefresh`](crate::LostRefresh) says not to present it
+    /// again. The user must sign in again. See the crate documentation, "Rotation".
+    #[error(
+        "the answer to a refresh was lost and the login could not be recovered{}; sign in again",
+        if *presented_again { " (the refresh token was refused when presented again)" } else { "" }
+    )]
+    RefreshOutcomeUnknown {
+        /// Whether the refresh token was presented once more (and refused, or its answer
+        /// lost too); `false` when it was not presented again.
+        presented_again: bool,
+    },
 }
 
 struct RetryAfter(Option<Duration>);
@@ -446,9 +478,11 @@ impl Error {
         matches!(self, Error::Unauthorized(_))
     }
 
-    /// `true` for a request that timed out.
+    /// `true` for a request that timed out, or a call whose time budget ran out
+    /// ([`Error::Timeout`]).
     pub fn is_timeout(&self) -> bool {
         match self {
+            Error::Timeout { .. } => true,
             Error::Transport(cause) => cause
                 .downcast_ref::<reqwest::Error>()
                 .is_some_and(reqwest::Error::is_timeout),
@@ -468,6 +502,8 @@ impl Error {
                 | Error::CodeExchange(_)
                 | Error::IdToken(_)
                 | Error::StepUpRequired(_)
+                | Error::LoginReplaced
+                | Error::RefreshOutcomeUnknown { .. }
         )
     }
 
@@ -506,12 +542,12 @@ impl Error {
 
     /// `true` when the same call may succeed later: transport failures (but not a rejected
     /// certificate, which stays rejected until the configuration changes), 5xx and 429
-    /// answers, rate limiting, a lock timeout, and the `server_error` /
-    /// `temporarily_unavailable` / `slow_down` OAuth errors.
+    /// answers, rate limiting, a lock timeout, a call that ran out of time, and the
+    /// `server_error` / `temporarily_unavailable` / `slow_down` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(_) => true,
-            Error::RateLimited { .. } | Error::LockTimeout { .. } => true,
+            Error::RateLimited { .. } | Error::LockTimeout { .. } | Error::Timeout { .. } => true,
             Error::MalformedResponse { status, .. } | Error::HttpStatus { status } => {
                 *status >= 500 || *status == 429
             }
@@ -539,6 +575,7 @@ impl Error {
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
     /// | `unauthorized`, `step_up_required`, `malformed_response`, `unsupported_token_type`, `config`, `fapi`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata` | the variant of that name |
+    /// | `timeout` | [`Timeout`](Error::Timeout) too |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None, error: None };
@@ -592,6 +629,9 @@ impl Error {
             Error::Store(_) => "store",
             Error::RateLimited { .. } => "rate_limited",
             Error::LockTimeout { .. } => "lock_timeout",
+            Error::Timeout { .. } => "timeout",
+            Error::LoginReplaced => "login_replaced",
+            Error::RefreshOutcomeUnknown { .. } => "refresh_outcome_unknown",
         }
     }
 }
@@ -605,68 +645,4 @@ impl From<reqwest::Error> for Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::oauth_error::MAX_FIELD_CHARS;
-
-    #[test]
-    fn codes_map_to_variants() {
-        assert!(Error::from_oauth(OAuthError::new("invalid_client")).is_invalid_client());
-        assert!(Error::from_oauth(OAuthError::new("invalid_grant")).is_revoked());
-        assert!(Error::from_oauth(OAuthError::new("access_denied")).requires_reauthorization());
-        assert!(Error::from_oauth(OAuthError::new("invalid_scope")).is_configuration());
-        assert!(matches!(
-            Error::from_oauth(OAuthError::new("unauthorized_client")),
-            Error::UnauthorizedClient(_)
-        ));
-        // Providers' own names for a dead grant, in any case, and a preset's additions.
-        for code in [
-            "bad_refresh_token",
-            "invalid_refresh_token",
-            "invalid_code",
-            "BAD_REFRESH_TOKEN",
-            "BAD_AUTH_CODE",
-        ] {
-            assert!(
-                Error::from_oauth(OAuthError::new(code)).is_revoked(),
-                "{code}"
-            );
-        }
-        assert!(!Error::from_oauth(OAuthError::new("400")).is_revoked());
-        let preset = [DeadGrant::code("400")];
-        assert!(Error::from_oauth_with(OAuthError::new("400"), &preset).is_revoked());
-        // A rate limit in the provider's words is one, whatever its code says.
-        let throttled = Error::from_oauth(
-            OAuthError::new("invalid_grant")
-                .with_description(Some("AADSTS50196: client request loop"))
-                .with_status(Some(400)),
-        );
-        assert!(matches!(throttled, Error::RateLimited { status: 400, .. }));
-        assert!(throttled.is_retryable() && !throttled.is_revoked());
-        let other = Error::from_oauth(OAuthError::new("temporarily_unavailable"));
-        assert!(matches!(other, Error::OAuth(_)));
-        assert!(other.is_retryable());
-    }
-
-    #[test]
-    fn display_keeps_the_provider_description_and_status() {
-        let e = Error::from_oauth(
-            OAuthError::new("invalid_client")
-                .with_description(Some("client authentication failed"))
-                .with_status(Some(401)),
-        );
-        assert_eq!(
-            e.to_string(),
-            "the provider rejected the client credentials: invalid_client (HTTP 401): client \
-             authentication failed"
-        );
-    }
-
-    #[test]
-    fn provider_text_is_cleaned() {
-        let long = "x".repeat(5000);
-        let e = OAuthError::new("bad\r\ncode").with_description(Some(&long));
-        assert_eq!(e.error, "bad  code");
-        assert_eq!(e.description.unwrap().len(), MAX_FIELD_CHARS);
-    }
-}
+mod tests;

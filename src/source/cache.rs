@@ -1,7 +1,13 @@
 //! The token cache every grant shares: expiry margin, single-flight refresh, refresh ahead of
 //! expiry in the background, a lock-free read of a valid token, and persistence of rotated
 //! tokens before they are handed out.
+//!
+//! A token request belongs to the cache, not to the caller that started it: it runs as a task
+//! of its own, callers wait for it at most their `timeout`, and a caller that leaves neither
+//! cancels it nor causes a new request. How a refresh that spends a refresh token keeps the
+//! store's records (the lock, the in-flight record, identity, tombstones) is in `rotation`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -11,30 +17,18 @@ use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::future::BoxFuture;
+use crate::retry::Flight;
 use crate::source::TokenFuture;
-use crate::store::TokenStore;
+use crate::store::MemoryStore;
 use crate::telemetry::{self, CacheMetrics};
-use crate::token::{AccessToken, ExpiryPolicy, RefreshToken, Token};
+use crate::token::{AccessToken, Token};
 
-/// How one grant gets a new token. Implemented once per grant; the cache does the rest.
-pub(crate) trait Grant: Send + Sync + std::fmt::Debug + 'static {
-    /// Requests a new token. `current` is the token being replaced, if any: the refresh grant
-    /// takes its refresh token from it. `now` is when the request starts, the base of the new
-    /// token's expiry.
-    fn fetch<'a>(
-        &'a self,
-        current: Option<&'a Token>,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Token, Error>>;
-}
+mod grant;
+mod rotation;
 
-/// Where a cache keeps what must survive a restart.
-#[derive(Debug, Clone)]
-pub(crate) struct Persist {
-    pub(crate) store: Arc<dyn TokenStore>,
-    pub(crate) key: String,
-}
+pub(crate) use grant::{Grant, Persist, Settings};
+pub(crate) use rotation::signed_out;
+use rotation::{Ask, Records};
 
 /// A cheap handle; clones share one cache.
 #[derive(Debug, Clone)]
@@ -48,14 +42,14 @@ struct Shared {
     current: ArcSwapOption<Cached>,
     state: Mutex<State>,
     grant: Box<dyn Grant>,
-    policy: ExpiryPolicy,
+    settings: Settings,
     clock: Arc<dyn Clock>,
+    /// The store the user configured, if any.
     persist: Option<Persist>,
-    /// Held by every use of the login's refresh token in this process: the cache's own
-    /// refreshes and [`refresh_for`](TokenCache::refresh_for)'s, so that each reads the
-    /// refresh token the previous one left (the store's lock does the same across
-    /// processes).
-    rotation: tokio::sync::Mutex<()>,
+    /// A login's records, for a grant that spends refresh tokens: in the configured store,
+    /// or for a login without one in a store in this cache's memory, so that one set of
+    /// rules covers both.
+    records: Option<Records>,
     /// Hit and miss counters (feature `metrics`; empty without it).
     metrics: CacheMetrics,
 }
@@ -93,11 +87,19 @@ impl Cached {
 
 type Outcome = Option<Result<Arc<Token>, Error>>;
 
+/// The token request in flight.
+#[derive(Debug)]
+struct InFlight {
+    rx: watch::Receiver<Outcome>,
+    /// Callers waiting for it: a flight sends a retry only while there is one.
+    waiting: Arc<AtomicUsize>,
+}
+
 /// Everything behind the slow path. Only held briefly, never across an `.await`.
 #[derive(Debug, Default)]
 struct State {
     /// The token request in flight; every caller that needs a token waits on this one.
-    flight: Option<watch::Receiver<Outcome>>,
+    flight: Option<InFlight>,
     /// After a failed refresh, none starts again before this: not in the background, and
     /// not for callers without a valid token, who get `last_error` at once instead. So the
     /// number of token requests follows the backoff schedule, not the number of callers.
@@ -106,28 +108,9 @@ struct State {
     failures: u32,
     /// The error of the last failed refresh, while `not_before` holds.
     last_error: Option<Error>,
-    /// A token the grant returned but the store failed to save. Its refresh token may be the
-    /// only valid one left, so it is kept and saved before anything else happens, unless the
-    /// store meanwhile got a newer login.
-    unsaved: Option<Unsaved>,
-}
-
-#[derive(Debug)]
-struct Unsaved {
-    token: Token,
-    /// The refresh token the grant spent to get `token`. While the store still holds it,
-    /// nobody else saved since, and `token` is the newest login.
-    spent: Option<RefreshToken>,
-}
-
-/// Whether a failed refresh from `base` ends the login: a revoked grant; or `invalid_target`
-/// (RFC 8707) to a refresh, since some providers (oidc-provider 9) rotate the refresh token
-/// before they check the resource and never send the new one: presenting the old one again
-/// would look like theft and revoke the whole grant (RFC 9700 §4.14.2). Its outcome is
-/// unknown, so it is not presented again (DESIGN principle 3).
-fn ends_login(e: &Error, base: Option<&Token>) -> bool {
-    let refreshed = base.is_some_and(|b| b.refresh_token().is_some());
-    e.is_revoked() || (refreshed && e.oauth_error().is_some_and(|o| o.error == "invalid_target"))
+    /// The login ended (revoked, replaced, lost, signed out): every caller gets this, and no
+    /// request is sent, until a new sign-in is installed.
+    ended: Option<Error>,
 }
 
 /// Backoff after failed refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a quarter of
@@ -139,22 +122,46 @@ fn backoff(failures: u32, window: Option<Duration>) -> Duration {
     window.map_or(backoff, |w| backoff.min(w / 4))
 }
 
+/// Counts a caller while it waits for a flight.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn enter(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl TokenCache {
     pub(crate) fn new(
         grant: impl Grant,
-        policy: ExpiryPolicy,
+        settings: Settings,
         clock: Arc<dyn Clock>,
         persist: Option<Persist>,
     ) -> Self {
+        let records = match (&persist, grant.spends_refresh_token()) {
+            (Some(p), true) => Some(Records::new(p.clone())),
+            (None, true) => Some(Records::new(Persist {
+                store: Arc::new(MemoryStore::new()),
+                key: "login".to_owned(),
+            })),
+            (_, false) => None,
+        };
         TokenCache {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
                 state: Mutex::new(State::default()),
                 grant: Box::new(grant),
-                policy,
+                settings,
                 clock,
                 persist,
-                rotation: tokio::sync::Mutex::new(()),
+                records,
                 metrics: CacheMetrics::new(),
             }),
         }
@@ -203,19 +210,27 @@ impl TokenCache {
         self.shared.current.load().as_ref().map(|c| c.token.clone())
     }
 
-    /// Installs a token obtained outside the cache (an authorization code exchange), saving it
-    /// first when the cache persists.
+    /// Installs a token obtained outside the cache (a sign-in), saving it first when the
+    /// cache persists. For a grant that spends refresh tokens, the token becomes a new login
+    /// (see `Records::seed`).
     ///
     /// The save takes the store's refresh lock, like a refresh does: a refresh in another
     /// process that is about to delete a revoked login then sees this new one, and keeps it.
     pub(crate) async fn seed(&self, token: Token) -> Result<Arc<Token>, Error> {
-        if let Some(p) = &self.shared.persist {
-            let _lock = p.store.lock(&p.key).await?;
-            p.store.save(&p.key, &token).await?;
-        }
+        let token = if let Some(records) = &self.shared.records {
+            records.seed(token).await?
+        } else {
+            if let Some(p) = &self.shared.persist {
+                let _lock = p.store.lock(&p.key).await?;
+                p.store.save(&p.key, &token).await?;
+            }
+            token
+        };
         let token = Arc::new(token);
         self.shared.install(token.clone());
-        self.shared.lock().end_backoff();
+        let mut state = self.shared.lock();
+        state.end_backoff();
+        state.ended = None;
         Ok(token)
     }
 
@@ -224,10 +239,24 @@ impl TokenCache {
         self.shared.install(Arc::new(token));
     }
 
-    /// Forgets the cached token (not the stored one).
-    pub(crate) fn clear(&self) {
-        self.shared.uninstall();
-        self.shared.lock().unsaved = None;
+    /// Forgets the login here after a sign-out: callers get a re-authorize error, and nothing
+    /// is sent, until a new sign-in. Not the stored one: the caller handles the store.
+    pub(crate) fn sign_out(&self) {
+        self.shared.end(signed_out());
+    }
+
+    /// Whether `token` belongs to this cache's login (or either's identity is unknown).
+    pub(crate) fn owns(&self, token: &Token) -> bool {
+        self.shared.records.as_ref().is_none_or(|r| r.owns(token))
+    }
+
+    /// Removes the signed-out login `stored` from the store, with the lock held, leaving a
+    /// tombstone that says it was signed out.
+    pub(crate) async fn bury_signed_out(&self, stored: &Token) -> Result<(), Error> {
+        match &self.shared.records {
+            Some(records) => records.bury_signed_out(stored).await,
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn persist(&self) -> Option<&Persist> {
@@ -238,14 +267,28 @@ impl TokenCache {
     /// another resource or scope set, RFC 8707 §2.2) and returns that token, without a
     /// refresh token: the refresh token stays the login's.
     ///
-    /// It runs as the cache's own refreshes do, under the same rotation lock (and the store's
-    /// lock, re-reading the newest login), so that every use reads the refresh token the
-    /// previous one left; a rotated refresh token is kept in the login, saved to the store
-    /// first, before the new token is handed out (a failed save keeps it as the unsaved login
-    /// and is an error); a revoked grant ends the login. Not single-flight itself: the
-    /// caller's own cache is.
-    pub(crate) async fn refresh_for(&self, grant: &dyn Grant) -> Result<Token, Error> {
-        self.shared.refresh_for(grant).await
+    /// It runs as the cache's own refreshes do (see `rotation`): under the store's lock,
+    /// re-reading the newest login, with an in-flight record, so that every use, in this
+    /// process or another, reads the refresh token the previous one left; a rotated refresh
+    /// token is kept in the login, saved to the store first, before the new token is handed
+    /// out (a failed save keeps it as the unsaved login and is an error); a lost answer
+    /// follows [`LostRefresh`](crate::LostRefresh); a revoked grant ends the login. Not
+    /// single-flight itself: the caller's own cache is.
+    pub(crate) async fn refresh_for(
+        &self,
+        grant: &dyn Grant,
+        flight: &Flight,
+    ) -> Result<Token, Error> {
+        self.shared.refresh_for(grant, flight).await
+    }
+
+    /// Forgets the token here (a logout of the login a target's cache serves): the next
+    /// caller asks the grant again.
+    pub(crate) fn clear(&self) {
+        self.shared.uninstall();
+        if let Some(records) = &self.shared.records {
+            records.drop_unsaved();
+        }
     }
 
     fn refresh_in_background(&self, now: SystemTime) {
@@ -253,7 +296,10 @@ impl TokenCache {
         let Ok(mut state) = self.shared.state.try_lock() else {
             return;
         };
-        if state.flight.is_some() || state.not_before.is_some_and(|t| now < t) {
+        if state.flight.is_some()
+            || state.ended.is_some()
+            || state.not_before.is_some_and(|t| now < t)
+        {
             return;
         }
         if tokio::runtime::Handle::try_current().is_err() {
@@ -264,10 +310,14 @@ impl TokenCache {
     }
 
     /// The slow path: the caller waits, in a `token_wait` span, for the token request in
-    /// flight or one it starts.
+    /// flight or one it starts, at most the configuration's timeout. The request is not
+    /// cancelled when the caller gives up: the cache keeps its answer.
     async fn fresh(&self, rejected: Option<&AccessToken>) -> Result<Arc<Token>, Error> {
-        let (mut rx, span) = {
+        let (mut rx, waiting, span) = {
             let mut state = self.shared.lock();
+            if let Some(e) = &state.ended {
+                return Err(e.clone());
+            }
             let mut reason = "missing";
             if let Some(cached) = &*self.shared.current.load() {
                 let was_rejected = rejected.is_some_and(|r| r == cached.token.access_token());
@@ -278,7 +328,11 @@ impl TokenCache {
                 reason = if was_rejected { "rejected" } else { "expired" };
             }
             match &state.flight {
-                Some(rx) => (rx.clone(), telemetry::token_wait_span(reason, "joined")),
+                Some(flight) => (
+                    flight.rx.clone(),
+                    flight.waiting.clone(),
+                    telemetry::token_wait_span(reason, "joined"),
+                ),
                 None => {
                     let now = self.shared.clock.now();
                     if state.not_before.is_some_and(|t| now < t)
@@ -292,24 +346,27 @@ impl TokenCache {
                     }
                     let span = telemetry::token_wait_span(reason, "started");
                     // The token request runs in this caller's span.
-                    let rx = span.in_scope(|| self.shared.start_flight(&mut state, false));
-                    (rx, span)
+                    let (rx, waiting) =
+                        span.in_scope(|| self.shared.start_flight(&mut state, false));
+                    (rx, waiting, span)
                 }
             }
         };
+        let _waiting = Waiting::enter(waiting);
         let started = tokio::time::Instant::now();
+        let timeout = self.shared.settings.timeout;
         let wait = async {
-            match rx.wait_for(Option::is_some).await {
-                // `wait_for` returns once the outcome is `Some`.
-                Ok(outcome) => match outcome.as_ref() {
-                    Some(outcome) => outcome.clone(),
-                    None => Err(Error::config(
+            let outcome = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+            match outcome {
+                Ok(Ok(outcome)) => outcome.clone().unwrap_or_else(|| {
+                    Err(Error::config(
                         "the token refresh task ended without a result",
-                    )),
-                },
-                Err(_) => Err(Error::config(
+                    ))
+                }),
+                Ok(Err(_)) => Err(Error::config(
                     "the token refresh task ended without a result",
                 )),
+                Err(_) => Err(Error::Timeout { waited: timeout }),
             }
         };
         let result = wait.instrument(span.clone()).await;
@@ -332,8 +389,11 @@ impl Shared {
     }
 
     fn install(&self, token: Arc<Token>) {
-        let valid_until = self.policy.valid_until(&token);
-        let refresh_at = self.policy.refresh_at(&token);
+        if let Some(records) = &self.records {
+            records.note(&token);
+        }
+        let valid_until = self.settings.policy.valid_until(&token);
+        let refresh_at = self.settings.policy.refresh_at(&token);
         self.current.store(Some(Arc::new(Cached {
             token,
             valid_until,
@@ -345,6 +405,16 @@ impl Shared {
         self.current.store(None);
     }
 
+    /// Ends the login: no token is handed out and no request sent until a new sign-in.
+    fn end(&self, e: Error) -> Error {
+        self.uninstall();
+        if let Some(records) = &self.records {
+            records.drop_unsaved();
+        }
+        self.lock().ended = Some(e.clone());
+        e
+    }
+
     /// Starts the one token request. It runs as its own task so that a caller that gives up
     /// waiting cannot cancel it halfway, between a provider rotating the refresh token and
     /// the store saving it.
@@ -352,327 +422,193 @@ impl Shared {
         self: &Arc<Self>,
         state: &mut State,
         background: bool,
-    ) -> watch::Receiver<Outcome> {
+    ) -> (watch::Receiver<Outcome>, Arc<AtomicUsize>) {
         let (tx, rx) = watch::channel(None);
-        state.flight = Some(rx.clone());
+        let waiting = Arc::new(AtomicUsize::new(0));
+        state.flight = Some(InFlight {
+            rx: rx.clone(),
+            waiting: waiting.clone(),
+        });
         let shared = self.clone();
-        let flight = async move {
-            let result = shared.refresh().await;
+        let flight = Flight::for_callers(waiting.clone());
+        let task = async move {
+            let result = shared.refresh(&flight).await;
             if background {
                 telemetry::background_refresh(&result);
             }
-            {
-                let mut state = shared.lock();
-                state.flight = None;
-                match &result {
-                    Ok(_) => state.end_backoff(),
-                    // A store failure costs the provider nothing, and a token kept unsaved
-                    // must be saved as soon as the store works again: no backoff.
-                    Err(Error::Store(_) | Error::LockTimeout { .. }) => {}
-                    Err(e) => {
-                        state.failures += 1;
-                        let window = shared
-                            .current
-                            .load()
-                            .as_ref()
-                            .and_then(|c| c.refresh_window());
-                        let wait = backoff(state.failures, window)
-                            .max(e.retry_after().unwrap_or_default());
-                        state.not_before = Some(shared.clock.now() + wait);
-                        state.last_error = Some(e.clone());
-                        if background {
-                            tracing::warn!(
-                                error = %e,
-                                retry_in_ms = wait.as_millis() as u64,
-                                "background token refresh failed; still using the current token"
-                            );
-                        } else {
-                            tracing::warn!(
-                                error = %e,
-                                retry_in_ms = wait.as_millis() as u64,
-                                "token refresh failed; callers get this error until the backoff ends"
-                            );
-                        }
-                    }
-                }
-            }
+            let retry_unsaved = shared.settle(&result, background);
             let _ = tx.send(Some(result));
+            if retry_unsaved {
+                shared.retry_unsaved_later();
+            }
         };
         // In the span of whoever started it: the caller that waits for it, or the request
         // whose read found the token due for a refresh.
-        tokio::spawn(flight.in_current_span());
-        rx
+        tokio::spawn(task.in_current_span());
+        (rx, waiting)
     }
 
-    /// One refresh: under the rotation lock, and with a store under its lock too, re-reading
-    /// what another process may have saved; then the grant; then save before install.
-    async fn refresh(&self) -> Result<Arc<Token>, Error> {
-        let _rotation = self.rotation.lock().await;
+    /// Records a flight's result: the backoff after a failure, the end of the login. Says
+    /// whether a token is waiting to be saved.
+    fn settle(&self, result: &Result<Arc<Token>, Error>, background: bool) -> bool {
+        let mut state = self.lock();
+        state.flight = None;
+        match result {
+            Ok(_) => state.end_backoff(),
+            Err(e) if self.records.is_some() && e.requires_reauthorization() => {
+                // The refresh uninstalled the token already (`end`).
+                state.ended = Some(e.clone());
+            }
+            // A store failure costs the provider nothing, and a caller's timeout is not the
+            // provider's failure: no backoff.
+            Err(Error::Store(_) | Error::LockTimeout { .. } | Error::Timeout { .. }) => {}
+            Err(e) => {
+                state.failures += 1;
+                let window = self
+                    .current
+                    .load()
+                    .as_ref()
+                    .and_then(|c| c.refresh_window());
+                let wait = backoff(state.failures, window).max(e.retry_after().unwrap_or_default());
+                state.not_before = Some(self.clock.now() + wait);
+                state.last_error = Some(e.clone());
+                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                if background {
+                    tracing::warn!(error = %e, retry_in_ms, "background token refresh failed; still using the current token");
+                } else {
+                    tracing::warn!(error = %e, retry_in_ms, "token refresh failed; callers get this error until the backoff ends");
+                }
+            }
+        }
+        drop(state);
+        self.records.as_ref().is_some_and(Records::has_unsaved)
+    }
+
+    /// A rotated refresh token that could not be saved may be the only live one: it is
+    /// saved again soon, whether or not anyone asks for a token, at 0.25 s, 0.5 s, 1 s ...
+    /// up to 8 s apart, until it is saved or the store holds a newer login.
+    fn retry_unsaved_later(self: &Arc<Self>) {
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(250);
+            loop {
+                tokio::time::sleep(pause).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let started = {
+                    let mut state = shared.lock();
+                    let unsaved = shared.records.as_ref().is_some_and(Records::has_unsaved);
+                    if !unsaved || state.ended.is_some() {
+                        return;
+                    }
+                    if state.flight.is_none() {
+                        let _ = shared.start_flight(&mut state, true);
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if started {
+                    // The flight saves it, or schedules the next try itself.
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+        });
+    }
+
+    /// One refresh. A grant that spends refresh tokens keeps its login's records in the
+    /// store (see `rotation`); others re-read a shared store under its lock.
+    async fn refresh(self: &Arc<Self>, flight: &Flight) -> Result<Arc<Token>, Error> {
+        if let Some(records) = &self.records {
+            let ask = Ask {
+                grant: self.grant.as_ref(),
+                settings: self.settings,
+                clock: self.clock.as_ref(),
+                current: self.current.load().as_ref().map(|c| c.token.clone()),
+                flight,
+                other: false,
+            };
+            return match records.refresh(&ask).await {
+                Ok(served) => {
+                    self.install(served.login.clone());
+                    Ok(served.login)
+                }
+                Err(e) => Err(self.ended_by(e)),
+            };
+        }
         let base = self.current.load().as_ref().map(|c| c.token.clone());
         let Some(persist) = &self.persist else {
-            return self.fetch(base).await;
+            let token = Arc::new(self.fetch(base, flight).await?);
+            self.install(token.clone());
+            return Ok(token);
         };
         let _lock = persist.store.lock(&persist.key).await?;
-        let (base, stored) = self.newest(persist, base).await?;
-        if let Some(b) = &base {
-            let unchanged = self
-                .current
-                .load()
-                .as_ref()
-                .is_some_and(|c| c.token.access_token() == b.access_token());
-            if !unchanged && b.is_valid_at(self.clock.now(), &self.policy) {
-                // Another process (or an earlier run) saved a newer token: its refresh token
-                // is the live one, and the token itself is still good.
-                tracing::debug!("using the token another process saved");
-                self.install(b.clone());
-                return Ok(b.clone());
-            }
-            if stored {
-                // The same access token with a newer refresh token: another process spent
-                // the old one for another resource. Refresh with the newer one.
-                self.install(b.clone());
-            }
-        }
-        self.fetch(base).await
-    }
-
-    /// Under the store's lock: the newest copy of the login. The token a failed save left is
-    /// saved first (unless the store meanwhile got a newer login); then what the store holds
-    /// wins over `base` when another process saved a newer token (`true` with it).
-    async fn newest(
-        &self,
-        persist: &Persist,
-        mut base: Option<Arc<Token>>,
-    ) -> Result<(Option<Arc<Token>>, bool), Error> {
-        let unsaved = self.lock().unsaved.take();
-        if let Some(unsaved) = unsaved {
-            let stored = persist.store.load(&persist.key).await;
-            let newer_saved = matches!(
-                &stored,
-                Ok(Some(stored)) if stored.refresh_token() != unsaved.spent.as_ref()
-            );
-            if newer_saved {
-                // A fenced-out save, or another process refreshed from the old refresh token
-                // after all: the store's login is newer than ours, and overwriting it could
-                // destroy the only live refresh token. Adopt it below instead.
-                tracing::warn!(
-                    "another process saved a newer login; dropping the token this one could not save"
-                );
-            } else {
-                if let Err(e) = persist.store.save(&persist.key, &unsaved.token).await {
-                    self.lock().unsaved = Some(unsaved);
-                    return Err(e);
-                }
-                base = Some(Arc::new(unsaved.token));
-            }
-        }
         if let Some(stored) = persist.store.load(&persist.key).await? {
-            let is_other = base.as_ref().is_none_or(|b| {
-                b.access_token() != stored.access_token()
-                    || b.refresh_token() != stored.refresh_token()
-            });
-            if is_other {
-                return Ok((Some(Arc::new(stored)), true));
+            let is_other = base
+                .as_ref()
+                .is_none_or(|b| b.access_token() != stored.access_token());
+            if is_other && stored.is_valid_at(self.clock.now(), &self.settings.policy) {
+                // Another process (or an earlier run) saved a newer token.
+                tracing::debug!("using the token another process saved");
+                let stored = Arc::new(stored);
+                self.install(stored.clone());
+                return Ok(stored);
             }
         }
-        Ok((base, false))
-    }
-
-    /// See [`TokenCache::refresh_for`].
-    async fn refresh_for(&self, grant: &dyn Grant) -> Result<Token, Error> {
-        let _rotation = self.rotation.lock().await;
-        let mut login = self.current.load().as_ref().map(|c| c.token.clone());
-        let _lock = match &self.persist {
-            Some(persist) => {
-                let lock = persist.store.lock(&persist.key).await?;
-                let (newest, stored) = self.newest(persist, login).await?;
-                if stored && let Some(newest) = &newest {
-                    self.install(newest.clone());
-                }
-                login = newest;
-                Some(lock)
-            }
-            None => None,
-        };
-        let now = self.clock.now();
-        match grant.fetch(login.as_deref(), now).await {
-            Ok(mut token) => {
-                if let (Some(login), Some(rotated)) = (&login, token.take_refresh_token()) {
-                    let record = Token::clone(login).with_refresh_token(Some(rotated));
-                    self.keep(record, login.refresh_token().cloned()).await?;
-                }
-                Ok(token)
-            }
-            Err(e) if ends_login(&e, login.as_deref()) => {
-                self.forget_revoked(login.as_deref()).await;
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn fetch(&self, base: Option<Arc<Token>>) -> Result<Arc<Token>, Error> {
-        let now = self.clock.now();
-        match self.grant.fetch(base.as_deref(), now).await {
-            Ok(mut token) => {
-                if let Some(b) = &base {
-                    token.keep_refresh_token_from(b);
-                }
-                let spent = base.as_ref().and_then(|b| b.refresh_token()).cloned();
-                self.keep(token, spent).await
-            }
-            Err(e) if ends_login(&e, base.as_deref()) => {
-                self.forget_revoked(base.as_deref()).await;
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Saves `token` (when the cache persists) and installs it: a new login state is never
-    /// handed out before it is saved. When the save fails, the token is kept as unsaved (its
-    /// refresh token may be the only live one; `spent` is the one it replaced) and saved
-    /// before anything else happens; the caller gets the store's error.
-    async fn keep(&self, token: Token, spent: Option<RefreshToken>) -> Result<Arc<Token>, Error> {
-        if let Some(p) = &self.persist
-            && let Err(e) = p.store.save(&p.key, &token).await
-        {
-            tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
-            self.lock().unsaved = Some(Unsaved { token, spent });
-            return Err(e);
-        }
-        tracing::debug!(token_type = token.token_type(), "new token");
+        let token = self.fetch(base, flight).await?;
+        persist.store.save(&persist.key, &token).await?;
         let token = Arc::new(token);
         self.install(token.clone());
         Ok(token)
     }
 
-    /// Revoked means stop (and so does a refresh token whose fate is unknown, see
-    /// [`ends_login`]): forget the login so nothing keeps presenting it. In the store,
-    /// only if it still holds the refresh token the provider rejected (we hold the refresh
-    /// lock): a login saved meanwhile by a new sign-in or another process must survive.
-    async fn forget_revoked(&self, rejected: Option<&Token>) {
-        self.uninstall();
-        self.lock().unsaved = None;
-        let rejected = rejected.and_then(Token::refresh_token);
-        if let (Some(p), Some(rejected)) = (&self.persist, rejected) {
-            match p.store.delete_if_refresh_token(&p.key, rejected).await {
-                Ok(true) => tracing::debug!("removed the revoked login from the store"),
-                Ok(false) => tracing::debug!("the store holds a newer login; kept it"),
-                Err(delete) => {
-                    tracing::warn!(error = %delete, "could not delete the revoked login from the store")
-                }
-            }
+    /// See [`TokenCache::refresh_for`].
+    async fn refresh_for(&self, grant: &dyn Grant, flight: &Flight) -> Result<Token, Error> {
+        if let Some(e) = &self.lock().ended {
+            return Err(e.clone());
         }
+        let Some(records) = &self.records else {
+            return Err(Error::config(
+                "only a login that spends refresh tokens serves other resources",
+            ));
+        };
+        let ask = Ask {
+            grant,
+            settings: self.settings,
+            clock: self.clock.as_ref(),
+            current: self.current.load().as_ref().map(|c| c.token.clone()),
+            flight,
+            other: true,
+        };
+        match records.refresh(&ask).await {
+            Ok(served) => {
+                self.install(served.login);
+                served.other.ok_or_else(|| {
+                    Error::config("the refresh for another resource returned no token")
+                })
+            }
+            Err(e) => Err(self.ended_by(e)),
+        }
+    }
+
+    /// `e`, after ending the login when `e` ends it (see `rotation::ends_login`).
+    fn ended_by(&self, e: Error) -> Error {
+        if let Some(end) = rotation::ends_login(&e) {
+            self.end(end);
+        }
+        e
+    }
+
+    /// The grant's request, for a grant that spends nothing.
+    async fn fetch(&self, base: Option<Arc<Token>>, flight: &Flight) -> Result<Token, Error> {
+        let now = self.clock.now();
+        let token = self.grant.fetch(base.as_deref(), now, flight).await?;
+        tracing::debug!(token_type = token.token_type(), "new token");
+        Ok(token)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::ManualClock;
-    use crate::token::AccessToken;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::task::{Context, Poll, Waker};
-
-    /// Issues one-hour tokens named by a counter.
-    #[derive(Debug, Default)]
-    struct CountingGrant(Arc<AtomicU32>);
-
-    impl Grant for CountingGrant {
-        fn fetch<'a>(
-            &'a self,
-            _current: Option<&'a Token>,
-            now: SystemTime,
-        ) -> BoxFuture<'a, Result<Token, Error>> {
-            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-            Box::pin(async move {
-                Ok(Token::new(AccessToken::new(format!("t{n}")))
-                    .with_lifetime(now, Duration::from_secs(3600)))
-            })
-        }
-    }
-
-    fn ready(cache: &TokenCache) -> String {
-        let mut fut = cache.token();
-        match std::pin::Pin::new(&mut fut).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(t)) => t.access_token().secret().to_owned(),
-            other => panic!("not ready: {:?}", other.map(|r| r.map(|_| ()))),
-        }
-    }
-
-    async fn settle(fetches: &AtomicU32, want: u32, cache: &TokenCache) {
-        for _ in 0..1000 {
-            if fetches.load(Ordering::SeqCst) == want && cache.shared.lock().flight.is_none() {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("expected {want} fetches");
-    }
-
-    /// Issue 9 item 13: after a suspend or a wall-clock step forward, the very first read
-    /// sees where the token stands.
-    #[tokio::test(start_paused = true)]
-    async fn the_first_read_after_a_clock_jump_sees_it() {
-        let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
-        let fetches = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(
-            CountingGrant(fetches.clone()),
-            ExpiryPolicy::default(),
-            clock.clone(),
-            None,
-        );
-        assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
-
-        // Into the refresh window (3240 s after issue): the first read still gets the valid
-        // token and starts the background refresh.
-        clock.advance(Duration::from_secs(3300));
-        assert_eq!(ready(&cache), "t1");
-        assert!(
-            cache.shared.lock().flight.is_some(),
-            "the first read refreshes"
-        );
-        settle(&fetches, 2, &cache).await;
-        assert_eq!(ready(&cache), "t2");
-
-        // Past the expiry: the first read does not get the stale token, it waits for a new one.
-        clock.advance(Duration::from_secs(3600));
-        let mut first = cache.token();
-        let poll = std::pin::Pin::new(&mut first).poll(&mut Context::from_waker(Waker::noop()));
-        assert!(poll.is_pending(), "the stale token was handed out");
-        assert_eq!(first.await.unwrap().access_token().secret(), "t3");
-        assert_eq!(fetches.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn a_read_in_the_refresh_window_refreshes_in_the_background() {
-        let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
-        let fetches = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(
-            CountingGrant(fetches.clone()),
-            ExpiryPolicy::default(),
-            clock.clone(),
-            None,
-        );
-        cache.token().await.unwrap();
-        clock.advance(Duration::from_secs(3240));
-        assert_eq!(ready(&cache), "t1");
-        settle(&fetches, 2, &cache).await;
-        assert_eq!(ready(&cache), "t2");
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1, None), Duration::from_secs(1));
-        assert_eq!(backoff(2, None), Duration::from_secs(2));
-        assert_eq!(backoff(4, None), Duration::from_secs(8));
-        assert_eq!(backoff(50, None), Duration::from_secs(64));
-        // A one-hour token has a 5-minute window: the cap of 64 s applies.
-        let hour_window = Some(Duration::from_secs(300));
-        assert_eq!(backoff(50, hour_window), Duration::from_secs(64));
-        // A 2 s token has a 0.5 s window: retries every 125 ms.
-        let short_window = Some(Duration::from_millis(500));
-        assert_eq!(backoff(1, short_window), Duration::from_millis(125));
-    }
-}
+mod tests;

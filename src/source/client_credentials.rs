@@ -5,7 +5,8 @@ use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::Error;
 use crate::future::BoxFuture;
-use crate::source::cache::{Grant, Persist, TokenCache};
+use crate::retry::Flight;
+use crate::source::cache::{Grant, Persist, Settings, TokenCache};
 use crate::source::{TokenFuture, TokenSource};
 use crate::store::{IntoTokenStore, TokenStore};
 use crate::token::Token;
@@ -120,14 +121,14 @@ impl ClientCredentialsBuilder {
             store,
             key: key.to_string(),
         });
-        let policy = self.config.expiry_policy();
+        let settings = Settings::of(&self.config);
         let clock = self.config.clock().clone();
         let grant = ClientCredentialsGrant {
             config: self.config,
             params: self.params,
         };
         ClientCredentials {
-            cache: TokenCache::new(grant, policy, clock, persist),
+            cache: TokenCache::new(grant, settings, clock, persist),
             key,
         }
     }
@@ -186,12 +187,19 @@ impl Grant for ClientCredentialsGrant {
         &'a self,
         _current: Option<&'a Token>,
         now: SystemTime,
+        flight: &'a Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             let form = Form::grant_type("client_credentials").extend(&self.params);
             self.config
                 .endpoint()
-                .token(&self.config.endpoints().token_url, form, now)
+                .token_with(
+                    &self.config.endpoints().token_url,
+                    form,
+                    now,
+                    self.config.endpoint().dpop_key(),
+                    flight,
+                )
                 .await
         })
     }

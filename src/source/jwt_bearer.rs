@@ -8,7 +8,8 @@ use crate::endpoint::{Answer, Form, jwt_claims};
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::jose::SigningKey;
-use crate::source::cache::{Grant, Persist, TokenCache};
+use crate::retry::Flight;
+use crate::source::cache::{Grant, Persist, Settings, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
 use crate::store::{IntoTokenStore, TokenStore};
@@ -179,7 +180,7 @@ impl JwtBearerBuilder {
             store,
             key: key.to_string(),
         });
-        let policy = self.config.expiry_policy();
+        let settings = Settings::of(&self.config);
         let clock = self.config.clock().clone();
         let grant = JwtBearerGrant {
             config: self.config,
@@ -191,7 +192,7 @@ impl JwtBearerBuilder {
             params: self.params,
         };
         JwtBearer {
-            cache: TokenCache::new(grant, policy, clock, persist),
+            cache: TokenCache::new(grant, settings, clock, persist),
             key,
         }
     }
@@ -230,6 +231,7 @@ impl Grant for JwtBearerGrant {
         &'a self,
         _current: Option<&'a Token>,
         now: SystemTime,
+        flight: &'a Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             use secrecy::ExposeSecret as _;
@@ -251,7 +253,7 @@ impl Grant for JwtBearerGrant {
             let answer = self
                 .config
                 .endpoint()
-                .post_token_form(&self.config.endpoints().token_url, form)
+                .post_token_form(&self.config.endpoints().token_url, form, flight)
                 .await?;
             let endpoint = self.config.endpoint();
             endpoint.token_from_answer(

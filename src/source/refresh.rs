@@ -4,7 +4,7 @@ use crate::config::OAuthConfig;
 use crate::error::Error;
 use crate::id_token::{IdTokenClaims, Jwks};
 use crate::revoke::Revocation;
-use crate::source::cache::{Persist, TokenCache};
+use crate::source::cache::{Persist, Settings, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::resource::{
     RefreshGrant, ResourceCaches, ResourceTokenSourceBuilder, Target, check_resource,
@@ -133,12 +133,7 @@ impl Login {
                 .then(|| crate::authorization_details::to_param(&self.details)),
         };
         RefreshTokenSource {
-            cache: TokenCache::new(
-                grant,
-                config.expiry_policy(),
-                config.clock().clone(),
-                persist,
-            ),
+            cache: TokenCache::new(grant, Settings::of(config), config.clock().clone(), persist),
             config: config.clone(),
             key,
             claims: claims.map(Arc::new),
@@ -349,7 +344,11 @@ impl RefreshTokenSource {
     /// revocation endpoint is configured, then forgets the login here and in the store.
     ///
     /// The store's cross-process lock is held throughout, and the freshest stored token is
-    /// the one revoked, so a refresh in another process cannot bring the login back.
+    /// the one revoked, so a refresh in another process cannot bring the login back. The
+    /// store keeps a record that the login was signed out, so that a process that still
+    /// holds it ends too (with a re-authorize error) instead of taking the empty key for a
+    /// store that lost its data. A login another sign-in saved under the key meanwhile is
+    /// not this source's: it is left alone.
     ///
     /// The answer says what happened at the provider: [`Logout::Revoked`], or
     /// [`Logout::NotRevoked`] when the configuration has no revocation endpoint, so nothing
@@ -395,10 +394,11 @@ impl RefreshTokenSource {
             None => None,
         };
         let stored = match persist {
-            Some(p) => p.store.load(&p.key).await?.map(Arc::new),
+            Some(p) => p.store.load(&p.key).await?,
             None => None,
         };
-        let token = stored.or_else(|| self.cache.peek());
+        let stored = stored.filter(|s| self.cache.owns(s)).map(Arc::new);
+        let token = stored.clone().or_else(|| self.cache.peek());
         let revoked = match (&token, &self.config.endpoints().revocation_url) {
             (Some(token), Some(_)) => self.config.revoke(token).await.map(Logout::Revoked),
             (Some(_), None) => {
@@ -407,10 +407,10 @@ impl RefreshTokenSource {
             }
             (None, _) => Ok(Logout::NoLogin),
         };
-        self.cache.clear();
+        self.cache.sign_out();
         self.resources.clear();
-        if let Some(p) = persist {
-            p.store.delete(&p.key).await?;
+        if let Some(stored) = stored {
+            self.cache.bury_signed_out(&stored).await?;
         }
         revoked
     }

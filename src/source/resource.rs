@@ -14,7 +14,8 @@ use crate::endpoint::Form;
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::oauth_error::OAuthError;
-use crate::source::cache::{Grant, TokenCache};
+use crate::retry::Flight;
+use crate::source::cache::{Grant, Settings, TokenCache};
 use crate::source::{TokenFuture, TokenSource};
 use crate::token::Token;
 
@@ -46,10 +47,15 @@ pub(crate) struct RefreshGrant {
 }
 
 impl Grant for RefreshGrant {
+    fn spends_refresh_token(&self) -> bool {
+        true
+    }
+
     fn fetch<'a>(
         &'a self,
         current: Option<&'a Token>,
         now: SystemTime,
+        flight: &'a Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             let Some(refresh_token) = current.and_then(Token::refresh_token) else {
@@ -79,7 +85,7 @@ impl Grant for RefreshGrant {
                 .and_then(Token::dpop_key)
                 .or_else(|| endpoint.dpop_key());
             endpoint
-                .token_with(&self.config.endpoints().token_url, form, now, key)
+                .token_with(&self.config.endpoints().token_url, form, now, key, flight)
                 .await
         })
     }
@@ -97,8 +103,9 @@ impl Grant for ResourceGrant {
         &'a self,
         _current: Option<&'a Token>,
         _now: SystemTime,
+        flight: &'a Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
-        Box::pin(self.login.refresh_for(&self.refresh))
+        Box::pin(self.login.refresh_for(&self.refresh, flight))
     }
 }
 
@@ -125,7 +132,7 @@ impl ResourceCaches {
                 };
                 // In memory only: a target's token is cheap to get again from the login,
                 // which is what the store keeps.
-                TokenCache::new(grant, config.expiry_policy(), config.clock().clone(), None)
+                TokenCache::new(grant, Settings::of(config), config.clock().clone(), None)
             })
             .clone()
     }

@@ -8,7 +8,8 @@ use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::Error;
 use crate::future::BoxFuture;
-use crate::source::cache::{Grant, Persist, TokenCache};
+use crate::retry::Flight;
+use crate::source::cache::{Grant, Persist, Settings, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
 use crate::store::{IntoTokenStore, TokenStore};
@@ -252,7 +253,7 @@ impl TokenExchangeBuilder {
             store,
             key: key.to_string(),
         });
-        let policy = self.config.expiry_policy();
+        let settings = Settings::of(&self.config);
         let clock = self.config.clock().clone();
         let grant = TokenExchangeGrant {
             config: self.config,
@@ -265,7 +266,7 @@ impl TokenExchangeBuilder {
             params: self.params,
         };
         TokenExchange {
-            cache: TokenCache::new(grant, policy, clock, persist),
+            cache: TokenCache::new(grant, settings, clock, persist),
             key,
         }
     }
@@ -303,6 +304,7 @@ impl Grant for TokenExchangeGrant {
         &'a self,
         _current: Option<&'a Token>,
         now: SystemTime,
+        flight: &'a Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             use secrecy::ExposeSecret as _;
@@ -320,7 +322,7 @@ impl Grant for TokenExchangeGrant {
             let mut answer = self
                 .config
                 .endpoint()
-                .post_token_form(&self.config.endpoints().token_url, form)
+                .post_token_form(&self.config.endpoints().token_url, form, flight)
                 .await?;
             // RFC 8693 §2.2.1: REQUIRED. Without it the client cannot know what it holds (an
             // access token, or an ID token or SAML assertion to pass on).

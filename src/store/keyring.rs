@@ -36,7 +36,7 @@ use crate::token::Token;
 /// also takes an exclusive OS file lock on that file, as `FileStore` does,
 /// so the second process re-reads the keyring and uses the token the first one saved.
 /// Either lock waits at most [`lock_wait`](KeyringStore::lock_wait) (30 s by default), then
-/// fails with [`Error::Store`]; dropping the waiting future stops the wait.
+/// fails with [`Error::LockTimeout`]; dropping the waiting future stops the wait.
 ///
 /// Keyring calls block, so they run on Tokio's blocking thread pool.
 ///
@@ -100,7 +100,7 @@ impl KeyringStore {
     }
 
     /// How long [`lock`](TokenStore::lock) waits for another holder before it fails with
-    /// [`Error::Store`]. Default 30 s.
+    /// [`Error::LockTimeout`]. Default 30 s.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
         self
@@ -234,14 +234,12 @@ impl TokenStore for KeyringStore {
                 };
                 Ok::<_, Error>(StoreLock::new((in_process, file)))
             };
+            // The TokenStore contract: a wait that runs out is a lock timeout.
             tokio::time::timeout(self.lock_wait, wait)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(Error::store(io::Error::other(format!(
-                        "timed out after {:?} waiting for the keyring refresh lock",
-                        self.lock_wait
-                    ))))
-                })
+                .unwrap_or(Err(Error::LockTimeout {
+                    waited: self.lock_wait,
+                }))
         })
     }
 }

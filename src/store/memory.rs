@@ -3,7 +3,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::error::Error;
 use crate::future::BoxFuture;
-use crate::store::TokenStore;
+use crate::store::{StoreLock, TokenStore, process_lock};
 use crate::token::Token;
 
 /// Keeps tokens in this process's memory: logins last as long as the process.
@@ -35,6 +35,11 @@ use crate::token::Token;
 /// assert!(login.is_some(), "the login saved above");
 /// # Ok(()) }
 /// ```
+///
+/// Its [`lock`](TokenStore::lock) excludes per key, as the stores shared by processes do
+/// across them: two sources of one login (a source a [`UserSources`](crate::UserSources)
+/// registry dropped while its refresh ran, and the one loaded after it) never refresh at
+/// once. A lock wait ends after 30 s with [`Error::LockTimeout`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tokens: Mutex<HashMap<String, Token>>,
@@ -65,5 +70,13 @@ impl TokenStore for MemoryStore {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         self.with(|t| t.remove(key));
         Box::pin(async { Ok(()) })
+    }
+
+    fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
+        let owner = std::ptr::from_ref(self) as usize;
+        Box::pin(async move {
+            let guard = process_lock::lock(owner, key, process_lock::PROCESS_LOCK_WAIT).await?;
+            Ok(StoreLock::new(guard))
+        })
     }
 }

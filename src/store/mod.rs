@@ -8,6 +8,7 @@ mod into_token_store;
 mod keyring;
 mod memory;
 mod observed;
+pub(crate) mod process_lock;
 #[cfg(feature = "redis")]
 mod redis;
 mod token_store;

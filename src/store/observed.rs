@@ -2,8 +2,9 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::future::BoxFuture;
+use crate::login::is_tombstone_key;
 use crate::store::{StoreLock, TokenStore};
-use crate::token::Token;
+use crate::token::{RefreshToken, Token};
 
 /// A change an [`ObservedStore`] reports.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +31,8 @@ type Hook = dyn Fn(StoreChange<'_>) + Send + Sync;
 /// tokens in your own database or session, or updating a UI when the user is signed out.
 ///
 /// The hook runs after the inner store succeeded and before the token is handed out; keep
-/// it quick (it must not block on async work).
+/// it quick (it must not block on async work). It sees logins only: not the records the
+/// crate keeps beside them (that a refresh is in flight, that a login ended).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -79,7 +81,13 @@ impl<S: TokenStore> TokenStore for ObservedStore<S> {
     fn save<'a>(&'a self, key: &'a str, token: &'a Token) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.inner.save(key, token).await?;
-            (self.hook)(StoreChange::Saved { key, token });
+            // The record that a login ended, or that a refresh of it is in flight, is the
+            // crate's bookkeeping: the login's tokens did not change.
+            let bookkeeping =
+                is_tombstone_key(key) || token.lineage().is_some_and(|l| l.refreshing.is_some());
+            if !bookkeeping {
+                (self.hook)(StoreChange::Saved { key, token });
+            }
             Ok(())
         })
     }
@@ -87,12 +95,32 @@ impl<S: TokenStore> TokenStore for ObservedStore<S> {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.inner.delete(key).await?;
-            (self.hook)(StoreChange::Deleted { key });
+            if !is_tombstone_key(key) {
+                (self.hook)(StoreChange::Deleted { key });
+            }
             Ok(())
+        })
+    }
+
+    fn delete_if_refresh_token<'a>(
+        &'a self,
+        key: &'a str,
+        rejected: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let deleted = self.inner.delete_if_refresh_token(key, rejected).await?;
+            if deleted {
+                (self.hook)(StoreChange::Deleted { key });
+            }
+            Ok(deleted)
         })
     }
 
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
         self.inner.lock(key)
+    }
+
+    fn lock_is_held<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        self.inner.lock_is_held(key)
     }
 }

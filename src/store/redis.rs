@@ -34,7 +34,10 @@ use crate::token::{RefreshToken, Token};
 ///   of overwriting a newer token;
 /// - **waits a bounded time**: a second holder polls until the lock is free, for at most
 ///   [`lock_wait`](RedisStoreBuilder::lock_wait) (30 s by default), then gets
-///   [`Error::Store`]. Dropping the waiting future stops the wait.
+///   [`Error::LockTimeout`]. Dropping the waiting future stops the wait;
+/// - **is checked before a refresh is sent**: [`lock_is_held`](TokenStore::lock_is_held)
+///   asks Redis whether the lock is still held under this handle's fence, so a holder that
+///   was stopped past its lease does not send.
 ///
 /// A write through a handle that does not hold the key's lock (for example the save of a
 /// brand-new sign-in) takes the lock itself for that one write, so it never lands in the
@@ -139,7 +142,7 @@ impl RedisStoreBuilder {
     }
 
     /// How long [`lock`](TokenStore::lock) (and a write that must take the lock) waits for
-    /// another holder before it fails with [`Error::Store`]. Default 30 s.
+    /// another holder before it fails with [`Error::LockTimeout`]. Default 30 s.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
         self
@@ -211,6 +214,12 @@ end
 return 0
 ";
 
+// KEYS[1] lock; ARGV[1] fence. 1 if the lock is still held under this fence.
+const HELD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+";
+
 // KEYS[1] lock; ARGV[1] fence. Deletes the lock only if it is still ours.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -250,6 +259,7 @@ return 0
 
 struct Scripts {
     acquire: Script,
+    held: Script,
     renew: Script,
     release: Script,
     save: Script,
@@ -263,6 +273,7 @@ fn scripts() -> &'static Scripts {
         let fenced = |body: &str| Script::new(&format!("{FENCE_CHECK}{body}"));
         Scripts {
             acquire: Script::new(ACQUIRE),
+            held: Script::new(HELD),
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
             save: fenced(SAVE),
@@ -337,10 +348,11 @@ impl RedisStore {
         };
         match tokio::time::timeout(self.inner.lock_wait, wait).await {
             Ok(result) => result,
-            Err(_) => Err(store_error(&format!(
-                "timed out after {:?} waiting for the Redis refresh lock held by another process",
-                self.inner.lock_wait
-            ))),
+            // The TokenStore contract: a wait that runs out is a lock timeout, which callers
+            // may retry, not a failed store.
+            Err(_) => Err(Error::LockTimeout {
+                waited: self.inner.lock_wait,
+            }),
         }
     }
 
@@ -490,6 +502,27 @@ impl TokenStore for RedisStore {
                 .fenced(key, &scripts().delete_if, &[rejected.secret()])
                 .await?;
             Ok(deleted == 1)
+        })
+    }
+
+    /// Asks Redis whether the lock this handle took on `key` is still held under its fence:
+    /// a holder stopped past its lease (`SIGSTOP`, a long pause) finds it gone.
+    fn lock_is_held<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let Some(held) = self.held(key) else {
+                return Ok(false);
+            };
+            if held.lost.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            let still: i64 = scripts()
+                .held
+                .key(self.name(key, "lock"))
+                .arg(held.fence)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(redis_error)?;
+            Ok(still == 1)
         })
     }
 

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::future::BoxFuture;
+use crate::store::process_lock;
 use crate::token::{RefreshToken, Token};
 
 /// Keeps tokens (above all refresh tokens) so that a login survives a restart.
@@ -163,7 +164,9 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// store, so that two processes never spend the same refresh token. Held until the
     /// returned guard is dropped.
     ///
-    /// The default takes no lock: right for stores only one process uses.
+    /// The default locks within this process only (per store instance and key, waiting at
+    /// most 30 s): right for stores only one process uses, and it keeps two sources of one
+    /// login in this process from refreshing at once.
     ///
     /// The wait must be bounded (fail with [`Error::LockTimeout`]) and must end when the
     /// returned future is dropped.
@@ -173,8 +176,29 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// [`Error::LockTimeout`] when another holder kept the lock past the store's bound;
     /// [`Error::Store`] when the lock cannot be taken.
     fn lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<StoreLock, Error>> {
+        // The store's address names its locks: each instance has its own.
+        let owner = std::ptr::from_ref(self).cast::<()>() as usize;
+        Box::pin(async move {
+            let guard = process_lock::lock(owner, key, process_lock::PROCESS_LOCK_WAIT).await?;
+            Ok(StoreLock::new(guard))
+        })
+    }
+
+    /// Whether the lock taken with [`lock`](Self::lock) on `key` through this handle is still
+    /// held. The cache asks right before it sends a refresh request: a holder whose lock ran
+    /// out (a lease that expired while the process was stopped) must not send.
+    ///
+    /// The default says `true`: right for a lock that cannot be lost while its holder lives
+    /// (an OS file lock, a lock in this process). A store whose lock is a lease that can
+    /// expire ([`RedisStore`](crate::RedisStore), a database row with a timeout) checks it
+    /// here, against the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be asked.
+    fn lock_is_held<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
         let _ = key;
-        Box::pin(async { Ok(StoreLock::none()) })
+        Box::pin(async { Ok(true) })
     }
 }
 

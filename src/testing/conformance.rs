@@ -161,6 +161,13 @@ pub async fn store_conformance(store: Arc<dyn TokenStore>) {
         .expect("store conformance: lock() must not hang when nobody holds the lock")
         .unwrap_or_else(|e| panic!("store conformance: lock failed: {e}"));
     let under_lock = async {
+        match store.lock_is_held(&key).await {
+            Ok(true) => {}
+            Ok(false) => {
+                panic!("store conformance: lock_is_held must be true while the lock is held")
+            }
+            Err(e) => panic!("store conformance: lock_is_held failed: {e}"),
+        }
         ok("save while locked", store.save(&key, &token).await);
         assert!(
             load(key.clone()).await == Some(token.clone()),
@@ -249,4 +256,55 @@ pub async fn store_lock_conformance(store: Arc<dyn TokenStore>) {
         .expect("store lock conformance: the lock was not granted after release")
         .expect("lock task panicked")
         .expect("store lock conformance: second lock failed");
+}
+
+/// Checks that a [`TokenStore::lock`] wait is bounded as the contract says: while one guard
+/// is held, a second `lock` of the same key fails with [`Error::LockTimeout`](crate::Error::LockTimeout)
+/// (not another error) once `wait` has passed, the bound you configured the store with; after
+/// the first guard is dropped, the lock is granted again. Call it with a store configured
+/// with a short wait (a few hundred milliseconds).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), authed::Error> {
+/// use std::{sync::Arc, time::Duration};
+/// let store = authed::FileStore::new("/tmp/conformance.json").lock_timeout(Duration::from_millis(300));
+/// authed::testing::store_lock_timeout_conformance(Arc::new(store), Duration::from_millis(300)).await;
+/// # Ok(()) }
+/// ```
+///
+/// # Panics
+///
+/// When the second lock is granted while the first is held, fails with another error, gives
+/// up much earlier than `wait`, or does not give up at all.
+pub async fn store_lock_timeout_conformance(store: Arc<dyn TokenStore>, wait: Duration) {
+    let key = "authed-conformance/lock-timeout";
+    let first = store
+        .lock(key)
+        .await
+        .expect("store lock timeout conformance: lock failed");
+    let started = tokio::time::Instant::now();
+    // Generous: the bound only keeps a broken store from hanging the suite.
+    let second = tokio::time::timeout(wait + Duration::from_secs(30), store.lock(key))
+        .await
+        .expect("store lock timeout conformance: a lock wait did not end after its bound");
+    let waited = started.elapsed();
+    match second {
+        Ok(_) => panic!(
+            "store lock timeout conformance: a second lock was granted while the first was held"
+        ),
+        Err(crate::Error::LockTimeout { .. }) => {}
+        Err(e) => panic!(
+            "store lock timeout conformance: a lock wait that ran out must be Error::LockTimeout, got {e:?}"
+        ),
+    }
+    assert!(
+        waited >= wait.mul_f64(0.9),
+        "store lock timeout conformance: gave up after {waited:?}, before the bound {wait:?}"
+    );
+    drop(first);
+    let again = tokio::time::timeout(Duration::from_secs(10), store.lock(key))
+        .await
+        .expect("store lock timeout conformance: the lock was not granted after release")
+        .expect("store lock timeout conformance: lock after release failed");
+    drop(again);
 }

@@ -64,7 +64,7 @@ mod token_endpoint;
 mod userinfo;
 
 pub use clock::ManualClock;
-pub use conformance::{store_conformance, store_lock_conformance};
+pub use conformance::{store_conformance, store_lock_conformance, store_lock_timeout_conformance};
 pub use key_files::new_private_key_pem;
 pub use request_state::JarmForgery;
 pub use responses::Browsed;

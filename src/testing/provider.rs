@@ -350,16 +350,26 @@ impl TestProvider {
     /// Issues a refresh token for the test client, as an authorization code flow by the
     /// current [subject](Self::set_subject) would.
     pub fn issue_refresh_token(&self) -> String {
-        self.issue_refresh_token_for_resources(&[])
+        self.issue_refresh_token_to(None, &[])
+    }
+
+    /// Issues a refresh token for the test client to the user `sub`, as `sub`'s sign-in
+    /// would: the tokens its refreshes return belong to `sub` ([`subject_of`](Self::subject_of)).
+    pub fn issue_refresh_token_for(&self, sub: &str) -> String {
+        self.issue_refresh_token_to(Some(sub.to_owned()), &[])
     }
 
     /// [`issue_refresh_token`](Self::issue_refresh_token) for a grant that covers these RFC
     /// 8707 resources, as an authorization request naming them would: refreshes may ask for
     /// a token for any one of them, and for no other.
     pub fn issue_refresh_token_for_resources(&self, resources: &[&str]) -> String {
+        self.issue_refresh_token_to(None, resources)
+    }
+
+    fn issue_refresh_token_to(&self, subject: Option<String>, resources: &[&str]) -> String {
         let rt = random_token("rt-");
         self.with(|i| {
-            let subject = Some(i.subject.clone());
+            let subject = subject.or_else(|| Some(i.subject.clone()));
             i.refresh.insert(
                 rt.clone(),
                 RefreshState {
@@ -374,6 +384,14 @@ impl TestProvider {
             )
         });
         rt
+    }
+
+    /// The user an access token was issued to (by a sign-in's code exchange, or a refresh of
+    /// a login issued with [`issue_refresh_token_for`](Self::issue_refresh_token_for)), if
+    /// known: for checking that every request of a multi-user app carries its own user's
+    /// token.
+    pub fn subject_of(&self, access_token: &str) -> Option<String> {
+        self.with(|i| i.access.get(access_token).and_then(|a| a.subject.clone()))
     }
 
     /// Requests the token endpoint has received.

@@ -254,6 +254,7 @@ impl Grant for IdentityGrant {
         &'a self,
         _current: Option<&'a Token>,
         now: SystemTime,
+        _flight: &'a crate::retry::Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             let answer = crate::endpoint::get_workload(

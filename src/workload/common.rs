@@ -58,12 +58,12 @@ impl Common {
         &self,
         grant: impl crate::source::cache::Grant,
     ) -> crate::source::cache::TokenCache {
-        crate::source::cache::TokenCache::new(
-            grant,
-            ExpiryPolicy::default(),
-            self.clock.clone(),
-            None,
-        )
+        let settings = crate::source::cache::Settings {
+            policy: ExpiryPolicy::default(),
+            timeout: self.timeout,
+            lost_refresh: crate::LostRefresh::default(),
+        };
+        crate::source::cache::TokenCache::new(grant, settings, self.clock.clone(), None)
     }
 }
 

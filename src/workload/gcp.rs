@@ -162,6 +162,7 @@ impl Grant for MetadataGrant {
         &'a self,
         _current: Option<&'a Token>,
         now: SystemTime,
+        _flight: &'a crate::retry::Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             let mut headers = HeaderMap::new();

@@ -102,6 +102,7 @@ impl Grant for FileGrant {
         &'a self,
         _current: Option<&'a Token>,
         now: SystemTime,
+        _flight: &'a crate::retry::Flight,
     ) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(async move {
             let jwt = crate::endpoint::read_assertion_file(&self.path).await?;

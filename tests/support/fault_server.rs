@@ -43,6 +43,8 @@ pub enum Fault {
 struct State {
     script: VecDeque<Fault>,
     then: Option<Fault>,
+    /// Until this instant every token request gets this fault (a server that is down).
+    down: Option<(Instant, Fault)>,
     token_requests: Vec<(Instant, String)>,
     device_expires_in: u64,
     device_interval: u64,
@@ -86,6 +88,12 @@ impl FaultServer {
         let mut s = self.state.lock().unwrap();
         s.script = faults.into_iter().collect();
         s.then = Some(then);
+    }
+
+    /// Every token request before `until` gets `fault`, whatever the script says: a server
+    /// that is down for a while.
+    pub fn down_until(&self, until: Instant, fault: Fault) {
+        self.state.lock().unwrap().down = Some((until, fault));
     }
 
     pub fn set_device(&self, expires_in: u64, interval: u64) {
@@ -172,9 +180,17 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let (fault, n) = {
         let mut s = state.lock().unwrap();
         s.token_requests.push((Instant::now(), body));
-        let fault = match s.script.pop_front() {
+        let down = s
+            .down
+            .as_ref()
+            .filter(|(until, _)| Instant::now() < *until)
+            .map(|(_, f)| f.clone());
+        let fault = match down {
             Some(f) => f,
-            None => s.then.clone().unwrap(),
+            None => match s.script.pop_front() {
+                Some(f) => f,
+                None => s.then.clone().unwrap(),
+            },
         };
         (fault, s.token_requests.len())
     };

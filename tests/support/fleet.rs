@@ -36,6 +36,10 @@ pub struct Plan {
     pub lock_ttl: Duration,
     /// Kill the refresh lock's holder in the middle of a token request.
     pub kill_holder: bool,
+    /// The children's configuration timeout. A killed holder's refresh token is presented
+    /// again only once nobody can still be reading its answer: twice this, plus 1 s of
+    /// clock skew (issue 17 point 4); meanwhile callers without a valid token time out.
+    pub timeout: Duration,
 }
 
 /// What a fleet run saw.
@@ -50,6 +54,9 @@ pub struct Outcome {
     /// Successful `token()` calls over all children, and failed ones.
     pub tokens: u64,
     pub errors: u64,
+    /// Calls that ran out of time (`Error::Timeout`), counted apart from `errors`: callers
+    /// waiting while a killed holder's refresh may still be answered.
+    pub timeouts: u64,
     /// Children that did not exit successfully (the killed one is not counted).
     pub failed_children: usize,
     /// From the kill to the next token request the fleet sent, and to a new token in Redis.
@@ -108,7 +115,8 @@ impl TokenStore for Announcing {
     }
 }
 
-/// The child side: asks for tokens until the duration is over, then prints `STATS ok err`.
+/// The child side: asks for tokens until the duration is over, then prints
+/// `STATS ok err timeouts`.
 pub fn child_main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,6 +136,9 @@ pub fn child_main() {
         let config = OAuthConfig::builder(env("AUTHED_TOKEN_URL"))
             .client_id(TestProvider::CLIENT_ID)
             .client_secret(TestProvider::CLIENT_SECRET)
+            .timeout(Duration::from_millis(
+                env("AUTHED_FLEET_TIMEOUT_MS").parse().unwrap(),
+            ))
             .build()
             .unwrap();
         let grants = env("AUTHED_FLEET_GRANTS");
@@ -154,14 +165,18 @@ pub fn child_main() {
         let until = Instant::now()
             + Duration::from_millis(env("AUTHED_FLEET_DURATION_MS").parse().unwrap());
         let (ok, err) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let timeouts = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = sources
             .into_iter()
             .map(|source| {
-                let (ok, err) = (ok.clone(), err.clone());
+                let (ok, err, timeouts) = (ok.clone(), err.clone(), timeouts.clone());
                 tokio::spawn(async move {
                     while Instant::now() < until {
                         match source.token().await {
                             Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(authed::Error::Timeout { .. }) => {
+                                timeouts.fetch_add(1, Ordering::Relaxed)
+                            }
                             Err(e) => {
                                 eprintln!("token error: {e}");
                                 err.fetch_add(1, Ordering::Relaxed)
@@ -176,9 +191,10 @@ pub fn child_main() {
             t.await.unwrap();
         }
         say(&format!(
-            "STATS {} {}",
+            "STATS {} {} {}",
             ok.load(Ordering::Relaxed),
-            err.load(Ordering::Relaxed)
+            err.load(Ordering::Relaxed),
+            timeouts.load(Ordering::Relaxed)
         ));
     });
 }
@@ -220,6 +236,10 @@ pub async fn run(
             .env(
                 "AUTHED_FLEET_LOCK_TTL_MS",
                 plan.lock_ttl.as_millis().to_string(),
+            )
+            .env(
+                "AUTHED_FLEET_TIMEOUT_MS",
+                plan.timeout.as_millis().to_string(),
             )
             .env(
                 "AUTHED_FLEET_DURATION_MS",
@@ -264,6 +284,7 @@ pub async fn run(
                     let mut it = stats.split(' ').map(|n| n.parse::<u64>().unwrap());
                     outcome.tokens += it.next().unwrap();
                     outcome.errors += it.next().unwrap();
+                    outcome.timeouts += it.next().unwrap();
                     done += 1;
                 }
             }
@@ -338,7 +359,7 @@ impl Outcome {
     /// One line for logs and BENCHMARKS.md.
     pub fn summary(&self, plan: &Plan) -> String {
         format!(
-            "{} processes, {:.0} s, lifetime {:?}, grants {}: {:.1} windows; token requests: {} client_credentials, {} refresh; invalid_grant {}; refresh tokens reused {}; token() calls {} ok, {} failed; failed children {}{}",
+            "{} processes, {:.0} s, lifetime {:?}, grants {}: {:.1} windows; token requests: {} client_credentials, {} refresh; invalid_grant {}; refresh tokens reused {}; token() calls {} ok, {} failed, {} timed out; failed children {}{}",
             plan.processes,
             self.elapsed.as_secs_f64(),
             plan.lifetime,
@@ -350,6 +371,7 @@ impl Outcome {
             self.reused_refresh_tokens,
             self.tokens,
             self.errors,
+            self.timeouts,
             self.failed_children,
             match (self.kill_to_next_request, self.kill_to_new_token) {
                 (Some(r), Some(t)) => format!(

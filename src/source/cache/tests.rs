@@ -1,0 +1,118 @@
+use super::*;
+use crate::future::BoxFuture;
+use crate::login::LostRefresh;
+use crate::testing::ManualClock;
+use crate::token::AccessToken;
+use crate::token::ExpiryPolicy;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll, Waker};
+
+/// Issues one-hour tokens named by a counter.
+#[derive(Debug, Default)]
+struct CountingGrant(Arc<AtomicU32>);
+
+impl Grant for CountingGrant {
+    fn fetch<'a>(
+        &'a self,
+        _current: Option<&'a Token>,
+        now: SystemTime,
+        _flight: &'a Flight,
+    ) -> BoxFuture<'a, Result<Token, Error>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            Ok(Token::new(AccessToken::new(format!("t{n}")))
+                .with_lifetime(now, Duration::from_secs(3600)))
+        })
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        policy: ExpiryPolicy::default(),
+        timeout: Duration::from_secs(30),
+        lost_refresh: LostRefresh::default(),
+    }
+}
+
+fn ready(cache: &TokenCache) -> String {
+    let mut fut = cache.token();
+    match std::pin::Pin::new(&mut fut).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(t)) => t.access_token().secret().to_owned(),
+        other => panic!("not ready: {:?}", other.map(|r| r.map(|_| ()))),
+    }
+}
+
+async fn settle(fetches: &AtomicU32, want: u32, cache: &TokenCache) {
+    for _ in 0..1000 {
+        if fetches.load(Ordering::SeqCst) == want && cache.shared.lock().flight.is_none() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("expected {want} fetches");
+}
+
+/// Issue 9 item 13: after a suspend or a wall-clock step forward, the very first read
+/// sees where the token stands.
+#[tokio::test(start_paused = true)]
+async fn the_first_read_after_a_clock_jump_sees_it() {
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+    let fetches = Arc::new(AtomicU32::new(0));
+    let cache = TokenCache::new(
+        CountingGrant(fetches.clone()),
+        settings(),
+        clock.clone(),
+        None,
+    );
+    assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
+
+    // Into the refresh window (3240 s after issue): the first read still gets the valid
+    // token and starts the background refresh.
+    clock.advance(Duration::from_secs(3300));
+    assert_eq!(ready(&cache), "t1");
+    assert!(
+        cache.shared.lock().flight.is_some(),
+        "the first read refreshes"
+    );
+    settle(&fetches, 2, &cache).await;
+    assert_eq!(ready(&cache), "t2");
+
+    // Past the expiry: the first read does not get the stale token, it waits for a new one.
+    clock.advance(Duration::from_secs(3600));
+    let mut first = cache.token();
+    let poll = std::pin::Pin::new(&mut first).poll(&mut Context::from_waker(Waker::noop()));
+    assert!(poll.is_pending(), "the stale token was handed out");
+    assert_eq!(first.await.unwrap().access_token().secret(), "t3");
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_read_in_the_refresh_window_refreshes_in_the_background() {
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+    let fetches = Arc::new(AtomicU32::new(0));
+    let cache = TokenCache::new(
+        CountingGrant(fetches.clone()),
+        settings(),
+        clock.clone(),
+        None,
+    );
+    cache.token().await.unwrap();
+    clock.advance(Duration::from_secs(3240));
+    assert_eq!(ready(&cache), "t1");
+    settle(&fetches, 2, &cache).await;
+    assert_eq!(ready(&cache), "t2");
+}
+
+#[test]
+fn backoff_doubles_and_caps() {
+    assert_eq!(backoff(1, None), Duration::from_secs(1));
+    assert_eq!(backoff(2, None), Duration::from_secs(2));
+    assert_eq!(backoff(4, None), Duration::from_secs(8));
+    assert_eq!(backoff(50, None), Duration::from_secs(64));
+    // A one-hour token has a 5-minute window: the cap of 64 s applies.
+    let hour_window = Some(Duration::from_secs(300));
+    assert_eq!(backoff(50, hour_window), Duration::from_secs(64));
+    // A 2 s token has a 0.5 s window: retries every 125 ms.
+    let short_window = Some(Duration::from_millis(500));
+    assert_eq!(backoff(1, short_window), Duration::from_millis(125));
+}
