@@ -122,5 +122,9 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
 pub(super) async fn jwks_endpoint(State(state): State<Arc<ProviderState>>) -> Response {
     let mut inner = state.lock();
     inner.jwks_requests += 1;
-    axum::Json(json!({ "keys": [public_jwk(&inner)] })).into_response()
+    let jwks = match &inner.jwks_override {
+        Some(jwks) => jwks.clone(),
+        None => json!({ "keys": [public_jwk(&inner)] }),
+    };
+    axum::Json(jwks).into_response()
 }

@@ -52,6 +52,7 @@ impl TestProvider {
                 subject: "user-1".to_owned(),
                 iss_parameter: true,
                 jwks_requests: 0,
+                jwks_override: None,
                 assertions: Default::default(),
                 dpop: Default::default(),
             }),
@@ -140,6 +141,14 @@ impl TestProvider {
     /// How many times the JWKS was fetched.
     pub fn jwks_requests(&self) -> usize {
         self.with(|i| i.jwks_requests)
+    }
+
+    /// Serves `jwks` at [`jwks_url`](Self::jwks_url) instead of the provider's own key set
+    /// (`None`, the default, serves the provider's): to see what a client does with a
+    /// provider's broken, hostile or odd keys. ID tokens are still signed with the provider's
+    /// key.
+    pub fn set_jwks(&self, jwks: Option<serde_json::Value>) {
+        self.with(|i| i.jwks_override = jwks);
     }
 
     /// The signature algorithm of ID tokens: `EdDSA` (the default), `ES256`, `RS256` or

@@ -104,6 +104,8 @@ pub(super) struct Inner {
     pub(super) subject: String,
     pub(super) iss_parameter: bool,
     pub(super) jwks_requests: usize,
+    /// A document served at `/jwks` instead of the provider's own key set.
+    pub(super) jwks_override: Option<serde_json::Value>,
     pub(super) assertions: client_registry::Assertions,
     pub(super) dpop: dpop_server::DpopServer,
 }
