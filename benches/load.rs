@@ -164,7 +164,7 @@ fn dpop_client(provider: &TestProvider) -> Client {
     let config = OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .dpop(authed::DpopAlgorithm::Es256)
+        .dpop(authed::SigningAlgorithm::ES256)
         .build()
         .expect("config");
     Client::Dpop(

@@ -22,7 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     let public = SigningKey::from_pem(PEM.as_bytes())?
         .with_kid("8a1b")
-        .public_jwk();
+        .public_jwk()
+        .clone();
     provider.register_client_key(EMAIL, public);
     let dir = std::env::temp_dir().join(format!("authed-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

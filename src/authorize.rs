@@ -190,7 +190,7 @@ impl Credentials {
 
 /// What attaches `token` to a request of `method` to `target`: the one place a token is
 /// turned into request headers (a DPoP proof, when there is one, is made here too).
-pub(crate) fn attach(
+pub(crate) async fn attach(
     method: &Method,
     target: Target<'_>,
     token: &Token,
@@ -215,7 +215,8 @@ pub(crate) fn attach(
                      only a path",
                 )
             })?;
-            dpop::proof_for(method, &url, token)?
+            // Boxed: the signer may be remote, and the Bearer path's future stays small.
+            Box::pin(dpop::proof_for(method, &url, token)).await?
         }
     };
     Ok(Credentials {
@@ -299,7 +300,9 @@ pub(crate) async fn send<E: Exchange + Send>(
     let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
     let token = source.token().await.map_err(E::fail)?;
     let nonce_url = nonce_url(E::target(&request), &token);
-    authorize::<E>(&mut request, &token).map_err(E::fail)?;
+    authorize::<E>(&mut request, &token)
+        .await
+        .map_err(E::fail)?;
     let response = exchange.send(request).await?;
     let answer = E::answer(&response);
     if !answer.unauthorized {
@@ -314,8 +317,10 @@ pub(crate) async fn send<E: Exchange + Send>(
     .await
 }
 
-fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(), Error> {
-    attach(E::method(request), E::target(request), token)?.apply(E::headers_mut(request));
+async fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(), Error> {
+    attach(E::method(request), E::target(request), token)
+        .await?
+        .apply(E::headers_mut(request));
     Ok(())
 }
 
@@ -382,7 +387,7 @@ async fn resend<E: Exchange + Send>(
         .as_ref()
         .filter(|_| nonce_retry)
         .and_then(|_| E::try_clone(&replay));
-    authorize::<E>(&mut replay, token).map_err(E::fail)?;
+    authorize::<E>(&mut replay, token).await.map_err(E::fail)?;
     let response = exchange.send(replay).await?;
     let answer = E::answer(&response);
     let nonce = nonce_url

@@ -11,7 +11,8 @@ use crate::endpoint::{
     hmac_algorithm, http_client_from, negotiate_key_algorithm,
 };
 use crate::error::Error;
-use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
+use crate::jose::jws::Signer;
+use crate::jose::{DpopKey, JwsSigner, SigningAlgorithm};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::retry::RetryPolicy;
 use crate::token::{ClientSecret, ExpiryPolicy};
@@ -89,7 +90,8 @@ pub struct OAuthConfigBuilder {
     auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
     auth_signing_algs_supported: Option<Vec<String>>,
-    private_key: Option<SigningKey>,
+    /// A signer that does not fit its key is reported by `build`.
+    private_key: Option<Result<Signer, Error>>,
     assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<String>,
@@ -242,18 +244,21 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// The private key the client authenticates with (`private_key_jwt`, RFC 7523 §2.2):
-    /// every request to the provider carries a fresh JWT signed with it. Makes
-    /// `private_key_jwt` the [`auth_method`](Self::auth_method) unless one is set. Set the key's
-    /// [`kid`](SigningKey::with_kid) to the one registered with the provider.
+    /// The key the client authenticates with (`private_key_jwt`, RFC 7523 §2.2): every
+    /// request to the provider carries a fresh JWT signed with it. Makes `private_key_jwt` the
+    /// [`auth_method`](Self::auth_method) unless one is set. A [`SigningKey`](crate::SigningKey)
+    /// (set its [`kid`](crate::SigningKey::with_kid) to the one registered with the provider),
+    /// or any [`JwsSigner`]: a key in a KMS or HSM signs each assertion there, and a
+    /// request is sent only once its assertion is signed.
     ///
     /// Each assertion has `iss` and `sub` set to the client id, a random `jti`, `iat`,
     /// `nbf`, and an `exp` 60 seconds later, from the configuration's
     /// [`clock`](Self::clock); its audience is described at
     /// [`client_assertion_audience`](Self::client_assertion_audience). When the provider
     /// lists `token_endpoint_auth_signing_alg_values_supported`, the key's algorithm must be
-    /// listed, or another one the key can sign with (PS256 for an RSA key that defaults to
-    /// RS256), else [`build`](Self::build) fails.
+    /// listed, or (for a `SigningKey`) another one the key can sign with (PS256 for an RSA key
+    /// that defaults to RS256), else [`build`](Self::build) fails, as it does for a signer
+    /// whose algorithm does not fit its public key.
     ///
     /// ```
     /// # fn run() -> Result<(), authed::Error> {
@@ -268,8 +273,8 @@ impl OAuthConfigBuilder {
     /// # Ok(()) }
     /// # run().unwrap();
     /// ```
-    pub fn private_key(mut self, key: SigningKey) -> Self {
-        self.private_key = Some(key);
+    pub fn private_key(mut self, key: impl JwsSigner + 'static) -> Self {
+        self.private_key = Some(Signer::new(key));
         self
     }
 
@@ -505,13 +510,13 @@ impl OAuthConfigBuilder {
     /// tokens is noticed instead of silently downgrading to bearer tokens. Nonces
     /// (`use_dpop_nonce`) are handled: one retry per new nonce, the latest nonce remembered per
     /// origin.
-    pub fn dpop(mut self, algorithm: DpopAlgorithm) -> Self {
+    pub fn dpop(mut self, algorithm: SigningAlgorithm) -> Self {
         self.dpop = Some(DpopChoice::Generate(algorithm));
         self
     }
 
     /// Turns on DPoP like [`dpop`](Self::dpop), with your own key (kept in a secret store,
-    /// say, or shared by configurations).
+    /// shared by configurations, or held by a key service: [`DpopKey::from_signer`]).
     pub fn dpop_key(mut self, key: DpopKey) -> Self {
         self.dpop = Some(DpopChoice::Key(key));
         self
@@ -624,7 +629,7 @@ impl OAuthConfigBuilder {
                     Error::config(
                         "private_key_jwt needs a private key (OAuthConfigBuilder::private_key)",
                     )
-                })?;
+                })??;
                 Some(AssertionSigner::Key(negotiate_key_algorithm(key, algs)?))
             }
             ClientAuthMethod::ClientSecretJwt => {
@@ -698,7 +703,7 @@ impl OAuthConfigBuilder {
 /// How the configuration gets its DPoP key.
 #[derive(Debug)]
 enum DpopChoice {
-    Generate(DpopAlgorithm),
+    Generate(SigningAlgorithm),
     Key(DpopKey),
 }
 

@@ -16,7 +16,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::{HeaderMap, HeaderValue};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::error::Error;
@@ -29,8 +28,16 @@ pub(crate) const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
 pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 impl DpopKey {
-    /// A signed proof for one request. `access_token` is set for resource requests (`ath`).
-    pub(crate) fn proof(
+    /// A signed DPoP proof (RFC 9449 §4.2) for one request of `method` to `url`, with `ath`
+    /// when `access_token` is given (a resource request), and the latest nonce `url`'s origin
+    /// sent: the `DPoP` header's value. `authed` makes these itself for every request it sends;
+    /// this is for a request sent by other means (a WebSocket upgrade, another HTTP client).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Signing`] when the key's signer fails; [`Error::Config`] when the URL cannot
+    /// be put in a header.
+    pub async fn proof(
         &self,
         method: &str,
         url: &Url,
@@ -62,18 +69,12 @@ impl DpopKey {
             // RFC 9449 §4.2: the target URI without query and fragment.
             htu: &url[..url::Position::AfterPath],
             iat,
-            ath: access_token.map(|t| B64.encode(Sha256::digest(t.as_bytes()))),
+            ath: access_token.map(|t| B64.encode(crate::jose::sha256(t.as_bytes()))),
             nonce: nonce.as_deref(),
         };
         let claims = serde_json::to_vec(&claims)
             .map_err(|e| Error::config(format!("cannot encode a DPoP proof: {e}")))?;
-        let mut jwt = String::with_capacity(self.material.header.len() + 2 * claims.len() + 400);
-        jwt.push_str(&self.material.header);
-        jwt.push('.');
-        B64.encode_string(&claims, &mut jwt);
-        let signature = self.sign(jwt.as_bytes())?;
-        jwt.push('.');
-        B64.encode_string(&signature, &mut jwt);
+        let jwt = self.sign_proof(&claims).await?;
         let mut value = HeaderValue::try_from(jwt).map_err(|_| {
             Error::config("a DPoP proof is not a header value (a URL with odd characters?)")
         })?;
@@ -127,15 +128,18 @@ fn origin_of(url: &Url) -> String {
 /// The request rules' one DPoP step: for a DPoP-bound token, the `DPoP` header's proof for
 /// this request (with `ath`); `None` for a bearer token. The `Authorization: DPoP <token>`
 /// header comes with the token's scheme.
-pub(crate) fn proof_for(
+pub(crate) async fn proof_for(
     method: &http::Method,
     url: &Url,
     token: &Token,
 ) -> Result<Option<HeaderValue>, Error> {
-    token
-        .dpop_key()
-        .map(|key| key.proof(method.as_str(), url, Some(token.access_token().secret())))
-        .transpose()
+    match token.dpop_key() {
+        Some(key) => key
+            .proof(method.as_str(), url, Some(token.access_token().secret()))
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
 }
 
 /// What a response said about nonces.
@@ -183,7 +187,15 @@ fn asks_for_nonce(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::DpopAlgorithm;
+    use crate::jose::SigningAlgorithm;
+
+    fn proof(key: &DpopKey, method: &str, url: &Url, token: Option<&str>) -> HeaderValue {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(key.proof(method, url, token))
+            .unwrap()
+    }
 
     fn decode(part: &str) -> serde_json::Value {
         serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
@@ -191,24 +203,24 @@ mod tests {
 
     #[test]
     fn proofs_have_every_claim_and_a_unique_jti() {
-        for alg in [DpopAlgorithm::Es256, DpopAlgorithm::EdDsa] {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
             let key = DpopKey::generate(alg).unwrap();
             let url = Url::parse("https://api.example.com/a/b?q=secret#frag").unwrap();
-            let one = key.proof("GET", &url, Some("token")).unwrap();
-            let two = key.proof("GET", &url, None).unwrap();
+            let one = proof(&key, "GET", &url, Some("token"));
+            let two = proof(&key, "GET", &url, None);
             assert!(one.is_sensitive());
             let parts: Vec<_> = one.to_str().unwrap().split('.').collect();
             let header = decode(parts[0]);
             assert_eq!(header["typ"], "dpop+jwt");
             assert_eq!(header["alg"], alg.as_str());
-            assert_eq!(header["jwk"].to_string(), key.public_jwk());
+            assert_eq!(header["jwk"], key.public_jwk().members());
             assert!(header["jwk"].get("d").is_none());
             let claims = decode(parts[1]);
             assert_eq!(claims["htm"], "GET");
             assert_eq!(claims["htu"], "https://api.example.com/a/b");
             assert_eq!(
                 claims["ath"],
-                B64.encode(Sha256::digest(b"token")),
+                B64.encode(crate::jose::sha256(b"token")),
                 "ath = base64url(SHA-256(token))"
             );
             let claims_two = decode(two.to_str().unwrap().split('.').nth(1).unwrap());
@@ -219,7 +231,7 @@ mod tests {
 
     #[test]
     fn nonces_are_remembered_per_origin() {
-        let key = DpopKey::generate(DpopAlgorithm::EdDsa).unwrap();
+        let key = DpopKey::generate(SigningAlgorithm::EdDSA).unwrap();
         let a = Url::parse("https://a.example/token").unwrap();
         let b = Url::parse("https://b.example/token").unwrap();
         let mut headers = HeaderMap::new();
@@ -227,7 +239,7 @@ mod tests {
         assert_eq!(key.remember_nonce(&a, &headers), Some(true));
         assert_eq!(key.remember_nonce(&a, &headers), Some(false), "not new");
         let nonce_of = |url: &Url| {
-            let proof = key.proof("POST", url, None).unwrap();
+            let proof = proof(&key, "POST", url, None);
             decode(proof.to_str().unwrap().split('.').nth(1).unwrap())
                 .get("nonce")
                 .cloned()

@@ -32,6 +32,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
+/// | [`Signing`](Error::Signing) | a key service did not sign; nothing was sent | retry, or fix the signer ([`is_retryable`](Error::is_retryable)) |
 ///
 /// No variant ever contains a token, a secret, a response body or a URL query.
 ///
@@ -201,6 +202,12 @@ pub enum Error {
     #[error("the token store failed")]
     Store(#[source] Cause),
 
+    /// A [`JwsSigner`](crate::JwsSigner) did not sign: the key service failed (the cause), or
+    /// answered with a signature its own public key does not verify. Nothing that needed the
+    /// signature (a token request, an API request with a DPoP proof) was sent.
+    #[error("the signing key did not sign; nothing was sent")]
+    Signing(#[source] Cause),
+
     /// The provider asked the client to slow down: HTTP 429 (RFC 6585 §4), or 503 with a
     /// `Retry-After` header (RFC 9110 §10.2.3). Until `retry_after` has passed, this client
     /// sends that endpoint nothing and answers with this error at once.
@@ -240,6 +247,14 @@ impl Error {
     /// Keep secrets out of `e`'s messages: they are shown to users.
     pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Store(Arc::new(e))
+    }
+
+    /// Wraps an error of a [`JwsSigner`](crate::JwsSigner) implementation (a KMS or HSM
+    /// that could not sign).
+    ///
+    /// Keep secrets out of `e`'s messages: they are shown to users.
+    pub fn signing(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Signing(Arc::new(e))
     }
 
     pub(crate) fn transport(e: reqwest::Error) -> Self {
@@ -368,12 +383,12 @@ impl Error {
 
     /// `true` when the same call may succeed later: transport failures (but not a failed
     /// certificate check, which stays failed until the configuration changes), 5xx and 429
-    /// answers, rate limiting, a lock timeout, and the `server_error` /
-    /// `temporarily_unavailable` OAuth errors.
+    /// answers, rate limiting, a lock timeout, a key service that did not sign, and the
+    /// `server_error` / `temporarily_unavailable` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(cause) => !is_certificate_error(cause.as_ref()),
-            Error::RateLimited { .. } | Error::LockTimeout { .. } => true,
+            Error::RateLimited { .. } | Error::LockTimeout { .. } | Error::Signing(_) => true,
             Error::MalformedResponse { status, .. } => *status >= 500 || *status == 429,
             Error::OAuth(e) => {
                 matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
@@ -422,7 +437,7 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout` | the variant of that name |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `signing`, `rate_limited`, `lock_timeout` | the variant of that name |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
@@ -465,6 +480,7 @@ impl Error {
             Error::CodeExchange(_) => "code_exchange",
             Error::IdToken(_) => "id_token",
             Error::Store(_) => "store",
+            Error::Signing(_) => "signing",
             Error::RateLimited { .. } => "rate_limited",
             Error::LockTimeout { .. } => "lock_timeout",
         }
@@ -592,6 +608,9 @@ pub enum IdTokenError {
     /// `iat` is in the future (beyond the allowed clock skew), or missing.
     #[error("issued in the future")]
     IssuedInFuture,
+    /// `nbf` is in the future (beyond the allowed clock skew).
+    #[error("not valid yet")]
+    NotYetValid,
     /// `nonce` is missing or is not the one sent.
     #[error("nonce does not match")]
     Nonce,

@@ -294,7 +294,7 @@ pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use future::BoxFuture;
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
-pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
+pub use jose::{DpopKey, JwsSigner, PublicJwk, SigningAlgorithm, SigningKey};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPrompt};

@@ -98,11 +98,17 @@ fn hostile_keys(good: &Value) -> Vec<(&'static str, Value)> {
         ("Ed25519 x missing", with(json!({"x": null}))),
         ("x is a number", with(json!({"x": 12}))),
         ("OKP on X25519", with(json!({"crv": "X25519"}))),
-        ("OKP on Ed448", with(json!({"crv": "Ed448", "x": b64(&[7; 57])}))),
+        (
+            "OKP on Ed448",
+            with(json!({"crv": "Ed448", "x": b64(&[7; 57])})),
+        ),
         ("alg names RSA", with(json!({"alg": "RS256"}))),
         ("alg names HMAC", with(json!({"alg": "HS256"}))),
         ("use enc", with(json!({"use": "enc"}))),
-        ("key_ops without verify", with(json!({"key_ops": ["encrypt"]}))),
+        (
+            "key_ops without verify",
+            with(json!({"key_ops": ["encrypt"]})),
+        ),
         ("key_ops not a list", with(json!({"key_ops": "verify"}))),
         ("kty EC with an OKP key", with(json!({"kty": "EC"}))),
         (
@@ -137,7 +143,10 @@ fn hostile_keys(good: &Value) -> Vec<(&'static str, Value)> {
             "RSA e of 64 bytes",
             json!({"kty": "RSA", "kid": kid, "n": b64(&[0xc1; 256]), "e": b64(&[0xff; 64])}),
         ),
-        ("symmetric key", json!({"kty": "oct", "kid": kid, "k": b64(b"secret")})),
+        (
+            "symmetric key",
+            json!({"kty": "oct", "kid": kid, "k": b64(b"secret")}),
+        ),
         ("not an object", json!("a string")),
         ("kty missing", json!({"kid": kid, "x": good["x"]})),
     ]
@@ -172,7 +181,12 @@ async fn a_bad_key_under_the_same_kid_does_not_hide_the_good_one() {
 #[tokio::test]
 async fn a_jwks_that_is_not_a_key_set_is_a_jwks_error() {
     let provider = TestProvider::start().await;
-    for doc in [json!([]), json!({"keys": {}}), json!({"keys": "x"}), json!(null)] {
+    for doc in [
+        json!([]),
+        json!({"keys": {}}),
+        json!({"keys": "x"}),
+        json!(null),
+    ] {
         provider.set_jwks(Some(doc.clone()));
         let e = sign_in(&provider).await.unwrap_err();
         assert!(

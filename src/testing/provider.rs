@@ -46,7 +46,8 @@ impl TestProvider {
                 device_expires_in: 600,
                 device_polls: Vec::new(),
                 revocations: Vec::new(),
-                id_token_alg: jsonwebtoken::Algorithm::EdDSA,
+                id_token_alg: crate::jose::SigningAlgorithm::EdDSA,
+                keys: Arc::new(super::keys::Keys::generate()),
                 id_token_forgery: None,
                 rotated: false,
                 subject: "user-1".to_owned(),
@@ -152,17 +153,17 @@ impl TestProvider {
     }
 
     /// The signature algorithm of ID tokens: `EdDSA` (the default), `ES256`, `RS256` or
-    /// `PS256`, each with a fixed test key.
+    /// `PS256`, each with a key the provider made when it started (RSA: on first use).
     ///
     /// # Panics
     ///
     /// For any other name.
     pub fn set_id_token_algorithm(&self, alg: &str) {
         let alg = match alg {
-            "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
-            "ES256" => jsonwebtoken::Algorithm::ES256,
-            "RS256" => jsonwebtoken::Algorithm::RS256,
-            "PS256" => jsonwebtoken::Algorithm::PS256,
+            "EdDSA" => crate::jose::SigningAlgorithm::EdDSA,
+            "ES256" => crate::jose::SigningAlgorithm::ES256,
+            "RS256" => crate::jose::SigningAlgorithm::RS256,
+            "PS256" => crate::jose::SigningAlgorithm::PS256,
             other => panic!("the test provider has no {other} key"),
         };
         self.with(|i| i.id_token_alg = alg);
