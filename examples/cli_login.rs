@@ -47,8 +47,12 @@ async fn run() -> Result<(), Error> {
     if std::env::args().any(|a| a == "--logout") {
         match stored {
             Some(login) => {
-                login.logout().await?;
-                eprintln!("Signed out; removed the login from {}", path.display());
+                if login.logout().await?.is_revoked() {
+                    eprintln!("Signed out; the provider revoked the login");
+                } else {
+                    eprintln!("Signed out here; the provider has no revocation endpoint");
+                }
+                eprintln!("Removed the login from {}", path.display());
             }
             None => eprintln!("Not signed in."),
         }

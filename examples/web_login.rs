@@ -255,10 +255,14 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         // Loaded again if it was idle: signing out must reach the stored login too.
         let login = app.users.get(&key).await.ok().flatten();
         app.users.remove(&key);
-        if let Some(login) = login
-            && let Err(e) = login.logout().await
-        {
-            eprintln!("revocation failed (signed out locally): {e}");
+        if let Some(login) = login {
+            match login.logout().await {
+                Ok(authed::Logout::NotRevoked) => {
+                    eprintln!("signed out here; the provider has no revocation endpoint");
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("revocation failed (signed out locally): {e}"),
+            }
         }
     }
     Redirect::to("/").into_response()

@@ -18,13 +18,23 @@ impl OAuthConfig {
     /// Fetches the provider's metadata from its issuer URL and starts a configuration with
     /// its endpoints filled in; add the client id (and secret) and build.
     ///
-    /// The metadata is looked for, in this order, at the OpenID Connect location
-    /// (`<issuer>/.well-known/openid-configuration`), at the RFC 8414 location
-    /// (`/.well-known/oauth-authorization-server` inserted before the issuer's path), and,
-    /// for an issuer with a path, at `/.well-known/openid-configuration` inserted before it.
-    /// The first document found is used. Its `issuer` must be identical to the one asked for,
-    /// character for character (RFC 8414 §3.3: a trailing `/` counts), so a document cannot
-    /// claim another provider's identity. `jwks_uri` and
+    /// Both metadata documents are read, because providers put different endpoints in each
+    /// (django-oauth-toolkit names its revocation and introspection endpoints only in the
+    /// RFC 8414 one):
+    ///
+    /// 1. the OpenID Connect document, at `<issuer>/.well-known/openid-configuration`, or,
+    ///    for an issuer with a path, where RFC 8414 §5 puts it
+    ///    (`/.well-known/openid-configuration` inserted before the path);
+    /// 2. the RFC 8414 document, at `/.well-known/oauth-authorization-server` inserted before
+    ///    the issuer's path, or, for an issuer with a path, appended to it (the form servers
+    ///    mounted under a prefix serve).
+    ///
+    /// Each location answering 404 (or another client error) counts as absent; at least one
+    /// document must be found. The `issuer` of every document found must be identical to the
+    /// one asked for, character for character (RFC 8414 §3.3: a trailing `/` counts), so a
+    /// document cannot claim another provider's identity. What the two documents name is
+    /// merged: a field named in the OpenID document is taken from it, any other from the
+    /// RFC 8414 one. `jwks_uri` and
     /// `authorization_response_iss_parameter_supported` (RFC 9207) are read too, and
     /// `mtls_endpoint_aliases` (RFC 8705 §5), used instead of the plain endpoints when the
     /// client presents a certificate
@@ -54,12 +64,14 @@ impl OAuthConfig {
     /// # Errors
     ///
     /// - [`Error::Config`] when the issuer is not an HTTPS (or loopback HTTP) URL without
-    ///   query and fragment, when no metadata is found at any location, or when the metadata
+    ///   query and fragment, when no metadata is found at any location, or when a document
     ///   names another issuer.
     /// - [`Error::MalformedResponse`] when the metadata is not a JSON object, lacks
     ///   `token_endpoint`, or has a field of the wrong type.
     /// - [`Error::Transport`] when the provider cannot be reached, and the error of a
-    ///   location that answered with a server error (5xx), which a retry may fix.
+    ///   location that answered with a server error (5xx), which a retry may fix: a
+    ///   configuration made from one document while the other could not be read could lack
+    ///   an endpoint.
     pub async fn discover(issuer: impl AsRef<str>) -> Result<OAuthConfigBuilder, Error> {
         let mut builder = OAuthConfig::discover_with(issuer, reqwest::Client::builder()).await?;
         // Nothing of yours to keep: `build` makes the client again, so that a client
@@ -110,22 +122,78 @@ impl OAuthConfig {
             ));
         }
         let http = http_client_from(http, DISCOVERY_TIMEOUT)?;
-        for location in metadata_locations(&issuer) {
-            match get_json(&http, &location, DISCOVERY_TIMEOUT).await {
-                Ok(answer) => {
-                    let mut builder = builder_from_metadata(asked, &answer.fields)?;
-                    builder.discovered_http = Some(http);
-                    return Ok(builder);
+        let (openid, rfc8414) = metadata_locations(&issuer);
+        let mut merged: Option<Map<String, Value>> = None;
+        // Why a location that answered 200 held no metadata, shown if nothing else is found.
+        let mut unreadable = None;
+        for locations in [openid, rfc8414] {
+            let document = match first_document(&http, &locations, asked).await? {
+                Found::Document(document) => document,
+                Found::Absent(why) => {
+                    unreadable = unreadable.or(why);
+                    continue;
                 }
-                // Not at this location (404, or another client error): try the next one.
-                Err(e) if is_client_error(&e) => continue,
-                Err(e) => return Err(e),
+            };
+            match &mut merged {
+                None => merged = Some(document),
+                // The first document's fields win; the second fills in what it lacks.
+                Some(fields) => {
+                    for (name, value) in document {
+                        fields.entry(name).or_insert(value);
+                    }
+                }
             }
         }
-        Err(Error::config(format!(
-            "no OpenID Connect or RFC 8414 metadata found for issuer {issuer}"
-        )))
+        let Some(meta) = merged else {
+            return Err(unreadable.unwrap_or_else(|| {
+                Error::config(format!(
+                    "no OpenID Connect or RFC 8414 metadata found for issuer {issuer}"
+                ))
+            }));
+        };
+        let mut builder = builder_from_metadata(asked, &meta)?;
+        builder.discovered_http = Some(http);
+        Ok(builder)
     }
+}
+
+/// What one family of locations held.
+enum Found {
+    /// A metadata document of the issuer asked for.
+    Document(Map<String, Value>),
+    /// None: every location answered a client error (404 above all), or a 200 that is not
+    /// a metadata document (a web app's page served for any path), whose error is kept.
+    Absent(Option<Error>),
+}
+
+/// The document at the first of `locations` that has one. A document naming another issuer
+/// is an error, never skipped: the provider says it is someone else.
+async fn first_document(
+    http: &reqwest::Client,
+    locations: &[Url],
+    asked: &str,
+) -> Result<Found, Error> {
+    let mut unreadable = None;
+    for location in locations {
+        let checked = match get_json(http, location, DISCOVERY_TIMEOUT).await {
+            Ok(answer) => check_issuer(asked, &answer.fields).map(|()| answer.fields),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(document) => return Ok(Found::Document(document)),
+            Err(e) if is_client_error(&e) => continue,
+            Err(
+                e @ Error::MalformedResponse {
+                    status: 200..=299, ..
+                },
+            ) => {
+                tracing::debug!(error = %e, "no metadata document at this location");
+                unreadable = unreadable.or(Some(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Found::Absent(unreadable))
 }
 
 fn is_client_error(e: &Error) -> bool {
@@ -136,20 +204,43 @@ fn is_client_error(e: &Error) -> bool {
     status.is_some_and(|s| (400..500).contains(&s))
 }
 
-/// The well-known locations to try, most widely served first.
-fn metadata_locations(issuer: &Url) -> Vec<Url> {
+/// Where to look for each document: the OpenID Connect locations, then the RFC 8414 ones,
+/// each list in the order to try.
+fn metadata_locations(issuer: &Url) -> (Vec<Url>, Vec<Url>) {
     // Both specifications drop a terminating `/` from the issuer's path first.
     let path = issuer.path().trim_end_matches('/');
     let origin = issuer.origin().ascii_serialization();
-    let mut raw = vec![
-        format!("{origin}{path}/.well-known/openid-configuration"),
-        format!("{origin}/.well-known/oauth-authorization-server{path}"),
-    ];
+    let mut openid = vec![format!("{origin}{path}/.well-known/openid-configuration")];
+    let mut rfc8414 = vec![format!(
+        "{origin}/.well-known/oauth-authorization-server{path}"
+    )];
     if !path.is_empty() {
-        // RFC 8414 §5's compatibility form of OIDC discovery for issuers with a path.
-        raw.push(format!("{origin}/.well-known/openid-configuration{path}"));
+        // RFC 8414 §5's compatibility form of OIDC discovery for issuers with a path, and
+        // the RFC 8414 document where a server mounted under a prefix serves it.
+        openid.push(format!("{origin}/.well-known/openid-configuration{path}"));
+        rfc8414.push(format!(
+            "{origin}{path}/.well-known/oauth-authorization-server"
+        ));
     }
-    raw.iter().filter_map(|r| Url::parse(r).ok()).collect()
+    let parse = |raw: Vec<String>| raw.iter().filter_map(|r| Url::parse(r).ok()).collect();
+    (parse(openid), parse(rfc8414))
+}
+
+/// RFC 8414 §3.3: the document's `issuer` is identical to the one asked for, not
+/// "equivalent". The claimed value is not quoted: nothing received goes into an error.
+fn check_issuer(asked: &str, meta: &Map<String, Value>) -> Result<(), Error> {
+    match meta.get("issuer") {
+        Some(Value::String(issuer)) if issuer == asked => Ok(()),
+        Some(Value::String(_)) => Err(Error::config(format!(
+            "the metadata found for issuer {} names another issuer (RFC 8414 §3.3)",
+            crate::oauth_error::clean(asked)
+        ))),
+        None | Some(Value::Null) => Err(Error::malformed(200, "metadata without issuer")),
+        Some(_) => Err(Error::malformed(
+            200,
+            "metadata field issuer is not a string",
+        )),
+    }
 }
 
 fn builder_from_metadata(
@@ -164,15 +255,8 @@ fn builder_from_metadata(
             Some(_) => Err(malformed(format!("metadata field {name} is not a string"))),
         }
     };
-    let issuer = field("issuer")?.ok_or_else(|| malformed("metadata without issuer".into()))?;
-    // RFC 8414 §3.3: identical, not "equivalent". The claimed value is not quoted: nothing
-    // received goes into an error.
-    if issuer != asked {
-        return Err(Error::config(format!(
-            "the metadata found for issuer {} names another issuer (RFC 8414 §3.3)",
-            crate::oauth_error::clean(asked)
-        )));
-    }
+    check_issuer(asked, meta)?;
+    let issuer = asked.to_owned();
     let token_url = field("token_endpoint")?
         .ok_or_else(|| malformed("metadata without token_endpoint".into()))?;
     let mut builder = OAuthConfig::builder(token_url).issuer(issuer);
@@ -242,24 +326,33 @@ mod tests {
     #[test]
     fn locations_for_an_issuer_without_path() {
         let issuer = Url::parse("https://auth.example.com").unwrap();
+        let (openid, rfc8414) = metadata_locations(&issuer);
         assert_eq!(
-            strings(metadata_locations(&issuer)),
-            [
-                "https://auth.example.com/.well-known/openid-configuration",
-                "https://auth.example.com/.well-known/oauth-authorization-server",
-            ]
+            strings(openid),
+            ["https://auth.example.com/.well-known/openid-configuration"]
+        );
+        assert_eq!(
+            strings(rfc8414),
+            ["https://auth.example.com/.well-known/oauth-authorization-server"]
         );
     }
 
     #[test]
     fn locations_for_an_issuer_with_a_path_insert_the_well_known_part() {
         let issuer = Url::parse("https://sso.example.com:8443/realms/acme/").unwrap();
+        let (openid, rfc8414) = metadata_locations(&issuer);
         assert_eq!(
-            strings(metadata_locations(&issuer)),
+            strings(openid),
             [
                 "https://sso.example.com:8443/realms/acme/.well-known/openid-configuration",
-                "https://sso.example.com:8443/.well-known/oauth-authorization-server/realms/acme",
                 "https://sso.example.com:8443/.well-known/openid-configuration/realms/acme",
+            ]
+        );
+        assert_eq!(
+            strings(rfc8414),
+            [
+                "https://sso.example.com:8443/.well-known/oauth-authorization-server/realms/acme",
+                "https://sso.example.com:8443/realms/acme/.well-known/oauth-authorization-server",
             ]
         );
     }

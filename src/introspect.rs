@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::config::OAuthConfig;
 use crate::endpoint::{Form, seconds};
 use crate::error::Error;
+use crate::oauth_error::OAuthError;
 use crate::token::{AccessToken, RefreshToken};
 
 impl OAuthConfig {
@@ -49,7 +50,9 @@ impl OAuthConfig {
     /// - [`Error::Config`] without an introspection endpoint (configured with
     ///   [`introspection_url`](crate::OAuthConfigBuilder::introspection_url) or discovered
     ///   from `introspection_endpoint`).
-    /// - [`Error::InvalidClient`] when the provider refuses the client's credentials.
+    /// - [`Error::InvalidClient`] when the provider refuses the client's credentials: an
+    ///   `invalid_client` answer, or a 401 or 403 without an error code (RFC 7662 §2.3;
+    ///   django-oauth-toolkit answers a bare 403).
     /// - [`Error::MalformedResponse`] when the answer has no boolean `active`, or a standard
     ///   member of the wrong type (a string `exp`, a numeric `scope`).
     /// - The provider's other errors and transport errors, as for a token request.
@@ -97,8 +100,33 @@ impl OAuthConfig {
         if let Some(hint) = hint {
             form = form.with("token_type_hint", hint);
         }
-        let answer = self.endpoint().post_form_retrying(url, form).await?;
+        let answer = self
+            .endpoint()
+            .post_form_retrying(url, form)
+            .await
+            .map_err(refused_client)?;
         Introspection::from_fields(answer.status, answer.fields)
+    }
+}
+
+/// RFC 7662 §2.3: a client whose credentials are wrong gets 401 with `invalid_client`.
+/// Some servers answer without an error code: django-oauth-toolkit a bare 403 with an
+/// empty body. Either status without a code can only mean the client was not
+/// authenticated, so it is reported as what it is.
+fn refused_client(e: Error) -> Error {
+    match e {
+        Error::MalformedResponse {
+            status: status @ (401 | 403),
+            ..
+        } => Error::InvalidClient(
+            OAuthError::new("invalid_client")
+                .with_description(Some(
+                    "the introspection endpoint refused the client's credentials (no error \
+                     code in its answer)",
+                ))
+                .with_status(Some(status)),
+        ),
+        other => other,
     }
 }
 

@@ -63,6 +63,11 @@
 //!   authentication on every provider request; [`JwtBearer`] (RFC 7523 §2.1) with
 //!   [`providers::GoogleServiceAccount`]; [`TokenExchange`] (RFC 8693) from another source
 //!   or a token file ([`SubjectToken`]), for workload identity federation.
+//! - Workload credentials, each a source over the same cache: [`GcpMetadata`] (the GCP
+//!   metadata server), [`AzureManagedIdentity`] (IMDS, App Service and Functions),
+//!   [`KubernetesServiceAccount`] (a projected token file), [`GitHubActionsOidc`]; and
+//!   [`DefaultCredentials`], which picks the environment's client credentials, else the
+//!   workload's identity, else a stored user login.
 //! - [`TokenStore`]: keeps tokens across restarts ([`MemoryStore`], `FileStore` with feature
 //!   `file-store`, `KeyringStore` with feature `keyring`, `RedisStore` with feature `redis`,
 //!   [`ObservedStore`] to be told of every change).
@@ -88,7 +93,7 @@
 //!
 //! | Span | Field | Value |
 //! |---|---|---|
-//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery` |
+//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery`, `workload` (a metadata server, GitHub's OIDC endpoint) |
 //! | | `host` | the endpoint's host: no path, no query |
 //! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
 //! | | `status` | the last answer's HTTP status (none after a transport failure) |
@@ -284,6 +289,7 @@ mod token;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod workload;
 
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
@@ -307,7 +313,7 @@ pub use retry::RetryPolicy;
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
-    JwtBearer, JwtBearerBuilder, PendingAuthorization, RefreshTokenSource,
+    JwtBearer, JwtBearerBuilder, Logout, PendingAuthorization, RefreshTokenSource,
     RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
     TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
 };
@@ -322,6 +328,12 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{AccessToken, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, Token};
+
+pub use workload::{
+    AzureManagedIdentity, AzureManagedIdentityBuilder, DefaultCredentials,
+    DefaultCredentialsBuilder, GcpMetadata, GcpMetadataBuilder, GitHubActionsOidc,
+    GitHubActionsOidcBuilder, KubernetesServiceAccount, KubernetesServiceAccountBuilder,
+};
 
 /// The `reqwest` this crate is built on, so you name the same version.
 pub use reqwest;

@@ -40,6 +40,8 @@ pub(crate) enum Call {
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
     Discovery,
+    /// A workload credential: a cloud metadata server, GitHub Actions' OIDC token.
+    Workload,
 }
 
 impl Call {
@@ -62,6 +64,7 @@ impl Call {
             Call::DeviceAuthorization => "device_authorization",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
+            Call::Workload => "workload",
         }
     }
 }

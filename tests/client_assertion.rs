@@ -405,7 +405,8 @@ async fn the_algorithm_is_one_the_provider_lists() {
         .build()
         .unwrap();
     config.client_credentials().build().token().await.unwrap();
-    let request = &server.received_requests().await.unwrap()[1];
+    let requests = server.received_requests().await.unwrap();
+    let request = requests.iter().find(|r| r.method == "POST").unwrap();
     let form: std::collections::HashMap<String, String> =
         form_urlencoded::parse(&request.body).into_owned().collect();
     assert_eq!(jwt_part(&form["client_assertion"], 0)["alg"], "PS256");

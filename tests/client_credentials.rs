@@ -362,8 +362,38 @@ async fn token_endpoint_redirects_are_not_followed() {
         .mount(&server)
         .await;
     let err = wiremock_source(&server).token().await.unwrap_err();
+    // Configuration: the message says so, with where the endpoint pointed.
     assert!(
-        matches!(err, Error::MalformedResponse { status: 307, .. }),
+        matches!(&err, Error::Config(m) if m.contains("HTTP 307 with a redirect to https://evil.example.com/token")),
+        "{err:?}"
+    );
+    assert!(err.is_configuration() && !err.is_retryable());
+}
+
+/// Django (django-oauth-toolkit) answers a POST to its token URL without the trailing slash
+/// with `301 Location: /o/token/`: the error names the URL to configure.
+#[tokio::test]
+async fn a_relative_redirect_names_the_url_to_configure() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/o/token"))
+        .respond_with(ResponseTemplate::new(301).insert_header("location", "/o/token/?x=secret"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = OAuthConfig::builder(format!("{}/o/token", server.uri()))
+        .client_id("id")
+        .client_secret("secret")
+        .build()
+        .unwrap()
+        .client_credentials()
+        .build()
+        .token()
+        .await
+        .unwrap_err();
+    let expected = format!("HTTP 301 with a redirect to {}/o/token/,", server.uri());
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains(&expected) && !m.contains("x=secret")),
         "{err:?}"
     );
 }

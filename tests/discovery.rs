@@ -246,7 +246,7 @@ async fn metadata_redirect_is_not_followed() {
         .await;
     let err = OAuthConfig::discover(server.uri()).await.unwrap_err();
     assert!(
-        matches!(err, Error::MalformedResponse { status: 302, .. }),
+        matches!(&err, Error::Config(m) if m.contains("HTTP 302 with a redirect")),
         "{err:?}"
     );
 }
@@ -449,5 +449,148 @@ async fn discovery_reads_the_iss_parameter_flag_and_jwks_uri() {
     assert_eq!(
         config.endpoints().jwks_url.as_ref().unwrap().as_str(),
         format!("{uri}/jwks")
+    );
+}
+
+/// Some providers name endpoints in only one of their documents (django-oauth-toolkit names
+/// revocation and introspection only in its RFC 8414 one): both are read and merged.
+#[tokio::test]
+async fn both_documents_are_read_and_what_each_names_is_merged() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    let openid = json!({
+        "issuer": uri,
+        "authorization_endpoint": format!("{uri}/authorize"),
+        "token_endpoint": format!("{uri}/token"),
+        "jwks_uri": format!("{uri}/jwks"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+    });
+    let rfc8414 = json!({
+        "issuer": uri,
+        // Named in both documents: the OpenID document's value is kept.
+        "token_endpoint": format!("{uri}/other-token"),
+        "revocation_endpoint": format!("{uri}/revoke"),
+        "introspection_endpoint": format!("{uri}/introspect"),
+        "authorization_response_iss_parameter_supported": true,
+    });
+    serve(&server, OIDC, 200, openid, 1).await;
+    serve(&server, RFC8414, 200, rfc8414, 1).await;
+    let config = OAuthConfig::discover(&uri)
+        .await
+        .unwrap()
+        .client_id("svc")
+        .client_secret("secret")
+        .build()
+        .unwrap();
+    let e = config.endpoints();
+    let url = |p: &str| Some(url::Url::parse(&format!("{uri}{p}")).unwrap());
+    assert_eq!(Some(e.token_url.clone()), url("/token"));
+    assert_eq!(e.authorization_url, url("/authorize"));
+    assert_eq!(e.jwks_url, url("/jwks"));
+    assert_eq!(e.revocation_url, url("/revoke"));
+    assert_eq!(e.introspection_url, url("/introspect"));
+    assert!(e.iss_parameter_supported);
+    assert_eq!(
+        config.client_auth_method(),
+        ClientAuthMethod::ClientSecretPost
+    );
+}
+
+#[tokio::test]
+async fn the_second_document_must_name_the_same_issuer() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    serve(&server, OIDC, 200, metadata(&uri, &uri, &[]), 1).await;
+    // Another provider's identity, with a revocation endpoint of its own.
+    let other = metadata("https://accounts.example.com", &uri, &[]);
+    serve(&server, RFC8414, 200, other, 1).await;
+    let err = OAuthConfig::discover(&uri).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("names another issuer")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_at_the_second_document_fails_discovery() {
+    // A configuration made from half the metadata could silently lack an endpoint.
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    serve(&server, OIDC, 200, metadata(&uri, &uri, &[]), 1).await;
+    serve(&server, RFC8414, 503, json!({}), 1).await;
+    let err = OAuthConfig::discover(&uri).await.unwrap_err();
+    assert!(
+        matches!(err, Error::MalformedResponse { status: 503, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn an_issuer_with_a_path_finds_the_rfc8414_document_appended_to_it() {
+    // django-oauth-toolkit mounted under /o serves its RFC 8414 document at
+    // /o/.well-known/oauth-authorization-server unless also mounted at the root.
+    let server = MockServer::start().await;
+    let issuer = format!("{}/o", server.uri());
+    let openid = json!({"issuer": issuer, "token_endpoint": format!("{issuer}/token/")});
+    serve(&server, &format!("/o{OIDC}"), 200, openid, 1).await;
+    serve(&server, &format!("{RFC8414}/o"), 404, json!({}), 1).await;
+    let rfc8414 = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/token/"),
+        "revocation_endpoint": format!("{issuer}/revoke_token/"),
+    });
+    serve(&server, &format!("/o{RFC8414}"), 200, rfc8414, 1).await;
+    let config = OAuthConfig::discover(&issuer)
+        .await
+        .unwrap()
+        .client_id("svc")
+        .build()
+        .unwrap();
+    assert_eq!(
+        config
+            .endpoints()
+            .revocation_url
+            .as_ref()
+            .map(url::Url::as_str),
+        Some(format!("{issuer}/revoke_token/").as_str())
+    );
+}
+
+/// A web app that serves its page for every path answers the RFC 8414 location with 200 and
+/// HTML: not a metadata document, so it is skipped, not an error.
+#[tokio::test]
+async fn a_page_where_a_document_should_be_is_skipped() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    serve(&server, OIDC, 200, metadata(&uri, &uri, &[]), 1).await;
+    Mock::given(method("GET"))
+        .and(path(RFC8414))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw("<!doctype html><div id=app>", "text/html"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = OAuthConfig::discover(&uri)
+        .await
+        .unwrap()
+        .client_id("svc")
+        .build()
+        .unwrap();
+    assert_eq!(
+        config.endpoints().token_url.as_str(),
+        format!("{uri}/token")
+    );
+    // With nothing else found, what was wrong with the page is the error.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token_endpoint": "x"})))
+        .mount(&server)
+        .await;
+    let err = OAuthConfig::discover(server.uri()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::MalformedResponse { reason, .. } if reason.contains("without issuer")),
+        "{err:?}"
     );
 }

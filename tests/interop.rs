@@ -14,16 +14,11 @@
 //! Expiry tests wait real time: the server's clock is the wall clock, and its tokens live
 //! 2 seconds.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStdin, Command};
+use std::sync::Arc;
 use std::time::Duration;
 
-use authed::{
-    AuthedClient, ClientAuthMethod, Error, OAuthConfig, StaticToken, Token, TokenFuture,
-    TokenSource,
-};
+use authed::{AuthedClient, ClientAuthMethod, Error, OAuthConfig, StaticToken, Token, TokenSource};
 use serde_json::Value;
 
 /// The confidential client with every character RFC 6749 §2.3.1 makes clients encode.
@@ -31,6 +26,10 @@ const SPECIAL_ID: &str = "authed-conf:id@x% y";
 const SPECIAL_SECRET: &str = "s3cr:et@%20 pass";
 const POST_ID: &str = "authed-post";
 const POST_SECRET: &str = "post-secret";
+
+#[path = "interop/common.rs"]
+mod common;
+use common::{Counting, resource, spawn_ready};
 
 #[path = "interop/dpop.rs"]
 mod dpop;
@@ -55,53 +54,14 @@ impl Server {
             "interop/node_modules is missing: run `npm ci` in interop/ (scripts/interop does)"
         );
         let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
-        let mut child = Command::new(&node)
+        let mut command = Command::new(&node);
+        command
             .arg("server.mjs")
             .current_dir(&dir)
-            .env("EXIT_ON_STDIN_CLOSE", "1")
-            .env("PORT", "0")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{node} interop/server.mjs`: {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-
-        // Keep draining stderr (warnings) so the server never blocks on a full pipe; keep it
-        // to show if the server does not come up.
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        let Some(issuer) = line.trim().strip_prefix("READY issuer=") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the interop server did not get ready (stdout: {line:?}); stderr:\n{}",
-                log.lock().unwrap()
-            );
-        };
+            .envs(env.iter().copied());
+        let (child, stdin, issuer) = spawn_ready(command, &format!("{node} interop/server.mjs"));
         Server {
-            issuer: issuer.to_owned(),
+            issuer,
             child,
             _stdin: stdin,
         }
@@ -139,47 +99,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Counts what the [`AuthedClient`] asks of its source: how many retries it made.
-#[derive(Debug)]
-struct Counting<S> {
-    inner: S,
-    tokens: AtomicUsize,
-    rejected: AtomicUsize,
-}
-
-impl<S> Counting<S> {
-    fn new(inner: S) -> Arc<Self> {
-        Arc::new(Counting {
-            inner,
-            tokens: AtomicUsize::new(0),
-            rejected: AtomicUsize::new(0),
-        })
-    }
-
-    fn rejected(&self) -> usize {
-        self.rejected.load(Ordering::SeqCst)
-    }
-}
-
-impl<S: TokenSource> TokenSource for Counting<S> {
-    fn token(&self) -> TokenFuture<'_> {
-        self.tokens.fetch_add(1, Ordering::SeqCst);
-        self.inner.token()
-    }
-
-    fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
-        self.rejected.fetch_add(1, Ordering::SeqCst);
-        self.inner.token_rejected(rejected)
-    }
-}
-
-/// GETs the protected resource through `client` and returns its JSON.
-async fn resource(client: &AuthedClient) -> Result<Value, Error> {
-    let response = client.get("resource").send().await?;
-    assert_eq!(response.status(), 200);
-    Ok(response.json().await.expect("JSON from /api/resource"))
 }
 
 /// What the resource server says about a token, asked without `authed`.
@@ -632,7 +551,7 @@ mod signin {
         let callback = headless_login(pending.url(), REDIRECT_URI).await;
         let login = flow.complete_url(pending, &callback).await.unwrap();
         let token = login.token().await.unwrap();
-        login.logout().await.unwrap();
+        assert!(login.logout().await.unwrap().is_revoked());
         let (status, _) = raw_resource_status(&server, &token).await;
         assert_eq!(status, 401);
         // Revoking an unknown token is not an error (RFC 7009 §2.2).

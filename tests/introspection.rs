@@ -193,6 +193,46 @@ async fn a_malformed_answer_is_a_typed_error() {
     assert!(matches!(e, Error::MalformedResponse { .. }), "{e:?}");
 }
 
+/// RFC 7662 §2.3 answers bad credentials with 401 `invalid_client`; django-oauth-toolkit
+/// answers a bare 403 with an empty `text/html` body (interop/README.md). Both are the
+/// client's authentication failing; an error code the server did send is kept.
+#[tokio::test]
+async fn a_refusal_without_an_error_code_is_invalid_client() {
+    for (status, content_type) in [(403, "text/html; charset=utf-8"), (401, "text/plain")] {
+        let server = MockServer::start().await;
+        mock(
+            &server,
+            ResponseTemplate::new(status).set_body_raw(Vec::new(), content_type),
+        )
+        .await;
+        let e = mock_config(&server, RetryPolicy::none())
+            .introspect("tok")
+            .await
+            .unwrap_err();
+        let Error::InvalidClient(oauth) = &e else {
+            panic!("{status}: expected InvalidClient, got {e:?}");
+        };
+        assert_eq!(oauth.status, Some(status));
+        assert!(e.is_configuration() && !e.is_retryable());
+    }
+    let server = MockServer::start().await;
+    mock(
+        &server,
+        ResponseTemplate::new(403).set_body_json(
+            serde_json::json!({"error": "insufficient_scope", "error_description": "needs introspection"}),
+        ),
+    )
+    .await;
+    let e = mock_config(&server, RetryPolicy::none())
+        .introspect("tok")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::OAuth(o) if o.error == "insufficient_scope"),
+        "{e:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_request_is_authenticated_and_retried_after_a_server_error() {
     let server = MockServer::start().await;

@@ -295,7 +295,7 @@ async fn idle_sources_leave_memory_but_not_the_store_and_load_again_as_the_same_
     // `remove` forgets in memory only; logout is what deletes the stored login.
     assert!(users.remove(alice.key()).is_some());
     assert!(store.load(alice.key()).await.unwrap().is_some());
-    alice_again.logout().await.unwrap();
+    let _ = alice_again.logout().await.unwrap();
     assert!(users.get(alice.key()).await.unwrap().is_none());
     assert!(users.get(bob.key()).await.unwrap().is_some());
 }

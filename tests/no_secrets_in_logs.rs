@@ -140,11 +140,11 @@ async fn no_secret_reaches_a_log_line() {
     let device_code = device.start().await.unwrap();
     secrets.push(device_code.user_code().to_owned());
     let device_login = device.poll(&device_code).await.unwrap();
-    device_login.logout().await.unwrap();
+    let _ = device_login.logout().await.unwrap();
 
     // Logout.
     let last = store.load(login.key()).await.unwrap().unwrap();
-    login.logout().await.unwrap();
+    let _ = login.logout().await.unwrap();
     secrets.push(last.access_token().secret().to_owned());
 
     // Everything the provider saw or issued.

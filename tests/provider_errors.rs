@@ -520,7 +520,11 @@ async fn google_invalid_token_at_revocation_is_a_successful_logout() {
         .build()
         .unwrap();
     let login = expired_login(config, "1//0g-google-refresh").await;
-    login.source.logout().await.unwrap();
+    // An already invalid token counts as revoked (RFC 7009 §2.2).
+    assert_eq!(
+        login.source.logout().await.unwrap(),
+        authed::Logout::Revoked
+    );
     assert!(login.store.load(KEY).await.unwrap().is_none());
     // The refresh token, then the access token.
     assert_eq!(requests_to(&server, "/revoke").await, 2);
@@ -574,7 +578,7 @@ async fn a_revocation_200_with_any_body_is_success() {
             .build()
             .unwrap();
         let login = expired_login(config, "rt").await;
-        login.source.logout().await.unwrap();
+        assert!(login.source.logout().await.unwrap().is_revoked());
         assert!(login.store.load(KEY).await.unwrap().is_none());
         assert_eq!(requests_to(&server, "/revoke").await, 2, "{body}");
     }

@@ -254,7 +254,7 @@ async fn revocation_and_logout_send_the_right_requests_and_clear_the_store() {
         .unwrap();
     assert_eq!(client.get("x").send().await.unwrap().status(), 200);
 
-    login.logout().await.unwrap();
+    assert!(login.logout().await.unwrap().is_revoked());
     assert_eq!(
         s.provider.revocations(),
         vec![

@@ -152,15 +152,18 @@ async fn your_own_client_settings_reach_the_provider_and_the_crates_rules_still_
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::MalformedResponse { status: 302, .. }),
+        matches!(&e, Error::Config(m) if m.contains("HTTP 302 with a redirect")),
         "{e:?}"
     );
     assert_eq!(redirecting.heads.lock().unwrap().len(), 1);
 }
 
-/// Discovery metadata at the OIDC location, the token everywhere else.
+/// Discovery metadata at the OIDC location, none at the RFC 8414 one, the token everywhere
+/// else.
 fn provider(port: u16, head: &str) -> String {
-    if head.starts_with("get /.well-known/openid-configuration ") {
+    if head.starts_with("get /.well-known/oauth-authorization-server ") {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+    } else if head.starts_with("get /.well-known/openid-configuration ") {
         let body = format!(
             r#"{{"issuer":"https://127.0.0.1:{port}","token_endpoint":"https://127.0.0.1:{port}/token"}}"#
         );
@@ -203,9 +206,14 @@ async fn discovery_uses_your_own_client_settings_and_keeps_them_for_the_token_re
         .unwrap();
     assert_eq!(token.access_token().secret(), "tls-token");
     let heads = server.heads.lock().unwrap().clone();
-    assert_eq!(heads.len(), 2, "metadata, then the token request");
+    assert_eq!(
+        heads.len(),
+        3,
+        "both metadata locations, then the token request"
+    );
     assert!(heads[0].starts_with("get /.well-known/openid-configuration "));
-    assert!(heads[1].starts_with("post /token "));
+    assert!(heads[1].starts_with("get /.well-known/oauth-authorization-server "));
+    assert!(heads[2].starts_with("post /token "));
     for head in &heads {
         assert!(head.contains("user-agent: my-service/1.0"), "{head}");
     }

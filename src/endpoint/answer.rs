@@ -24,6 +24,28 @@ impl Answer {
     }
 }
 
+/// A provider endpoint that redirects (Django's 301 to the URL with a trailing slash, an
+/// `http` URL sent on to `https`) is configured under the wrong URL: the redirect is not
+/// followed, since credentials must not be sent on to wherever an answer points. Says where
+/// it pointed, without query or fragment, so the fix is in the message.
+fn redirected(resp: &reqwest::Response) -> Error {
+    let status = resp.status().as_u16();
+    let target = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| resp.url().join(location).ok())
+        .map(|url| {
+            let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
+            format!(" to {}", crate::oauth_error::clean(&shown))
+        })
+        .unwrap_or_default();
+    Error::config(format!(
+        "the endpoint answered HTTP {status} with a redirect{target}, which is not followed: \
+         configure the URL it names"
+    ))
+}
+
 /// Reads at most [`MAX_RESPONSE_BYTES`] and parses the body. Never panics on what a
 /// provider sends. `revoked` extends the table of codes that mean a dead grant.
 pub(crate) async fn read_answer(
@@ -44,10 +66,7 @@ async fn read_answer_inner(
 ) -> Result<Answer, Error> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
-        return Err(Error::malformed(
-            status,
-            "the endpoint answered with a redirect, which is not followed",
-        ));
+        return Err(redirected(&resp));
     }
     if resp
         .content_length()

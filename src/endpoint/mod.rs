@@ -26,7 +26,7 @@ pub(crate) use client_auth::{
     negotiate_key_algorithm, read_assertion_file,
 };
 pub(crate) use form::Form;
-pub(crate) use send::{Endpoint, get_json, http_client_from};
+pub(crate) use send::{Endpoint, get_json, get_workload, http_client_from};
 #[cfg(test)]
 pub(crate) use token_answer::token_from_answer;
 pub(crate) use token_answer::token_from_answer_bound;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use reqwest::header::HeaderMap;
 use tracing::Instrument as _;
 
 use super::answer::{Answer, read_answer};
@@ -106,15 +107,43 @@ async fn fetch_json(
     url: &url::Url,
     timeout: Duration,
 ) -> Result<Answer, Error> {
-    tracing::debug!(endpoint = %Redacted(url), "metadata request");
+    fetch(http, url, timeout, HeaderMap::new(), |_| Ok(())).await
+}
+
+/// GETs a workload credential endpoint (a cloud metadata server, GitHub's OIDC token
+/// endpoint) under the rules of every provider request: no redirects, the size cap, an
+/// `error` field read as an OAuth error. `headers` are the ones such endpoints demand;
+/// `check` sees the answer's headers before its body is read (the GCP metadata server
+/// proves itself with one).
+pub(crate) async fn get_workload(
+    http: &reqwest::Client,
+    url: &url::Url,
+    headers: HeaderMap,
+    timeout: Duration,
+    check: impl FnOnce(&HeaderMap) -> Result<(), Error>,
+) -> Result<Answer, Error> {
+    let call = fetch(http, url, timeout, headers, check);
+    observed(Call::Workload.label(None), url, answered(call)).await
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+    headers: HeaderMap,
+    check: impl FnOnce(&HeaderMap) -> Result<(), Error>,
+) -> Result<Answer, Error> {
+    tracing::debug!(endpoint = %Redacted(url), "GET request");
     tracing::Span::current().record("attempts", 1u32);
     let resp = http
         .get(url.clone())
         .timeout(timeout)
+        .headers(headers)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
         .map_err(Error::transport)?;
+    check(resp.headers())?;
     read_answer(resp, &[]).await
 }
 

@@ -178,8 +178,10 @@ impl AuthorizationCodeBuilder {
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
     /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
     /// parameter the flow sets itself was given, or the `openid` scope is asked for without
-    /// the issuer and JWKS URL that ID token validation needs.
+    /// the issuer and JWKS URL that ID token validation needs, or
+    /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint.
     pub fn build(self) -> Result<AuthorizationCode, Error> {
+        self.login.check(&self.config)?;
         let authorization_url = self
             .config
             .endpoints()

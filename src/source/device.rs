@@ -80,8 +80,10 @@ impl DeviceAuthorizationBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the configuration has no device authorization endpoint.
+    /// [`Error::Config`] when the configuration has no device authorization endpoint, or
+    /// no revocation endpoint with [`require_revocation`](Self::require_revocation).
     pub fn build(mut self) -> Result<DeviceAuthorization, Error> {
+        self.login.check(&self.config)?;
         let device_authorization_url = self
             .config
             .endpoints()

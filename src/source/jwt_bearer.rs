@@ -274,7 +274,7 @@ pub(crate) fn id_token_as_access_token(mut answer: Answer, now: SystemTime) -> A
 
 /// The `exp` of a JWT, unverified: it came from the token endpoint, over the connection the
 /// crate trusts for the token itself, and decides only when to fetch a new one.
-fn unverified_exp(jwt: &str) -> Option<u64> {
+pub(crate) fn unverified_exp(jwt: &str) -> Option<u64> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -6,6 +6,7 @@ pub(crate) mod cache;
 mod client_credentials;
 mod device;
 mod jwt_bearer;
+pub(crate) use jwt_bearer::unverified_exp;
 mod refresh;
 mod registry;
 mod setters;
@@ -18,7 +19,7 @@ pub use authorization_code::{
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use device::{DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode};
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
-pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
+pub use refresh::{Logout, RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use registry::{UserSources, UserSourcesBuilder};
 pub use token_exchange::{SubjectToken, TokenExchange, TokenExchangeBuilder, token_types};
 pub(crate) use token_source::shared;

@@ -52,9 +52,23 @@ pub struct RefreshTokenSource {
 pub(crate) struct Login {
     pub(crate) store: Option<Arc<dyn TokenStore>>,
     pub(crate) key: Option<String>,
+    /// `require_revocation` was set: building the flow needs a revocation endpoint.
+    pub(crate) require_revocation: bool,
 }
 
 impl Login {
+    /// What building a login flow checks: with `require_revocation`, that `config` can
+    /// revoke the login.
+    pub(crate) fn check(&self, config: &OAuthConfig) -> Result<(), Error> {
+        if self.require_revocation && config.endpoints().revocation_url.is_none() {
+            return Err(Error::config(
+                "require_revocation is set, and the configuration has no revocation endpoint \
+                 (revocation_url, or revocation_endpoint in the provider's metadata)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The key set with `key(..)`, or the default: everything that shapes the token (token
     /// URL, client id, scopes, other request parameters) and, when known, who signed in
     /// (the validated ID token's `sub`), so that neither two configurations nor two users
@@ -170,8 +184,10 @@ impl RefreshTokenSourceBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the token cannot be saved.
+    /// [`Error::Config`] with [`require_revocation`](Self::require_revocation) and no
+    /// revocation endpoint; [`Error::Store`] when the token cannot be saved.
     pub async fn from_token(self, token: Token) -> Result<RefreshTokenSource, Error> {
+        self.login.check(&self.config)?;
         self.login.start(&self.config, token).await
     }
 
@@ -179,8 +195,11 @@ impl RefreshTokenSourceBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] without a store; [`Error::Store`] when it cannot be read.
+    /// [`Error::Config`] without a store, or with
+    /// [`require_revocation`](Self::require_revocation) and no revocation endpoint;
+    /// [`Error::Store`] when it cannot be read.
     pub async fn from_store(self) -> Result<Option<RefreshTokenSource>, Error> {
+        self.login.check(&self.config)?;
         let store = self
             .login
             .store
@@ -220,14 +239,41 @@ impl RefreshTokenSource {
     /// revocation endpoint is configured, then forgets the login here and in the store.
     ///
     /// The store's cross-process lock is held throughout, and the freshest stored token is
-    /// the one revoked, so a refresh in another process cannot bring the login back. Without
-    /// a revocation endpoint, only the local copies are removed.
+    /// the one revoked, so a refresh in another process cannot bring the login back.
+    ///
+    /// The answer says what happened at the provider: [`Logout::Revoked`], or
+    /// [`Logout::NotRevoked`] when the configuration has no revocation endpoint, so nothing
+    /// could be sent and the tokens keep working there until they expire (the login is
+    /// forgotten here all the same). To rule that out when the flow is built, use
+    /// `require_revocation` on its builder (for example
+    /// [`AuthorizationCodeBuilder::require_revocation`](crate::AuthorizationCodeBuilder::require_revocation)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), authed::Error> {
+    /// use authed::{Logout, OAuthConfig, Token, AccessToken, RefreshToken};
+    /// use authed::testing::TestProvider;
+    ///
+    /// let provider = TestProvider::start().await;
+    /// let config = OAuthConfig::builder(provider.token_url())
+    ///     .client_id(TestProvider::CLIENT_ID)
+    ///     .build()?; // no revocation endpoint
+    /// let token = Token::new(AccessToken::new("at"))
+    ///     .with_refresh_token(Some(RefreshToken::new("rt")));
+    /// let login = config.refresh_token_source().from_token(token).await?;
+    /// match login.logout().await? {
+    ///     Logout::Revoked => println!("signed out everywhere"),
+    ///     Logout::NotRevoked => println!("signed out here; the provider was not told"),
+    ///     _ => println!("there was no login"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
     /// The revocation's error (the login is removed locally all the same), or
     /// [`Error::Store`] when the store cannot be changed.
-    pub async fn logout(&self) -> Result<(), Error> {
+    pub async fn logout(&self) -> Result<Logout, Error> {
         let persist = self.cache.persist();
         let _lock = match persist {
             Some(p) => Some(p.store.lock(&p.key).await?),
@@ -239,18 +285,40 @@ impl RefreshTokenSource {
         };
         let token = stored.or_else(|| self.cache.peek());
         let revoked = match (&token, &self.config.endpoints().revocation_url) {
-            (Some(token), Some(_)) => self.config.revoke(token).await,
+            (Some(token), Some(_)) => self.config.revoke(token).await.map(|()| Logout::Revoked),
             (Some(_), None) => {
                 tracing::debug!("no revocation endpoint configured; logging out locally only");
-                Ok(())
+                Ok(Logout::NotRevoked)
             }
-            (None, _) => Ok(()),
+            (None, _) => Ok(Logout::NoLogin),
         };
         self.cache.clear();
         if let Some(p) = persist {
             p.store.delete(&p.key).await?;
         }
         revoked
+    }
+}
+
+/// What [`RefreshTokenSource::logout`] did at the provider. In every case the login is gone
+/// from the source and its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "a logout may have revoked nothing at the provider"]
+pub enum Logout {
+    /// The login's refresh and access tokens were revoked at the provider (RFC 7009).
+    Revoked,
+    /// Nothing was sent to the provider: the configuration has no revocation endpoint. The
+    /// tokens keep working there until they expire (a refresh token may live for months).
+    NotRevoked,
+    /// There was no login to revoke (already signed out); nothing was sent.
+    NoLogin,
+}
+
+impl Logout {
+    /// `true` for [`Logout::Revoked`].
+    pub fn is_revoked(&self) -> bool {
+        matches!(self, Logout::Revoked)
     }
 }
 

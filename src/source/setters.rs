@@ -22,7 +22,8 @@ macro_rules! request_setters {
 }
 pub(crate) use request_setters;
 
-/// The `store` and `key` setters of every builder that ends in a user login (field `login`).
+/// The `store`, `key` and `require_revocation` setters of every builder that ends in a user
+/// login (field `login`).
 macro_rules! login_setters {
     () => {
         /// Keeps the login in `store`: rotated refresh tokens are saved there before use, and
@@ -38,6 +39,17 @@ macro_rules! login_setters {
         /// yourself (then keep one key per user).
         pub fn key(mut self, key: impl Into<String>) -> Self {
             self.login.key = Some(key.into());
+            self
+        }
+
+        /// Requires that the login can be revoked at the provider: without a revocation
+        /// endpoint (RFC 7009, set with
+        /// [`revocation_url`](crate::OAuthConfigBuilder::revocation_url) or discovered), the
+        /// flow is refused when it is built, instead of a
+        /// [`logout`](crate::RefreshTokenSource::logout) that later can only forget the
+        /// login here ([`Logout::NotRevoked`](crate::Logout::NotRevoked)).
+        pub fn require_revocation(mut self) -> Self {
+            self.login.require_revocation = true;
             self
         }
     };
