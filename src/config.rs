@@ -262,8 +262,8 @@ impl OAuthConfigBuilder {
     ///
     /// ```
     /// # fn run() -> Result<(), authed::Error> {
-    /// # let pem = include_bytes!("../tests/support/keys/rsa_pkcs8.pem");
-    /// let key = authed::SigningKey::from_pem(pem)?.with_kid("2026-01");
+    /// // Or SigningKey::from_pem(&std::fs::read("client.key")?), or your KMS's JwsSigner.
+    /// let key = authed::SigningKey::generate(authed::SigningAlgorithm::ES256)?.with_kid("2026-01");
     /// let config = authed::OAuthConfig::builder("https://auth.example.com/oauth/token")
     ///     .issuer("https://auth.example.com")
     ///     .client_id("reports-job")

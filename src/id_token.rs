@@ -189,16 +189,35 @@ async fn validate_inner(
         .issuer
         .as_deref()
         .ok_or(IdTokenError::Issuer)?;
-    let expected = Expected {
-        algorithms: verify::DEFAULT_ALGORITHMS,
-        issuer,
-        audience: config.client_id(),
-        now: config.clock().now(),
-        skew: CLOCK_SKEW,
-        require_iat: true,
-    };
+    let expected = expected(issuer, config.client_id(), config.clock().now());
     let claims = jwks.verify(config, raw, &expected).await?;
     id_token_claims(claims, config.client_id(), nonce)
+}
+
+/// What an ID token's registered claims must say (OpenID Connect Core §3.1.3.7).
+fn expected<'a>(issuer: &'a str, client_id: &'a str, now: SystemTime) -> Expected<'a> {
+    Expected {
+        algorithms: verify::DEFAULT_ALGORITHMS,
+        issuer,
+        audience: client_id,
+        now,
+        skew: CLOCK_SKEW,
+        require_iat: true,
+    }
+}
+
+/// [`validate`] against a key set in hand: the same checks, for the fuzz target.
+#[cfg(feature = "testing")]
+pub(crate) fn validate_offline(
+    raw: &str,
+    keys: &KeySet,
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+    now: SystemTime,
+) -> Result<IdTokenClaims, IdTokenError> {
+    let claims = verify::verify(raw, keys, &expected(issuer, client_id, now))?;
+    id_token_claims(claims, client_id, nonce)
 }
 
 /// The rules of an ID token beyond the registered claims (OpenID Connect Core §3.1.3.7):

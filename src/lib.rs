@@ -58,9 +58,12 @@
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
 //!   user with [`RequestBuilder::source`]: one connection pool, one set of origin rules, the
 //!   401 refresh going to that user's login. `examples/web_login.rs` shows it.
-//! - Beyond shared secrets: [`SigningKey`] (RSA, P-256, Ed25519 from PEM or JWK) for
-//!   `private_key_jwt` ([`OAuthConfigBuilder::private_key`]) and `client_secret_jwt` client
-//!   authentication on every provider request; [`JwtBearer`] (RFC 7523 §2.1) with
+//! - Beyond shared secrets: [`SigningKey`] (RSA, P-256, Ed25519 from PEM, PKCS#8 or JWK, or
+//!   generated) for `private_key_jwt` ([`OAuthConfigBuilder::private_key`]) and
+//!   `client_secret_jwt` client authentication on every provider request; any [`JwsSigner`]
+//!   instead of a `SigningKey`, for a key that stays in a KMS or HSM (the crate's one signer:
+//!   assertions, JWT bearer grants and DPoP proofs all sign through it; [`PublicJwk`] is its
+//!   public key); [`JwtBearer`] (RFC 7523 §2.1) with
 //!   [`providers::GoogleServiceAccount`]; [`TokenExchange`] (RFC 8693) from another source
 //!   or a token file ([`SubjectToken`]), for workload identity federation.
 //! - Workload credentials, each a source over the same cache: [`GcpMetadata`] (the GCP
@@ -73,7 +76,7 @@
 //!   [`ObservedStore`] to be told of every change).
 //! - Sender-constrained tokens: DPoP (RFC 9449) with
 //!   [`OAuthConfigBuilder::dpop`] or [`dpop_key`](OAuthConfigBuilder::dpop_key). A [`DpopKey`]
-//!   (ES256, EdDSA or RS256) signs a proof for every token request (every grant) and every
+//!   (ES256, EdDSA, RS256 or PS256; in memory or [`from_signer`](DpopKey::from_signer)) signs a proof for every token request (every grant) and every
 //!   [`AuthedClient`] request (`Authorization: DPoP`, `ath`); `use_dpop_nonce` is answered
 //!   with one retry per new nonce, remembered per origin; `dpop_jkt` binds the authorization
 //!   code; the key is stored with the login, so a restarted app refreshes a bound refresh
@@ -127,7 +130,9 @@
 //! | Name | Description | Default |
 //! |---|---|---|
 //! | `default-tls` | HTTPS through reqwest's default TLS backend (rustls) | yes |
-//! | `native-tls` | HTTPS through the platform's TLS library | no |
+//! | `aws-lc-rs` | JOSE (signing assertions and DPoP proofs, verifying ID tokens, SHA-256) on aws-lc-rs, the library rustls already builds for TLS: one crypto stack | yes |
+//! | `native-tls` | HTTPS through the platform's TLS library (add `rust-crypto` without default features for a build with no aws-lc at all) | no |
+//! | `rust-crypto` | JOSE on the pure-Rust RustCrypto crates, for targets where aws-lc does not build; used only when `aws-lc-rs` is off. Without default features, one of the two is required | no |
 //! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
 //! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
 //! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
@@ -210,8 +215,11 @@
 //!    `attack_access_token_with_cr_lf_is_refused_at_the_token_endpoint`.
 //! 9. **The ID token is validated whenever a nonce is sent**: signature against the provider's
 //!    JWKS (RS256, PS256, ES256, EdDSA; `none` and HMAC refused; the JWKS fetched again on an
-//!    unknown `kid` at most every 10 s), `iss`, `aud` / `azp`, `exp` / `iat` with 60 s of skew,
-//!    `nonce`. The claims (`sub`, `email`, `name`, the rest as JSON) are on the login.
+//!    unknown `kid` at most every 10 s), `iss`, `aud` / `azp`, `exp` / `nbf` / `iat` with 60 s of
+//!    skew, `nonce`. The claims (`sub`, `email`, `name`, the rest as JSON) are on the login.
+//!    Every key of the JWKS is checked before any crypto library sees it (type, curve, exact
+//!    sizes, `alg`, `use`, `key_ops`): a bad key is skipped, never a panic. `tests/provider_keys.rs`,
+//!    the fuzz target `tests/fuzz_jose.rs`.
 //!    `point9_every_kind_of_bad_id_token_is_refused_and_nothing_is_stored`,
 //!    `point9_good_id_tokens_of_each_algorithm_are_accepted_and_their_claims_exposed`,
 //!    `point9_a_rotated_key_is_fetched_again_but_unknown_kids_only_within_a_limit`; interop

@@ -22,12 +22,17 @@ fn flow(provider: &TestProvider) -> AuthorizationCode {
 
 /// A full sign-in: the browser at the provider, then `complete()`.
 async fn sign_in(provider: &TestProvider) -> Result<authed::RefreshTokenSource, Error> {
+    thread_local! {
+        // Building a client loads the platform's roots: once per test thread, not per sign-in.
+        static BROWSER: reqwest::Client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+    }
     let flow = flow(provider);
     let pending = flow.authorize();
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let resp = BROWSER
+        .with(Clone::clone)
         .get(pending.url())
         .send()
         .await

@@ -69,14 +69,25 @@ fn bad(msg: &str) -> Error {
     Error::config(format!("signing key: {msg}"))
 }
 
-fn owned(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+/// A big-endian number without its leading zero bytes.
+pub(crate) fn significant(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    Zeroizing::new(bytes.get(start..).unwrap_or_default().to_vec())
+    bytes.get(start..).unwrap_or_default()
+}
+
+/// The bit length of a big-endian number without leading zeros (an RSA modulus's size).
+pub(crate) fn bit_length(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
+}
+
+fn owned(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(significant(bytes).to_vec())
 }
 
 /// `bytes` left-padded to 32 bytes (a DER or JWK number may drop leading zeros).
 fn scalar32(bytes: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
-    let bytes = bytes.get(bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len())..)?;
+    let bytes = significant(bytes);
     let mut out = Zeroizing::new([0u8; 32]);
     let start = 32usize.checked_sub(bytes.len())?;
     out.get_mut(start..)?.copy_from_slice(bytes);

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::algorithm::{KeyType, SigningAlgorithm};
 use super::crypto;
-use super::key_format::PublicParams;
+use super::key_format::{PublicParams, bit_length, significant};
 use crate::error::Error;
 
 /// RSA moduli this crate accepts, in bits: RFC 7518 §3.3 asks for 2048 or more; 8192 is the
@@ -75,21 +75,11 @@ fn fixed32(text: &str, what: Refused) -> Result<[u8; 32], Refused> {
     b64(text)?.as_slice().try_into().map_err(|_| what)
 }
 
-fn without_leading_zeros(bytes: &[u8]) -> Vec<u8> {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    bytes.get(start..).unwrap_or_default().to_vec()
-}
-
-fn bits(n: &[u8]) -> usize {
-    n.first()
-        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
-}
-
 /// The checks of an RSA public key: size, and an exponent that is odd, at least 3 and at most
 /// 32 bits (65537 in practice).
 fn rsa_params(n: Vec<u8>, e: Vec<u8>) -> Result<PublicParams, Refused> {
-    let (n, e) = (without_leading_zeros(&n), without_leading_zeros(&e));
-    if !RSA_BITS.contains(&bits(&n)) {
+    let (n, e) = (significant(&n).to_vec(), significant(&e).to_vec());
+    if !RSA_BITS.contains(&bit_length(&n)) {
         return Err("the RSA modulus is not 2048 to 8192 bits");
     }
     if n.last().is_none_or(|b| b % 2 == 0) {

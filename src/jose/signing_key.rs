@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::algorithm::{KeyType, SigningAlgorithm};
 use super::crypto;
-use super::key_format::{KeyMaterial, PublicParams};
+use super::key_format::{KeyMaterial, bit_length};
 use super::public_jwk::PublicJwk;
 use super::signer::JwsSigner;
 use crate::error::Error;
@@ -185,13 +185,15 @@ impl SigningKey {
     fn from_material(material: KeyMaterial) -> Result<SigningKey, Error> {
         let key_type = material.key_type();
         if let KeyMaterial::Rsa(rsa) = &material {
-            let bits = rsa
-                .n
-                .first()
-                .map_or(0, |top| rsa.n.len() * 8 - top.leading_zeros() as usize);
+            let bits = bit_length(&rsa.n);
             if bits < 2048 {
                 return Err(Error::config(
                     "signing key: RSA keys must have at least 2048 bits",
+                ));
+            }
+            if bits > 8192 {
+                return Err(Error::config(
+                    "signing key: RSA keys of more than 8192 bits are not supported",
                 ));
             }
         }
@@ -206,13 +208,6 @@ impl SigningKey {
                 KeyType::Ed25519 => "signing key: the Ed25519 key is damaged",
             })
         })?;
-        if let PublicParams::Rsa { n, .. } = &public
-            && n.len() > 1024
-        {
-            return Err(Error::config(
-                "signing key: RSA keys of more than 8192 bits are not supported",
-            ));
-        }
         let algorithm = key_type.default_algorithm();
         Ok(SigningKey {
             inner: Arc::new(Inner {

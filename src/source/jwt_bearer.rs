@@ -36,10 +36,10 @@ const GRANT_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 /// ```
 /// # async fn run() -> Result<(), authed::Error> {
 /// use authed::testing::TestProvider;
-/// use authed::{OAuthConfig, SigningKey, TokenSource};
+/// use authed::{OAuthConfig, SigningAlgorithm, SigningKey, TokenSource};
 ///
 /// let provider = TestProvider::start().await;
-/// let key = SigningKey::from_pem(include_bytes!("../../tests/support/keys/ed25519.pem"))?;
+/// let key = SigningKey::generate(SigningAlgorithm::EdDSA)?;
 /// provider.register_client_key("robot@example.com", key.public_jwk());
 ///
 /// let config = OAuthConfig::builder(provider.token_url()).client_id("").build()?;

@@ -43,6 +43,8 @@ mod conformance;
 mod dpop;
 mod dpop_server;
 mod endpoints;
+#[doc(hidden)]
+pub mod fuzz_jose;
 mod http;
 mod id_token;
 mod introspection;

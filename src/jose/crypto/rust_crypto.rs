@@ -8,7 +8,7 @@ use rsa::{BoxedUint, Pkcs1v15Sign, Pss};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use crate::jose::algorithm::{HmacAlgorithm, SigningAlgorithm};
-use crate::jose::key_format::{KeyMaterial, PublicParams, RsaMaterial};
+use crate::jose::key_format::{KeyMaterial, PublicParams, RsaMaterial, significant};
 
 /// A private key, ready to sign.
 pub(crate) enum PrivateKey {
@@ -123,11 +123,8 @@ pub(crate) fn generate_rsa(bits: usize) -> Option<KeyMaterial> {
     use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
     let mut key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).ok()?;
     key.precompute().ok()?;
-    let be = |u: &BoxedUint| {
-        let bytes = u.to_be_bytes();
-        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-        secrecy::zeroize::Zeroizing::new(bytes.get(start..).unwrap_or_default().to_vec())
-    };
+    let be =
+        |u: &BoxedUint| secrecy::zeroize::Zeroizing::new(significant(&u.to_be_bytes()).to_vec());
     let [p, q] = key.primes() else {
         return None;
     };
