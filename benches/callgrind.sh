@@ -1,22 +1,26 @@
 #!/bin/sh
 # Instructions per request, AuthedClient against a fixed `Authorization` header: the same
-# GET through the same in-process server, all measured in this one run with callgrind.
+# GET through the same in-process server, every row measured in this one run with callgrind,
+# and the machine's native signature cost from `openssl speed` in the same run.
 #
-# Run from the crate root: `benches/callgrind.sh` (needs valgrind; ~3 min after the build).
-# AUTHED_PROFILE_REQUESTS sets the request count (default 10,000), AUTHED_PROFILE_CONCURRENCY
-# the callers (default 1: with one connection the pool does the same work for every
-# client, so the counts are repeatable), AUTHED_PROFILE_FEATURES the crate features to build
-# with (e.g. `metrics`, which then counts cache hits into a recorder). Uses CARGO_TARGET_DIR.
+# Run from the crate root: `benches/callgrind.sh` (needs valgrind and openssl; ~5 min after
+# the build). AUTHED_PROFILE_REQUESTS sets the request count (default 10,000),
+# AUTHED_PROFILE_CONCURRENCY the callers (default 1: with one connection the pool does the
+# same work for every client, so the counts are repeatable), AUTHED_PROFILE_FEATURES the
+# crate features to build with (e.g. `metrics`). Uses CARGO_TARGET_DIR.
 #
 # Only the driver's request function is counted (`--toggle-collect`): building the request,
 # getting the token, sending, reading the body, as the caller's task sees it. The server,
 # the token endpoint and hyper's connection tasks are the same for every client and are
 # left out, so the ratio is not diluted by them. The token is fetched before counting.
 #
-# Rows: `baseline` (reqwest, a fixed header, the absolute URL as a string); `authed` with
-# the same absolute URL string (the same work for the URL); `authed, relative path` with
-# `get("hello")` against its base URL (what most code writes); `authed with DPoP` with the
-# same absolute URL string and a DPoP-bound token (an ES256 proof signed per request).
+# Rows, compared like for like:
+# - `baseline, absolute` (reqwest, a fixed header, the absolute URL as a string) against
+#   `authed, absolute` (the same absolute string: the same URL parsing);
+# - `baseline, joined` (the fixed header, `hello` joined onto a parsed base `Url`) against
+#   `authed, relative` (`get("hello")` against its base URL: the same join);
+# - `authed with DPoP` ES256 and EdDSA (a proof signed per request) against `authed,
+#   absolute` (Bearer), with the same absolute string.
 set -eu
 cd "$(dirname "$0")/.."
 requests=${AUTHED_PROFILE_REQUESTS:-10000}
@@ -34,16 +38,35 @@ count() {
     sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$out/$1-$2.out"
 }
 base=$(count baseline absolute)
+joined=$(count baseline relative)
 authed=$(count authed absolute)
 relative=$(count authed relative)
-dpop=$(count dpop absolute)
+es256=$(count dpop absolute)
+eddsa=$(count dpop-eddsa absolute)
+# Signatures per second of the same algorithms on this machine (OpenSSL, one core, 3 s each).
+speed() {
+    openssl speed -seconds 3 "$1" 2>/dev/null | awk -v alg="$2" '$0 ~ alg { print $(NF-1); exit }'
+}
+ecdsa=$(speed ecdsap256 "256 bits ecdsa")
+ed25519=$(speed ed25519 "253 bits EdDSA")
 echo "$requests requests, concurrency $concurrency"
-echo "| client | instructions | per request | ratio |"
-echo "|---|---|---|---|"
-awk -v b="$base" -v a="$authed" -v r="$relative" -v d="$dpop" -v n="$requests" 'BEGIN {
-    printf "| baseline (fixed header) | %d | %.2f k | 1.000 |\n", b, b / n / 1000
-    printf "| authed, same URL string | %d | %.2f k | %.3f |\n", a, a / n / 1000, a / b
-    printf "| authed, relative path | %d | %.2f k | %.3f |\n", r, r / n / 1000, r / b
-    printf "| authed with DPoP (ES256), same URL string | %d | %.2f k | %.3f |\n", d, d / n / 1000, d / b
+echo "| client | instructions | per request | ratio | against |"
+echo "|---|---|---|---|---|"
+# %.0f, not %d: mawk's %d stops at 2^31 - 1, and a DPoP run counts more instructions.
+awk -v b="$base" -v j="$joined" -v a="$authed" -v r="$relative" -v e="$es256" -v d="$eddsa" \
+    -v n="$requests" 'BEGIN {
+    row("baseline, absolute string (fixed header)", b, b, "itself")
+    row("authed, the same absolute string", a, b, "baseline, absolute string")
+    row("baseline, `hello` joined onto a parsed base URL", j, j, "itself")
+    row("authed, `get(\"hello\")` against its base URL", r, j, "baseline, joined")
+    row("authed with DPoP (ES256), absolute string", e, a, "authed, absolute (Bearer)")
+    row("authed with DPoP (EdDSA), absolute string", d, a, "authed, absolute (Bearer)")
+    printf "\nDPoP over Bearer per request: ES256 +%.1f k, EdDSA +%.1f k instructions\n", (e - a) / n / 1000, (d - a) / n / 1000
+}
+function row(name, x, y, against) {
+    printf "| %s | %.0f | %.2f k | %.3f | %s |\n", name, x, x / n / 1000, x / y, against
+}'
+awk -v e="$ecdsa" -v d="$ed25519" 'BEGIN {
+    printf "openssl speed, same run: ECDSA P-256 sign %.0f/s (%.1f us), Ed25519 sign %.0f/s (%.1f us)\n", e, 1e6 / e, d, 1e6 / d
 }'
 echo "callgrind files: $out (callgrind_annotate --inclusive=yes $out/authed-absolute.out)"

@@ -34,15 +34,21 @@ fn enabled(scenario: &str) -> bool {
 static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "absolute"));
 
+/// `AUTHED_LOAD_URL=relative`: the baseline joins `hello` onto a parsed base URL, as the
+/// authed client does with a relative path (the like-for-like row of `benches/callgrind.sh`).
+static BASELINE_JOINS: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "relative"));
+
 /// One client under test.
 #[derive(Clone)]
 enum Client {
-    Baseline(reqwest::Client, HeaderValue),
+    /// reqwest with a fixed header, and the parsed base URL a joining baseline joins onto.
+    Baseline(reqwest::Client, HeaderValue, url::Url),
     Authed(AuthedClient),
     Mutex(Arc<HandRolled>),
-    /// `AuthedClient` with DPoP (ES256): a proof signed per request. Profile mode only
-    /// (`AUTHED_LOAD_PROFILE=dpop`, `benches/callgrind.sh`).
-    Dpop(AuthedClient),
+    /// `AuthedClient` with DPoP: a proof signed per request, ES256 (`dpop`) or EdDSA
+    /// (`dpop-eddsa`). Profile mode only (`benches/callgrind.sh`).
+    Dpop(AuthedClient, &'static str),
 }
 
 impl Client {
@@ -50,7 +56,7 @@ impl Client {
         match self {
             Client::Baseline(..) => "baseline",
             Client::Authed(_) => "authed",
-            Client::Dpop(_) => "dpop",
+            Client::Dpop(_, name) => name,
             Client::Mutex(_) => "mutex",
         }
     }
@@ -58,7 +64,16 @@ impl Client {
     /// One `GET /api/hello`, body read. `false` when it did not end in a 200.
     async fn request(&self, url: &str) -> bool {
         let response = match self {
-            Client::Baseline(http, header) => http
+            Client::Baseline(http, header, base) if *BASELINE_JOINS => match base.join("hello") {
+                Ok(url) => http
+                    .get(url)
+                    .header(AUTHORIZATION, header.clone())
+                    .send()
+                    .await
+                    .ok(),
+                Err(_) => None,
+            },
+            Client::Baseline(http, header, _) => http
                 .get(url)
                 .header(AUTHORIZATION, header.clone())
                 .send()
@@ -66,8 +81,8 @@ impl Client {
                 .ok(),
             Client::Authed(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
             Client::Authed(client) => client.get("hello").send().await.ok(),
-            Client::Dpop(client) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
-            Client::Dpop(client) => client.get("hello").send().await.ok(),
+            Client::Dpop(client, _) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
+            Client::Dpop(client, _) => client.get("hello").send().await.ok(),
             Client::Mutex(hand) => {
                 let header = hand.header().await;
                 hand.http
@@ -126,8 +141,23 @@ async fn fetch_token(http: &reqwest::Client, token_url: &str) -> (HeaderValue, D
     )
 }
 
+/// `AUTHED_LOAD_HTTP2=1`: every client speaks HTTP/2 to the in-process server (prior
+/// knowledge), so that thousands of callers share a few connections. Over HTTP/1 each
+/// caller in flight holds a socket at both ends, and 10,000 callers would need more open
+/// files than a process may have here (20,000).
+static HTTP2: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("AUTHED_LOAD_HTTP2").is_some());
+
+/// Every client the same: no redirects followed by reqwest (authed follows them itself).
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    let builder = if *HTTP2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder
+    };
+    builder
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(30))
         .build()
         .expect("reqwest client")
@@ -152,27 +182,33 @@ async fn make_clients(provider: &TestProvider) -> Vec<Client> {
         token_url: provider.token_url(),
         token: tokio::sync::Mutex::new(None),
     };
+    let base = url::Url::parse(&provider.api_url()).expect("base URL");
     vec![
-        Client::Baseline(http(), header),
+        Client::Baseline(http(), header, base),
         Client::Authed(authed),
         Client::Mutex(Arc::new(hand)),
     ]
 }
 
-/// An authed client whose tokens are DPoP-bound (ES256), for the per-request cost of a proof.
-fn dpop_client(provider: &TestProvider) -> Client {
+/// An authed client whose tokens are DPoP-bound, for the per-request cost of a proof.
+fn dpop_client(provider: &TestProvider, algorithm: authed::SigningAlgorithm) -> Client {
     let config = OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .dpop(authed::SigningAlgorithm::ES256)
+        .dpop(algorithm)
         .build()
         .expect("config");
+    let name = match algorithm {
+        authed::SigningAlgorithm::EdDSA => "dpop-eddsa",
+        _ => "dpop",
+    };
     Client::Dpop(
         AuthedClient::builder(config.client_credentials().build())
             .base_url(provider.api_url())
             .http_client(http())
             .build()
             .expect("client"),
+        name,
     )
 }
 
@@ -197,6 +233,9 @@ struct Tally {
     round_samples: Vec<Vec<Sample>>,
     /// Requests per second of each round.
     round_rps: Vec<f64>,
+    /// 401s the API sent, and requests that ended in an error, per round.
+    round_rejections: Vec<usize>,
+    round_failed: Vec<usize>,
 }
 
 /// Runs `client` with `concurrency` callers for `duration`.
@@ -266,11 +305,14 @@ async fn round(
         })
         .collect();
     let mut samples = Vec::new();
+    let mut round_failed = 0;
     for caller in callers {
         let (s, failed) = caller.await.expect("caller");
         samples.extend(s);
-        tally.failed += failed;
+        round_failed += failed;
     }
+    tally.failed += round_failed;
+    tally.round_failed.push(round_failed);
     let elapsed = begin.elapsed();
     tally.elapsed += elapsed;
     tally
@@ -282,6 +324,9 @@ async fn round(
     tally.token_times.push(watcher.await.expect("watcher"));
     tally.token_requests += provider.token_requests() - tokens_before;
     tally.rejections += provider.api_rejections() - rejections_before;
+    tally
+        .round_rejections
+        .push(provider.api_rejections() - rejections_before);
     tally.ok += samples.len();
     tally.samples.extend_from_slice(&samples);
     tally.round_samples.push(samples);
@@ -366,20 +411,30 @@ fn refreshes(times: &[Duration], gap: Duration) -> Vec<usize> {
 }
 
 fn stampede_report(clients: &[Client], tallies: &[Tally], latency: Duration) {
-    println!("| client | refreshes | token requests per refresh (max) | 401s |");
-    println!("|---|---|---|---|");
+    println!(
+        "| client | refreshes | token requests per refresh (max) | 401s sent by the API | requests that failed | 401s / failed per round |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (client, t) in clients.iter().zip(tallies).skip(1) {
         let groups: Vec<usize> = t
             .token_times
             .iter()
             .flat_map(|times| refreshes(times, latency * 2))
             .collect();
+        let rounds: Vec<String> = t
+            .round_rejections
+            .iter()
+            .zip(&t.round_failed)
+            .map(|(r, f)| format!("{r}/{f}"))
+            .collect();
         println!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             client.name(),
             groups.len(),
             groups.iter().max().copied().unwrap_or(0),
-            t.rejections
+            t.rejections,
+            t.failed,
+            rounds.join(", ")
         );
     }
 }
@@ -525,12 +580,13 @@ async fn run() {
         // profiler: `benches/callgrind.sh` (see BENCHMARKS.md).
         let provider = Arc::new(TestProvider::start().await);
         let mut clients = make_clients(&provider).await;
-        clients.push(dpop_client(&provider));
+        clients.push(dpop_client(&provider, authed::SigningAlgorithm::ES256));
+        clients.push(dpop_client(&provider, authed::SigningAlgorithm::EdDSA));
         let client = clients
             .iter()
             .find(|c| c.name() == name)
-            .expect("baseline, authed, mutex or dpop");
-        if let Client::Authed(authed) | Client::Dpop(authed) = client {
+            .expect("baseline, authed, mutex, dpop or dpop-eddsa");
+        if let Client::Authed(authed) | Client::Dpop(authed, _) = client {
             // The one token request happens here, not inside the profiled request function.
             authed.source().token().await.expect("token");
         }
@@ -575,9 +631,18 @@ async fn run() {
         .await;
     }
 
-    // Stampede: 2 s tokens from an endpoint taking 50 ms.
+    // Stampede: 2 s tokens from an endpoint taking 50 ms. `AUTHED_LOAD_CALLERS=10000` (with
+    // `AUTHED_LOAD_HTTP2=1`) sets the callers; `AUTHED_LOAD_ROUNDS` the rounds per client.
     let latency = Duration::from_millis(50);
-    for concurrency in [128, 1000].into_iter().filter(|_| enabled("stampede")) {
+    let callers: Vec<usize> = std::env::var("AUTHED_LOAD_CALLERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![128, 1000]);
+    let stampede_rounds = std::env::var("AUTHED_LOAD_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    for concurrency in callers.into_iter().filter(|_| enabled("stampede")) {
         let provider = Arc::new(TestProvider::start().await);
         let clients = make_clients(&provider).await;
         provider.set_token_lifetime(Duration::from_secs(2));
@@ -588,7 +653,7 @@ async fn run() {
             &provider,
             &clients,
             concurrency,
-            2,
+            stampede_rounds,
             stampede_time,
         )
         .await;

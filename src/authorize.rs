@@ -1,173 +1,34 @@
 //! The request rules, one implementation behind every front door ([`AuthedClient`],
-//! the reqwest-middleware `AuthMiddleware`, the tower `AuthLayer`): the token goes only to
-//! allowed origins; a 401 (or gRPC `UNAUTHENTICATED`) that rejects the token sent is reported
-//! to the source, which refreshes once, and the request is sent once more if it can be
-//! replayed.
+//! the reqwest-middleware `AuthMiddleware`, the tower `AuthLayer`, and [`AuthHeaders`] for
+//! any other client): the token and its DPoP proof go only to allowed origins, redirects
+//! included; a 401 (or gRPC `UNAUTHENTICATED`) that rejects the token sent is reported to
+//! the source, which refreshes once, and the request is sent once more if it can be
+//! replayed; a DPoP `use_dpop_nonce` is answered once per call.
 //!
-//! Each front door implements [`Exchange`] for its request and response types and calls
-//! [`send`]; nothing here knows which HTTP stack is underneath.
+//! Each sending front door implements [`Exchange`] for its request and response types and
+//! calls [`send`]; [`AuthHeaders`] drives the same [`Call`] from outside. Nothing here
+//! knows which HTTP stack is underneath.
 //!
 //! [`AuthedClient`]: crate::AuthedClient
+//! [`AuthHeaders`]: crate::AuthHeaders
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use url::{Host, Origin, Url};
+use url::Url;
 
-use crate::challenge::{Challenge, bearer_challenge};
+use crate::challenge::bearer_challenge;
 use crate::dpop::{self, NonceAnswer};
 use crate::error::{Error, Unauthorized};
+use crate::origins::{Origins, Target};
 use crate::source::TokenSource;
 use crate::token::Token;
 
-/// Where a request goes, as its front door names it.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "tower"), allow(dead_code))] // `Uri` is the tower front door's
-pub(crate) enum Target<'a> {
-    /// An absolute URL (reqwest).
-    Url(&'a Url),
-    /// An `http::Uri`: absolute (hyper-util's client), or only a path when the inner service
-    /// has one fixed destination (a tonic `Channel`).
-    Uri(&'a http::Uri),
-}
-
-impl Target<'_> {
-    fn path(&self) -> &str {
-        match self {
-            Target::Url(url) => url.path(),
-            Target::Uri(uri) => uri.path(),
-        }
-    }
-}
-
-/// The origins a token may be sent to.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Origins {
-    pub(crate) origins: Vec<Origin>,
-    pub(crate) any_https: bool,
-}
-
-/// The origin settings of every front door's builder, checked by [`build`](Self::build).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct OriginSettings {
-    pub(crate) origins: Vec<String>,
-    pub(crate) any_https: bool,
-    pub(crate) insecure: bool,
-}
-
-/// The `allow_origin`, `danger_allow_any_https_origin` and `danger_allow_insecure_http`
-/// setters of every front door's builder (field `origins: OriginSettings`).
-macro_rules! origin_setters {
-    () => {
-        /// Another origin (`https://host[:port]`) that receives tokens. May be called more
-        /// than once.
-        pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
-            self.origins.origins.push(origin.into());
-            self
-        }
-
-        /// Sends tokens to any HTTPS origin. Use only when every host that can be reached is
-        /// meant to see the token: a URL built from user input would leak it.
-        pub fn danger_allow_any_https_origin(mut self) -> Self {
-            self.origins.any_https = true;
-            self
-        }
-
-        /// Allows plain-HTTP origins that are not loopback. Tokens then cross the network in
-        /// clear.
-        pub fn danger_allow_insecure_http(mut self) -> Self {
-            self.origins.insecure = true;
-            self
-        }
-    };
-}
-pub(crate) use origin_setters;
-
-impl OriginSettings {
-    /// The allowed origins: `base`'s, if any, and each added one. `require_one`: a front
-    /// door whose every request names its origin must be told at least one.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for an unparsable origin, a plain-HTTP one that is not loopback, or
-    /// none at all when one is required.
-    pub(crate) fn build(&self, base: Option<&Url>, require_one: bool) -> Result<Origins, Error> {
-        let mut origins = Vec::new();
-        if let Some(base) = base {
-            origins.push(base.origin());
-        }
-        for raw in &self.origins {
-            origins.push(crate::config::endpoint_url("origin", raw, self.insecure)?.origin());
-        }
-        if require_one && origins.is_empty() && !self.any_https {
-            return Err(Error::config(
-                "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
-            ));
-        }
-        if self.any_https {
-            tracing::warn!("danger_allow_any_https_origin: tokens go to any HTTPS origin");
-        }
-        let plain = |o: &Origin| {
-            matches!(o, Origin::Tuple(scheme, host, _) if scheme == "http"
-                && !matches!(host, Host::Ipv4(ip) if ip.is_loopback())
-                && !matches!(host, Host::Ipv6(ip) if ip.is_loopback())
-                && !matches!(host, Host::Domain(d) if d.eq_ignore_ascii_case("localhost")))
-        };
-        if self.insecure && origins.iter().any(plain) {
-            tracing::warn!(
-                "danger_allow_insecure_http: tokens go to a plain-HTTP origin that is not \
-                 loopback, in clear"
-            );
-        }
-        Ok(Origins {
-            origins,
-            any_https: self.any_https,
-        })
-    }
-}
-
-impl Origins {
-    /// `Ok` when a token may go to `target`; [`Error::UntrustedOrigin`] otherwise. A URI
-    /// without an authority goes to the inner service's own destination, which the
-    /// application chose when it wrapped that service: allowed.
-    pub(crate) fn check(&self, target: Target<'_>) -> Result<(), Error> {
-        match target {
-            Target::Url(url) => self.check_url(url),
-            Target::Uri(uri) if uri.authority().is_none() => Ok(()),
-            Target::Uri(uri) => match Url::parse(&uri.to_string()) {
-                Ok(url) => self.check_url(&url),
-                Err(_) => Err(Error::UntrustedOrigin {
-                    origin: "(unparsable URI)".to_owned(),
-                }),
-            },
-        }
-    }
-
-    fn check_url(&self, url: &Url) -> Result<(), Error> {
-        // Compared part by part: `Url::origin()` allocates, and this runs on every request.
-        let same_origin = |origin: &Origin| match origin {
-            Origin::Tuple(scheme, host, port) => {
-                scheme == url.scheme()
-                    && match (url.host(), host) {
-                        (Some(Host::Domain(a)), Host::Domain(b)) => a == b,
-                        (Some(Host::Ipv4(a)), Host::Ipv4(b)) => a == *b,
-                        (Some(Host::Ipv6(a)), Host::Ipv6(b)) => a == *b,
-                        _ => false,
-                    }
-                    && Some(*port) == url.port_or_known_default()
-            }
-            Origin::Opaque(_) => false,
-        };
-        if self.origins.iter().any(same_origin) || (self.any_https && url.scheme() == "https") {
-            Ok(())
-        } else {
-            Err(Error::UntrustedOrigin {
-                origin: url.origin().ascii_serialization(),
-            })
-        }
-    }
-}
+/// At most this many redirects are followed per request (reqwest's default limit).
+const MAX_REDIRECTS: usize = 10;
 
 /// What authorizes one request: made by [`attach`], put on the request with
 /// [`apply`](Self::apply). Two steps, so that making it borrows the request's method and URL
@@ -209,12 +70,19 @@ pub(crate) async fn attach(
     let proof = match token.dpop_key() {
         None => None,
         Some(_) => {
-            let url = absolute_url(target).ok_or_else(|| {
-                Error::config(
-                    "a DPoP proof names the request's absolute URL (htu); this request has \
-                     only a path",
-                )
-            })?;
+            let url = match target {
+                Target::Url(url) => Cow::Borrowed(url),
+                Target::Uri(uri) => match absolute_url(target) {
+                    Some(url) => Cow::Owned(url),
+                    None if uri.authority().is_none() => {
+                        return Err(Error::config(
+                            "a DPoP proof names the request's absolute URL (htu); this request \
+                             has only a path",
+                        ));
+                    }
+                    None => return Err(Error::config("a DPoP proof needs a parsable request URL")),
+                },
+            };
             // Boxed: the signer may be remote, and the Bearer path's future stays small.
             Box::pin(dpop::proof_for(method, &url, token)).await?
         }
@@ -235,24 +103,40 @@ fn absolute_url(target: Target<'_>) -> Option<Url> {
     }
 }
 
-/// The URL whose DPoP nonce a response to `target` updates: only for a DPoP-bound token.
-fn nonce_url(target: Target<'_>, token: &Token) -> Option<Url> {
-    token.dpop_key().and_then(|_| absolute_url(target))
-}
-
 /// How a response looks to the rules.
 #[derive(Debug)]
 pub(crate) struct Answer<'a> {
     /// `401`, or a gRPC `UNAUTHENTICATED` in the headers (a trailers-only response).
     pub(crate) unauthorized: bool,
     pub(crate) headers: &'a HeaderMap,
-    /// The URL that answered, when the stack follows redirects (reqwest).
+    /// The URL that answered, when the stack can follow redirects on its own (reqwest).
     pub(crate) url: Option<&'a Url>,
+    /// A redirect for the rules to follow (see [`redirect_of`]); `None` from a stack whose
+    /// redirects are composed outside the rules (tower).
+    pub(crate) redirect: Option<(StatusCode, &'a HeaderValue)>,
+}
+
+impl Answer<'_> {
+    /// Neither a 401 nor a redirect: the answer goes to the caller as it is.
+    fn is_final(&self) -> bool {
+        !self.unauthorized && self.redirect.is_none()
+    }
+}
+
+/// The status and `Location` of a redirect response the rules follow (RFC 9110 §15.4:
+/// 301, 302, 303, 307, 308).
+pub(crate) fn redirect_of(
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<(StatusCode, &HeaderValue)> {
+    match status.as_u16() {
+        301 | 302 | 303 | 307 | 308 => headers.get(header::LOCATION).map(|l| (status, l)),
+        _ => None,
+    }
 }
 
 /// Whether a response's status and headers say "unauthorized": HTTP 401, or gRPC status 16
 /// (`UNAUTHENTICATED`) in the headers, which is how a trailers-only gRPC error arrives.
-#[cfg_attr(not(feature = "tower"), allow(dead_code))] // reqwest's front doors speak no gRPC
 pub(crate) fn is_unauthorized(status: StatusCode, headers: &HeaderMap) -> bool {
     status == StatusCode::UNAUTHORIZED
         || headers
@@ -273,6 +157,14 @@ pub(crate) trait Exchange {
     fn headers_mut(request: &mut Self::Request) -> &mut HeaderMap;
     /// A copy to send once more, or `None` when the body cannot be replayed.
     fn try_clone(request: &Self::Request) -> Option<Self::Request>;
+    /// `request` sent to `url` with `method` instead, its body kept only when `keep_body`:
+    /// the next hop of a redirect. `None` when the body cannot be copied.
+    fn redirect(
+        request: &Self::Request,
+        method: Method,
+        url: Url,
+        keep_body: bool,
+    ) -> Option<Self::Request>;
     /// The URL the token is sent to, when the stack can follow redirects (reqwest).
     fn sent_to(request: &Self::Request) -> Option<&Url>;
     fn answer(response: &Self::Response) -> Answer<'_>;
@@ -284,8 +176,8 @@ pub(crate) trait Exchange {
 }
 
 /// Sends `request` with a token from `source`, under the rules. One flat future, with the
-/// rare 401 path boxed: every request moves this future around, and nested or larger
-/// futures are copied each time.
+/// rare paths (a 401, a redirect) boxed: every request moves this future around, and
+/// nested or larger futures are copied each time.
 pub(crate) async fn send<E: Exchange + Send>(
     exchange: &mut E,
     origins: &Origins,
@@ -295,26 +187,47 @@ pub(crate) async fn send<E: Exchange + Send>(
     let target = E::target(&request);
     origins.check(target).map_err(E::fail)?;
     tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
-    // Kept to send once more after a rejected token. A streaming body cannot be copied:
-    // then only the URL is kept, to tell where a 401 came from.
+    // Kept to send once more after a rejected token, and to make a redirect's next hop. A
+    // streaming body cannot be copied: then only the URL is kept, to tell where an answer
+    // came from.
     let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
     let token = source.token().await.map_err(E::fail)?;
-    let nonce_url = nonce_url(E::target(&request), &token);
+    // A stack that names no URL (tower) is asked for its target, for the DPoP nonce memory.
+    let target_url = match (token.dpop_key(), E::sent_to(&request)) {
+        (Some(_), None) => absolute_url(E::target(&request)),
+        _ => None,
+    };
     authorize::<E>(&mut request, &token)
         .await
         .map_err(E::fail)?;
     let response = exchange.send(request).await?;
     let answer = E::answer(&response);
-    if !answer.unauthorized {
-        if let Some(url) = &nonce_url {
+    let sent_to = match &replay {
+        Ok(request) => E::sent_to(request),
+        Err(url) => url.as_ref(),
+    };
+    if answer.is_final() && answered_where_sent(sent_to, &answer) {
+        if token.dpop_key().is_some()
+            && let Some(url) = sent_to.or(target_url.as_ref())
+        {
             dpop::after_response(&token, url, false, answer.headers);
         }
         return Ok(response);
     }
-    Box::pin(after_401(
-        exchange, response, replay, nonce_url, &token, source,
+    let call = Call::new(token);
+    Box::pin(after_answer(
+        exchange, origins, source, call, response, replay, target_url,
     ))
     .await
+}
+
+/// Whether the answer came from where the request was sent: `false` when the HTTP client
+/// followed a redirect on its own.
+fn answered_where_sent(sent_to: Option<&Url>, answer: &Answer<'_>) -> bool {
+    match (sent_to, answer.url) {
+        (Some(sent), Some(answered)) => sent.as_str() == answered.as_str(),
+        _ => true,
+    }
 }
 
 async fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(), Error> {
@@ -324,103 +237,249 @@ async fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Resu
     Ok(())
 }
 
-/// The rules for a 401 (RFC 6750 §3.1): if it rejects the token that was sent, report the
-/// token as rejected and get a fresh one; send the request once more if it can be replayed.
-async fn after_401<E: Exchange + Send>(
+/// The rules for an answer that is a redirect or a 401, until one that is neither.
+async fn after_answer<E: Exchange + Send>(
     exchange: &mut E,
-    response: E::Response,
-    replay: Result<E::Request, Option<Url>>,
-    nonce_url: Option<Url>,
-    token: &Token,
+    origins: &Origins,
     source: &dyn TokenSource,
+    mut call: Call,
+    mut response: E::Response,
+    replay: Result<E::Request, Option<Url>>,
+    target_url: Option<Url>,
 ) -> Result<E::Response, E::Failure> {
     let sent_to = match &replay {
-        Ok(request) => E::sent_to(request),
-        Err(url) => url.as_ref(),
+        Ok(request) => E::sent_to(request).cloned(),
+        Err(url) => url.clone(),
     };
-    let answer = E::answer(&response);
-    if let Some(e) = token_not_sent(sent_to, answer.url) {
-        return Err(E::fail(e));
-    }
-    let asks_nonce = nonce_url.as_ref().is_some_and(|url| {
-        dpop::after_response(token, url, true, answer.headers) != NonceAnswer::Other
-    });
-    if asks_nonce {
-        // RFC 9449 §9: the server wants its new nonce in the proof; the token is fine.
-        let Ok(replay) = replay else {
-            let mut refused = Unauthorized::new(bearer_challenge(answer.headers).as_ref());
-            refused.replayable = false;
-            return Err(E::fail(Error::Unauthorized(refused)));
+    loop {
+        // The first hop of a redirect is made from a copy: a reference to `replay` held
+        // across the sending would need the request to be `Sync`, which a tower body is not.
+        let first = match (E::answer(&response).redirect, &replay) {
+            (Some(_), Ok(replay)) => E::try_clone(replay),
+            _ => None,
         };
-        tracing::debug!("the API asks for a DPoP nonce; sending once more with it");
-        return resend(exchange, replay, token, false, true).await;
+        let (answered, last_sent) =
+            follow(exchange, origins, response, first, &sent_to, &call.token).await?;
+        response = answered;
+        let answer = E::answer(&response);
+        if let Some(e) = foreign_answer(origins, last_sent.as_ref(), &answer) {
+            return Err(E::fail(e));
+        }
+        let nonce_url = last_sent
+            .as_ref()
+            .or(target_url.as_ref())
+            .filter(|_| call.token.dpop_key().is_some());
+        if !answer.unauthorized {
+            if let Some(url) = nonce_url {
+                dpop::after_response(&call.token, url, false, answer.headers);
+            }
+            return Ok(response);
+        }
+        let again = call
+            .after_401(source, answer.headers, nonce_url, replay.is_ok())
+            .await
+            .map_err(E::fail)?;
+        let mut again = match (again, &replay) {
+            (Again::Send, Ok(replay)) => E::try_clone(replay),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            let mut refused = Unauthorized::new(None);
+            refused.replayable = false;
+            E::fail(Error::Unauthorized(refused))
+        })?;
+        authorize::<E>(&mut again, &call.token)
+            .await
+            .map_err(E::fail)?;
+        response = exchange.send(again).await?;
     }
-    let challenge = bearer_challenge(answer.headers);
-    let mut refused = Unauthorized::new(challenge.as_ref());
-    if !challenge.as_ref().is_none_or(Challenge::asks_for_new_token) {
-        return Err(E::fail(Error::Unauthorized(refused)));
-    }
-    tracing::debug!("the API rejected the token; refreshing");
-    crate::telemetry::unauthorized_retry();
-    let fresh = source.token_rejected(token).await.map_err(E::fail)?;
-    let Ok(replay) = replay else {
-        // The next request gets the fresh token; this one cannot be sent again.
-        refused.replayable = false;
-        return Err(E::fail(Error::Unauthorized(refused)));
-    };
-    resend(exchange, replay, &fresh, true, true).await
 }
 
-/// Sends a request once more with `token` (`refreshed`: a fresh one). A 401 is final,
-/// except, when `nonce_retry`, a DPoP `use_dpop_nonce` naming a nonce newer than the
-/// proof's, answered once more: a request in flight when the server changed its nonce.
-async fn resend<E: Exchange + Send>(
+/// Follows the redirects in `response` that stay within the allowed origins, each hop with
+/// fresh credentials (a DPoP proof names its URL). A redirect elsewhere is not followed:
+/// the caller gets it as the API's answer, and neither the token nor a proof goes there.
+/// Returns the last answer and the URL of the last request sent.
+async fn follow<E: Exchange + Send>(
     exchange: &mut E,
-    mut replay: E::Request,
+    origins: &Origins,
+    mut response: E::Response,
+    first: Option<E::Request>,
+    sent_to: &Option<Url>,
     token: &Token,
-    refreshed: bool,
-    nonce_retry: bool,
-) -> Result<E::Response, E::Failure> {
-    let sent_to = E::sent_to(&replay).cloned();
-    let nonce_url = nonce_url(E::target(&replay), token);
-    let again = nonce_url
-        .as_ref()
-        .filter(|_| nonce_retry)
-        .and_then(|_| E::try_clone(&replay));
-    authorize::<E>(&mut replay, token).await.map_err(E::fail)?;
-    let response = exchange.send(replay).await?;
-    let answer = E::answer(&response);
-    let nonce = nonce_url
-        .as_ref()
-        .map(|url| dpop::after_response(token, url, answer.unauthorized, answer.headers));
-    if !answer.unauthorized {
-        return Ok(response);
+) -> Result<(E::Response, Option<Url>), E::Failure> {
+    let mut url = sent_to.clone();
+    let mut template = first;
+    for _ in 0..MAX_REDIRECTS {
+        let answer = E::answer(&response);
+        let (Some((status, location)), Some(from)) = (answer.redirect, url.as_ref()) else {
+            break;
+        };
+        if !answered_where_sent(Some(from), &answer) {
+            break;
+        }
+        let Some(next_url) = location.to_str().ok().and_then(|l| from.join(l).ok()) else {
+            break;
+        };
+        if !matches!(next_url.scheme(), "http" | "https") || origins.check_url(&next_url).is_err() {
+            tracing::debug!(
+                status = status.as_u16(),
+                "not following a redirect to an origin that may not receive tokens"
+            );
+            break;
+        }
+        let Some(previous) = template.as_ref() else {
+            break;
+        };
+        let (method, keep_body) = redirect_method(status, E::method(previous));
+        let cross_origin = next_url.origin() != from.origin();
+        let Some(mut next) = E::redirect(previous, method, next_url.clone(), keep_body) else {
+            break;
+        };
+        let headers = E::headers_mut(&mut next);
+        if !keep_body {
+            for name in [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::CONTENT_ENCODING,
+                header::TRANSFER_ENCODING,
+            ] {
+                headers.remove(name);
+            }
+        }
+        if cross_origin {
+            // What reqwest drops on a cross-origin redirect; the token and proof are
+            // attached anew below, for an origin that may receive them.
+            headers.remove(header::COOKIE);
+            headers.remove(header::PROXY_AUTHORIZATION);
+        }
+        template = E::try_clone(&next);
+        authorize::<E>(&mut next, token).await.map_err(E::fail)?;
+        tracing::debug!(status = status.as_u16(), "following a redirect");
+        response = exchange.send(next).await?;
+        if token.dpop_key().is_some() {
+            dpop::after_response(token, &next_url, false, E::answer(&response).headers);
+        }
+        url = Some(next_url);
     }
-    if let Some(e) = token_not_sent(sent_to.as_ref(), answer.url) {
-        return Err(E::fail(e));
-    }
-    if nonce == Some(NonceAnswer::Asks { new: true })
-        && let Some(again) = again
-    {
-        return Box::pin(resend(exchange, again, token, refreshed, false)).await;
-    }
-    let mut refused = Unauthorized::new(bearer_challenge(answer.headers).as_ref());
-    refused.retried = refreshed;
-    Err(E::fail(Error::Unauthorized(refused)))
+    Ok((response, url))
 }
 
-/// A 401 from another origin than the one the token was sent to: the request was
-/// redirected, and reqwest drops `Authorization` when a redirect changes scheme, host or
-/// port (the rule below is reqwest's). That 401 answers a request without a token, so it
-/// says nothing about the token: no refresh, no replay.
-fn token_not_sent(sent_to: Option<&Url>, answered: Option<&Url>) -> Option<Error> {
-    let (sent_to, answered) = (sent_to?, answered?);
+/// The method of a redirect's next hop, and whether the body goes with it (RFC 9110
+/// §15.4.2–15.4.4, §15.4.8–15.4.9; a `POST` becomes a `GET` on 301 and 302, as every user
+/// agent does).
+fn redirect_method(status: StatusCode, method: &Method) -> (Method, bool) {
+    match status.as_u16() {
+        303 if *method != Method::HEAD => (Method::GET, false),
+        301 | 302 if *method == Method::POST => (Method::GET, false),
+        _ => (method.clone(), true),
+    }
+}
+
+/// An answer from another origin than the one the last request went to: the HTTP client
+/// followed a redirect on its own. From an origin that may not receive tokens, it is never
+/// the API's answer ([`Error::UntrustedRedirect`]: the client must leave redirects to the
+/// rules); from an allowed one, a 401 answers a request the client stripped of its
+/// `Authorization` (reqwest does, on a cross-origin redirect), so it says nothing about the
+/// token: no refresh, no replay.
+fn foreign_answer(origins: &Origins, sent_to: Option<&Url>, answer: &Answer<'_>) -> Option<Error> {
+    let (sent_to, answered) = (sent_to?, answer.url?);
     let same = answered.scheme() == sent_to.scheme()
         && answered.host_str() == sent_to.host_str()
         && answered.port_or_known_default() == sent_to.port_or_known_default();
-    (!same).then(|| Error::RedirectedUnauthorized {
-        origin: answered.origin().ascii_serialization(),
-    })
+    if same {
+        return None;
+    }
+    let origin = answered.origin().ascii_serialization();
+    if origins.check_url(answered).is_err() {
+        tracing::warn!(
+            "the HTTP client followed a redirect to an origin that may not receive tokens; \
+             build it with reqwest::redirect::Policy::none() and authed follows redirects \
+             within the allowed origins"
+        );
+        return Some(Error::UntrustedRedirect { origin });
+    }
+    answer
+        .unauthorized
+        .then_some(Error::RedirectedUnauthorized { origin })
+}
+
+/// What the rules say after a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Again {
+    /// Send the request once more, with [`Call::token`] (fresh, or with a new nonce).
+    Send,
+}
+
+/// One call under the rules: the token it is sent with and what has been tried, so that a
+/// call refreshes at most once and answers a DPoP nonce challenge at most once. Driven by
+/// [`send`] for the sending front doors and by `AuthHeaders` for any other client.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) token: Arc<Token>,
+    refreshed: bool,
+    nonce_retried: bool,
+}
+
+impl Call {
+    pub(crate) fn new(token: Arc<Token>) -> Self {
+        Call {
+            token,
+            refreshed: false,
+            nonce_retried: false,
+        }
+    }
+
+    /// The rules for a 401 with `headers` (RFC 6750 §3.1, RFC 9449 §9), answering a request
+    /// sent with [`token`](Self::token) (to `nonce_url`, for a DPoP-bound token). `Ok` when
+    /// the request is to be sent once more with `token`, now fresh or with the server's new
+    /// nonce; otherwise the final error. `replayable`: whether the request can be sent
+    /// again; a rejected token is reported even when it cannot, so that the next request
+    /// gets a fresh one.
+    pub(crate) async fn after_401(
+        &mut self,
+        source: &dyn TokenSource,
+        headers: &HeaderMap,
+        nonce_url: Option<&Url>,
+        replayable: bool,
+    ) -> Result<Again, Error> {
+        let asks_nonce = nonce_url.is_some_and(|url| {
+            dpop::after_response(&self.token, url, true, headers) != NonceAnswer::Other
+        });
+        let challenge = bearer_challenge(headers);
+        let mut refused = Unauthorized::new(challenge.as_ref());
+        refused.retried = self.refreshed;
+        if asks_nonce {
+            // The server wants its new nonce in the proof; the token is fine. Once per call:
+            // a server that asks every time is not answered forever.
+            if self.nonce_retried || !replayable {
+                refused.replayable = replayable;
+                return Err(Error::Unauthorized(refused));
+            }
+            tracing::debug!("the API asks for a DPoP nonce; sending once more with it");
+            self.nonce_retried = true;
+            return Ok(Again::Send);
+        }
+        if self.refreshed || !challenge.as_ref().is_none_or(|c| c.asks_for_new_token()) {
+            return Err(Error::Unauthorized(refused));
+        }
+        tracing::debug!("the API rejected the token; refreshing");
+        crate::telemetry::unauthorized_retry();
+        let fresh = source.token_rejected(&self.token).await?;
+        if Arc::ptr_eq(&fresh, &self.token) {
+            // The very token just rejected (a static token, or a source that cannot
+            // refresh): sending it again cannot help.
+            refused.refreshable = false;
+            return Err(Error::Unauthorized(refused));
+        }
+        self.token = fresh;
+        self.refreshed = true;
+        if !replayable {
+            // The next request gets the fresh token; this one cannot be sent again.
+            refused.replayable = false;
+            return Err(Error::Unauthorized(refused));
+        }
+        Ok(Again::Send)
+    }
 }
 
 #[cfg(test)]
@@ -439,19 +498,13 @@ mod tests {
     }
 
     #[test]
-    fn a_path_only_uri_goes_to_the_services_own_destination() {
-        let none = Origins::default();
-        let path: http::Uri = "/grpc.health.v1.Health/Check".parse().unwrap();
-        assert!(none.check(Target::Uri(&path)).is_ok());
-        let abs: http::Uri = "http://127.0.0.1:1/x".parse().unwrap();
-        assert!(matches!(
-            none.check(Target::Uri(&abs)),
-            Err(Error::UntrustedOrigin { .. })
-        ));
-        let allowed = Origins {
-            origins: vec![Url::parse("http://127.0.0.1:1").unwrap().origin()],
-            any_https: false,
-        };
-        assert!(allowed.check(Target::Uri(&abs)).is_ok());
+    fn redirect_methods_follow_rfc_9110() {
+        let s = |n| StatusCode::from_u16(n).unwrap();
+        assert_eq!(redirect_method(s(303), &Method::PUT), (Method::GET, false));
+        assert_eq!(redirect_method(s(303), &Method::HEAD), (Method::HEAD, true));
+        assert_eq!(redirect_method(s(302), &Method::POST), (Method::GET, false));
+        assert_eq!(redirect_method(s(301), &Method::PUT), (Method::PUT, true));
+        assert_eq!(redirect_method(s(307), &Method::POST), (Method::POST, true));
+        assert_eq!(redirect_method(s(308), &Method::POST), (Method::POST, true));
     }
 }

@@ -219,6 +219,86 @@ impl Source {
     }
 }
 
+/// Blocking [`crate::AuthHeaders`]: the auth headers of one request for a blocking HTTP
+/// client (ureq, `reqwest::blocking`, ...), under the same rules. `examples/headers_ureq.rs`
+/// shows it with ureq.
+///
+/// Cloning is cheap. See the [module](self) for where it must not be used.
+#[derive(Clone, Debug)]
+pub struct AuthHeaders {
+    headers: crate::AuthHeaders,
+}
+
+impl AuthHeaders {
+    /// A blocking handle on `headers`.
+    pub fn new(headers: crate::AuthHeaders) -> Self {
+        AuthHeaders { headers }
+    }
+
+    /// The async [`crate::AuthHeaders`] this wraps.
+    pub fn as_async(&self) -> &crate::AuthHeaders {
+        &self.headers
+    }
+
+    /// The credentials of one request: [`crate::AuthHeaders::request`], waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when called inside an async runtime; otherwise as
+    /// [`crate::AuthHeaders::request`].
+    pub fn request<'u>(
+        &self,
+        method: Method,
+        url: impl Into<crate::RequestUrl<'u>>,
+    ) -> Result<RequestAuth, Error> {
+        let auth = block_on(self.headers.request(method, url))??;
+        Ok(RequestAuth { auth: Some(auth) })
+    }
+}
+
+/// The credentials of one request, from [`AuthHeaders::request`]: a blocking
+/// [`crate::RequestAuth`].
+#[derive(Debug)]
+pub struct RequestAuth {
+    /// Always `Some` between calls: taken to the runtime thread and back.
+    auth: Option<crate::RequestAuth>,
+}
+
+impl RequestAuth {
+    /// The headers to add to the request: [`crate::RequestAuth::headers`].
+    pub fn headers(&self) -> HeaderMap {
+        self.auth
+            .as_ref()
+            .map(|a| a.headers().clone())
+            .unwrap_or_default()
+    }
+
+    /// Tells the rules how the server answered and waits for what to do:
+    /// [`crate::RequestAuth::after_response`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when called inside an async runtime; otherwise as
+    /// [`crate::RequestAuth::after_response`].
+    pub fn after_response(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<crate::AfterResponse, Error> {
+        let mut auth = self
+            .auth
+            .take()
+            .ok_or_else(|| Error::config("authed::blocking: this RequestAuth was lost by an earlier call that failed; ask AuthHeaders::request again"))?;
+        let headers = headers.clone();
+        let (auth, next) = block_on(async move {
+            let next = auth.after_response(status, &headers).await;
+            (auth, next)
+        })?;
+        self.auth = Some(auth);
+        next
+    }
+}
+
 /// A blocking [`crate::AuthedClient`]: the same rules (tokens only to allowed origins, one
 /// refresh and one re-send on an `invalid_token` 401), and calls that wait.
 ///
@@ -348,7 +428,7 @@ impl Response {
     ///
     /// # Errors
     ///
-    /// [`Error::Transport`] carrying reqwest's status error (without the URL).
+    /// [`Error::HttpStatus`] with the status, retryable only for 5xx and 429.
     pub fn error_for_status(self) -> Result<Self, Error> {
         Ok(Response {
             response: self.response.error_for_status()?,

@@ -25,11 +25,10 @@ impl Challenge {
 pub(crate) fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
     let mut saw_other = false;
     for value in headers.get_all(header::WWW_AUTHENTICATE) {
-        let Ok(value) = value.to_str() else {
-            saw_other = true;
-            continue;
-        };
-        for (scheme, params) in parse_challenges(value) {
+        // Read as UTF-8, lossily: an `error_description` in another language (obs-text) must
+        // not hide the challenge's `error`.
+        let value = String::from_utf8_lossy(value.as_bytes());
+        for (scheme, params) in parse_challenges(&value) {
             // A DPoP token's challenge names the DPoP scheme (RFC 9449 §7.1), same parameters.
             if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") {
                 let get = |name: &str| {
@@ -50,6 +49,24 @@ pub(crate) fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
         error: Some("-".to_owned()),
         description: None,
     })
+}
+
+/// Whether any challenge, in any `WWW-Authenticate` header, is `DPoP` with
+/// `error="use_dpop_nonce"` (RFC 9449 §9): the server wants its nonce in the proof.
+pub(crate) fn asks_for_dpop_nonce(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .any(|value| {
+            parse_challenges(&String::from_utf8_lossy(value.as_bytes()))
+                .iter()
+                .any(|(scheme, params)| {
+                    scheme.eq_ignore_ascii_case("dpop")
+                        && params
+                            .iter()
+                            .any(|(k, v)| k.eq_ignore_ascii_case("error") && v == "use_dpop_nonce")
+                })
+        })
 }
 
 type Params = Vec<(String, String)>;
@@ -173,5 +190,77 @@ mod tests {
         fn parsing_never_panics(s in ".*") {
             let _ = parse_challenges(&s);
         }
+    }
+
+    /// RFC 9110 §11.6.1's own example: two challenges in one header, the second with three
+    /// parameters, one a quoted string with escaped quotes.
+    #[test]
+    fn rfc_9110_example() {
+        let c = parse_challenges(
+            r#"Basic realm="simple", Newauth realm="apps", type=1, title="Login to \"apps\"""#,
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].0, "Basic");
+        assert_eq!(c[0].1, [("realm".to_owned(), "simple".to_owned())]);
+        assert_eq!(c[1].0, "Newauth");
+        assert_eq!(c[1].1.len(), 3);
+        assert_eq!(
+            c[1].1[2],
+            ("title".to_owned(), r#"Login to "apps""#.to_owned())
+        );
+    }
+
+    /// The cases a strict parser (the http-auth crate, tried for this) gives up on, losing
+    /// the Bearer challenge after them: a token68 challenge, empty list elements (RFC 9110
+    /// §5.6.1 says to accept them), a missing comma between parameters.
+    #[test]
+    fn what_real_servers_send_still_finds_the_bearer_challenge() {
+        for value in [
+            r#"Negotiate YIIB==, Bearer error="invalid_token""#,
+            r#"Bearer error="invalid_token", "#,
+            r#", , Bearer error="invalid_token""#,
+            r#"Bearer realm="api" error="invalid_token""#,
+            r#"bearer ERROR = "invalid_token" , error_description = "spaced""#,
+            r#"Basic realm="a, Bearer error=insufficient_scope", Bearer error=invalid_token"#,
+        ] {
+            let c = bearer_challenge(&headers(&[value])).unwrap();
+            assert_eq!(c.error.as_deref(), Some("invalid_token"), "{value}");
+        }
+        // An unterminated quoted string ends at the end of the value.
+        let c = bearer_challenge(&headers(&[r#"Bearer error="invalid_token"#])).unwrap();
+        assert_eq!(c.error.as_deref(), Some("invalid_token"));
+    }
+
+    #[test]
+    fn several_headers_and_non_ascii_descriptions() {
+        let mut h = headers(&[r#"Basic realm="x""#]);
+        h.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_bytes(
+                "Bearer error=\"invalid_token\", error_description=\"le jeton a expiré\""
+                    .as_bytes(),
+            )
+            .unwrap(),
+        );
+        let c = bearer_challenge(&h).unwrap();
+        assert_eq!(c.error.as_deref(), Some("invalid_token"));
+        assert!(c.description.unwrap().starts_with("le jeton a expir"));
+    }
+
+    #[test]
+    fn a_dpop_nonce_request_is_found_in_any_challenge() {
+        assert!(asks_for_dpop_nonce(&headers(&[
+            r#"Bearer realm="x", DPoP algs="ES256 PS256", error="use_dpop_nonce""#
+        ])));
+        assert!(asks_for_dpop_nonce(&headers(&[
+            "Bearer",
+            r#"dpop error="use_dpop_nonce""#
+        ])));
+        assert!(!asks_for_dpop_nonce(&headers(&[
+            r#"DPoP error="invalid_token", error_description="not use_dpop_nonce""#
+        ])));
+        assert!(!asks_for_dpop_nonce(&headers(&[
+            r#"Bearer error="use_dpop_nonce""#
+        ])));
     }
 }

@@ -7,8 +7,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
+use crate::authorize::{self, Answer, Exchange};
 use crate::error::Error;
+use crate::origins::{OriginSettings, Origins, Target};
 use crate::request_url::RequestUrl;
 use crate::source::TokenSource;
 
@@ -21,15 +22,18 @@ use crate::source::TokenSource;
 /// at all, it reports the token as rejected, gets a fresh one and sends the request **once**
 /// more. Any other 401, or a second one, is [`Error::Unauthorized`]; so is a rejection of a
 /// request whose body is a stream that cannot be sent twice, after the rejected token was
-/// reported (the next request gets the fresh one). A 401 from another
-/// origin that a redirect led to is [`Error::RedirectedUnauthorized`]: the token was not sent
-/// there, so it is neither refreshed nor sent again. Other statuses (403 included) are
-/// returned as responses.
+/// reported (the next request gets the fresh one). A DPoP `use_dpop_nonce` 401 is answered
+/// with the server's nonce once per call. Other statuses (403 included) are returned as
+/// responses.
 ///
-/// Tokens only go to the configured origins: the base URL's, those added with
-/// [`allow_origin`](AuthedClientBuilder::allow_origin), or any HTTPS origin after
+/// Tokens, and the DPoP proofs of DPoP-bound tokens, only go to the configured origins: the
+/// base URL's, those added with [`allow_origin`](AuthedClientBuilder::allow_origin), or any
+/// HTTPS origin after
 /// [`danger_allow_any_https_origin`](AuthedClientBuilder::danger_allow_any_https_origin).
 /// A request elsewhere fails with [`Error::UntrustedOrigin`] before anything is sent.
+/// Redirects (301, 302, 303, 307, 308; at most 10) are followed by the client itself within
+/// those origins, each hop with fresh credentials; a redirect to any other origin is not
+/// followed and is returned as the API's answer, so nothing reaches that origin.
 ///
 /// One client can serve many users: [`RequestBuilder::source`] sends a request on behalf of
 /// another token source (a signed-in user's login, e.g. from a
@@ -158,22 +162,6 @@ impl AuthedClient {
     pub fn delete<'u>(&self, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
-
-    /// Sends `request` with a token from `source` (the client's own, or the one the request
-    /// was sent on behalf of), under the crate's request rules.
-    async fn send(
-        &self,
-        request: reqwest::Request,
-        source: &dyn TokenSource,
-    ) -> Result<reqwest::Response, Error> {
-        authorize::send(
-            &mut Reqwest(&self.inner.http),
-            &self.inner.origins,
-            source,
-            request,
-        )
-        .await
-    }
 }
 
 /// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`.
@@ -197,7 +185,32 @@ impl Exchange for Reqwest<'_> {
     }
 
     fn try_clone(request: &reqwest::Request) -> Option<reqwest::Request> {
-        request.try_clone()
+        match request.body() {
+            Some(_) => request.try_clone(),
+            // Without a body, a copy by hand: reqwest's `try_clone` makes an extensions map
+            // for the timeout and drops it again, on every request. This client's requests
+            // come from reqwest's `RequestBuilder`, whose only extension is that timeout,
+            // copied here through its public accessor.
+            None => {
+                let mut copy =
+                    reqwest::Request::new(request.method().clone(), request.url().clone());
+                *copy.headers_mut() = request.headers().clone();
+                *copy.version_mut() = request.version();
+                if let Some(timeout) = request.timeout() {
+                    *copy.timeout_mut() = Some(*timeout);
+                }
+                Some(copy)
+            }
+        }
+    }
+
+    fn redirect(
+        request: &reqwest::Request,
+        method: Method,
+        url: Url,
+        keep_body: bool,
+    ) -> Option<reqwest::Request> {
+        redirected(request, method, url, keep_body)
     }
 
     fn sent_to(request: &reqwest::Request) -> Option<&Url> {
@@ -209,6 +222,7 @@ impl Exchange for Reqwest<'_> {
             unauthorized: response.status() == StatusCode::UNAUTHORIZED,
             headers: response.headers(),
             url: Some(response.url()),
+            redirect: authorize::redirect_of(response.status(), response.headers()),
         }
     }
 
@@ -223,6 +237,32 @@ impl Exchange for Reqwest<'_> {
         let sent = self.0.execute(request);
         async move { sent.await.map_err(Error::transport) }
     }
+}
+
+/// A redirect's next hop for reqwest: `request` to `url` with `method`, its body kept only
+/// when `keep_body` (then `None` for a body that cannot be copied). Shared with the
+/// middleware.
+pub(crate) fn redirected(
+    request: &reqwest::Request,
+    method: Method,
+    url: Url,
+    keep_body: bool,
+) -> Option<reqwest::Request> {
+    let mut next = if keep_body {
+        // A full copy keeps what reqwest holds privately with the request (its extensions).
+        request.try_clone()?
+    } else {
+        let mut next = reqwest::Request::new(method.clone(), url.clone());
+        *next.headers_mut() = request.headers().clone();
+        *next.version_mut() = request.version();
+        if let Some(timeout) = request.timeout() {
+            *next.timeout_mut() = Some(*timeout);
+        }
+        next
+    };
+    *next.method_mut() = method;
+    *next.url_mut() = url;
+    Some(next)
 }
 
 /// The source of a client made with [`AuthedClient::builder_for_users`].
@@ -246,12 +286,19 @@ impl AuthedClientBuilder {
         self
     }
 
-    crate::authorize::origin_setters!();
+    crate::origins::origin_setters!();
 
     /// The `reqwest::Client` to send requests with (for proxies, TLS roots, timeouts, the
     /// client certificate certificate-bound tokens need, see
-    /// [`identity_from_pem`](crate::identity_from_pem)). By default a new one. Its redirect policy applies: reqwest's default drops the
-    /// `Authorization` header when a redirect leaves the host.
+    /// [`identity_from_pem`](crate::identity_from_pem)). By default a new one.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`, as the default one is:
+    /// the client then follows redirects itself, each hop checked against the allowed
+    /// origins and sent with fresh credentials. A client that follows redirects on its own
+    /// sends every header but `Authorization`, `Cookie` and `Proxy-Authorization` to any
+    /// origin a redirect names, a DPoP proof included, and the rules see only where it ended:
+    /// an answer from an origin that may not receive tokens is then refused with
+    /// [`Error::UntrustedRedirect`] rather than returned as the API's.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -278,7 +325,9 @@ impl AuthedClientBuilder {
         let origins = self.origins.build(base_url.as_ref(), true)?;
         let http = match self.http {
             Some(http) => http,
+            // Redirects are followed by the rules, within the allowed origins.
             None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(30))
                 .build()
                 .map_err(Error::transport)?,
@@ -393,8 +442,9 @@ impl RequestBuilder {
     /// [`Error::UntrustedOrigin`] before anything is sent to an origin the client is not
     /// configured for; any error of the token source; [`Error::Unauthorized`] when the API
     /// refuses the token after a refresh, or refuses it and the body cannot be replayed;
-    /// [`Error::RedirectedUnauthorized`] when a redirect to another origin ended in a 401;
-    /// [`Error::Transport`] when the request fails.
+    /// [`Error::UntrustedRedirect`] or [`Error::RedirectedUnauthorized`] when a
+    /// [`http_client`](AuthedClientBuilder::http_client) that follows redirects on its own
+    /// was led to another origin; [`Error::Transport`] when the request fails.
     pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
         let request = self.request.and_then(|r| {
             r.build()
@@ -406,7 +456,10 @@ impl RequestBuilder {
                 Some(source) => &**source,
                 None => &*self.client.inner.source,
             };
-            self.client.send(request?, source).await
+            // The rules called directly, not through another `async fn`: one future less
+            // around them, so less to move on every request.
+            let inner = &self.client.inner;
+            authorize::send(&mut Reqwest(&inner.http), &inner.origins, source, request?).await
         }
     }
 }

@@ -14,7 +14,9 @@ use crate::error::Error;
 use crate::jose::jws::Signer;
 use crate::jose::{DpopKey, JwsSigner, SigningAlgorithm};
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
+use crate::provider_codes::DeadGrant;
 use crate::retry::RetryPolicy;
+use crate::spent_sign_ins::SpentSignIns;
 use crate::token::{ClientSecret, ExpiryPolicy};
 
 /// A client registered at an OAuth provider: its endpoints, its credentials, and the settings
@@ -43,6 +45,8 @@ struct Inner {
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     allow_insecure_http: bool,
+    /// The sign-ins completed through every authorization code flow of this configuration.
+    spent_sign_ins: Arc<SpentSignIns>,
 }
 
 /// A provider's endpoint URLs.
@@ -94,7 +98,8 @@ pub struct OAuthConfigBuilder {
     private_key: Option<Result<Signer, Error>>,
     assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
-    revoked_grant_errors: Vec<String>,
+    revoked_grant_errors: Vec<DeadGrant>,
+    bearer_token_types: Vec<String>,
     timeout: Duration,
     allow_insecure_http: bool,
     policy: ExpiryPolicy,
@@ -131,6 +136,7 @@ impl OAuthConfig {
             assertion_file: None,
             assertion_audience: None,
             revoked_grant_errors: Vec::new(),
+            bearer_token_types: Vec::new(),
             timeout: Duration::from_secs(30),
             allow_insecure_http: false,
             policy: ExpiryPolicy::default(),
@@ -177,6 +183,11 @@ impl OAuthConfig {
 
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// The sign-ins completed through this configuration's authorization code flows.
+    pub(crate) fn spent_sign_ins(&self) -> &SpentSignIns {
+        &self.inner.spent_sign_ins
     }
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
@@ -328,15 +339,31 @@ impl OAuthConfigBuilder {
     /// code was revoked, expired or spent), in addition to the built-in ones (`invalid_grant`
     /// and the codes listed at [`Error::TokenRevoked`]). Each is then reported as
     /// [`Error::TokenRevoked`], and a refresh that fails with one removes the stored login
-    /// instead of sending the dead refresh token again. Compared ignoring ASCII case; a
-    /// numeric code (`{"error": 190}`) is written as its digits. Adds to a preset's codes.
+    /// instead of sending the dead refresh token again. A string is a code; a [`DeadGrant`]
+    /// can also require words in the description. Compared ignoring ASCII case; a numeric
+    /// code (`{"error": 400}`) is written as its digits. Adds to a preset's codes.
     pub fn revoked_grant_errors<I, S>(mut self, codes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<DeadGrant>,
+    {
+        self.revoked_grant_errors
+            .extend(codes.into_iter().map(Into::into));
+        self
+    }
+
+    /// `token_type` names this provider gives its bearer tokens (eBay's `User Access Token`
+    /// and `Application Access Token`), in addition to `Bearer` (any case) and Slack's `bot`
+    /// and `user`. Tokens of these types are kept with their name and sent as
+    /// `Authorization: Bearer`; any other type is [`Error::UnsupportedTokenType`] (RFC 6749
+    /// §7.1). Compared ignoring ASCII case. Adds to a preset's names.
+    pub fn bearer_token_types<I, S>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.revoked_grant_errors
-            .extend(codes.into_iter().map(Into::into));
+        self.bearer_token_types
+            .extend(types.into_iter().map(Into::into));
         self
     }
 
@@ -420,8 +447,9 @@ impl OAuthConfigBuilder {
     ///
     /// The crate still enforces its own rules on top, whatever the builder says: redirects
     /// are never followed, the [`timeout`](Self::timeout) applies, and responses are capped
-    /// at 1 MiB. A failed certificate check is an [`Error::Transport`] that
-    /// [`is_retryable`](Error::is_retryable) calls not retryable.
+    /// at 1 MiB. A failed certificate check is [`Error::ServerCertificateRejected`], a client
+    /// certificate the server refuses [`Error::ClientCertificateRejected`]; neither is
+    /// [retryable](Error::is_retryable).
     ///
     /// ```no_run
     /// # fn run(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
@@ -680,6 +708,8 @@ impl OAuthConfigBuilder {
             self.timeout,
         )
         .with_revoked_grant_errors(self.revoked_grant_errors)
+        .with_bearer_token_types(self.bearer_token_types)
+        .with_clock(self.clock.clone())
         .with_client_assertion(assertion)
         .with_dpop(match self.dpop {
             None => None,
@@ -695,6 +725,7 @@ impl OAuthConfigBuilder {
                 policy: self.policy,
                 clock: self.clock,
                 allow_insecure_http: insecure,
+                spent_sign_ins: Arc::default(),
             }),
         })
     }

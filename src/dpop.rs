@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::{HeaderMap, HeaderValue};
-use serde::Serialize;
 use url::Url;
 
 use crate::error::Error;
@@ -24,6 +23,10 @@ use crate::token::Token;
 
 /// The header a DPoP proof travels in.
 pub(crate) const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+/// The longest `DPoP-Nonce` kept and sent back. RFC 9449 sets no limit; servers send tens of
+/// characters (a random value or a short encrypted timestamp).
+pub(crate) const MAX_NONCE_LEN: usize = 512;
+
 /// The header a server names its nonce in (RFC 9449 §8).
 pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
@@ -43,37 +46,43 @@ impl DpopKey {
         url: &Url,
         access_token: Option<&str>,
     ) -> Result<HeaderValue, Error> {
-        #[derive(Serialize)]
-        struct Claims<'a> {
-            jti: &'a str,
-            htm: &'a str,
-            htu: &'a str,
-            iat: u64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            ath: Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            nonce: Option<&'a str>,
-        }
+        let ath = access_token.map(ath_of);
+        self.proof_with_ath(method, url, ath.as_deref()).await
+    }
+
+    /// A signed proof for one request. `ath` is set for resource requests: the token's hash,
+    /// made once per token ([`ath_of`], kept by the token).
+    ///
+    /// Per request, only what differs is made: the claims (`jti` from the key's prefix and
+    /// counter, `htm`, `htu` borrowed from the URL, `iat`, the cached `ath`, the origin's
+    /// nonce) are written straight into one buffer, encoded after the key's cached header,
+    /// and signed; the proof becomes the header value without another copy.
+    pub(crate) async fn proof_with_ath(
+        &self,
+        method: &str,
+        url: &Url,
+        ath: Option<&str>,
+    ) -> Result<HeaderValue, Error> {
         let usage = &self.usage;
         let n = usage.jti_counter.fetch_add(1, Ordering::Relaxed);
-        let jti = format!("{}.{n}", usage.jti_prefix);
         let iat = usage
             .clock
             .now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let nonce = self.nonce_for(url);
-        let claims = Claims {
-            jti: &jti,
-            htm: method,
+        let mut claims = Vec::with_capacity(160 + url.as_str().len());
+        write_claims(
+            &mut claims,
+            &usage.jti_prefix,
+            n,
+            method,
             // RFC 9449 §4.2: the target URI without query and fragment.
-            htu: &url[..url::Position::AfterPath],
+            &url[..url::Position::AfterPath],
             iat,
-            ath: access_token.map(|t| B64.encode(crate::jose::sha256(t.as_bytes()))),
-            nonce: nonce.as_deref(),
-        };
-        let claims = serde_json::to_vec(&claims)
-            .map_err(|e| Error::config(format!("cannot encode a DPoP proof: {e}")))?;
+            ath,
+            nonce.as_deref(),
+        )?;
         let jwt = self.sign_proof(&claims).await?;
         let mut value = HeaderValue::try_from(jwt).map_err(|_| {
             Error::config("a DPoP proof is not a header value (a URL with odd characters?)")
@@ -89,10 +98,11 @@ impl DpopKey {
             .nonces
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if nonces.is_empty() {
-            return None;
-        }
-        nonces.get(&origin_of(url)).cloned()
+        // A few origins at most: compared in place, so no origin string is made per request.
+        nonces
+            .iter()
+            .find(|(origin, _)| is_origin_of(origin, url))
+            .map(|(_, nonce)| nonce.clone())
     }
 
     /// Remembers the `DPoP-Nonce` a response from `url`'s origin carried: `None` without a
@@ -100,7 +110,9 @@ impl DpopKey {
     pub(crate) fn remember_nonce(&self, url: &Url, headers: &HeaderMap) -> Option<bool> {
         let nonce = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok())?;
         // RFC 9449 §8.1: `nonce = 1*NQCHAR`; anything else is ignored, not put in a proof.
+        // So is one longer than any server sends: it would go into every later proof.
         if nonce.is_empty()
+            || nonce.len() > MAX_NONCE_LEN
             || !nonce
                 .bytes()
                 .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
@@ -121,6 +133,68 @@ impl DpopKey {
     }
 }
 
+/// The claims of a proof, as JSON, into `out`: `{"jti":..,"htm":..,"htu":..,"iat":..}` with
+/// `ath` and `nonce` when given. Strings go through serde_json, so that a nonce's `\` (an
+/// NQCHAR) is escaped.
+#[allow(clippy::too_many_arguments)] // the claims of RFC 9449 §4.2, each named
+fn write_claims(
+    out: &mut Vec<u8>,
+    jti_prefix: &str,
+    jti_counter: u64,
+    htm: &str,
+    htu: &str,
+    iat: u64,
+    ath: Option<&str>,
+    nonce: Option<&str>,
+) -> Result<(), Error> {
+    use std::io::Write as _;
+    let fail =
+        |e: &dyn std::fmt::Display| Error::config(format!("cannot encode a DPoP proof: {e}"));
+    let string =
+        |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).map_err(|e| fail(&e));
+    // The prefix is base64url and the counter a number: nothing to escape.
+    write!(out, r#"{{"jti":"{jti_prefix}.{jti_counter}","htm":"#).map_err(|e| fail(&e))?;
+    string(out, htm)?;
+    out.extend_from_slice(b",\"htu\":");
+    string(out, htu)?;
+    write!(out, r#","iat":{iat}"#).map_err(|e| fail(&e))?;
+    if let Some(ath) = ath {
+        out.extend_from_slice(b",\"ath\":");
+        string(out, ath)?;
+    }
+    if let Some(nonce) = nonce {
+        out.extend_from_slice(b",\"nonce\":");
+        string(out, nonce)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Whether `origin` (an ASCII serialization, `scheme://host[:port]`) is `url`'s origin,
+/// compared without making `url`'s.
+fn is_origin_of(origin: &str, url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let rest = origin
+        .strip_prefix(url.scheme())
+        .and_then(|r| r.strip_prefix("://"))
+        .and_then(|r| r.strip_prefix(host));
+    match (rest, url.port()) {
+        (Some(""), None) => true,
+        (Some(rest), Some(port)) => rest
+            .strip_prefix(':')
+            .and_then(|p| p.parse::<u16>().ok())
+            .is_some_and(|p| p == port),
+        _ => false,
+    }
+}
+
+/// A token's `ath`: base64url(SHA-256(access token)), RFC 9449 §4.2.
+fn ath_of(access_token: &str) -> String {
+    B64.encode(crate::jose::sha256(access_token.as_bytes()))
+}
+
 fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -135,7 +209,7 @@ pub(crate) async fn proof_for(
 ) -> Result<Option<HeaderValue>, Error> {
     match token.dpop_key() {
         Some(key) => key
-            .proof(method.as_str(), url, Some(token.access_token().secret()))
+            .proof_with_ath(method.as_str(), url, Some(token.ath(ath_of)))
             .await
             .map(Some),
         None => Ok(None),
@@ -166,22 +240,11 @@ pub(crate) fn after_response(
         return NonceAnswer::Other;
     };
     match key.remember_nonce(url, headers) {
-        Some(new) if unauthorized && asks_for_nonce(headers) => NonceAnswer::Asks { new },
+        Some(new) if unauthorized && crate::challenge::asks_for_dpop_nonce(headers) => {
+            NonceAnswer::Asks { new }
+        }
         _ => NonceAnswer::Other,
     }
-}
-
-/// `WWW-Authenticate: DPoP error="use_dpop_nonce"`.
-fn asks_for_nonce(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(http::header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            let v = v.trim_start();
-            v.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("dpop"))
-                && v.contains("use_dpop_nonce")
-        })
 }
 
 #[cfg(test)]
@@ -248,5 +311,58 @@ mod tests {
         assert_eq!(nonce_of(&b), None);
         headers.insert(DPOP_NONCE, HeaderValue::from_static("bad\"nonce"));
         assert_eq!(key.remember_nonce(&b, &headers), None);
+    }
+
+    #[test]
+    fn claims_are_json_with_escaped_strings() {
+        let mut out = Vec::new();
+        write_claims(
+            &mut out,
+            "p",
+            7,
+            "GET",
+            "https://a.example/x",
+            9,
+            Some("h"),
+            Some(r"n\q"),
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["jti"], "p.7");
+        assert_eq!(v["htu"], "https://a.example/x");
+        assert_eq!(v["iat"], 9);
+        assert_eq!(v["ath"], "h");
+        assert_eq!(v["nonce"], r"n\q");
+        out.clear();
+        write_claims(
+            &mut out,
+            "p",
+            8,
+            "POST",
+            "https://a.example/",
+            1,
+            None,
+            None,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("ath").is_none() && v.get("nonce").is_none());
+    }
+
+    #[test]
+    fn origins_compare_in_place_as_their_serialization() {
+        for (url, other) in [
+            ("https://a.example/x", "https://b.example/x"),
+            ("https://a.example:8443/x", "https://a.example/x"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8081/"),
+            ("http://[::1]:9/", "https://[::1]:9/"),
+            ("https://xn--bcher-kva.example/", "https://a.example/"),
+        ] {
+            let url = Url::parse(url).unwrap();
+            let other = Url::parse(other).unwrap();
+            let origin = origin_of(&url);
+            assert!(is_origin_of(&origin, &url), "{origin}");
+            assert!(!is_origin_of(&origin, &other), "{origin} vs {other}");
+        }
     }
 }

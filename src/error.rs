@@ -13,7 +13,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::oauth_error::{OAuthError, REVOKED_GRANT_ERRORS, clean};
+use crate::oauth_error::{OAuthError, clean};
+use crate::provider_codes::{DeadGrant, is_dead_grant, is_rate_limit};
+use crate::transport_failure::{TlsFailure, reason_of, tls_failure, transport_summary};
 
 /// A shareable error cause. `Arc`, not `Box`, so one failed token request can be delivered to
 /// every caller that waited on it.
@@ -27,10 +29,12 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
-/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
-/// | [`Transport`](Error::Transport) (but not a failed certificate check), [`MalformedResponse`](Error::MalformedResponse) with a 5xx status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) or [`HttpStatus`](Error::HttpStatus) with a 5xx or 429 status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` / `slow_down`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
+/// | [`HttpStatus`](Error::HttpStatus) with another status | an API answered with an error status (`error_for_status()?`) | depends on the status |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
+/// | [`UntrustedRedirect`](Error::UntrustedRedirect) | the HTTP client followed a redirect to an origin that may not receive tokens | build the client with `redirect::Policy::none()` |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
 /// | [`Signing`](Error::Signing) | a key service did not sign; nothing was sent | retry, or fix the signer ([`is_retryable`](Error::is_retryable)) |
 ///
@@ -134,6 +138,30 @@ pub enum Error {
     #[error("{}", transport_summary(.0.as_ref()))]
     Transport(#[source] Cause),
 
+    /// The server's TLS certificate was not accepted: not issued by a trusted CA, expired, or
+    /// for another name. Retrying cannot help until the trust roots (or the URL) change. The
+    /// TLS library's error is the [`source()`](std::error::Error::source).
+    #[error("the server's TLS certificate was not accepted")]
+    ServerCertificateRejected(#[source] Cause),
+
+    /// The server refused the client certificate in the TLS handshake (mutual TLS, RFC 8705):
+    /// none was presented where one is required, or the server does not trust its CA, or it
+    /// expired or was revoked. Not retried: the same certificate gets the same refusal. The TLS
+    /// library's error (the server's alert) is the [`source()`](std::error::Error::source).
+    #[error("the server refused the client certificate")]
+    ClientCertificateRejected(#[source] Cause),
+
+    /// An HTTP answer with an error status (4xx or 5xx) from reqwest's `error_for_status()`:
+    /// `response.error_for_status()?` in a function returning this crate's error. The request
+    /// got an answer, so this is not a [`Transport`](Error::Transport) failure; retryable only
+    /// for 5xx and 429. (The provider's endpoints report their errors as the OAuth variants,
+    /// never as this one.)
+    #[error("the server answered with HTTP {status}{}", reason_of(*status))]
+    HttpStatus {
+        /// The HTTP status.
+        status: u16,
+    },
+
     /// The provider answered with something that is not a valid OAuth response: an HTML error
     /// page, invalid JSON, a missing `access_token`, a body over the size cap.
     #[error("malformed response from the provider (HTTP {status}): {reason}")]
@@ -145,10 +173,15 @@ pub enum Error {
     },
 
     /// The provider issued a token of a type this crate cannot use (RFC 6749 §7.1): anything
-    /// but `Bearer` (in any case, or missing) and Slack's `bot` and `user` bearer tokens, such
-    /// as `mac`, `N_A` or `DPoP`. The token is not cached or sent, since presenting it as a
-    /// bearer token would not work and could leak it.
-    #[error("the provider issued a token of unsupported type {token_type:?}")]
+    /// but `Bearer` (in any case, or missing), Slack's `bot` and `user` bearer tokens and the
+    /// names given to
+    /// [`OAuthConfigBuilder::bearer_token_types`](crate::OAuthConfigBuilder::bearer_token_types)
+    /// (eBay's `User Access Token`), such as `mac`, `N_A` or `DPoP`. The token is not cached
+    /// or sent, since presenting it as a bearer token would not work and could leak it.
+    #[error(
+        "the provider issued a token of unsupported type {token_type:?} (a bearer token type of \
+         the provider's own name is accepted with OAuthConfigBuilder::bearer_token_types)"
+    )]
     UnsupportedTokenType {
         /// The `token_type` as the provider sent it (control characters replaced).
         token_type: String,
@@ -170,6 +203,19 @@ pub enum Error {
     )]
     RedirectedUnauthorized {
         /// The origin (`scheme://host:port`) that answered 401.
+        origin: String,
+    },
+
+    /// The `reqwest::Client` under an [`AuthedClient`](crate::AuthedClient) or
+    /// [`AuthMiddleware`](crate::middleware::AuthMiddleware) followed a redirect to an origin
+    /// that may not receive tokens, so the answer is that origin's, not the API's: it is not
+    /// returned. reqwest drops `Authorization` on such a redirect but forwards other headers,
+    /// a DPoP proof among them. Build that client with
+    /// `.redirect(reqwest::redirect::Policy::none())`: authed then follows redirects itself,
+    /// only within the allowed origins, and returns a redirect elsewhere as the API's answer.
+    #[error("the HTTP client followed a redirect to {origin}, which may not receive tokens")]
+    UntrustedRedirect {
+        /// The origin (`scheme://host:port`) that answered.
         origin: String,
     },
 
@@ -211,14 +257,23 @@ pub enum Error {
     /// The provider asked the client to slow down: HTTP 429 (RFC 6585 §4), or 503 with a
     /// `Retry-After` header (RFC 9110 §10.2.3). Until `retry_after` has passed, this client
     /// sends that endpoint nothing and answers with this error at once.
-    #[error("rate limited by the provider (HTTP {status}){}", RetryAfter(*retry_after))]
+    #[error(
+        "rate limited by the provider (HTTP {status}){}{}",
+        ProviderWords(error.as_ref()),
+        RetryAfter(*retry_after)
+    )]
     RateLimited {
-        /// The HTTP status: 429 or 503.
+        /// The HTTP status: 429, 503, or the status of an answer that says so in the
+        /// provider's own words (Microsoft's `invalid_grant` AADSTS50196 comes with 400).
         status: u16,
         /// How long the provider asked us to wait, capped (see
         /// [`RetryPolicy::with_retry_after_max`](crate::RetryPolicy::with_retry_after_max)); `None` when
         /// it named no delay.
         retry_after: Option<Duration>,
+        /// The provider's own code and text, when its answer had any (Okta's `E0000047`,
+        /// Discord's and Reddit's message: a body without a code gets the HTTP status as
+        /// its code); also through [`oauth_error`](Error::oauth_error).
+        error: Option<OAuthError>,
     },
 
     /// Another holder kept the token store's lock longer than the configured bound (a hung or
@@ -231,6 +286,21 @@ pub enum Error {
 }
 
 struct RetryAfter(Option<Duration>);
+
+/// `: E0000047: API call exceeded rate limit`: the provider's code and words, when it sent
+/// any (its status is already in the message).
+struct ProviderWords<'a>(Option<&'a OAuthError>);
+
+impl fmt::Display for ProviderWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(e) = self.0 else { return Ok(()) };
+        write!(f, ": {}", e.error)?;
+        match &e.description {
+            Some(d) => write!(f, ": {d}"),
+            None => Ok(()),
+        }
+    }
+}
 
 impl fmt::Display for RetryAfter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -258,18 +328,29 @@ impl Error {
     }
 
     pub(crate) fn transport(e: reqwest::Error) -> Self {
+        if let Some(status) = e.status().filter(|_| e.is_status()) {
+            return Error::HttpStatus {
+                status: status.as_u16(),
+            };
+        }
         // URLs can carry secrets in their query; reqwest keeps them unless told not to.
-        Error::Transport(Arc::new(e.without_url()))
+        let e = e.without_url();
+        match tls_failure(&e) {
+            Some(TlsFailure::ServerCertificate) => Error::ServerCertificateRejected(Arc::new(e)),
+            Some(TlsFailure::ClientCertificate) => Error::ClientCertificateRejected(Arc::new(e)),
+            None => Error::Transport(Arc::new(e)),
+        }
     }
 
     pub(crate) fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
 
+    /// The reason is cleaned and cut like provider text: a reason may quote what was received.
     pub(crate) fn malformed(status: u16, reason: impl Into<String>) -> Self {
         Error::MalformedResponse {
             status,
-            reason: reason.into(),
+            reason: clean(&reason.into()),
         }
     }
 
@@ -279,17 +360,24 @@ impl Error {
         Error::from_oauth_with(e, &[])
     }
 
-    /// The one error mapping: maps a provider's error to its variant. A code in
-    /// [`REVOKED_GRANT_ERRORS`] or in `revoked` (a preset's or the user's additions) is
-    /// [`Error::TokenRevoked`]; GitHub's name for `invalid_client` maps like it. Codes are
-    /// compared ignoring ASCII case and kept as sent.
-    pub(crate) fn from_oauth_with(e: OAuthError, revoked: &[String]) -> Self {
-        let code = e.error.as_str();
-        let is = |c: &str| code.eq_ignore_ascii_case(c);
-        if REVOKED_GRANT_ERRORS.iter().any(|c| is(c)) || revoked.iter().any(|c| is(c)) {
+    /// The one error mapping: maps a provider's error to its variant. A rate limit in the
+    /// provider's own words (Microsoft's AADSTS50196, Okta's E0000047) is
+    /// [`Error::RateLimited`], whatever the code; a dead grant by the built-in table or
+    /// `revoked` (a preset's or the user's additions) is [`Error::TokenRevoked`]; GitHub's
+    /// name for `invalid_client` maps like it. Codes are compared ignoring ASCII case and
+    /// kept as sent.
+    pub(crate) fn from_oauth_with(e: OAuthError, revoked: &[DeadGrant]) -> Self {
+        if is_rate_limit(&e) {
+            return Error::RateLimited {
+                status: e.status.unwrap_or(429),
+                retry_after: None,
+                error: Some(e),
+            };
+        }
+        if is_dead_grant(&e, revoked) {
             return Error::TokenRevoked(e);
         }
-        match code {
+        match e.error.as_str() {
             "invalid_client" | "incorrect_client_credentials" => Error::InvalidClient(e),
             "invalid_scope" => Error::InvalidScope(e),
             "unauthorized_client" => Error::UnauthorizedClient(e),
@@ -307,6 +395,7 @@ impl Error {
             | Error::UnauthorizedClient(e)
             | Error::AccessDenied(e)
             | Error::OAuth(e) => Some(e),
+            Error::RateLimited { error, .. } => error.as_ref(),
             _ => None,
         }
     }
@@ -364,7 +453,10 @@ impl Error {
                 | Error::InvalidScope(_)
                 | Error::Config(_)
                 | Error::UntrustedOrigin { .. }
+                | Error::UntrustedRedirect { .. }
                 | Error::UnsupportedTokenType { .. }
+                | Error::ServerCertificateRejected(_)
+                | Error::ClientCertificateRejected(_)
         )
     }
 
@@ -381,49 +473,27 @@ impl Error {
         }
     }
 
-    /// `true` when the same call may succeed later: transport failures (but not a failed
-    /// certificate check, which stays failed until the configuration changes), 5xx and 429
+    /// `true` when the same call may succeed later: transport failures (but not a rejected
+    /// certificate, which stays rejected until the configuration changes), 5xx and 429
     /// answers, rate limiting, a lock timeout, a key service that did not sign, and the
-    /// `server_error` / `temporarily_unavailable` OAuth errors.
+    /// `server_error` / `temporarily_unavailable` / `slow_down` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(cause) => !is_certificate_error(cause.as_ref()),
+            Error::Transport(_) => true,
             Error::RateLimited { .. } | Error::LockTimeout { .. } | Error::Signing(_) => true,
-            Error::MalformedResponse { status, .. } => *status >= 500 || *status == 429,
+            Error::MalformedResponse { status, .. } | Error::HttpStatus { status } => {
+                *status >= 500 || *status == 429
+            }
             Error::OAuth(e) => {
-                matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
-                    || e.status.is_some_and(|s| s >= 500 || s == 429)
+                // `slow_down` (RFC 8628 §3.5, GitHub also sends it outside polling): the same
+                // request succeeds after waiting longer.
+                matches!(
+                    e.error.as_str(),
+                    "server_error" | "temporarily_unavailable" | "slow_down"
+                ) || e.status.is_some_and(|s| s >= 500 || s == 429)
             }
             _ => false,
         }
-    }
-}
-
-/// What went wrong with an HTTP request, in words, for [`Error::Transport`]'s `Display`. It
-/// does not repeat the cause's own text, which stays in `source()`.
-fn transport_summary(cause: &(dyn std::error::Error + 'static)) -> &'static str {
-    if is_certificate_error(cause) {
-        return "the server's TLS certificate was not accepted";
-    }
-    let Some(e) = cause.downcast_ref::<reqwest::Error>() else {
-        return "the HTTP request failed";
-    };
-    if e.is_timeout() {
-        "the HTTP request timed out"
-    } else if e.is_connect() {
-        "could not connect to the server"
-    } else if e.is_body() {
-        "the connection failed while the response body was read"
-    } else if e.is_decode() {
-        "the response body could not be decoded"
-    } else if e.is_redirect() {
-        "the server's redirects could not be followed"
-    } else if e.is_status() {
-        "the server answered with an error status"
-    } else if e.is_builder() {
-        "the HTTP request could not be built"
-    } else {
-        "the HTTP request failed"
     }
 }
 
@@ -437,10 +507,10 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `signing`, `rate_limited`, `lock_timeout` | the variant of that name |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `signing`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status` | the variant of that name |
     ///
     /// ```
-    /// let e = authed::Error::RateLimited { status: 429, retry_after: None };
+    /// let e = authed::Error::RateLimited { status: 429, retry_after: None, error: None };
     /// assert_eq!(e.kind(), "rate_limited");
     /// ```
     pub fn kind(&self) -> &'static str {
@@ -471,11 +541,15 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Transport(_) if self.is_timeout() => "timeout",
             Error::Transport(_) => "transport",
+            Error::ServerCertificateRejected(_) => "server_certificate_rejected",
+            Error::ClientCertificateRejected(_) => "client_certificate_rejected",
+            Error::HttpStatus { .. } => "http_status",
             Error::MalformedResponse { .. } => "malformed_response",
             Error::UnsupportedTokenType { .. } => "unsupported_token_type",
             Error::Config(_) => "config",
             Error::RedirectedUnauthorized { .. } => "redirected_unauthorized",
             Error::UntrustedOrigin { .. } => "untrusted_origin",
+            Error::UntrustedRedirect { .. } => "untrusted_redirect",
             Error::Callback(_) => "callback",
             Error::CodeExchange(_) => "code_exchange",
             Error::IdToken(_) => "id_token",
@@ -485,36 +559,6 @@ impl Error {
             Error::LockTimeout { .. } => "lock_timeout",
         }
     }
-}
-
-/// `true` when a TLS certificate check failed somewhere in `e`'s chain of causes. Checked by
-/// type for rustls (the default backend) and by message for the platform TLS libraries,
-/// whose error types differ per platform.
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        #[cfg(feature = "default-tls")]
-        if let Some(rustls) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                rustls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        // `io::Error::source` skips the error it wraps: look at that one too.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            && is_certificate_error(inner)
-        {
-            return true;
-        }
-        let text = e.to_string().to_ascii_lowercase();
-        if text.contains("certificate verify failed") || text.contains("invalid peer certificate") {
-            return true;
-        }
-        next = e.source();
-    }
-    false
 }
 
 /// Lets `?` turn the errors of a response's body methods (`text()`, `json()`) into [`Error`].
@@ -566,6 +610,11 @@ pub enum CallbackError {
     /// most once.
     #[error("this sign-in was already completed; start a new one")]
     AlreadyCompleted,
+    /// The pending authorization is older than its lifetime
+    /// ([`AuthorizationCodeBuilder::pending_lifetime`](crate::AuthorizationCodeBuilder::pending_lifetime),
+    /// 10 minutes by default), or was kept by a version of this crate that gave it none.
+    #[error("this sign-in expired before the callback arrived; start a new one")]
+    Expired,
     /// No callback arrived within the loopback receiver's timeout.
     #[error("timed out waiting for the browser to come back")]
     Timeout,
@@ -628,6 +677,10 @@ pub struct Unauthorized {
     /// `false` when the request body was a stream that cannot be sent twice, so no retry
     /// was attempted.
     pub replayable: bool,
+    /// `false` when the token source had no other token than the one rejected (a
+    /// [`StaticToken`](crate::StaticToken) cannot refresh): nothing was refreshed, and the
+    /// request was not sent again.
+    pub refreshable: bool,
     /// The `error` parameter of the API's `WWW-Authenticate: Bearer` challenge, if any.
     pub error: Option<String>,
     /// The challenge's `error_description`, if any.
@@ -636,7 +689,12 @@ pub struct Unauthorized {
 
 impl fmt::Display for Unauthorized {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.retried {
+        if !self.refreshable {
+            f.write_str(
+                "the API rejected the access token, and its source has no other to offer \
+                 (a static token cannot be refreshed)",
+            )?;
+        } else if self.retried {
             f.write_str("the API rejected the access token again after a refresh")?;
         } else if !self.replayable {
             f.write_str(
@@ -662,6 +720,7 @@ impl Unauthorized {
         Unauthorized {
             retried: false,
             replayable: true,
+            refreshable: true,
             error: challenge.and_then(|c| c.error.as_deref().map(clean)),
             description: challenge.and_then(|c| c.description.as_deref().map(clean)),
         }
@@ -696,9 +755,17 @@ mod tests {
                 "{code}"
             );
         }
-        assert!(!Error::from_oauth(OAuthError::new("190")).is_revoked());
-        let preset = ["190".to_owned()];
-        assert!(Error::from_oauth_with(OAuthError::new("190"), &preset).is_revoked());
+        assert!(!Error::from_oauth(OAuthError::new("400")).is_revoked());
+        let preset = [DeadGrant::code("400")];
+        assert!(Error::from_oauth_with(OAuthError::new("400"), &preset).is_revoked());
+        // A rate limit in the provider's words is one, whatever its code says.
+        let throttled = Error::from_oauth(
+            OAuthError::new("invalid_grant")
+                .with_description(Some("AADSTS50196: client request loop"))
+                .with_status(Some(400)),
+        );
+        assert!(matches!(throttled, Error::RateLimited { status: 400, .. }));
+        assert!(throttled.is_retryable() && !throttled.is_revoked());
         let other = Error::from_oauth(OAuthError::new("temporarily_unavailable"));
         assert!(matches!(other, Error::OAuth(_)));
         assert!(other.is_retryable());

@@ -39,8 +39,11 @@
 //!   taking a lock.
 //! - [`AuthedClient`]: a `reqwest::Client` that attaches the token, and on a 401 with
 //!   `invalid_token` refreshes once and retries once. The same rules, one implementation,
-//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`) and any
-//!   tower client, tonic included (`authed::tower`, feature `tower`).
+//!   serve a `reqwest_middleware` chain (`authed::middleware`, feature `middleware`; a
+//!   request can name its user's login in its extensions), any tower client, tonic included
+//!   (`authed::tower`, feature `tower`), and any other HTTP client through [`AuthHeaders`]
+//!   (the headers for one request, and what to do after its answer; `examples/headers_hyper.rs`,
+//!   `examples/headers_ureq.rs`).
 //! - Resource servers: [`OAuthConfig::introspect`] (RFC 7662) answers whether a token is
 //!   active, with an [`Introspection`] of its claims. Mutual TLS (RFC 8705):
 //!   [`ClientAuthMethod::TlsClientAuth`], a client certificate from
@@ -78,7 +81,7 @@
 //!   [`OAuthConfigBuilder::dpop`] or [`dpop_key`](OAuthConfigBuilder::dpop_key). A [`DpopKey`]
 //!   (ES256, EdDSA, RS256 or PS256; in memory or [`from_signer`](DpopKey::from_signer)) signs a proof for every token request (every grant) and every
 //!   [`AuthedClient`] request (`Authorization: DPoP`, `ath`); `use_dpop_nonce` is answered
-//!   with one retry per new nonce, remembered per origin; `dpop_jkt` binds the authorization
+//!   with one retry per call, the nonce remembered per origin; `dpop_jkt` binds the authorization
 //!   code; the key is stored with the login, so a restarted app refreshes a bound refresh
 //!   token with it.
 //! - [`Error`]: typed errors for every OAuth error of RFC 6749 §5.2, with the provider's
@@ -131,6 +134,7 @@
 //! |---|---|---|
 //! | `default-tls` | HTTPS through reqwest's default TLS backend (rustls) | yes |
 //! | `aws-lc-rs` | JOSE (signing assertions and DPoP proofs, verifying ID tokens, SHA-256) on aws-lc-rs, the library rustls already builds for TLS: one crypto stack | yes |
+//! | `compression` | gzip, deflate and brotli provider answers (Salesforce) are decoded; the 1 MiB cap counts decoded bytes | yes |
 //! | `native-tls` | HTTPS through the platform's TLS library (add `rust-crypto` without default features for a build with no aws-lc at all) | no |
 //! | `rust-crypto` | JOSE on the pure-Rust RustCrypto crates, for targets where aws-lc does not build; used only when `aws-lc-rs` is off. Without default features, one of the two is required | no |
 //! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
@@ -157,13 +161,26 @@
 //!   Client authentication never falls back to a method the provider's metadata does not
 //!   list.
 //! - Token endpoint requests never follow redirects, read at most 1 MiB, and time out (30 s).
-//! - [`AuthedClient`] sends tokens only to the origins you configure and refuses anything else
-//!   before sending.
+//! - Tokens, and the DPoP proofs of DPoP-bound tokens, go only to the origins you configure,
+//!   through every front door ([`AuthedClient`], `AuthMiddleware`, `AuthLayer`, [`AuthHeaders`]):
+//!   a request elsewhere is refused before sending; redirects are followed only within those
+//!   origins, each hop with a fresh proof, and a redirect to any other origin is not followed
+//!   but returned as the API's answer, so nothing reaches that origin (a `reqwest::Client` of
+//!   your own must be built with `redirect::Policy::none()`; one that follows a redirect
+//!   elsewhere anyway gets `Error::UntrustedRedirect`, never that origin's answer).
+//!   `tests/redirects.rs` `authed_client_returns_a_redirect_elsewhere_unfollowed`,
+//!   `the_middleware_returns_a_redirect_elsewhere_unfollowed`,
+//!   `the_tower_layer_never_sends_a_redirect_hop_elsewhere`,
+//!   `a_redirect_within_the_allowed_origins_is_followed_with_a_fresh_proof`,
+//!   `a_client_that_follows_redirects_itself_never_yields_the_other_origins_answer`.
 //! - A rotated refresh token is saved before the new access token is handed out.
 //! - Provider endpoints must be HTTPS except on loopback hosts, unless you opt out with a
 //!   setting named `danger_allow_insecure_http`.
 //! - Sign-in always uses PKCE with S256 (no `plain`); `state` and `nonce` are compared in
-//!   constant time; verifiers, `state`, nonces and codes are never logged or shown by `Debug`.
+//!   constant time, and so is `==` on every secret type (`AccessToken`, `RefreshToken`,
+//!   `IdToken`, `ClientSecret`: `tests/constant_time.rs` counts its instructions with callgrind,
+//!   equal wherever two secrets differ); verifiers, `state`, nonces and codes are never logged or
+//!   shown by `Debug`.
 //! - A revoked grant is an error ([`Error::TokenRevoked`]); `authed` never starts an interactive
 //!   login on its own.
 //!
@@ -171,10 +188,17 @@
 //! plays the attacker (`tests/sign_in_security.rs` unless named otherwise):
 //!
 //! 1. **An authorization code is sent at most once.** `complete` consumes the
-//!    `PendingAuthorization`, and a flow refuses a second completion of the same sign-in (a copy
-//!    from a session store) with `CallbackError::AlreadyCompleted` and no request. A failed
-//!    exchange that looks passing is `Error::CodeExchange`, never `is_retryable()`.
+//!    `PendingAuthorization`, and every flow of the same `OAuthConfig` refuses a second
+//!    completion of the same sign-in (a copy from a session store, through the same flow or
+//!    another, however many sign-ins came in between) with `CallbackError::AlreadyCompleted` and
+//!    no request. The memory is bounded by time, not count: a pending authorization lives 10
+//!    minutes (`pending_lifetime`), after which it is refused with `CallbackError::Expired`, no
+//!    request. A failed exchange that looks passing is `Error::CodeExchange`, never
+//!    `is_retryable()`.
 //!    `point1_a_replayed_completion_sends_nothing_and_a_failed_exchange_is_not_retryable`;
+//!    `tests/sign_in_replay.rs` `a_replay_after_thousands_of_later_sign_ins_sends_nothing`,
+//!    `a_replay_through_another_flow_of_the_same_configuration_sends_nothing`,
+//!    `an_expired_pending_authorization_is_refused_without_a_request`;
 //!    interop `authorization_code_with_pkce_then_refresh_rotation_and_reuse_detection`.
 //! 2. **RFC 9207 `iss` is compared exactly** (after form-decoding), and required when the
 //!    metadata says `authorization_response_iss_parameter_supported`; discovery's issuer check is
@@ -200,7 +224,8 @@
 //!    when it takes effect.
 //!    `point6_a_plain_http_redirect_uri_is_refused_and_each_opt_out_warns_once`.
 //! 7. **A 401 from an origin the token was not sent to is not the token's rejection**: after a
-//!    redirect to another origin (reqwest drops the token), its 401 is
+//!    redirect to another allowed origin that a client of your own followed (reqwest drops
+//!    the token), its 401 is
 //!    `Error::RedirectedUnauthorized`, with no refresh and no replay. `tests/authed_client.rs`
 //!    `a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection`.
 //! 8. **Token responses are validated** (RFC 6749 §5.1, §7.1): a `token_type` other than
@@ -210,16 +235,18 @@
 //!    `tests/dpop.rs` `a_dpop_source_refuses_a_bearer_token`,
 //!    `a_dpop_token_is_never_sent_as_bearer`);
 //!    an access token with characters outside VSCHAR (CR, LF, NUL, ...) is refused at the token
-//!    endpoint, never cached. `tests/provider_errors.rs`
+//!    endpoint, never cached; a token exchange answer without `issued_token_type` (RFC 8693
+//!    §2.2.1) is `Error::MalformedResponse`, never cached. `tests/provider_errors.rs`
 //!    `attack_unknown_token_type_is_never_sent_as_bearer`,
-//!    `attack_access_token_with_cr_lf_is_refused_at_the_token_endpoint`.
+//!    `attack_access_token_with_cr_lf_is_refused_at_the_token_endpoint`;
+//!    `tests/token_exchange.rs` `an_answer_without_issued_token_type_is_refused_and_not_cached`.
 //! 9. **The ID token is validated whenever a nonce is sent**: signature against the provider's
 //!    JWKS (RS256, PS256, ES256, EdDSA; `none` and HMAC refused; the JWKS fetched again on an
 //!    unknown `kid` at most every 10 s), `iss`, `aud` / `azp`, `exp` / `nbf` / `iat` with 60 s of
 //!    skew, `nonce`. The claims (`sub`, `email`, `name`, the rest as JSON) are on the login.
 //!    Every key of the JWKS is checked before any crypto library sees it (type, curve, exact
 //!    sizes, `alg`, `use`, `key_ops`): a bad key is skipped, never a panic. `tests/provider_keys.rs`,
-//!    the fuzz target `tests/fuzz_jose.rs`.
+//!    the fuzz target `tests/fuzz.rs`.
 //!    `point9_every_kind_of_bad_id_token_is_refused_and_nothing_is_stored`,
 //!    `point9_good_id_tokens_of_each_algorithm_are_accepted_and_their_claims_exposed`,
 //!    `point9_a_rotated_key_is_fetched_again_but_unknown_kids_only_within_a_limit`; interop
@@ -235,10 +262,33 @@
 //! 12. **Your own `reqwest` settings for provider endpoints** (private CA, proxy, User-Agent)
 //!     through `OAuthConfigBuilder::http_client` and `OAuthConfig::discover_with`, for token,
 //!     discovery, revocation, device and JWKS requests, with redirects still refused, the
-//!     timeout and the size cap kept; a failed certificate check is `Error::Transport` and not
-//!     `is_retryable()`. `tests/tls.rs` `an_untrusted_certificate_is_a_transport_error_that_is_not_retried`,
+//!     timeout and the size cap kept. A failed certificate check is
+//!     `Error::ServerCertificateRejected`, a client certificate the server refuses in the
+//!     handshake `Error::ClientCertificateRejected` (matchable types, configuration errors, sent
+//!     once and never `is_retryable()`). `tests/tls.rs`
+//!     `an_untrusted_server_certificate_is_a_typed_error_that_is_not_retried`,
+//!     `a_client_certificate_the_server_refuses_is_typed_and_not_retried`,
 //!     `your_own_client_settings_reach_the_provider_and_the_crates_rules_still_hold`,
 //!     `discovery_uses_your_own_client_settings_and_keeps_them_for_the_token_request`.
+//! 13. **Nothing received goes into an error unbounded**: every value taken from a response,
+//!     headers included, is cut to 512 characters with control characters replaced before it
+//!     reaches an error (a 60 KB `Content-Type` shows as 64 characters), and a `DPoP-Nonce`
+//!     longer than 512 bytes is ignored rather than sent back in every proof.
+//!     `tests/hostile_values.rs` `a_huge_content_type_does_not_reach_the_error_whole`,
+//!     `huge_provider_texts_in_every_shape_are_bounded_and_cleaned`,
+//!     `a_huge_challenge_from_the_api_is_bounded_and_cleaned`,
+//!     `a_huge_dpop_nonce_is_not_kept_or_sent_back`.
+//! 14. **No provider input panics the crate**: token responses (any status, `Content-Type` and
+//!     body, with and without DPoP) and `DPoP-Nonce` headers are fuzzed through the crate's own
+//!     parsers (`authed::testing::fuzz`); `cargo test --test fuzz` runs 1,000 cases per target,
+//!     `AUTHED_FUZZ_CASES=100000 cargo test --release --test fuzz` the long run, with 0 panics.
+//!     `tests/fuzz.rs` `token_responses_never_panic`, `dpop_nonces_never_panic`.
+//! 15. **A dead grant is never mistaken for a passing failure, nor a rate limit for a dead
+//!     grant**: Microsoft's `invalid_grant` AADSTS50196 (a request loop) is `Error::RateLimited`
+//!     and keeps the login; every dead-grant shape (numeric, `errors` arrays, Facebook's 190, a
+//!     preset's words) removes it. `tests/provider_limits.rs`
+//!     `microsoft_request_loop_throttling_is_a_rate_limit_not_a_dead_grant`,
+//!     `facebook_code_190_is_a_dead_grant`.
 //!
 //! All requests need a Tokio runtime, except through `authed::blocking` (feature `blocking`),
 //! which brings its own.
@@ -273,6 +323,7 @@ mod endpoint;
 mod env;
 mod error;
 mod future;
+mod headers;
 mod id_token;
 mod introspect;
 mod jose;
@@ -283,11 +334,14 @@ mod loopback;
 pub mod middleware;
 mod mtls;
 mod oauth_error;
+mod origins;
+mod provider_codes;
 pub mod providers;
 mod request_url;
 mod retry;
 mod revoke;
 mod source;
+mod spent_sign_ins;
 mod store;
 mod telemetry;
 #[cfg(feature = "testing")]
@@ -297,6 +351,7 @@ mod token;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod transport_failure;
 mod workload;
 
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
@@ -306,6 +361,7 @@ pub use endpoint::ClientAuthMethod;
 pub use env::Env;
 pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
 pub use future::BoxFuture;
+pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
 pub use jose::{DpopKey, JwsSigner, PublicJwk, SigningAlgorithm, SigningKey};
@@ -316,8 +372,10 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 #[cfg_attr(docsrs, doc(cfg(any(feature = "default-tls", feature = "native-tls"))))]
 pub use mtls::identity_from_pem;
 pub use oauth_error::OAuthError;
+pub use provider_codes::DeadGrant;
 pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
+pub use revoke::{Revocation, Revoked};
 pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,

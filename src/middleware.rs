@@ -31,6 +31,18 @@
 //! inner error. Errors of the middleware after it and
 //! of reqwest pass through unchanged.
 //!
+//! # Redirects
+//!
+//! Build the `reqwest::Client` under the middleware with
+//! `.redirect(reqwest::redirect::Policy::none())`. The middleware then follows redirects
+//! itself, within the allowed origins, each hop through the rest of the chain with fresh
+//! credentials; a redirect to any other origin is returned as the API's answer, so neither
+//! the token nor a DPoP proof reaches it. A client that follows redirects on its own sends
+//! every header but `Authorization`, `Cookie` and `Proxy-Authorization` wherever a redirect
+//! points, a DPoP proof included, below where the middleware can see; an answer from an
+//! origin that may not receive tokens is then refused with
+//! [`Error::UntrustedRedirect`].
+//!
 //! # Order
 //!
 //! Put a retry middleware before or after this one. Before it (outside), each retry attempt
@@ -45,9 +57,11 @@ use reqwest::{Method, Request, Response, StatusCode};
 use reqwest_middleware::Next;
 use url::Url;
 
-use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
+use crate::authorize::{self, Answer, Exchange};
 use crate::error::Error;
-use crate::source::TokenSource;
+use crate::oauth_error::OAuthError;
+use crate::origins::{OriginSettings, Origins, Target};
+use crate::source::{RefreshTokenSource, TokenSource, UserSources};
 
 /// A [`reqwest_middleware::Middleware`] that attaches a token from a [`TokenSource`] to every
 /// request to an allowed origin, with the same rules as [`AuthedClient`](crate::AuthedClient):
@@ -57,9 +71,14 @@ use crate::source::TokenSource;
 /// sent **once** more when its body can be cloned; otherwise, or after a second 401, the
 /// result is [`Error::Unauthorized`]. A 401 from another origin a redirect led to is
 /// [`Error::RedirectedUnauthorized`].
+///
+/// A request can choose its token through its extensions, with a [`Login`]: a signed-in
+/// user's login from a [`UserSources`] registry, a source of its own, or no token at all.
 #[derive(Debug, Clone)]
 pub struct AuthMiddleware {
-    source: Arc<dyn TokenSource>,
+    /// `None` for [`builder_for_users`](Self::builder_for_users).
+    source: Option<Arc<dyn TokenSource>>,
+    users: Option<UserSources>,
     origins: Arc<Origins>,
 }
 
@@ -67,8 +86,74 @@ pub struct AuthMiddleware {
 #[derive(Debug)]
 #[must_use]
 pub struct AuthMiddlewareBuilder {
-    source: Arc<dyn TokenSource>,
+    source: Option<Arc<dyn TokenSource>>,
+    users: Option<UserSources>,
     origins: OriginSettings,
+}
+
+/// Which token one request through [`AuthMiddleware`] carries, put in its extensions, the way
+/// reqwest-retry and reqwest-tracing take per-request settings. A request without one gets
+/// the middleware's own source's token.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let provider = authed::testing::TestProvider::start().await;
+/// # let config = provider.config(None);
+/// # let api_url = provider.api_url();
+/// use std::sync::Arc;
+///
+/// use authed::middleware::{AuthMiddleware, Login};
+/// use authed::{MemoryStore, UserSources};
+///
+/// let users = UserSources::builder(config.clone(), Arc::new(MemoryStore::new())).build();
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(
+///         AuthMiddleware::builder(config.client_credentials().build())
+///             .users(users)
+///             .allow_origin(&api_url)
+///             .build()?,
+///     )
+///     .build();
+/// // The app's own token:
+/// client.get(format!("{api_url}me")).send().await?;
+/// // A public endpoint, no token at all:
+/// client.get(format!("{api_url}me")).with_extension(Login::Anonymous).send().await?;
+/// // The login of the user signed in under "user:42" (none here: a typed error).
+/// let as_user = client
+///     .get(format!("{api_url}me"))
+///     .with_extension(Login::user("user:42"))
+///     .send()
+///     .await;
+/// let e = authed::middleware::authed_error(as_user.as_ref().unwrap_err()).unwrap();
+/// assert!(e.requires_reauthorization());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Login {
+    /// The login stored under this key in the middleware's [`UserSources`]
+    /// ([`AuthMiddlewareBuilder::users`]); a 401 refreshes only that login. No login under
+    /// the key is [`Error::TokenRevoked`] with the code `login_required`: sign the user in.
+    User(String),
+    /// This source's token (a login you already hold); a 401 refreshes this source.
+    Source(Arc<dyn TokenSource>),
+    /// No token: the request goes through the rest of the chain as it is, with no origin
+    /// check and no 401 handling (a public endpoint, a health check).
+    Anonymous,
+}
+
+impl Login {
+    /// [`Login::User`] for `key`.
+    pub fn user(key: impl Into<String>) -> Self {
+        Login::User(key.into())
+    }
+
+    /// [`Login::Source`] for `source`: a grant's source, or an `Arc<dyn TokenSource>` you
+    /// already share, which is used as it is.
+    pub fn source(source: impl TokenSource + 'static) -> Self {
+        Login::Source(crate::source::shared(source))
+    }
 }
 
 impl AuthMiddleware {
@@ -76,14 +161,32 @@ impl AuthMiddleware {
     /// `Arc<dyn TokenSource>` you already share, which is used as it is (not wrapped again).
     pub fn builder(source: impl TokenSource + 'static) -> AuthMiddlewareBuilder {
         AuthMiddlewareBuilder {
-            source: crate::source::shared(source),
+            source: Some(crate::source::shared(source)),
+            users: None,
+            origins: OriginSettings::default(),
+        }
+    }
+
+    /// Starts a middleware without a token source of its own, for an app that sends every
+    /// request on behalf of a user of `users`: each request names its [`Login`] in its
+    /// extensions. A request that names none fails with [`Error::Config`] before it is sent.
+    pub fn builder_for_users(users: UserSources) -> AuthMiddlewareBuilder {
+        AuthMiddlewareBuilder {
+            source: None,
+            users: Some(users),
             origins: OriginSettings::default(),
         }
     }
 }
 
 impl AuthMiddlewareBuilder {
-    crate::authorize::origin_setters!();
+    crate::origins::origin_setters!();
+
+    /// The registry whose logins requests name with [`Login::User`].
+    pub fn users(mut self, users: UserSources) -> Self {
+        self.users = Some(users);
+        self
+    }
 
     /// Checks the settings and builds the middleware.
     ///
@@ -94,6 +197,7 @@ impl AuthMiddlewareBuilder {
     pub fn build(self) -> Result<AuthMiddleware, Error> {
         Ok(AuthMiddleware {
             source: self.source,
+            users: self.users,
             origins: Arc::new(self.origins.build(None, true)?),
         })
     }
@@ -119,8 +223,44 @@ impl reqwest_middleware::Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        // Cloned only when a request names its login (an `Arc` or a key).
+        let (chosen, user) = match extensions.get::<Login>().cloned() {
+            None => (None, None),
+            Some(Login::Anonymous) => return next.run(request, extensions).await,
+            Some(Login::Source(source)) => (Some(source), None),
+            Some(Login::User(key)) => (None, Some(self.user(&key).await?)),
+        };
+        let source: &dyn TokenSource = match (&user, &chosen, &self.source) {
+            (Some(user), _, _) => user,
+            (None, Some(source), _) | (None, None, Some(source)) => &**source,
+            (None, None, None) => {
+                return Err(Chain::fail(Error::config(
+                    "this middleware has no token source of its own: name the request's login \
+                     with .with_extension(authed::middleware::Login::user(key))",
+                )));
+            }
+        };
         let mut chain = Chain { next, extensions };
-        authorize::send(&mut chain, &self.origins, &*self.source, request).await
+        authorize::send(&mut chain, &self.origins, source, request).await
+    }
+}
+
+impl AuthMiddleware {
+    /// The login of the user stored under `key` in the registry.
+    async fn user(&self, key: &str) -> reqwest_middleware::Result<RefreshTokenSource> {
+        let users = self.users.as_ref().ok_or_else(|| {
+            Chain::fail(Error::config(
+                "a request names a user's login, but the middleware has no UserSources \
+                 (AuthMiddlewareBuilder::users)",
+            ))
+        })?;
+        match users.get(key).await.map_err(Chain::fail)? {
+            Some(login) => Ok(login),
+            None => Err(Chain::fail(Error::TokenRevoked(
+                OAuthError::new("login_required")
+                    .with_description(Some("no login is stored for this user; sign them in")),
+            ))),
+        }
     }
 }
 
@@ -151,6 +291,10 @@ impl Exchange for Chain<'_, '_> {
         request.try_clone()
     }
 
+    fn redirect(request: &Request, method: Method, url: Url, keep_body: bool) -> Option<Request> {
+        crate::client::redirected(request, method, url, keep_body)
+    }
+
     fn sent_to(request: &Request) -> Option<&Url> {
         Some(request.url())
     }
@@ -160,6 +304,7 @@ impl Exchange for Chain<'_, '_> {
             unauthorized: response.status() == StatusCode::UNAUTHORIZED,
             headers: response.headers(),
             url: Some(response.url()),
+            redirect: authorize::redirect_of(response.status(), response.headers()),
         }
     }
 

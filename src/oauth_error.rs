@@ -20,26 +20,6 @@ pub struct OAuthError {
     interval: Option<Duration>,
 }
 
-/// Provider codes that mean "this grant is dead, sign in again", whatever the provider
-/// calls it. A refresh answered with one of them removes the stored login, so the dead
-/// refresh token is never sent again. Presets add codes that only mean this at their
-/// provider (see [`OAuthConfigBuilder::revoked_grant_errors`](crate::OAuthConfigBuilder::revoked_grant_errors)).
-pub(crate) const REVOKED_GRANT_ERRORS: &[&str] = &[
-    // RFC 6749 §5.2.
-    "invalid_grant",
-    // GitHub: a spent or expired code, and an expired, used or revoked refresh token.
-    // https://docs.github.com/en/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors
-    "bad_verification_code",
-    "bad_refresh_token",
-    // Slack's oauth.v2.access (answered with HTTP 200 and `"ok": false`).
-    // https://api.slack.com/methods/oauth.v2.access
-    "invalid_refresh_token",
-    "invalid_code",
-    // HubSpot's legacy `status` codes (`BAD_REFRESH_TOKEN` is GitHub's code above, in
-    // capitals). https://developers.hubspot.com/docs/api/oauth/tokens
-    "bad_auth_code",
-];
-
 /// Provider-controlled text ends up in logs and terminals: keep it short and printable.
 pub(crate) const MAX_FIELD_CHARS: usize = 512;
 

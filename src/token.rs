@@ -37,9 +37,13 @@ macro_rules! secret_string {
             }
         }
 
+        /// Compares in constant time for secrets of equal length (only the lengths can
+        /// tell two secrets apart early): an attacker timing a comparison learns nothing
+        /// of where they differ.
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                self.secret() == other.secret()
+                use subtle::ConstantTimeEq as _;
+                self.secret().as_bytes().ct_eq(other.secret().as_bytes()).into()
             }
         }
 
@@ -109,10 +113,15 @@ pub struct Token {
     header: HeaderCache,
 }
 
-/// The `Authorization` header for a token, built on first use. Formatting and validating it
-/// on every request was the largest cost `AuthedClient` added over a fixed header.
+/// What every request with a token derives from it, made on first use: the `Authorization`
+/// header (formatting and validating it on every request was the largest cost
+/// `AuthedClient` added over a fixed header) and, for a DPoP-bound token, the proofs' `ath`
+/// (a SHA-256 of the token, the same for every proof).
 #[derive(Clone, Default)]
-struct HeaderCache(std::sync::OnceLock<Option<http::HeaderValue>>);
+struct HeaderCache(
+    std::sync::OnceLock<Option<http::HeaderValue>>,
+    std::sync::OnceLock<Box<str>>,
+);
 
 /// Derived from the access token, so never a difference between two tokens.
 impl PartialEq for HeaderCache {
@@ -269,6 +278,14 @@ impl Token {
                 Some(value)
             })
             .clone()
+    }
+
+    /// The DPoP proofs' `ath` for this token, made by `make` from the access token on first
+    /// use and kept (`dpop.rs` knows how).
+    pub(crate) fn ath(&self, make: impl FnOnce(&str) -> String) -> &str {
+        self.header
+            .1
+            .get_or_init(|| make(self.access_token.secret()).into_boxed_str())
     }
 
     /// Takes the refresh token from `previous` when this token has none: providers that do

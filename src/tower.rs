@@ -36,6 +36,14 @@
 //!   is not sent again: the call fails with [`Error::Unauthorized`] (`replayable: false`)
 //!   and **the next call uses the new token**. Retry the call yourself if it is idempotent.
 //!
+//! - Redirects: the layer follows none (hyper-util's client does not either; a redirect is
+//!   the caller's answer). To follow them, put tower-http's `FollowRedirectLayer` **outside**
+//!   this layer: every hop then passes the origin rule and gets fresh credentials (a DPoP
+//!   proof names its URL), and a hop to an origin that may not receive tokens fails with
+//!   [`Error::UntrustedOrigin`] before it is sent. Inside it, tower-http would forward the
+//!   DPoP proof to any origin (it strips only `Authorization`, `Cookie` and
+//!   `Proxy-Authorization`).
+//!
 //! # Errors
 //!
 //! The service's error type is `Box<dyn std::error::Error + Send + Sync>` (tower's
@@ -53,9 +61,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 use url::Url;
 
-use crate::authorize::{self, Answer, Exchange, OriginSettings, Origins, Target};
+use crate::authorize::{self, Answer, Exchange};
 use crate::error::Error;
 use crate::future::BoxFuture;
+use crate::origins::{OriginSettings, Origins, Target};
 use crate::source::TokenSource;
 
 /// The error type of [`AuthService`]: the inner service's error, or an
@@ -94,7 +103,7 @@ impl AuthLayer {
 }
 
 impl AuthLayerBuilder {
-    crate::authorize::origin_setters!();
+    crate::origins::origin_setters!();
 
     /// Checks the settings and builds the layer. Without any origin, only requests that name
     /// no origin (a tonic `Channel`'s) get a token.
@@ -210,6 +219,12 @@ where
         Some(copy)
     }
 
+    fn redirect(_: &Request<ReqBody>, _: Method, _: Url, _: bool) -> Option<Request<ReqBody>> {
+        // Never asked: a tower stack composes redirects outside this layer (see the module
+        // docs), so its answers name no redirect to follow.
+        None
+    }
+
     fn sent_to(_: &Request<ReqBody>) -> Option<&Url> {
         // A tower client does not follow redirects on its own.
         None
@@ -220,6 +235,7 @@ where
             unauthorized: authorize::is_unauthorized(response.status(), response.headers()),
             headers: response.headers(),
             url: None,
+            redirect: None,
         }
     }
 

@@ -277,9 +277,10 @@ async fn shared_source_serves_many_clients() {
     assert_eq!(provider.token_requests(), 1);
 }
 
-/// Attack (issue 8 point 7): the API redirects to "somewhere else", which answers 401
-/// `invalid_token`. reqwest dropped the token on the way, so that 401 says nothing about the
-/// token: no refresh, no replay, a typed error.
+/// Attack (issue 8 point 7): the API redirects to "somewhere else", an allowed origin, which
+/// answers 401 `invalid_token`. A `reqwest::Client` that follows redirects itself dropped the
+/// token on the way, so that 401 says nothing about the token: no refresh, no replay, a typed
+/// error. (The client's own default follows no redirect itself; tests/redirects.rs.)
 #[tokio::test]
 async fn a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection() {
     let provider = TestProvider::start().await;
@@ -294,6 +295,8 @@ async fn a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection(
         .await;
     let client = AuthedClient::builder(source(provider.token_url()))
         .base_url(format!("{}/api/", api.uri()))
+        .allow_origin(elsewhere.uri())
+        .http_client(reqwest::Client::new())
         .build()
         .unwrap();
 
@@ -383,4 +386,28 @@ async fn many_callers_at_expiry_make_one_token_request() {
     );
     assert_eq!(provider.api_rejections(), 0);
     assert_eq!(provider.api_requests(), 401);
+}
+
+/// Issue 18 point 19: a `StaticToken` cannot refresh, so a 401 is not answered with a
+/// pointless second request, and the error says what happened.
+#[tokio::test]
+async fn a_rejected_static_token_says_there_is_nothing_to_refresh() {
+    let api = refusing_api(r#"Bearer error="invalid_token""#, 401).await;
+    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    let err = client.get("thing").send().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthorized(u) if !u.refreshable && !u.retried && u.replayable),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("static token cannot be refreshed"), "{text}");
+    assert!(!text.contains("after a refresh"), "{text}");
+    assert_eq!(
+        api.received_requests().await.unwrap().len(),
+        1,
+        "not sent again"
+    );
 }

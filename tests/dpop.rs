@@ -348,3 +348,55 @@ async fn older_stored_tokens_without_a_key_still_load() {
     assert!(loaded.dpop_key().is_none());
     assert_eq!(loaded.refresh_token().unwrap().secret(), "rt-old");
 }
+
+/// Issue 18 point 4: a resource that answers `use_dpop_nonce` with a fresh nonce every time
+/// gets the request twice (one nonce retry per call), not three times, and no refresh.
+#[tokio::test]
+async fn a_resource_asking_for_a_new_nonce_every_time_gets_two_requests() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
+
+    let api = MockServer::start().await;
+    let n = Arc::new(AtomicUsize::new(0));
+    let counter = n.clone();
+    Mock::given(path("/api/thing"))
+        .respond_with(move |_: &wiremock::Request| {
+            let i = counter.fetch_add(1, Ordering::SeqCst);
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", r#"DPoP error="use_dpop_nonce""#)
+                .insert_header("dpop-nonce", format!("nonce-{i}"))
+        })
+        .mount(&api)
+        .await;
+    let token = Token::new(authed::AccessToken::new("bound"))
+        .with_token_type("DPoP")
+        .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()));
+    let client = AuthedClient::builder(StaticToken::new(token))
+        .base_url(format!("{}/api/", api.uri()))
+        .build()
+        .unwrap();
+    let err = client.get("thing").send().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthorized(u) if u.error.as_deref() == Some("use_dpop_nonce")),
+        "{err:?}"
+    );
+    assert_eq!(n.load(Ordering::SeqCst), 2, "one nonce retry per call");
+    // The second request carried the first answer's nonce.
+    let seen = api.received_requests().await.unwrap();
+    let claims = |r: &wiremock::Request| -> serde_json::Value {
+        use base64::Engine as _;
+        let part = r.headers["dpop"]
+            .to_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert!(claims(&seen[0]).get("nonce").is_none());
+    assert_eq!(claims(&seen[1])["nonce"], "nonce-0");
+}

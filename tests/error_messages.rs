@@ -265,9 +265,10 @@ async fn rate_limiting_says_how_long_to_wait() {
     .await;
     let e = client_credentials_error(config_for(&server)).await;
     assert!(e.is_rate_limited());
+    // The provider's own code is part of it (issue 18 point 15).
     check(
         &e,
-        "rate limited by the provider (HTTP 429); retry after 30000ms",
+        "rate limited by the provider (HTTP 429): slow_down; retry after 30000ms",
     );
 }
 

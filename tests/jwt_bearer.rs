@@ -89,7 +89,7 @@ async fn a_service_account_key_file_gets_access_tokens() {
     assert_eq!(header["kid"], "0123456789abcdef");
     let claims = &provider.accepted_assertions()[0];
     assert_eq!(claims["iss"], EMAIL);
-    assert_eq!(claims["sub"], EMAIL);
+    assert!(!claims.contains_key("sub"), "no delegation, no sub");
     assert_eq!(claims["aud"], provider.token_url());
     assert_eq!(
         claims["scope"],
@@ -104,6 +104,44 @@ async fn a_service_account_key_file_gets_access_tokens() {
         .build()
         .unwrap();
     assert_eq!(client.get("files").send().await.unwrap().status(), 200);
+}
+
+// Issue 18 point 10: Google's service account assertion has `sub` only for domain-wide
+// delegation: "sub: The email address of the user for which the application is requesting
+// delegated access" (https://developers.google.com/identity/protocols/oauth2/service-account#authorizingrequests,
+// "Additional claims"). Without delegation the claim is absent, not the account's own email.
+#[tokio::test]
+async fn a_service_account_assertion_carries_sub_only_with_delegation() {
+    let provider = provider().await;
+    let account = GoogleServiceAccount::from_json(&key_file(&provider)).unwrap();
+    let config = account.config().build().unwrap();
+    account
+        .access_tokens(&config, ["scope-a"])
+        .build()
+        .token()
+        .await
+        .unwrap();
+    account
+        .id_tokens(&config, "https://run.example.com")
+        .build()
+        .token()
+        .await
+        .unwrap();
+    account
+        .access_tokens(&config, ["scope-a"])
+        .subject("someone@example.com")
+        .build()
+        .token()
+        .await
+        .unwrap();
+    let claims = provider.accepted_assertions();
+    assert_eq!(claims.len(), 3);
+    assert_eq!(provider.token_requests(), 3);
+    for own in &claims[..2] {
+        assert_eq!(own["iss"], EMAIL);
+        assert!(!own.contains_key("sub"), "{own:?}");
+    }
+    assert_eq!(claims[2]["sub"], "someone@example.com");
 }
 
 #[tokio::test]

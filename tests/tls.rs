@@ -27,6 +27,14 @@ struct TlsServer {
 
 /// A provider over TLS that answers `answer(port, request head)`: a whole HTTP response.
 async fn tls_server(answer: impl Fn(u16, &str) -> String + Send + Sync + 'static) -> TlsServer {
+    tls_server_verifying(None, answer).await
+}
+
+/// [`tls_server`] that asks for a client certificate and checks it with `clients`.
+async fn tls_server_verifying(
+    clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    answer: impl Fn(u16, &str) -> String + Send + Sync + 'static,
+) -> TlsServer {
     let answer = Arc::new(answer);
     let certs = vec![CertificateDer::from_pem_slice(CERT).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(KEY).unwrap();
@@ -34,8 +42,11 @@ async fn tls_server(answer: impl Fn(u16, &str) -> String + Send + Sync + 'static
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
+    .unwrap();
+    let config = match clients {
+        Some(verifier) => config.with_client_cert_verifier(verifier),
+        None => config.with_no_client_auth(),
+    }
     .with_single_cert(certs, key)
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
@@ -85,7 +96,7 @@ fn builder(server: &TlsServer) -> authed::OAuthConfigBuilder {
 }
 
 #[tokio::test]
-async fn an_untrusted_certificate_is_a_transport_error_that_is_not_retried() {
+async fn an_untrusted_server_certificate_is_a_typed_error_that_is_not_retried() {
     let server = tls_server(|_, _| TOKEN.to_owned()).await;
     let e = builder(&server)
         .build()
@@ -95,7 +106,9 @@ async fn an_untrusted_certificate_is_a_transport_error_that_is_not_retried() {
         .token()
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    // Issue 18 point 6: matchable by type, not only by the words below.
+    assert!(matches!(e, Error::ServerCertificateRejected(_)), "{e:?}");
+    assert_eq!(e.kind(), "server_certificate_rejected");
     // Said in words; rustls's own text is the source (tests/error_messages.rs).
     assert_eq!(
         e.to_string(),
@@ -110,6 +123,78 @@ async fn an_untrusted_certificate_is_a_transport_error_that_is_not_retried() {
     assert!(
         server.heads.lock().unwrap().is_empty(),
         "nothing crossed TLS"
+    );
+}
+
+/// A self-signed certificate (a CA of its own) with the key it was made with.
+fn self_signed(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    (params.self_signed(&key).unwrap(), key)
+}
+
+// Issue 18 point 6: a failed certificate check, ours or the server's, is a type to match on
+// and is not retried. The server below trusts only its own client CA and requires a client
+// certificate (RFC 8705 §2.1 deployments do): one client presents none, another presents one
+// from a CA the server does not trust. Either way the server refuses it in the handshake; a
+// client that sends the same certificate again gets the same refusal.
+#[tokio::test]
+async fn a_client_certificate_the_server_refuses_is_typed_and_not_retried() {
+    let (client_ca, _) = self_signed("the server's client CA");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let server = tls_server_verifying(Some(verifier), |_, _| TOKEN.to_owned()).await;
+    let (stranger, stranger_key) = self_signed("a client of another CA");
+    let identities = [
+        None,
+        Some(
+            authed::identity_from_pem(
+                stranger.pem().as_bytes(),
+                stranger_key.serialize_pem().as_bytes(),
+            )
+            .unwrap(),
+        ),
+    ];
+    for (n, identity) in identities.into_iter().enumerate() {
+        let mut http = authed::reqwest::Client::builder()
+            .add_root_certificate(authed::reqwest::Certificate::from_pem(CA).unwrap());
+        if let Some(identity) = identity {
+            http = http.identity(identity);
+        }
+        let e = builder(&server)
+            .http_client(http)
+            .build()
+            .unwrap()
+            .client_credentials()
+            .build()
+            .token()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::ClientCertificateRejected(_)),
+            "case {n}: {e:?}"
+        );
+        assert_eq!(e.kind(), "client_certificate_rejected");
+        assert!(!e.is_retryable() && e.is_configuration(), "case {n}: {e:?}");
+        assert_eq!(
+            server.connections.load(Ordering::SeqCst),
+            n + 1,
+            "case {n}: sent once, not retried"
+        );
+    }
+    assert!(
+        server.heads.lock().unwrap().is_empty(),
+        "no request was read"
     );
 }
 
@@ -184,7 +269,7 @@ async fn discovery_uses_your_own_client_settings_and_keeps_them_for_the_token_re
     // Without the private CA, discovery fails like any provider request: not retryable.
     let e = OAuthConfig::discover(&issuer).await.unwrap_err();
     assert!(
-        matches!(e, Error::Transport(_)) && !e.is_retryable(),
+        matches!(e, Error::ServerCertificateRejected(_)) && !e.is_retryable(),
         "{e:?}"
     );
     assert!(server.heads.lock().unwrap().is_empty());

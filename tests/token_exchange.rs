@@ -187,3 +187,40 @@ async fn debug_shows_no_subject_token() {
     let subject = SubjectToken::fixed("very-secret-subject");
     assert!(!format!("{subject:?}").contains("very-secret-subject"));
 }
+
+// Issue 18 point 5, played by a non-conforming STS: RFC 8693 §2.2.1 makes `issued_token_type`
+// REQUIRED in a successful answer. An answer without it is refused with a typed error, and
+// nothing is cached: the next call asks again.
+#[tokio::test]
+async fn an_answer_without_issued_token_type_is_refused_and_not_cached() {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let sts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("token-exchange"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "exchanged", "token_type": "Bearer", "expires_in": 3600
+        })))
+        .mount(&sts)
+        .await;
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let source = OAuthConfig::builder(format!("{}/token", sts.uri()))
+        .client_id("")
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+        .token_exchange(SubjectToken::fixed("subject"))
+        .build();
+    for sent in 1..=2 {
+        // Past the cache's backoff after a failure: a cached token would now be served.
+        clock.advance(Duration::from_secs(120));
+        let e = source.token().await.unwrap_err();
+        assert!(
+            matches!(&e, Error::MalformedResponse { status: 200, reason } if reason.contains("issued_token_type")),
+            "{e:?}"
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(sts.received_requests().await.unwrap().len(), sent);
+    }
+}

@@ -2,12 +2,14 @@
 //! type says, and a provider error in whatever shape it comes mapped to a typed error
 //! (RFC 6749 §5.2 and the shapes real providers use).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::oauth_error::OAuthError;
+use crate::oauth_error::{OAuthError, clean};
+use crate::provider_codes::DeadGrant;
 
 /// Go's x/oauth2 caps token responses at 1 MiB too; no real token response comes close.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -23,6 +25,18 @@ impl Answer {
         self.fields.get(key).and_then(Value::as_str)
     }
 }
+
+/// What a configuration adds to the built-in answer rules: its provider's codes for a dead
+/// grant, and the `token_type` names it accepts as bearer tokens (a preset's and the user's).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AnswerRules {
+    pub(crate) dead_grants: Arc<[DeadGrant]>,
+    pub(crate) bearer_token_types: Arc<[String]>,
+}
+
+/// How much of a `Content-Type` an error shows: more than any real one, far less than a
+/// hostile one.
+const MAX_CONTENT_TYPE_SHOWN: usize = 64;
 
 /// A provider endpoint that redirects (Django's 301 to the URL with a trailing slash, an
 /// `http` URL sent on to `https`) is configured under the wrong URL: the redirect is not
@@ -50,7 +64,7 @@ fn redirected(resp: &reqwest::Response) -> Error {
 /// provider sends. `revoked` extends the table of codes that mean a dead grant.
 pub(crate) async fn read_answer(
     resp: reqwest::Response,
-    revoked: &[String],
+    revoked: &[DeadGrant],
 ) -> Result<Answer, Error> {
     let answer = read_answer_inner(resp, revoked).await;
     match &answer {
@@ -61,9 +75,18 @@ pub(crate) async fn read_answer(
 }
 
 async fn read_answer_inner(
-    mut resp: reqwest::Response,
-    revoked: &[String],
+    resp: reqwest::Response,
+    revoked: &[DeadGrant],
 ) -> Result<Answer, Error> {
+    let (status, content_type, body) = read_body(resp).await?;
+    answer_from_body(status, &content_type, &body, revoked)
+}
+
+/// The status, `Content-Type` and body of an answer: at most [`MAX_RESPONSE_BYTES`] of it,
+/// decoded (gzip, deflate, br) first, so that the cap counts what is parsed.
+pub(crate) async fn read_body(
+    mut resp: reqwest::Response,
+) -> Result<(u16, String, Vec<u8>), Error> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
         return Err(redirected(&resp));
@@ -89,7 +112,7 @@ async fn read_answer_inner(
         }
         body.extend_from_slice(&chunk);
     }
-    answer_from_body(status, &content_type, &body, revoked)
+    Ok((status, content_type, body))
 }
 
 /// Everything after the bytes have arrived: the body's format, the provider's error in
@@ -98,7 +121,7 @@ pub(crate) fn answer_from_body(
     status: u16,
     content_type: &str,
     body: &[u8],
-    revoked: &[String],
+    revoked: &[DeadGrant],
 ) -> Result<Answer, Error> {
     let success = (200..300).contains(&status);
     // RFC 7009 revocation answers 200 with an empty body; as a token response, an empty body
@@ -110,9 +133,13 @@ pub(crate) fn answer_from_body(
         });
     }
     let fields = parse_fields(body).ok_or_else(|| {
-        let shown = content_type.split(';').next().unwrap_or("").trim();
+        // The provider's header: cleaned and cut like every received value.
+        let shown: String = clean(content_type.split(';').next().unwrap_or("").trim())
+            .chars()
+            .take(MAX_CONTENT_TYPE_SHOWN)
+            .collect();
         let shown = if shown.is_empty() {
-            "no content type"
+            "no content type".to_owned()
         } else {
             shown
         };
@@ -171,7 +198,7 @@ fn body_kind(body: &[u8]) -> &'static str {
 /// Reads the body by what it is, whatever its `Content-Type` says: a JSON object, or a
 /// form (`a=b&c=d`: GitHub without `Accept`, Facebook's legacy endpoint labelled
 /// `text/plain`). Anything else, an HTML error page or plain text, is `None`.
-fn parse_fields(body: &[u8]) -> Option<Map<String, Value>> {
+pub(crate) fn parse_fields(body: &[u8]) -> Option<Map<String, Value>> {
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let trimmed = body.trim_ascii();
     match trimmed.first()? {
@@ -240,49 +267,98 @@ fn says_failed(fields: &Map<String, Value>) -> bool {
 /// |---|---|---|---|
 /// | `error` string (RFC 6749 §5.2) | `error` | `error_description`, `message`, `reason` | most; Slack with `"ok": false`; Zoom with `reason` |
 /// | `error` number | the number | `message`, `error_description` | Reddit (`{"error": 401, "message": ...}`) |
-/// | `error` object | `type`, else `code` | `message` | Facebook Graph (`OAuthException`) |
-/// | `errors` array | first item's `errorType`, `error`, `code` or `type` | its `message` | Fitbit |
+/// | `error` object | `code`, else `type` | `message` | Facebook Graph (`{"code": 190, "type": "OAuthException"}`), Microsoft Graph |
+/// | `errcode` (not 0) | `errcode` | `errmsg` | WeChat, WeCom, DingTalk (with HTTP 200) |
+/// | `errorCode` | `errorCode` | `errorSummary` | Okta's non-OAuth errors (`E0000047`) |
+/// | `errors` array | first item's `errorType`, `error`, `code` or `type` | its `message`, else its `resource` and `field` | Fitbit, Strava |
 /// | legacy `status` | `status` (string or number) | `message`, `reason` | HubSpot, Twitch |
 /// | `error_type` | `error_type` | `error_message` | Instagram |
 /// | `reason` alone | `reason` | - | |
 ///
 /// `status`, `error_type` and `reason` are read as codes only when the answer failed (an
 /// error status, or `"ok"`/`"success"` false), since a token response may carry them.
-fn provider_error(success: bool, fields: &Map<String, Value>) -> Option<OAuthError> {
-    let description_keys = ["error_description", "message", "error_message", "reason"];
-    let (code, description) = match fields.get("error") {
-        Some(Value::Object(obj)) => (
-            first_code(obj, &["type", "code", "error"]),
-            first_text(obj, &["message", "error_description", "description"]),
-        ),
-        error => (code_of(error), first_text(fields, &description_keys)),
-    };
-    let (code, description) = match code {
-        Some(code) => (Some(code), description),
-        None => match fields
-            .get("errors")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-        {
-            Some(Value::Object(item)) => (
-                first_code(item, &["errorType", "error", "code", "type"]),
-                first_text(item, &["message", "error_description", "detail"]),
-            ),
-            _ if !success || says_failed(fields) => (
-                first_code(fields, &["error_type", "status", "reason"]),
-                first_text(fields, &description_keys),
-            ),
-            _ => (None, None),
-        },
-    };
+pub(crate) fn provider_error(success: bool, fields: &Map<String, Value>) -> Option<OAuthError> {
+    let (code, description) = error_parts(success, fields);
     let code = code?;
     // A code that is also the only text (`reason` alone) is not repeated as description.
     let description = description.filter(|d| *d != code);
     Some(
         OAuthError::new(&code)
-            .with_description(description)
+            .with_description(description.as_deref())
             .with_uri(first_text(fields, &["error_uri"])),
     )
+}
+
+/// The code and the description of a provider's error, by the table at [`provider_error`].
+fn error_parts(success: bool, fields: &Map<String, Value>) -> (Option<String>, Option<String>) {
+    let description_keys = ["error_description", "message", "error_message", "reason"];
+    let owned = |text: Option<&str>| text.map(str::to_owned);
+    if let Some(Value::Object(obj)) = fields.get("error") {
+        return (
+            first_code(obj, &["code", "type", "error"]),
+            owned(first_text(
+                obj,
+                &["message", "error_description", "description"],
+            )),
+        );
+    }
+    if let Some(code) = code_of(fields.get("error")) {
+        return (Some(code), owned(first_text(fields, &description_keys)));
+    }
+    // WeChat: `errcode` 0 is success ("ok"); any other is the error.
+    if let Some(code) = code_of(fields.get("errcode")).filter(|c| c != "0") {
+        return (Some(code), owned(first_text(fields, &["errmsg"])));
+    }
+    if let Some(code) = code_of(fields.get("errorCode")) {
+        return (Some(code), owned(first_text(fields, &["errorSummary"])));
+    }
+    match fields
+        .get("errors")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        Some(Value::Object(item)) => {
+            let described = first_text(item, &["message", "error_description", "detail"])
+                .map(str::to_owned)
+                .or_else(|| {
+                    // Strava names what was wrong by resource and field instead.
+                    let words: Vec<&str> = ["resource", "field"]
+                        .iter()
+                        .filter_map(|k| first_text(item, &[k]))
+                        .collect();
+                    (!words.is_empty()).then(|| words.join(" "))
+                });
+            (
+                first_code(item, &["errorType", "error", "code", "type"]),
+                described,
+            )
+        }
+        _ if !success || says_failed(fields) => (
+            first_code(fields, &["error_type", "status", "reason"]),
+            owned(first_text(fields, &description_keys)),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// What a rate-limiting answer (429, or 503 with a delay) says, from its body: the
+/// provider's error, or, for a body with words but no code (Discord's `{"message": ...}`), the
+/// status as the code and the words as the description; with the `interval` a `slow_down`
+/// names. `None` for a body that is no JSON object or form, or says nothing.
+pub(crate) fn rate_limit_error(status: u16, fields: &Map<String, Value>) -> Option<OAuthError> {
+    let interval = fields
+        .get("interval")
+        .and_then(seconds)
+        .and_then(Result::ok);
+    provider_error(false, fields)
+        .or_else(|| {
+            first_text(
+                fields,
+                &["message", "error_description", "errmsg", "detail"],
+            )
+            .map(|w| OAuthError::new(status.to_string()).with_description(Some(w)))
+        })
+        .map(|e| e.with_status(Some(status)).with_interval(interval))
 }
 
 /// A duration in seconds sent as a number or a numeric string (Microsoft v1, PayPal).
@@ -392,15 +468,16 @@ mod tests {
         // A number (Reddit).
         let e = provider_error_of(401, json!({"message": "Unauthorized", "error": 401}));
         assert_oauth(&e, "401", Some("Unauthorized"), 401);
-        // An object (Facebook Graph).
+        // An object (Facebook Graph): its `code` is the error; 190 is a dead grant.
         let e = provider_error_of(
             400,
             json!({"error": {"message": "Error validating access token: Session has expired.",
                              "type": "OAuthException", "code": 190, "error_subcode": 463}}),
         );
+        assert!(e.is_revoked());
         assert_oauth(
             &e,
-            "OAuthException",
+            "190",
             Some("Error validating access token: Session has expired."),
             400,
         );
@@ -472,7 +549,7 @@ mod tests {
             400,
             "application/json",
             body,
-            &["INTERACTION_REQUIRED".to_owned()],
+            &["INTERACTION_REQUIRED".into()],
         ));
         assert!(extended.is_revoked());
     }

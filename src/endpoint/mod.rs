@@ -20,6 +20,9 @@ mod send;
 mod token_answer;
 
 pub(crate) use answer::{Answer, seconds};
+// The parsers `testing::fuzz` runs without a network.
+#[cfg(feature = "testing")]
+pub(crate) use answer::{answer_from_body, parse_fields, rate_limit_error};
 pub use client_auth::ClientAuthMethod;
 pub(crate) use client_auth::{
     AssertionSigner, ClientAssertion, default_auth_method, hmac_algorithm, jwt_claims,
@@ -27,6 +30,7 @@ pub(crate) use client_auth::{
 };
 pub(crate) use form::Form;
 pub(crate) use send::{Endpoint, get_json, get_workload, http_client_from};
+pub(crate) use token_answer::nested_token;
 #[cfg(test)]
 pub(crate) use token_answer::token_from_answer;
 pub(crate) use token_answer::token_from_answer_bound;

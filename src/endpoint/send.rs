@@ -9,12 +9,16 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 use tracing::Instrument as _;
 
-use super::answer::{Answer, read_answer};
+use super::answer::{
+    Answer, AnswerRules, parse_fields, rate_limit_error, read_answer, read_body, seconds,
+};
 use super::client_auth::{ClientAssertion, ClientAuth, ClientAuthMethod};
 use super::form::Form;
 use super::token_answer::token_from_answer_bound;
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::jose::DpopKey;
+use crate::provider_codes::DeadGrant;
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
 use crate::telemetry::{self, Call};
 use crate::token::{ClientSecret, Token};
@@ -25,8 +29,10 @@ pub(crate) struct Endpoint {
     http: reqwest::Client,
     /// Who the client is and how it authenticates.
     client: ClientAuth,
-    /// Provider codes, beyond the built-in table, that mean the grant is dead.
-    revoked_grant_errors: std::sync::Arc<[String]>,
+    /// The configuration's additions to the answer rules (dead grants, bearer token types).
+    rules: AnswerRules,
+    /// The configuration's clock, for the dates in `Retry-After` and rate-limit headers.
+    clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     /// Applied to each request as well as the client, so that a client built before the
     /// timeout was set (by discovery) still obeys it.
@@ -164,7 +170,8 @@ impl Endpoint {
                 method: auth,
                 assertion: None,
             },
-            revoked_grant_errors: std::sync::Arc::from([]),
+            rules: AnswerRules::default(),
+            clock: Arc::new(SystemClock),
             retry,
             timeout,
             gate: Arc::default(),
@@ -188,9 +195,32 @@ impl Endpoint {
     }
 
     /// Adds provider codes that map to [`Error::TokenRevoked`] (a preset's or the user's).
-    pub(crate) fn with_revoked_grant_errors(mut self, codes: Vec<String>) -> Self {
-        self.revoked_grant_errors = codes.into();
+    pub(crate) fn with_revoked_grant_errors(mut self, codes: Vec<DeadGrant>) -> Self {
+        self.rules.dead_grants = codes.into();
         self
+    }
+
+    /// Accepts these provider names for bearer tokens (a preset's or the user's).
+    pub(crate) fn with_bearer_token_types(mut self, types: Vec<String>) -> Self {
+        self.rules.bearer_token_types = types.into();
+        self
+    }
+
+    /// Reads dates in rate-limit answers with `clock`.
+    pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The token response rules ([`token_from_answer_bound`]) with this configuration's
+    /// accepted bearer token types: for grants that read their answer themselves.
+    pub(crate) fn token_from_answer(
+        &self,
+        answer: Answer,
+        now: SystemTime,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Token, Error> {
+        token_from_answer_bound(answer, now, dpop, &self.rules.bearer_token_types)
     }
 
     /// Signs client assertions with `assertion` (`private_key_jwt`, `client_secret_jwt`).
@@ -309,6 +339,7 @@ impl Endpoint {
                     return Err(Error::RateLimited {
                         status,
                         retry_after: Some(wait),
+                        error: None,
                     });
                 }
                 // Every caller sleeps until the same instant: they share the one wait.
@@ -391,36 +422,43 @@ impl Endpoint {
         if let Some(key) = dpop {
             *got_nonce = key.remember_nonce(url, resp.headers()).is_some();
         }
-        if let Some(e) = self.rate_limited(&resp, gate_key) {
+        let status = resp.status().as_u16();
+        let wait = wait_named_by(resp.headers(), self.clock.now());
+        if status == 429 || (status == 503 && wait.is_some()) {
+            let e = self.rate_limited(resp, status, wait, gate_key).await;
             tracing::debug!(error = %e, "oauth request rate limited");
             return Err(e);
         }
-        read_answer(resp, &self.revoked_grant_errors).await
+        read_answer(resp, &self.rules.dead_grants).await
     }
 
-    /// A 429, or a 503 with `Retry-After`, as [`Error::RateLimited`]; the delay it names
-    /// (capped) closes the endpoint for every caller.
-    fn rate_limited(&self, resp: &reqwest::Response, gate_key: &str) -> Option<Error> {
-        let status = resp.status().as_u16();
-        if status != 429 && status != 503 {
-            return None;
-        }
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()))
-            .map(|d| self.retry.cap(d));
-        if status == 503 && retry_after.is_none() {
-            return None;
-        }
+    /// A 429, or a 503 with a delay, as [`Error::RateLimited`] with the provider's own code
+    /// and text from the body (a body with text but no code gets the status as its code);
+    /// the delay (capped) closes the endpoint for every caller.
+    async fn rate_limited(
+        &self,
+        resp: reqwest::Response,
+        status: u16,
+        wait: Option<Duration>,
+        gate_key: &str,
+    ) -> Error {
+        // The body only adds words: when it cannot be read, the rate limit stands alone.
+        let fields = read_body(resp)
+            .await
+            .ok()
+            .and_then(|(_, _, body)| parse_fields(&body));
+        let error = fields.as_ref().and_then(|f| rate_limit_error(status, f));
+        // Discord repeats its delay in the body, in seconds.
+        let from_body = || fields.as_ref()?.get("retry_after").and_then(seconds)?.ok();
+        let retry_after = wait.or_else(from_body).map(|d| self.retry.cap(d));
         if let Some(wait) = retry_after.filter(|d| !d.is_zero()) {
             self.gate.close(gate_key, wait, status);
         }
-        Some(Error::RateLimited {
+        Error::RateLimited {
             status,
             retry_after,
-        })
+            error,
+        }
     }
 
     /// Requests a token: [`post_form`](Self::post_form), then the token response rules.
@@ -450,10 +488,42 @@ impl Endpoint {
         let request = async {
             let answer = self.attempts(url, form, replay, dpop).await?;
             let status = answer.status;
-            token_from_answer_bound(answer, now, dpop).map(|token| (status, token))
+            self.token_from_answer(answer, now, dpop)
+                .map(|token| (status, token))
         };
         observed(grant, url, request).await
     }
+}
+
+/// Epoch seconds from this value on; below it, a rate-limit reset counts seconds from now.
+/// (2001-09-09: no reset is that far in the past, and no window that long.)
+const EPOCH_FROM: f64 = 1_000_000_000.0;
+
+/// How long the answer's headers ask the client to wait, read at `now`: `Retry-After`
+/// (seconds or an HTTP date, RFC 9110 §10.2.3); else the rate-limit headers providers send
+/// instead: `X-RateLimit-Reset-After` (seconds, Discord), `X-Rate-Limit-Reset` (Okta) and
+/// `X-RateLimit-Reset` (GitHub, Discord, Reddit), which are epoch seconds at Okta, GitHub
+/// and Discord and seconds from now at Reddit: a value before 2001 is read as the latter.
+pub(crate) fn wait_named_by(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(wait) = header("retry-after").and_then(|v| parse_retry_after(v, now)) {
+        return Some(wait);
+    }
+    let number = |name: &str| {
+        header(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    let secs = |n: f64| Duration::try_from_secs_f64(n).unwrap_or(Duration::MAX);
+    if let Some(after) = number("x-ratelimit-reset-after") {
+        return Some(secs(after));
+    }
+    let reset = number("x-rate-limit-reset").or_else(|| number("x-ratelimit-reset"))?;
+    if reset < EPOCH_FROM {
+        return Some(secs(reset));
+    }
+    let at = SystemTime::UNIX_EPOCH.checked_add(secs(reset))?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Whether a request may be sent again after a transient failure.

@@ -77,7 +77,7 @@ const SLACK_BEARER_TYPES: &[&str] = &["bot", "user"];
 /// have.
 #[cfg(test)]
 pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token, Error> {
-    token_from_answer_bound(answer, now, None)
+    token_from_answer_bound(answer, now, None, &[])
 }
 
 /// [`token_from_answer`] for a request that carried a proof by `dpop`, if any.
@@ -86,13 +86,16 @@ pub(crate) fn token_from_answer(answer: Answer, now: SystemTime) -> Result<Token
 /// sent, and the token is bound to its key. A DPoP request answered with a Bearer token is
 /// refused ([`Error::UnsupportedTokenType`]): the application asked for sender-constrained
 /// tokens, and silently accepting a bearer token instead would hide a provider that does
-/// not (or no longer) bind tokens.
+/// not (or no longer) bind tokens. `bearer_types` are the provider's own names for bearer
+/// tokens that the configuration accepts (eBay's `User Access Token`), compared ignoring
+/// ASCII case and kept as sent.
 pub(crate) fn token_from_answer_bound(
     answer: Answer,
     now: SystemTime,
     dpop: Option<&DpopKey>,
+    bearer_types: &[String],
 ) -> Result<Token, Error> {
-    let Answer { status, mut fields } = answer;
+    let Answer { status, mut fields } = nested_user_token(answer);
     let access_token = take_string(&mut fields, "access_token")
         .ok_or_else(|| Error::malformed(status, "no access_token in the token response"))?;
     if !is_valid_access_token(&access_token) {
@@ -113,6 +116,13 @@ pub(crate) fn token_from_answer_bound(
         Some(Value::String(t)) if t.trim().eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
         Some(Value::String(t)) if t.is_empty() => "Bearer".to_owned(),
         Some(Value::String(t)) if SLACK_BEARER_TYPES.contains(&t.as_str()) => t,
+        Some(Value::String(t))
+            if bearer_types
+                .iter()
+                .any(|b| b.trim().eq_ignore_ascii_case(t.trim())) =>
+        {
+            t
+        }
         Some(other) => {
             let shown = match &other {
                 Value::String(t) => crate::oauth_error::clean(t),
@@ -165,6 +175,55 @@ pub(crate) fn token_from_answer_bound(
         Expiry::Expired => token.with_lifetime(now, Duration::ZERO),
         Expiry::Unknown => token.with_expires_at(None),
     })
+}
+
+/// Slack's `oauth.v2.access` answer to a sign-in that asked only for user scopes has no
+/// top-level token: the user's is in `authed_user` (https://api.slack.com/methods/oauth.v2.access).
+/// It is then the answer's token; the rest of the answer stays in [`Token::extra`].
+fn nested_user_token(mut answer: Answer) -> Answer {
+    if answer.fields.contains_key("access_token") {
+        return answer;
+    }
+    let Some(Value::Object(user)) = answer.fields.get("authed_user") else {
+        return answer;
+    };
+    if !matches!(user.get("access_token"), Some(Value::String(_))) {
+        return answer;
+    }
+    let user = user.clone();
+    for (key, value) in user {
+        if matches!(
+            key.as_str(),
+            "access_token" | "token_type" | "refresh_token" | "expires_in" | "scope"
+        ) {
+            answer.fields.insert(key, value);
+        }
+    }
+    answer
+}
+
+/// The user token nested in `authed_user` of a Slack answer kept in `extra`, read by the
+/// same rules as any token (`token_type` `user`, its own refresh token and expiry).
+pub(crate) fn nested_token(
+    extra: &Map<String, Value>,
+    key: &str,
+    now: SystemTime,
+) -> Result<Option<Token>, Error> {
+    match extra.get(key) {
+        Some(Value::Object(nested)) if nested.contains_key("access_token") => {
+            token_from_answer_bound(
+                Answer {
+                    status: 200,
+                    fields: nested.clone(),
+                },
+                now,
+                None,
+                &[],
+            )
+            .map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]

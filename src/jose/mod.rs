@@ -25,7 +25,11 @@ pub(crate) mod verify;
 
 pub(crate) use algorithm::HmacAlgorithm;
 pub use algorithm::SigningAlgorithm;
-pub(crate) use crypto::{hmac, sha256};
+pub(crate) use crypto::sha256;
+// The `testing` provider signs ID tokens (HMAC among them) and checks with jsonwebtoken.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use crypto::hmac;
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use crypto_provider::install_crypto_provider;
 pub use dpop_key::DpopKey;
 pub(crate) use dpop_key::is_dpop_type;

@@ -1,5 +1,5 @@
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -20,8 +20,12 @@ const MAX_CODE_LEN: usize = 4096;
 const MAX_STATE_LEN: usize = 1024;
 /// Longest `iss` accepted.
 const MAX_ISS_LEN: usize = 2048;
-/// How many completed sign-ins a flow remembers, to refuse a replayed one.
-const SPENT_REMEMBERED: usize = 4096;
+/// How long a sign-in may take, from [`AuthorizationCode::authorize`] to the callback, by
+/// default: long enough for a password manager, a second factor and a consent screen; short
+/// enough that a leaked pending authorization is soon useless.
+const DEFAULT_PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// The longest lifetime [`AuthorizationCodeBuilder::pending_lifetime`] accepts.
+const MAX_PENDING_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Parameters the flow sets itself; [`AuthorizationCodeBuilder::param`] may not override them.
 const RESERVED: &[&str] = &[
@@ -78,38 +82,8 @@ pub struct AuthorizationCode {
     scopes: Vec<String>,
     params: Vec<(String, String)>,
     login: Login,
+    pending_lifetime: Duration,
     jwks: Arc<Jwks>,
-    spent: Arc<Spent>,
-}
-
-/// The `state`s of sign-ins this flow (and its clones) completed or attempted: a second
-/// completion of the same one is refused without a request, even from a copy of the
-/// [`PendingAuthorization`] (a session store read twice).
-#[derive(Default)]
-struct Spent(Mutex<VecDeque<String>>);
-
-impl Spent {
-    /// Marks `state` spent; `false` when it already was.
-    fn spend(&self, state: &str) -> bool {
-        let mut spent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if spent
-            .iter()
-            .any(|s| bool::from(s.as_bytes().ct_eq(state.as_bytes())))
-        {
-            return false;
-        }
-        if spent.len() == SPENT_REMEMBERED {
-            spent.pop_front();
-        }
-        spent.push_back(state.to_owned());
-        true
-    }
-}
-
-impl std::fmt::Debug for Spent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Spent")
-    }
 }
 
 /// Builds an [`AuthorizationCode`] flow; from [`OAuthConfig::authorization_code`].
@@ -124,6 +98,7 @@ pub struct AuthorizationCodeBuilder {
     scopes: Vec<String>,
     params: Vec<(String, String)>,
     login: Login,
+    pending_lifetime: Duration,
 }
 
 impl OAuthConfig {
@@ -136,6 +111,7 @@ impl OAuthConfig {
             scopes: Vec::new(),
             params: Vec::new(),
             login: Login::default(),
+            pending_lifetime: DEFAULT_PENDING_LIFETIME,
         }
     }
 }
@@ -170,6 +146,16 @@ impl AuthorizationCodeBuilder {
         self.param("audience", audience)
     }
 
+    /// How long a [`PendingAuthorization`] may wait for its callback, measured by the
+    /// configuration's clock: 10 minutes by default, at most 24 hours. A later callback is
+    /// refused with [`CallbackError::Expired`] and nothing is sent. The crate remembers each
+    /// completed sign-in this long to refuse a replay, so a shorter lifetime also means less
+    /// memory on a busy server.
+    pub fn pending_lifetime(mut self, lifetime: Duration) -> Self {
+        self.pending_lifetime = lifetime;
+        self
+    }
+
     /// Checks the settings and builds the flow.
     ///
     /// # Errors
@@ -178,10 +164,16 @@ impl AuthorizationCodeBuilder {
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
     /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
     /// parameter the flow sets itself was given, or the `openid` scope is asked for without
-    /// the issuer and JWKS URL that ID token validation needs, or
-    /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint.
+    /// the issuer and JWKS URL that ID token validation needs,
+    /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint,
+    /// or the [`pending_lifetime`](Self::pending_lifetime) is zero or over 24 hours.
     pub fn build(self) -> Result<AuthorizationCode, Error> {
         self.login.check(&self.config)?;
+        if self.pending_lifetime.is_zero() || self.pending_lifetime > MAX_PENDING_LIFETIME {
+            return Err(Error::config(
+                "the pending authorization lifetime must be between 1 second and 24 hours",
+            ));
+        }
         let authorization_url = self
             .config
             .endpoints()
@@ -221,10 +213,16 @@ impl AuthorizationCodeBuilder {
             scopes: self.scopes,
             params: self.params,
             login: self.login,
+            pending_lifetime: self.pending_lifetime,
             jwks: Arc::default(),
-            spent: Arc::default(),
         })
     }
+}
+
+/// Whole seconds since the Unix epoch, rounded up: a lifetime is never shortened.
+fn unix_seconds(t: SystemTime) -> u64 {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a loopback host; or a native app's
@@ -251,8 +249,11 @@ fn check_redirect_uri(raw: &str) -> Result<(), Error> {
 /// Serializable, so a web app can keep it in its server-side session store (never in a
 /// cookie the browser can read: the verifier is a secret; delete it from the session when
 /// the callback arrives). Single use: [`AuthorizationCode::complete`] takes it by value, and
-/// refuses a second completion of the same sign-in (say, from a session read twice) with
-/// [`CallbackError::AlreadyCompleted`] and no request. `Debug` shows none of it.
+/// every flow of the same configuration refuses a second completion of the same sign-in
+/// (say, from a session read twice) with [`CallbackError::AlreadyCompleted`] and no request.
+/// It expires after the flow's
+/// [`pending_lifetime`](AuthorizationCodeBuilder::pending_lifetime) (10 minutes): a callback
+/// after that is [`CallbackError::Expired`]. `Debug` shows none of it.
 #[derive(Serialize, Deserialize)]
 pub struct PendingAuthorization {
     url: String,
@@ -261,6 +262,10 @@ pub struct PendingAuthorization {
     verifier: Secret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nonce: Option<Secret>,
+    /// When the sign-in expires, in Unix seconds. Missing (0) in pending authorizations kept
+    /// by older versions: those are expired.
+    #[serde(default)]
+    expires_at: u64,
 }
 
 impl PendingAuthorization {
@@ -278,6 +283,12 @@ impl PendingAuthorization {
     /// The `nonce` sent with an OpenID Connect request, to check against the ID token's.
     pub fn nonce(&self) -> Option<&str> {
         self.nonce.as_ref().map(Secret::secret)
+    }
+
+    /// When the sign-in expires: a callback after this is refused with
+    /// [`CallbackError::Expired`].
+    pub fn expires_at(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.expires_at)
     }
 
     /// A copy of `state`, for a receiver that must recognise the callback.
@@ -499,6 +510,7 @@ impl AuthorizationCode {
             state: Secret::new(state.secret().as_str()),
             verifier: Secret::new(verifier.secret().as_str()),
             nonce: nonce.map(|n| Secret::new(n.secret().as_str())),
+            expires_at: unix_seconds(self.config.clock().now() + self.pending_lifetime),
         }
     }
 
@@ -514,10 +526,14 @@ impl AuthorizationCode {
     /// Nothing is sent to the provider unless the callback is well-formed (see
     /// [`Callback::from_query`]), `state` matches, `iss` is the configured issuer character
     /// for character (and present, when the provider announces
-    /// `authorization_response_iss_parameter_supported`), and this sign-in was not completed
-    /// before. The code is sent at most once: from the first matching callback on, the
-    /// sign-in is spent whatever happens, and a failed exchange is never
-    /// [retryable](Error::is_retryable) — start a new sign-in.
+    /// `authorization_response_iss_parameter_supported`), the pending authorization has not
+    /// outlived its [lifetime](AuthorizationCodeBuilder::pending_lifetime), and this sign-in
+    /// was not completed before through any flow of this [`OAuthConfig`] (or its clones). The
+    /// code is sent at most once: from the first matching callback on, the sign-in is spent
+    /// whatever happens, and a failed exchange is never [retryable](Error::is_retryable) —
+    /// start a new sign-in. The memory of spent sign-ins is this process's: with several
+    /// replicas, delete the pending authorization from the shared session store when the
+    /// callback arrives.
     ///
     /// With the `openid` scope the ID token is validated (OpenID Connect Core §3.1.3.7):
     /// signature against the provider's JWKS (RS256, PS256, ES256 or EdDSA), `iss`, `aud` /
@@ -528,7 +544,7 @@ impl AuthorizationCode {
     /// # Errors
     ///
     /// [`Error::Callback`] (with the [`CallbackError`]) for a malformed callback, a missing
-    /// or wrong `state` or `iss`, no code, or a spent sign-in; the typed error of the
+    /// or wrong `state` or `iss`, no code, a spent or expired sign-in; the typed error of the
     /// callback's `error` (`access_denied` is [`Error::AccessDenied`]); the token endpoint's
     /// errors (a spent or wrong code, or a wrong verifier, is [`Error::TokenRevoked`]), with
     /// passing-looking failures reported as [`Error::CodeExchange`]; [`Error::IdToken`] for
@@ -588,8 +604,18 @@ impl AuthorizationCode {
             Some(_) => {}
             None => return reject(CallbackError::MissingState),
         }
+        let now = self.config.clock().now();
+        let expires_at = pending.expires_at();
+        // A lifetime beyond the longest allowed was not given by this crate: refused too.
+        if now > expires_at || expires_at > now + MAX_PENDING_LIFETIME {
+            return reject(CallbackError::Expired);
+        }
         // From here on the callback is this sign-in's: it is spent, whatever happens next.
-        if !self.spent.spend(pending.state.secret()) {
+        if !self
+            .config
+            .spent_sign_ins()
+            .spend(pending.state.secret(), expires_at, now)
+        {
             return reject(CallbackError::AlreadyCompleted);
         }
         let endpoints = self.config.endpoints();

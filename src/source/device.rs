@@ -263,12 +263,16 @@ impl DeviceAuthorization {
                     failures = 0;
                     tracing::debug!("device authorization pending");
                 }
-                Err(Error::OAuth(e)) if e.error == "slow_down" => {
+                // Also in a 429's body: the provider slowed us down, whatever the status.
+                Err(e) if e.oauth_error().is_some_and(|o| o.error == "slow_down") => {
                     failures = 0;
                     interval = e
-                        .interval()
+                        .oauth_error()
+                        .and_then(OAuthError::interval)
                         .unwrap_or(interval + SLOW_DOWN_STEP)
-                        .max(MIN_INTERVAL);
+                        .max(interval)
+                        .max(MIN_INTERVAL)
+                        .max(e.retry_after().unwrap_or_default());
                     wait = interval;
                     tracing::debug!(interval_secs = interval.as_secs(), "device flow slows down");
                 }

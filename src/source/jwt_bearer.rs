@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::{Answer, Form, jwt_claims, token_from_answer_bound};
+use crate::endpoint::{Answer, Form, jwt_claims};
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::jose::JwsSigner;
@@ -68,6 +68,9 @@ pub struct JwtBearerBuilder {
     signing_key: Result<Signer, Error>,
     issuer: Option<String>,
     subject: Option<String>,
+    /// Without a [`subject`](JwtBearerBuilder::subject), `sub` is the issuer (RFC 7523 §3
+    /// requires one); a Google service account sends none unless it delegates.
+    subject_defaults_to_issuer: bool,
     audience: Option<String>,
     claims: serde_json::Map<String, Value>,
     scopes: Vec<String>,
@@ -84,6 +87,7 @@ impl OAuthConfig {
             signing_key: Signer::new(key),
             issuer: None,
             subject: None,
+            subject_defaults_to_issuer: true,
             audience: None,
             claims: serde_json::Map::new(),
             scopes: Vec::new(),
@@ -104,9 +108,18 @@ impl JwtBearerBuilder {
     }
 
     /// The assertion's `sub`: whom the token is for, such as a user a service account acts
-    /// for (Google's domain-wide delegation). Default the issuer.
+    /// for (Google's domain-wide delegation). Default the issuer (none for a
+    /// [`GoogleServiceAccount`](crate::providers::GoogleServiceAccount), where `sub` means
+    /// delegation).
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
+        self
+    }
+
+    /// No `sub` unless [`subject`](Self::subject) names one: Google's service accounts
+    /// (`sub` means domain-wide delegation there).
+    pub(crate) fn subject_only_when_named(mut self) -> Self {
+        self.subject_defaults_to_issuer = false;
         self
     }
 
@@ -139,14 +152,18 @@ impl JwtBearerBuilder {
         let issuer = self
             .issuer
             .unwrap_or_else(|| self.config.client_id().to_owned());
-        let subject = self.subject.unwrap_or_else(|| issuer.clone());
+        let subject = self
+            .subject
+            .or_else(|| self.subject_defaults_to_issuer.then(|| issuer.clone()));
         let audience = self
             .audience
             .unwrap_or_else(|| self.config.endpoints().token_url.to_string());
         // Everything that shapes the token is in the key: who asks, for whom, and the claims.
         let mut shaping = self.params.clone();
         shaping.push(("assertion_iss".into(), issuer.clone()));
-        shaping.push(("assertion_sub".into(), subject.clone()));
+        if let Some(subject) = &subject {
+            shaping.push(("assertion_sub".into(), subject.clone()));
+        }
         shaping.push(("assertion_aud".into(), audience.clone()));
         for (k, v) in &self.claims {
             shaping.push((format!("assertion_claim_{k}"), v.to_string()));
@@ -203,7 +220,7 @@ struct JwtBearerGrant {
     config: OAuthConfig,
     signing_key: Result<Signer, Error>,
     issuer: String,
-    subject: String,
+    subject: Option<String>,
     audience: String,
     claims: serde_json::Map<String, Value>,
     params: Vec<(String, String)>,
@@ -219,11 +236,14 @@ impl Grant for JwtBearerGrant {
             use secrecy::ExposeSecret as _;
             let mut claims = jwt_claims(
                 &self.issuer,
-                &self.subject,
+                self.subject.as_deref().unwrap_or_default(),
                 &self.audience,
                 self.config.clock().now(),
                 GRANT_ASSERTION_LIFETIME,
             );
+            if self.subject.is_none() {
+                claims.remove("sub");
+            }
             claims.extend(self.claims.clone());
             let signer = self.signing_key.as_ref().map_err(Clone::clone)?;
             let assertion = signer.sign_jwt("JWT", &claims).await?;
@@ -235,10 +255,11 @@ impl Grant for JwtBearerGrant {
                 .endpoint()
                 .post_token_form(&self.config.endpoints().token_url, form)
                 .await?;
-            token_from_answer_bound(
+            let endpoint = self.config.endpoint();
+            endpoint.token_from_answer(
                 id_token_as_access_token(answer, now),
                 now,
-                self.config.endpoint().dpop_key(),
+                endpoint.dpop_key(),
             )
         })
     }

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::id_token::IdTokenClaims;
 use crate::oauth_error::OAuthError;
+use crate::revoke::Revocation;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
@@ -262,12 +263,17 @@ impl RefreshTokenSource {
     ///     .with_refresh_token(Some(RefreshToken::new("rt")));
     /// let login = config.refresh_token_source().from_token(token).await?;
     /// match login.logout().await? {
-    ///     Logout::Revoked => println!("signed out everywhere"),
+    ///     Logout::Revoked(_) => println!("signed out everywhere"),
     ///     Logout::NotRevoked => println!("signed out here; the provider was not told"),
     ///     _ => println!("there was no login"),
     /// }
     /// # Ok(()) }
     /// ```
+    ///
+    /// [`Logout::Revoked`] carries what the provider said about each token
+    /// ([`Revocation`]): a token it called already invalid (Google's 400 `invalid_token`), or
+    /// an access token it cannot revoke after the refresh token was (Amazon Cognito), is a
+    /// successful logout whose answer you can still read.
     ///
     /// # Errors
     ///
@@ -285,7 +291,7 @@ impl RefreshTokenSource {
         };
         let token = stored.or_else(|| self.cache.peek());
         let revoked = match (&token, &self.config.endpoints().revocation_url) {
-            (Some(token), Some(_)) => self.config.revoke(token).await.map(|()| Logout::Revoked),
+            (Some(token), Some(_)) => self.config.revoke(token).await.map(Logout::Revoked),
             (Some(_), None) => {
                 tracing::debug!("no revocation endpoint configured; logging out locally only");
                 Ok(Logout::NotRevoked)
@@ -302,12 +308,15 @@ impl RefreshTokenSource {
 
 /// What [`RefreshTokenSource::logout`] did at the provider. In every case the login is gone
 /// from the source and its store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use = "a logout may have revoked nothing at the provider"]
+// Returned once per logout, never stored: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Logout {
-    /// The login's refresh and access tokens were revoked at the provider (RFC 7009).
-    Revoked,
+    /// The login's refresh and access tokens were revoked at the provider (RFC 7009), with
+    /// what it said about each.
+    Revoked(Revocation),
     /// Nothing was sent to the provider: the configuration has no revocation endpoint. The
     /// tokens keep working there until they expire (a refresh token may live for months).
     NotRevoked,
@@ -318,7 +327,15 @@ pub enum Logout {
 impl Logout {
     /// `true` for [`Logout::Revoked`].
     pub fn is_revoked(&self) -> bool {
-        matches!(self, Logout::Revoked)
+        matches!(self, Logout::Revoked(_))
+    }
+
+    /// What the provider said about each token, when it was asked ([`Logout::Revoked`]).
+    pub fn revocation(&self) -> Option<&Revocation> {
+        match self {
+            Logout::Revoked(revocation) => Some(revocation),
+            _ => None,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::{Form, token_from_answer_bound};
+use crate::endpoint::Form;
 use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
@@ -322,6 +322,15 @@ impl Grant for TokenExchangeGrant {
                 .endpoint()
                 .post_token_form(&self.config.endpoints().token_url, form)
                 .await?;
+            // RFC 8693 §2.2.1: REQUIRED. Without it the client cannot know what it holds (an
+            // access token, or an ID token or SAML assertion to pass on).
+            if !matches!(answer.fields.get("issued_token_type"), Some(Value::String(t)) if !t.trim().is_empty())
+            {
+                return Err(Error::malformed(
+                    answer.status,
+                    "no issued_token_type in the token exchange response (RFC 8693 §2.2.1)",
+                ));
+            }
             let not_applicable = self.accepts_not_applicable
                 && matches!(
                     answer.fields.get("token_type"),
@@ -330,7 +339,8 @@ impl Grant for TokenExchangeGrant {
             if not_applicable {
                 answer.fields.remove("token_type");
             }
-            let token = token_from_answer_bound(answer, now, self.config.endpoint().dpop_key())?;
+            let endpoint = self.config.endpoint();
+            let token = endpoint.token_from_answer(answer, now, endpoint.dpop_key())?;
             Ok(if not_applicable {
                 token.with_token_type("N_A")
             } else {

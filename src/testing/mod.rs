@@ -22,8 +22,8 @@
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
 //! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`), the protected API
-//! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite. This file
-//! only declares and re-exports.
+//! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite; entry
+//! points for fuzzing the crate's parsers ([`fuzz`]). This file only declares and re-exports.
 
 // A test double: a request it cannot serve is a failed test, so, like test code, it may
 // unwrap, expect, panic and index.
@@ -43,8 +43,7 @@ mod conformance;
 mod dpop;
 mod dpop_server;
 mod endpoints;
-#[doc(hidden)]
-pub mod fuzz_jose;
+pub mod fuzz;
 mod http;
 mod id_token;
 mod introspection;

@@ -265,7 +265,7 @@ impl Grant for IdentityGrant {
             )
             .await
             .map_err(|e| self.explain(e))?;
-            crate::endpoint::token_from_answer_bound(with_expires_in(answer, now)?, now, None)
+            crate::endpoint::token_from_answer_bound(with_expires_in(answer, now)?, now, None, &[])
         })
     }
 }

@@ -179,7 +179,7 @@ impl Grant for MetadataGrant {
                 })
                 .await
                 .map_err(|e| self.explain(e))?;
-            crate::endpoint::token_from_answer_bound(answer, now, None)
+            crate::endpoint::token_from_answer_bound(answer, now, None, &[])
         })
     }
 }
