@@ -279,10 +279,13 @@
 //!     `a_huge_challenge_from_the_api_is_bounded_and_cleaned`,
 //!     `a_huge_dpop_nonce_is_not_kept_or_sent_back`.
 //! 14. **No provider input panics the crate**: token responses (any status, `Content-Type` and
-//!     body, with and without DPoP) and `DPoP-Nonce` headers are fuzzed through the crate's own
-//!     parsers (`authed::testing::fuzz`); `cargo test --test fuzz` runs 1,000 cases per target,
-//!     `AUTHED_FUZZ_CASES=100000 cargo test --release --test fuzz` the long run, with 0 panics.
-//!     `tests/fuzz.rs` `token_responses_never_panic`, `dpop_nonces_never_panic`.
+//!     body, with and without DPoP), `DPoP-Nonce` headers, JWKS documents and ID tokens (forged,
+//!     really signed with any claims, one character changed, against hostile key sets) are
+//!     fuzzed through the crate's own parsers (`authed::testing::fuzz`); `cargo test --test fuzz`
+//!     runs 1,000 cases per target, `AUTHED_FUZZ_CASES=100000 cargo test --release --test fuzz`
+//!     the long run, with 0 panics. `tests/fuzz.rs` `token_responses_never_panic`,
+//!     `dpop_nonces_never_panic`, `jwks_documents_never_panic`, `forged_id_tokens_are_refused`,
+//!     `signed_id_tokens_are_judged_by_their_claims`, `a_changed_character_breaks_a_good_token`.
 //! 15. **A dead grant is never mistaken for a passing failure, nor a rate limit for a dead
 //!     grant**: Microsoft's `invalid_grant` AADSTS50196 (a request loop) is `Error::RateLimited`
 //!     and keeps the login; every dead-grant shape (numeric, `errors` arrays, Facebook's 190, a
