@@ -291,26 +291,28 @@ async fn revoked_token_is_replaced_after_exactly_one_rejection() {
 }
 
 #[tokio::test]
-async fn revoked_token_without_replacement_is_unauthorized_after_exactly_one_retry() {
+async fn revoked_static_token_is_unauthorized_and_not_sent_again() {
     let server = Server::start_with(&[("ACCESS_TOKEN_TTL", "600")]);
     let config = server.config(POST_ID, Some(POST_SECRET)).await;
     let token = config.client_credentials().build().token().await.unwrap();
     revoke_as_post_client(&server, &token).await;
 
-    // A source that cannot get another token: the retry presents the same revoked token.
+    // A source that cannot get another token: sending the same revoked token again cannot
+    // help, so the 401 is final after one send, and says so.
     let source = Counting::new(StaticToken::new((*token).clone()));
     let client = server.api(source.clone());
     let err = client.get("resource").send().await.unwrap_err();
     let Error::Unauthorized(refused) = &err else {
         panic!("expected Unauthorized, got {err:?}");
     };
-    assert!(refused.retried);
+    assert!(!refused.refreshable, "{refused:?}");
+    assert!(!refused.retried, "{refused:?}");
     assert_eq!(refused.error.as_deref(), Some("invalid_token"));
     assert_eq!(
         refused.description.as_deref(),
         Some("access token not found (unknown or revoked)")
     );
-    assert_eq!(source.rejected(), 1, "exactly one retry");
+    assert_eq!(source.rejected(), 1, "the source was told once");
 }
 
 #[path = "interop/jwt.rs"]
