@@ -135,6 +135,8 @@ pub(super) fn check(
         .ok()
         .and_then(|jwk| jsonwebtoken::DecodingKey::from_jwk(&jwk).ok())
         .ok_or("the jwk header is not a usable public key")?;
+    // With both JOSE backends on, jsonwebtoken cannot pick one by itself (it panics).
+    crate::jose::install_crypto_provider();
     let mut validation = jsonwebtoken::Validation::new(alg);
     validation.validate_exp = false;
     validation.validate_aud = false;

@@ -20,7 +20,15 @@ use crate::clock::Clock;
 
 impl TestProvider {
     /// Starts a provider issuing one-hour tokens, on a free port.
+    ///
+    /// It installs `jsonwebtoken`'s process-wide crypto provider (the crate's JOSE backend)
+    /// unless one is installed: your tests can then use `jsonwebtoken` too, whichever of its
+    /// backend features the build enables.
     pub async fn start() -> Self {
+        // The provider checks assertions and proofs with jsonwebtoken, an implementation
+        // independent of the crate's; naming its backend (the crate's) keeps it from panicking
+        // when both backend features are on, in this process's other users of it too.
+        crate::jose::install_crypto_provider();
         let state = Arc::new(ProviderState {
             token_requests: AtomicUsize::new(0),
             invalid_grants: AtomicUsize::new(0),
