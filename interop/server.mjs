@@ -26,6 +26,12 @@ const ACCOUNT_ID = 'alice';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const SCOPES = ['openid', 'offline_access', 'api:read'];
+// OpenID Connect relying-party clients (userinfo, RP-Initiated Logout) also ask for these.
+const OIDC_SCOPES = [...SCOPES, 'profile', 'email', 'address', 'phone'];
+// Where the RP clients' browsers go after a logout.
+const SIGNED_OUT = 'http://127.0.0.1/signed-out';
+// RFC 7591: registering needs this initial access token (a test fixture, not a secret).
+const INITIAL_ACCESS_TOKEN = 'interop-initial-access-token';
 
 // A public JWK from tests/support/keys, with a kid.
 function clientJwk(name, kid) {
@@ -99,6 +105,22 @@ const clients = [
     scope: SCOPES.join(' '),
     dpop_bound_access_tokens: true,
   },
+  // OpenID Connect relying parties: userinfo as JSON, or signed (RS256, the JWT-secured
+  // userinfo of Core §5.3.2); RP-Initiated Logout back to SIGNED_OUT.
+  ...[['authed-rp', {}], ['authed-rp-jwt', { userinfo_signed_response_alg: 'RS256' }]].map(
+    ([client_id, extra]) => ({
+      client_id,
+      client_secret: `${client_id}-secret`,
+      token_endpoint_auth_method: 'client_secret_basic',
+      application_type: 'native',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback'],
+      post_logout_redirect_uris: [SIGNED_OUT],
+      scope: OIDC_SCOPES.join(' '),
+      ...extra,
+    }),
+  ),
 ];
 
 // Fresh signing key at every start (all state is in memory anyway).
@@ -117,11 +139,35 @@ const provider = new Provider(issuer, {
   clients,
   jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
-  scopes: SCOPES,
+  scopes: OIDC_SCOPES,
   responseTypes: ['code'],
-  claims: { openid: ['sub'] },
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'zoneinfo', 'updated_at'],
+    email: ['email', 'email_verified'],
+    address: ['address'],
+    phone: ['phone_number', 'phone_number_verified'],
+  },
+  // The provider releases only the claims the granted scopes name.
   findAccount: async (_ctx, sub) => (sub === ACCOUNT_ID
-    ? { accountId: sub, claims: async () => ({ sub }) }
+    ? {
+      accountId: sub,
+      claims: async () => ({
+        sub,
+        name: 'Alice Example',
+        given_name: 'Alice',
+        family_name: 'Example',
+        preferred_username: 'alice',
+        locale: 'en-GB',
+        zoneinfo: 'Europe/London',
+        updated_at: 1700000000,
+        email: 'alice@example.com',
+        email_verified: true,
+        address: { locality: 'London', country: 'United Kingdom' },
+        phone_number: '+44 20 7946 0000',
+        phone_number_verified: false,
+      }),
+    }
     : undefined),
   pkce: { required: () => true }, // S256 is the only method 9.x supports
   features: {
@@ -131,7 +177,26 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     userinfo: { enabled: true },
-    resourceIndicators: { enabled: false }, // keep every access token opaque
+    // RFC 8707: resource servers at <issuer>/rs/<name>, opaque tokens (their audience is the
+    // resource) checked at /rs/<name>/... below. A request without `resource` gets a token for
+    // no resource (userinfo), as before.
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => undefined,
+      useGrantedResource: async () => false,
+      getResourceServerInfo: async (_ctx, resource) => {
+        if (!resource.startsWith(`${issuer}/rs/`)) throw new errors.InvalidTarget();
+        return {
+          scope: 'api:read',
+          audience: resource,
+          accessTokenTTL: ACCESS_TOKEN_TTL,
+          accessTokenFormat: 'opaque',
+        };
+      },
+    },
+    jwtUserinfo: { enabled: true },
+    registration: { enabled: true, initialAccessToken: INITIAL_ACCESS_TOKEN },
+    rpInitiatedLogout: { enabled: true },
     // DPoP with nonces required for every proof (use_dpop_nonce until the client sends one).
     dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
   },
@@ -306,6 +371,24 @@ async function handleResource(req, res) {
   });
 }
 
+// RFC 8707 resource servers at /rs/<name>/...: only an access token issued for exactly
+// <issuer>/rs/<name> (its audience) is accepted.
+async function handleResourceServer(req, res, name) {
+  const unauthorized = (description) => sendJson(
+    res,
+    401,
+    { error: 'invalid_token', error_description: description },
+    { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description}"` },
+  );
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return unauthorized('no access token provided');
+  const token = await provider.AccessToken.find(m[1]);
+  if (!token) return unauthorized('access token not found, expired or revoked');
+  const resource = `${issuer}/rs/${name}`;
+  if (token.aud !== resource) return unauthorized('the access token is for another resource');
+  return sendJson(res, 200, { ok: true, sub: token.accountId, resource: token.aud, scope: token.scope ?? null });
+}
+
 // DPoP-protected resource at /api/dpop, checked here with jose as a resource server would:
 // proof signature by its embedded jwk, typ, htm, htu, iat, jti replay, ath, its own nonce
 // (rotated by POST /test/dpop/rotate-nonce), and the key thumbprint against the token's
@@ -365,10 +448,15 @@ async function handleDpopResource(req, res) {
 const providerCallback = provider.callback();
 
 // How many token and JWKS requests arrived, for tests that assert nothing was (re)sent.
-const counts = { token: 0, jwks: 0, dpop_nonce: 0, resource_nonce: 0 };
-// use_dpop_nonce answers of the token endpoint.
+const counts = { token: 0, jwks: 0, dpop_nonce: 0, resource_nonce: 0, refresh: 0, invalid_grant: 0 };
+// use_dpop_nonce and invalid_grant answers of the token endpoint.
 provider.on('grant.error', (_ctx, err) => {
   if (err?.error === 'use_dpop_nonce') counts.dpop_nonce += 1;
+  if (err?.error === 'invalid_grant') counts.invalid_grant += 1;
+});
+// Refreshes the token endpoint answered with tokens (refused ones count as invalid_grant).
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type === 'refresh_token') counts.refresh += 1;
 });
 
 server.on('request', async (req, res) => {
@@ -394,6 +482,10 @@ server.on('request', async (req, res) => {
     }
     if (req.method === 'GET' && pathname === '/test/dpop/last-proof') {
       return sendJson(res, 200, { proof: dpopResource.lastProof });
+    }
+    const rs = /^\/rs\/([^/]+)\//.exec(pathname);
+    if (rs) {
+      return await handleResourceServer(req, res, rs[1]);
     }
     if (pathname === '/api/dpop') {
       return await handleDpopResource(req, res);

@@ -1,5 +1,6 @@
-//! The one check for every URL handed to a browser or shown to a user: the authorization URL
-//! and the device flow's `verification_uri` / `verification_uri_complete`.
+//! The one check for every URL handed to a browser or shown to a user: the authorization URL,
+//! the end-session URL, and the device flow's `verification_uri` /
+//! `verification_uri_complete`; and the one check of a URI the browser is sent back to.
 
 use url::Url;
 
@@ -35,6 +36,31 @@ pub(crate) fn check_browser_url(raw: &str, allow_insecure_http: bool) -> Result<
         return Err("it carries user info");
     }
     Ok(())
+}
+
+/// A URI the provider sends the browser back to (a `redirect_uri`, a
+/// `post_logout_redirect_uri`), RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a
+/// loopback host; or a native app's private-use scheme in reverse-domain form
+/// (`com.example.app:/callback`).
+pub(crate) fn check_redirect_uri(raw: &str) -> Result<(), Error> {
+    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
+    if url.fragment().is_some() {
+        return Err(Error::config(
+            "a redirect URI has no fragment (RFC 6749 §3.1.2)",
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(Error::config(
+            "the redirect URI must use https unless it is on loopback (RFC 9700 §2.6)",
+        )),
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err(Error::config(
+            "the redirect URI must be https, loopback http, or a private-use scheme in \
+             reverse-domain form (RFC 8252 §7.1)",
+        )),
+    }
 }
 
 /// The device flow's `verification_uri` and `verification_uri_complete` (RFC 8628 §3.2),

@@ -164,8 +164,9 @@ impl AuthedClient {
     }
 }
 
-/// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`.
-struct Reqwest<'a>(&'a reqwest::Client);
+/// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`. Also how
+/// a UserInfo request, sent with a provider endpoint's client, goes through the same rules.
+pub(crate) struct Reqwest<'a>(pub(crate) &'a reqwest::Client);
 
 impl Exchange for Reqwest<'_> {
     type Request = reqwest::Request;

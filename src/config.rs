@@ -74,6 +74,12 @@ pub struct Endpoints {
     pub revocation_url: Option<Url>,
     /// The introspection endpoint (RFC 7662).
     pub introspection_url: Option<Url>,
+    /// The OpenID Connect UserInfo endpoint (`userinfo_endpoint`, Core §5.3).
+    pub userinfo_url: Option<Url>,
+    /// The OpenID Connect RP-Initiated Logout endpoint (`end_session_endpoint`).
+    pub end_session_url: Option<Url>,
+    /// The dynamic client registration endpoint (`registration_endpoint`, RFC 7591).
+    pub registration_url: Option<Url>,
 }
 
 /// Builds an [`OAuthConfig`]. Setters never fail; [`build`](Self::build) reports the first
@@ -89,26 +95,28 @@ pub struct OAuthConfigBuilder {
     device_authorization_url: Option<String>,
     revocation_url: Option<String>,
     introspection_url: Option<String>,
+    /// `userinfo_url`, `end_session_url`, `registration_url`.
+    pub(crate) oidc_urls: [Option<String>; 3],
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
-    auth_method: Option<ClientAuthMethod>,
+    pub(crate) auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
     auth_signing_algs_supported: Option<Vec<String>>,
     /// A signer that does not fit its key is reported by `build`.
-    private_key: Option<Result<Signer, Error>>,
+    pub(crate) private_key: Option<Result<Signer, Error>>,
     assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<DeadGrant>,
     bearer_token_types: Vec<String>,
-    timeout: Duration,
-    allow_insecure_http: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) allow_insecure_http: bool,
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
-    http: Option<reqwest::ClientBuilder>,
-    dpop: Option<DpopChoice>,
+    pub(crate) http: Option<reqwest::ClientBuilder>,
+    pub(crate) dpop: Option<DpopChoice>,
     /// The client certificate, or why it could not be read (reported by `build`).
-    identity: Option<Result<Identity, Error>>,
+    pub(crate) identity: Option<Result<Identity, Error>>,
     /// `mtls_endpoint_aliases` from discovery.
     pub(crate) mtls_aliases: MtlsAliases,
     /// The client discovery already built from the application's settings.
@@ -127,6 +135,7 @@ impl OAuthConfig {
             device_authorization_url: None,
             revocation_url: None,
             introspection_url: None,
+            oidc_urls: Default::default(),
             client_id: None,
             client_secret: None,
             auth_method: None,
@@ -425,6 +434,27 @@ impl OAuthConfigBuilder {
         self
     }
 
+    /// The OpenID Connect UserInfo endpoint (discovery reads `userinfo_endpoint`), for
+    /// [`RefreshTokenSource::userinfo`](crate::RefreshTokenSource::userinfo).
+    pub fn userinfo_url(mut self, url: impl Into<String>) -> Self {
+        self.oidc_urls[0] = Some(url.into());
+        self
+    }
+
+    /// The RP-Initiated Logout endpoint (discovery reads `end_session_endpoint`), for
+    /// [`OAuthConfig::end_session`].
+    pub fn end_session_url(mut self, url: impl Into<String>) -> Self {
+        self.oidc_urls[1] = Some(url.into());
+        self
+    }
+
+    /// The dynamic client registration endpoint (discovery reads `registration_endpoint`),
+    /// for [`register`](Self::register).
+    pub fn registration_url(mut self, url: impl Into<String>) -> Self {
+        self.oidc_urls[2] = Some(url.into());
+        self
+    }
+
     /// Timeout of each request to the provider. Default 30 seconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -587,6 +617,7 @@ impl OAuthConfigBuilder {
             self.device_authorization_url =
                 a.device_authorization.or(self.device_authorization_url);
         }
+        let [userinfo, end_session, registration] = self.oidc_urls;
         let optional = |what: &str, raw: Option<String>| {
             raw.map(|r| endpoint_url(what, &r, insecure)).transpose()
         };
@@ -608,6 +639,9 @@ impl OAuthConfigBuilder {
             )?,
             revocation_url: optional("revocation URL", self.revocation_url)?,
             introspection_url: optional("introspection URL", self.introspection_url)?,
+            userinfo_url: optional("userinfo URL", userinfo)?,
+            end_session_url: optional("end session URL", end_session)?,
+            registration_url: optional("registration URL", registration)?,
         };
         let client_id = self
             .client_id
@@ -620,6 +654,9 @@ impl OAuthConfigBuilder {
             e.revocation_url.as_ref(),
             e.introspection_url.as_ref(),
             e.jwks_url.as_ref(),
+            e.userinfo_url.as_ref(),
+            e.end_session_url.as_ref(),
+            e.registration_url.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -733,7 +770,7 @@ impl OAuthConfigBuilder {
 
 /// How the configuration gets its DPoP key.
 #[derive(Debug)]
-enum DpopChoice {
+pub(crate) enum DpopChoice {
     Generate(SigningAlgorithm),
     Key(DpopKey),
 }

@@ -39,8 +39,9 @@ impl OAuthConfig {
     /// `mtls_endpoint_aliases` (RFC 8705 §5), used instead of the plain endpoints when the
     /// client presents a certificate
     /// ([`client_certificate`](crate::OAuthConfigBuilder::client_certificate), or a
-    /// `tls_client_auth` method). The token, authorization, device authorization, revocation
-    /// and introspection endpoints are taken from it, `token_endpoint_auth_methods_supported`
+    /// `tls_client_auth` method). The token, authorization, device authorization, revocation,
+    /// introspection, userinfo, end-session (RP-Initiated Logout) and registration (RFC 7591)
+    /// endpoints are taken from it, `token_endpoint_auth_methods_supported`
     /// picks the default client authentication from what the client has (see
     /// [`auth_method`](crate::OAuthConfigBuilder::auth_method); a provider listing none of
     /// them makes `build` fail rather than fall back to Basic), and
@@ -274,6 +275,15 @@ fn builder_from_metadata(
     }
     if let Some(url) = field("jwks_uri")? {
         builder = builder.jwks_url(url);
+    }
+    if let Some(url) = field("userinfo_endpoint")? {
+        builder = builder.userinfo_url(url);
+    }
+    if let Some(url) = field("end_session_endpoint")? {
+        builder = builder.end_session_url(url);
+    }
+    if let Some(url) = field("registration_endpoint")? {
+        builder = builder.registration_url(url);
     }
     match meta.get("authorization_response_iss_parameter_supported") {
         None | Some(Value::Null) => {}

@@ -22,7 +22,8 @@ pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// least this old, so forged `kid`s cannot make the crate hammer the provider.
 pub(crate) const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The claims of an ID token that passed validation: who signed in.
+/// The claims of an ID token that passed validation: who signed in, with typed getters for
+/// the standard claims of OpenID Connect Core §5.1 (`email`, `name`, `address`, ...).
 ///
 /// `Debug` shows only the subject.
 #[derive(Clone, PartialEq)]
@@ -37,25 +38,7 @@ impl IdTokenClaims {
         &self.sub
     }
 
-    /// `email`, when the provider sent it (ask for the `email` scope).
-    pub fn email(&self) -> Option<&str> {
-        self.claims.get("email").and_then(Value::as_str)
-    }
-
-    /// `name`, when the provider sent it (ask for the `profile` scope).
-    pub fn name(&self) -> Option<&str> {
-        self.claims.get("name").and_then(Value::as_str)
-    }
-
-    /// One claim by name, as JSON.
-    pub fn get(&self, claim: &str) -> Option<&Value> {
-        self.claims.get(claim)
-    }
-
-    /// Every claim of the token, as JSON.
-    pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
-    }
+    crate::claims::standard_claims!();
 }
 
 impl std::fmt::Debug for IdTokenClaims {
@@ -163,6 +146,37 @@ impl From<JwtError> for IdTokenError {
             JwtError::IssuedInFuture => IdTokenError::IssuedInFuture,
             JwtError::Jwks => IdTokenError::Jwks,
         }
+    }
+}
+
+/// The claims of `raw`, a JWS signed by one of the provider's keys (its JWKS, fetched again
+/// on an unknown `kid` within the limit): the crate's one check of a provider's signature,
+/// for ID tokens and signed UserInfo answers alike. Only the signature: claims are the
+/// caller's to check.
+pub(crate) async fn verify_signed(
+    config: &OAuthConfig,
+    jwks: &Jwks,
+    raw: &str,
+) -> Result<Map<String, Value>, IdTokenError> {
+    let header = verify::read_header(raw, verify::DEFAULT_ALGORITHMS)?;
+    let keys = jwks.candidates(config, &header).await?;
+    let keys: Vec<&PublicJwk> = keys.iter().collect();
+    Ok(verify::verify_signature(raw, &header, &keys)?)
+}
+
+/// The `sub` of an ID token this crate validated before and stored with the login, read
+/// without checking it again (its signing key may have rotated since, and it may have
+/// expired): what a resumed login knows of who signed in.
+pub(crate) fn stored_subject(raw: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = raw.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    match claims.get("sub")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
     }
 }
 

@@ -56,6 +56,15 @@
 //!   (RFC 8628); each ends in a [`RefreshTokenSource`], which refreshes through the same
 //!   cache, saves rotated refresh tokens before use, and [`logout`](RefreshTokenSource::logout)s
 //!   with RFC 7009 revocation ([`OAuthConfig::revoke`]).
+//! - OpenID Connect beyond sign-in: [`RefreshTokenSource::userinfo`] ([`UserInfo`], typed
+//!   standard claims, the `sub` check of Core §5.3.2, JSON or signed JWT, Bearer or DPoP);
+//!   RP-Initiated Logout ([`RefreshTokenSource::end_session`], [`EndSession`], with
+//!   revocation in [`EndSessionBuilder::sign_out`]); dynamic client registration (RFC 7591,
+//!   [`OAuthConfigBuilder::register`] with [`ClientMetadata`], a ready [`Registration`]).
+//! - Several resources, one login (RFC 8707 §2.2): [`RefreshTokenSource::for_resource`] and
+//!   [`for_scopes`](RefreshTokenSource::for_scopes) give a [`ResourceTokenSource`] per target,
+//!   each with its own cached token and single flight, all spending the login's one refresh
+//!   token in turn; `examples/resources.rs` shows it.
 //! - Many users in one app: [`UserSources`] holds each signed-in user's
 //!   [`RefreshTokenSource`] by store key (loaded from the store on first use, dropped from
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
@@ -91,15 +100,16 @@
 //!
 //! # Observability
 //!
-//! Every request to a provider (token, revocation, device authorization, JWKS, discovery)
-//! runs in an INFO span `provider_request`, one per call with all its retries. Every caller
+//! Every request to a provider (token, revocation, device authorization, JWKS, discovery,
+//! userinfo, registration) runs in an INFO span `provider_request`, one per call with all its
+//! retries. Every caller
 //! that has to wait for a token runs in an INFO span `token_wait`; the `provider_request` of
 //! the token request it started is its child, and a background refresh runs in the span of the
 //! request whose read found the token due. Both are made in `authed::telemetry` (their target).
 //!
 //! | Span | Field | Value |
 //! |---|---|---|
-//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery`, `workload` (a metadata server, GitHub's OIDC endpoint) |
+//! | `provider_request` | `grant` | `client_credentials`, `refresh_token`, `authorization_code`, `device_code`, `jwt_bearer`, `token_exchange` or `other`; else `revocation`, `device_authorization`, `jwks`, `discovery`, `userinfo`, `registration`, `workload` (a metadata server, GitHub's OIDC endpoint) |
 //! | | `host` | the endpoint's host: no path, no query |
 //! | | `attempts` | requests sent, retries included (`0` when a `Retry-After` wait ruled out sending) |
 //! | | `status` | the last answer's HTTP status (none after a transport failure) |
@@ -317,11 +327,13 @@ mod authorize;
 pub mod blocking;
 mod browser;
 mod challenge;
+mod claims;
 mod client;
 mod clock;
 mod config;
 mod discovery;
 mod dpop;
+mod end_session;
 mod endpoint;
 mod env;
 mod error;
@@ -340,6 +352,7 @@ mod oauth_error;
 mod origins;
 mod provider_codes;
 pub mod providers;
+mod registration;
 mod request_url;
 mod retry;
 mod revoke;
@@ -355,14 +368,17 @@ mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod transport_failure;
+mod userinfo;
 mod workload;
 
+pub use claims::Address;
 pub use client::{AuthedClient, AuthedClientBuilder, RequestBuilder};
 pub use clock::{Clock, SystemClock};
 pub use config::{Endpoints, OAuthConfig, OAuthConfigBuilder};
+pub use end_session::{EndSession, EndSessionBuilder, SignOut};
 pub use endpoint::ClientAuthMethod;
 pub use env::Env;
-pub use error::{CallbackError, Error, IdTokenError, Unauthorized};
+pub use error::{CallbackError, Error, IdTokenError, Unauthorized, UserInfoError};
 pub use future::BoxFuture;
 pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
@@ -376,6 +392,7 @@ pub use loopback::{LoopbackReceiver, LoopbackReceiverBuilder, Prompt, TerminalPr
 pub use mtls::identity_from_pem;
 pub use oauth_error::OAuthError;
 pub use provider_codes::DeadGrant;
+pub use registration::{ClientMetadata, Registration};
 pub use request_url::RequestUrl;
 pub use retry::RetryPolicy;
 pub use revoke::{Revocation, Revoked};
@@ -383,8 +400,9 @@ pub use source::{
     AuthorizationCode, AuthorizationCodeBuilder, Callback, ClientCredentials,
     ClientCredentialsBuilder, DeviceAuthorization, DeviceAuthorizationBuilder, DeviceCode,
     JwtBearer, JwtBearerBuilder, Logout, PendingAuthorization, RefreshTokenSource,
-    RefreshTokenSourceBuilder, StaticToken, SubjectToken, TokenExchange, TokenExchangeBuilder,
-    TokenFuture, TokenSource, UserSources, UserSourcesBuilder, token_types,
+    RefreshTokenSourceBuilder, ResourceTokenSource, ResourceTokenSourceBuilder, StaticToken,
+    SubjectToken, TokenExchange, TokenExchangeBuilder, TokenFuture, TokenSource, UserSources,
+    UserSourcesBuilder, token_types,
 };
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
@@ -398,6 +416,7 @@ pub use store::{MemoryStore, ObservedStore, StoreChange, StoreLock, TokenStore};
 pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{AccessToken, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, Token};
 
+pub use userinfo::UserInfo;
 pub use workload::{
     AzureManagedIdentity, AzureManagedIdentityBuilder, DefaultCredentials,
     DefaultCredentialsBuilder, GcpMetadata, GcpMetadataBuilder, GitHubActionsOidc,

@@ -40,6 +40,10 @@ pub(crate) enum Call {
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
     Discovery,
+    /// The OpenID Connect UserInfo endpoint.
+    UserInfo,
+    /// RFC 7591 dynamic client registration.
+    Registration,
     /// A workload credential: a cloud metadata server, GitHub Actions' OIDC token.
     Workload,
 }
@@ -64,6 +68,8 @@ impl Call {
             Call::DeviceAuthorization => "device_authorization",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
+            Call::UserInfo => "userinfo",
+            Call::Registration => "registration",
             Call::Workload => "workload",
         }
     }

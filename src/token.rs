@@ -288,11 +288,23 @@ impl Token {
             .get_or_init(|| make(self.access_token.secret()).into_boxed_str())
     }
 
+    /// Takes the refresh token out of this token: it belongs to the login, not to a token
+    /// for one of its resources.
+    pub(crate) fn take_refresh_token(&mut self) -> Option<RefreshToken> {
+        self.refresh_token.take()
+    }
+
     /// Takes the refresh token from `previous` when this token has none: providers that do
-    /// not rotate refresh tokens omit them from refresh responses (RFC 6749 §6).
+    /// not rotate refresh tokens omit them from refresh responses (RFC 6749 §6). The ID token
+    /// too: a refresh response need not carry one (OpenID Connect Core §12.2), and the login
+    /// still needs it (the subject its UserInfo is checked against, the `id_token_hint` of
+    /// its logout).
     pub(crate) fn keep_refresh_token_from(&mut self, previous: &Token) {
         if self.refresh_token.is_none() {
             self.refresh_token = previous.refresh_token.clone();
+        }
+        if self.id_token.is_none() {
+            self.id_token = previous.id_token.clone();
         }
     }
 }

@@ -34,6 +34,12 @@ use common::{Counting, resource, spawn_ready};
 #[path = "interop/dpop.rs"]
 mod dpop;
 
+#[path = "interop/oidc.rs"]
+mod oidc;
+
+#[path = "interop/resources.rs"]
+mod resources;
+
 /// One oidc-provider process. Killed on drop.
 struct Server {
     child: Child,

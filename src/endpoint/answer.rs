@@ -78,15 +78,24 @@ async fn read_answer_inner(
     resp: reqwest::Response,
     revoked: &[DeadGrant],
 ) -> Result<Answer, Error> {
-    let (status, content_type, body) = read_body(resp).await?;
-    answer_from_body(status, &content_type, &body, revoked)
+    let raw = read_raw(resp).await?;
+    answer_from_body(raw.status, &raw.content_type, &raw.body, revoked)
 }
 
-/// The status, `Content-Type` and body of an answer: at most [`MAX_RESPONSE_BYTES`] of it,
-/// decoded (gzip, deflate, br) first, so that the cap counts what is parsed.
-pub(crate) async fn read_body(
-    mut resp: reqwest::Response,
-) -> Result<(u16, String, Vec<u8>), Error> {
+/// An answer's bytes, not yet read as a form or JSON: for answers that may be something else
+/// (a UserInfo JWT).
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
+    /// Lowercase, parameters included.
+    pub(crate) content_type: String,
+    pub(crate) body: Vec<u8>,
+    /// The `WWW-Authenticate: Bearer` (or `DPoP`) challenge, if any.
+    pub(crate) challenge: Option<crate::challenge::Challenge>,
+}
+
+/// Reads at most [`MAX_RESPONSE_BYTES`] of the body, decoded (gzip, deflate, br) first, so
+/// that the cap counts what is parsed. A redirect is an error: it is never followed.
+pub(crate) async fn read_raw(mut resp: reqwest::Response) -> Result<RawAnswer, Error> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
         return Err(redirected(&resp));
@@ -105,6 +114,7 @@ pub(crate) async fn read_body(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let challenge = crate::challenge::bearer_challenge(resp.headers());
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(Error::transport)? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
@@ -112,7 +122,12 @@ pub(crate) async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((status, content_type, body))
+    Ok(RawAnswer {
+        status,
+        content_type,
+        body,
+        challenge,
+    })
 }
 
 /// Everything after the bytes have arrived: the body's format, the provider's error in

@@ -19,17 +19,17 @@ mod form;
 mod send;
 mod token_answer;
 
-pub(crate) use answer::{Answer, seconds};
 // The parsers `testing::fuzz` runs without a network.
+pub(crate) use answer::{Answer, RawAnswer, answer_from_body, read_raw, seconds};
 #[cfg(feature = "testing")]
-pub(crate) use answer::{answer_from_body, parse_fields, rate_limit_error};
+pub(crate) use answer::{parse_fields, rate_limit_error};
 pub use client_auth::ClientAuthMethod;
 pub(crate) use client_auth::{
     AssertionSigner, ClientAssertion, default_auth_method, hmac_algorithm, jwt_claims,
     negotiate_key_algorithm, read_assertion_file,
 };
 pub(crate) use form::Form;
-pub(crate) use send::{Endpoint, get_json, get_workload, http_client_from};
+pub(crate) use send::{Endpoint, get_json, get_workload, http_client_from, observed, post_json};
 pub(crate) use token_answer::nested_token;
 #[cfg(test)]
 pub(crate) use token_answer::token_from_answer;

@@ -10,7 +10,7 @@ use reqwest::header::HeaderMap;
 use tracing::Instrument as _;
 
 use super::answer::{
-    Answer, AnswerRules, parse_fields, rate_limit_error, read_answer, read_body, seconds,
+    Answer, AnswerRules, parse_fields, rate_limit_error, read_answer, read_raw, seconds,
 };
 use super::client_auth::{ClientAssertion, ClientAuth, ClientAuthMethod};
 use super::form::Form;
@@ -88,7 +88,9 @@ pub(crate) async fn get_json(
 /// One provider call in its `provider_request` span, its outcome (the answer's status and
 /// `T`, or the error) recorded there and in the metrics (see [`telemetry`]). A span covers
 /// the whole call, every attempt and wait included: its duration is what the caller waited.
-async fn observed<T>(
+/// For calls whose sending is done elsewhere (a UserInfo request goes through the request
+/// rules), this is how they are observed like the others.
+pub(crate) async fn observed<T>(
     grant: &'static str,
     url: &url::Url,
     call: impl Future<Output = Result<(u16, T), Error>>,
@@ -106,6 +108,36 @@ async fn answered(
     answer: impl Future<Output = Result<Answer, Error>>,
 ) -> Result<(u16, Answer), Error> {
     answer.await.map(|answer| (answer.status, answer))
+}
+
+/// POSTs a JSON document (an RFC 7591 registration request), with `bearer` as the
+/// `Authorization` (an initial access token) when given, under the rules of every provider
+/// request. Never retried: a second request could register a second client.
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    url: &url::Url,
+    body: &serde_json::Value,
+    bearer: Option<&str>,
+    timeout: Duration,
+) -> Result<Answer, Error> {
+    let call = async {
+        tracing::debug!(endpoint = %Redacted(url), "registration request");
+        tracing::Span::current().record("attempts", 1u32);
+        let mut req = http
+            .post(url.clone())
+            .timeout(timeout)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body);
+        if let Some(bearer) = bearer {
+            let mut value = http::HeaderValue::try_from(format!("Bearer {bearer}"))
+                .map_err(|_| Error::config("the initial access token is not a header value"))?;
+            value.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
+        let resp = req.send().await.map_err(Error::transport)?;
+        read_answer(resp, &[]).await
+    };
+    observed(Call::Registration.label(None), url, answered(call)).await
 }
 
 async fn fetch_json(
@@ -231,6 +263,17 @@ impl Endpoint {
 
     pub(crate) fn client_id(&self) -> &str {
         &self.client.client_id
+    }
+
+    /// This registration's HTTP client (no redirects, the timeout; a client certificate if
+    /// one was given), for a request whose sending is done by the request rules (UserInfo).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The timeout of each request.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// [`get_json`] with this registration's HTTP client (the provider's JWKS).
@@ -443,10 +486,10 @@ impl Endpoint {
         gate_key: &str,
     ) -> Error {
         // The body only adds words: when it cannot be read, the rate limit stands alone.
-        let fields = read_body(resp)
+        let fields = read_raw(resp)
             .await
             .ok()
-            .and_then(|(_, _, body)| parse_fields(&body));
+            .and_then(|raw| parse_fields(&raw.body));
         let error = fields.as_ref().and_then(|f| rate_limit_error(status, f));
         // Discord repeats its delay in the body, in seconds.
         let from_body = || fields.as_ref()?.get("retry_after").and_then(seconds)?.ok();

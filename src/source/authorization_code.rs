@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::config::{OAuthConfig, is_loopback};
+use crate::config::OAuthConfig;
 use crate::endpoint::Form;
 use crate::error::{CallbackError, Error, IdTokenError};
 use crate::id_token::{self, Jwks};
@@ -136,7 +136,12 @@ impl AuthorizationCodeBuilder {
         self.param("access_type", access_type)
     }
 
-    /// A `resource` parameter (RFC 8707); may be given more than once.
+    /// A `resource` parameter (RFC 8707 §2.1): a resource the login's tokens will be for;
+    /// may be given more than once. With exactly one, the code exchange and the login's own
+    /// refreshes name it too (RFC 8707 §2.2; MCP requires it on every token request); with
+    /// several, get each one's tokens from [`RefreshTokenSource::for_resource`], which
+    /// refuses, before sending, any resource not named here. Each must be an absolute URI
+    /// without a fragment ([`build`](Self::build) checks).
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
     }
@@ -162,7 +167,8 @@ impl AuthorizationCodeBuilder {
     ///
     /// [`Error::Config`] when the configuration has no authorization endpoint, the
     /// authorization URL is not one to hand to a browser, the redirect URI is not `https`
-    /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1), a
+    /// (or `http` on loopback, or a private-use scheme of a native app, RFC 8252 §7.1; no
+    /// fragment), a [`resource`](Self::resource) is not an absolute URI without a fragment, a
     /// parameter the flow sets itself was given, or the `openid` scope is asked for without
     /// the issuer and JWKS URL that ID token validation needs,
     /// [`require_revocation`](Self::require_revocation) is set without a revocation endpoint,
@@ -187,7 +193,7 @@ impl AuthorizationCodeBuilder {
             self.config.allows_insecure_http(),
         )
         .map_err(|why| Error::config(format!("the authorization URL is refused: {why}")))?;
-        check_redirect_uri(&self.redirect_uri)?;
+        crate::browser::check_redirect_uri(&self.redirect_uri)?;
         if self.scopes.iter().any(|s| s == "openid") {
             let e = self.config.endpoints();
             if e.issuer.is_none() || e.jwks_url.is_none() {
@@ -196,6 +202,9 @@ impl AuthorizationCodeBuilder {
                      validate the ID token; discovery sets both",
                 ));
             }
+        }
+        for (_, resource) in self.params.iter().filter(|(k, _)| k == "resource") {
+            crate::source::resource::check_resource(resource)?;
         }
         if let Some((k, _)) = self
             .params
@@ -216,30 +225,6 @@ impl AuthorizationCodeBuilder {
             pending_lifetime: self.pending_lifetime,
             jwks: Arc::default(),
         })
-    }
-}
-
-/// Whole seconds since the Unix epoch, rounded up: a lifetime is never shortened.
-fn unix_seconds(t: SystemTime) -> u64 {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// RFC 9700 §2.6 and RFC 8252 §7: `https`; `http` only on a loopback host; or a native app's
-/// private-use scheme in reverse-domain form (`com.example.app:/callback`).
-fn check_redirect_uri(raw: &str) -> Result<(), Error> {
-    let url = Url::parse(raw).map_err(|e| Error::config(format!("invalid redirect URI: {e}")))?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(&url) => Ok(()),
-        "http" => Err(Error::config(
-            "the redirect URI must use https unless it is on loopback (RFC 9700 §2.6)",
-        )),
-        scheme if scheme.contains('.') => Ok(()),
-        _ => Err(Error::config(
-            "the redirect URI must be https, loopback http, or a private-use scheme in \
-             reverse-domain form (RFC 8252 §7.1)",
-        )),
     }
 }
 
@@ -635,10 +620,23 @@ impl AuthorizationCode {
         let Some(code) = &callback.code else {
             return reject(CallbackError::MissingCode);
         };
-        let form = Form::grant_type("authorization_code")
+        let mut form = Form::grant_type("authorization_code")
             .with("code", code.secret())
             .with("redirect_uri", pending.redirect_uri.clone())
             .with("code_verifier", pending.verifier.secret());
+        // RFC 8707 §2.2, MCP: a sign-in for one resource asks for its token; with several,
+        // the login's token is the provider's default and each resource's comes from
+        // `RefreshTokenSource::for_resource`.
+        let mut login = self.login.clone();
+        login.resources = self
+            .params
+            .iter()
+            .filter(|(k, _)| k == "resource")
+            .map(|(_, v)| v.clone())
+            .collect();
+        if let Some(resource) = login.own_resource() {
+            form = form.with("resource", resource);
+        }
         let token = self
             .config
             .endpoint()
@@ -664,7 +662,6 @@ impl AuthorizationCode {
             }
             None => None,
         };
-        let mut login = self.login.clone();
         if key.is_some() {
             login.key = key;
         }
@@ -672,6 +669,12 @@ impl AuthorizationCode {
             .start_signed_in(&self.config, token, &self.scopes, &self.params, claims)
             .await
     }
+}
+
+/// Whole seconds since the Unix epoch, rounded up: a lifetime is never shortened.
+fn unix_seconds(t: SystemTime) -> u64 {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

@@ -51,6 +51,11 @@ struct Shared {
     policy: ExpiryPolicy,
     clock: Arc<dyn Clock>,
     persist: Option<Persist>,
+    /// Held by every use of the login's refresh token in this process: the cache's own
+    /// refreshes and [`refresh_for`](TokenCache::refresh_for)'s, so that each reads the
+    /// refresh token the previous one left (the store's lock does the same across
+    /// processes).
+    rotation: tokio::sync::Mutex<()>,
     /// Hit and miss counters (feature `metrics`; empty without it).
     metrics: CacheMetrics,
 }
@@ -115,6 +120,16 @@ struct Unsaved {
     spent: Option<RefreshToken>,
 }
 
+/// Whether a failed refresh from `base` ends the login: a revoked grant; or `invalid_target`
+/// (RFC 8707) to a refresh, since some providers (oidc-provider 9) rotate the refresh token
+/// before they check the resource and never send the new one: presenting the old one again
+/// would look like theft and revoke the whole grant (RFC 9700 §4.14.2). Its outcome is
+/// unknown, so it is not presented again (DESIGN principle 3).
+fn ends_login(e: &Error, base: Option<&Token>) -> bool {
+    let refreshed = base.is_some_and(|b| b.refresh_token().is_some());
+    e.is_revoked() || (refreshed && e.oauth_error().is_some_and(|o| o.error == "invalid_target"))
+}
+
 /// Backoff after failed refreshes: 1 s, 2 s, 4 s ... up to 64 s, and at most a quarter of
 /// the refresh window, so that a short-lived token (a 2 s token has a 0.5 s window) still
 /// gets a few background retries before callers have to wait for one. A longer
@@ -139,6 +154,7 @@ impl TokenCache {
                 policy,
                 clock,
                 persist,
+                rotation: tokio::sync::Mutex::new(()),
                 metrics: CacheMetrics::new(),
             }),
         }
@@ -216,6 +232,20 @@ impl TokenCache {
 
     pub(crate) fn persist(&self) -> Option<&Persist> {
         self.shared.persist.as_ref()
+    }
+
+    /// Spends this login's refresh token on another token request (`grant`: a token for
+    /// another resource or scope set, RFC 8707 §2.2) and returns that token, without a
+    /// refresh token: the refresh token stays the login's.
+    ///
+    /// It runs as the cache's own refreshes do, under the same rotation lock (and the store's
+    /// lock, re-reading the newest login), so that every use reads the refresh token the
+    /// previous one left; a rotated refresh token is kept in the login, saved to the store
+    /// first, before the new token is handed out (a failed save keeps it as the unsaved login
+    /// and is an error); a revoked grant ends the login. Not single-flight itself: the
+    /// caller's own cache is.
+    pub(crate) async fn refresh_for(&self, grant: &dyn Grant) -> Result<Token, Error> {
+        self.shared.refresh_for(grant).await
     }
 
     fn refresh_in_background(&self, now: SystemTime) {
@@ -374,15 +404,46 @@ impl Shared {
         rx
     }
 
-    /// One refresh: with a store, under its lock, re-reading what another process may have
-    /// saved; then the grant; then save before install.
+    /// One refresh: under the rotation lock, and with a store under its lock too, re-reading
+    /// what another process may have saved; then the grant; then save before install.
     async fn refresh(&self) -> Result<Arc<Token>, Error> {
-        let mut base = self.current.load().as_ref().map(|c| c.token.clone());
+        let _rotation = self.rotation.lock().await;
+        let base = self.current.load().as_ref().map(|c| c.token.clone());
         let Some(persist) = &self.persist else {
             return self.fetch(base).await;
         };
         let _lock = persist.store.lock(&persist.key).await?;
+        let (base, stored) = self.newest(persist, base).await?;
+        if let Some(b) = &base {
+            let unchanged = self
+                .current
+                .load()
+                .as_ref()
+                .is_some_and(|c| c.token.access_token() == b.access_token());
+            if !unchanged && b.is_valid_at(self.clock.now(), &self.policy) {
+                // Another process (or an earlier run) saved a newer token: its refresh token
+                // is the live one, and the token itself is still good.
+                tracing::debug!("using the token another process saved");
+                self.install(b.clone());
+                return Ok(b.clone());
+            }
+            if stored {
+                // The same access token with a newer refresh token: another process spent
+                // the old one for another resource. Refresh with the newer one.
+                self.install(b.clone());
+            }
+        }
+        self.fetch(base).await
+    }
 
+    /// Under the store's lock: the newest copy of the login. The token a failed save left is
+    /// saved first (unless the store meanwhile got a newer login); then what the store holds
+    /// wins over `base` when another process saved a newer token (`true` with it).
+    async fn newest(
+        &self,
+        persist: &Persist,
+        mut base: Option<Arc<Token>>,
+    ) -> Result<(Option<Arc<Token>>, bool), Error> {
         let unsaved = self.lock().unsaved.take();
         if let Some(unsaved) = unsaved {
             let stored = persist.store.load(&persist.key).await;
@@ -405,35 +466,49 @@ impl Shared {
                 base = Some(Arc::new(unsaved.token));
             }
         }
-
         if let Some(stored) = persist.store.load(&persist.key).await? {
-            let is_other = base
-                .as_ref()
-                .is_none_or(|b| b.access_token() != stored.access_token());
+            let is_other = base.as_ref().is_none_or(|b| {
+                b.access_token() != stored.access_token()
+                    || b.refresh_token() != stored.refresh_token()
+            });
             if is_other {
-                // Another process (or an earlier run) saved a newer token: its refresh token
-                // is the live one, and the token itself may still be good.
-                let stored = Arc::new(stored);
-                if stored.is_valid_at(self.clock.now(), &self.policy) {
-                    tracing::debug!("using the token another process saved");
-                    self.install(stored.clone());
-                    return Ok(stored);
+                return Ok((Some(Arc::new(stored)), true));
+            }
+        }
+        Ok((base, false))
+    }
+
+    /// See [`TokenCache::refresh_for`].
+    async fn refresh_for(&self, grant: &dyn Grant) -> Result<Token, Error> {
+        let _rotation = self.rotation.lock().await;
+        let mut login = self.current.load().as_ref().map(|c| c.token.clone());
+        let _lock = match &self.persist {
+            Some(persist) => {
+                let lock = persist.store.lock(&persist.key).await?;
+                let (newest, stored) = self.newest(persist, login).await?;
+                if stored && let Some(newest) = &newest {
+                    self.install(newest.clone());
                 }
-                base = Some(stored);
+                login = newest;
+                Some(lock)
             }
-        }
-        if let Some(b) = &base {
-            let unchanged = self
-                .current
-                .load()
-                .as_ref()
-                .is_some_and(|c| c.token.access_token() == b.access_token());
-            if !unchanged && b.is_valid_at(self.clock.now(), &self.policy) {
-                self.install(b.clone());
-                return Ok(b.clone());
+            None => None,
+        };
+        let now = self.clock.now();
+        match grant.fetch(login.as_deref(), now).await {
+            Ok(mut token) => {
+                if let (Some(login), Some(rotated)) = (&login, token.take_refresh_token()) {
+                    let record = Token::clone(login).with_refresh_token(Some(rotated));
+                    self.keep(record, login.refresh_token().cloned()).await?;
+                }
+                Ok(token)
             }
+            Err(e) if ends_login(&e, login.as_deref()) => {
+                self.forget_revoked(login.as_deref()).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
         }
-        self.fetch(base).await
     }
 
     async fn fetch(&self, base: Option<Arc<Token>>) -> Result<Arc<Token>, Error> {
@@ -443,39 +518,51 @@ impl Shared {
                 if let Some(b) = &base {
                     token.keep_refresh_token_from(b);
                 }
-                if let Some(p) = &self.persist
-                    && let Err(e) = p.store.save(&p.key, &token).await
-                {
-                    tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
-                    let spent = base.as_ref().and_then(|b| b.refresh_token()).cloned();
-                    self.lock().unsaved = Some(Unsaved { token, spent });
-                    return Err(e);
-                }
-                tracing::debug!(token_type = token.token_type(), "new token");
-                let token = Arc::new(token);
-                self.install(token.clone());
-                Ok(token)
+                let spent = base.as_ref().and_then(|b| b.refresh_token()).cloned();
+                self.keep(token, spent).await
             }
-            Err(e) if e.is_revoked() => {
-                // Revoked means stop: forget the login so nothing keeps presenting it. In the
-                // store, only if it still holds the refresh token the provider rejected (we
-                // hold the refresh lock): a login saved meanwhile by a new sign-in or another
-                // process must survive.
-                self.uninstall();
-                self.lock().unsaved = None;
-                let rejected = base.as_ref().and_then(|b| b.refresh_token());
-                if let (Some(p), Some(rejected)) = (&self.persist, rejected) {
-                    match p.store.delete_if_refresh_token(&p.key, rejected).await {
-                        Ok(true) => tracing::debug!("removed the revoked login from the store"),
-                        Ok(false) => tracing::debug!("the store holds a newer login; kept it"),
-                        Err(delete) => {
-                            tracing::warn!(error = %delete, "could not delete the revoked login from the store")
-                        }
-                    }
-                }
+            Err(e) if ends_login(&e, base.as_deref()) => {
+                self.forget_revoked(base.as_deref()).await;
                 Err(e)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Saves `token` (when the cache persists) and installs it: a new login state is never
+    /// handed out before it is saved. When the save fails, the token is kept as unsaved (its
+    /// refresh token may be the only live one; `spent` is the one it replaced) and saved
+    /// before anything else happens; the caller gets the store's error.
+    async fn keep(&self, token: Token, spent: Option<RefreshToken>) -> Result<Arc<Token>, Error> {
+        if let Some(p) = &self.persist
+            && let Err(e) = p.store.save(&p.key, &token).await
+        {
+            tracing::warn!(error = %e, "could not save the new token; it is kept in memory and saved before the next use");
+            self.lock().unsaved = Some(Unsaved { token, spent });
+            return Err(e);
+        }
+        tracing::debug!(token_type = token.token_type(), "new token");
+        let token = Arc::new(token);
+        self.install(token.clone());
+        Ok(token)
+    }
+
+    /// Revoked means stop (and so does a refresh token whose fate is unknown, see
+    /// [`ends_login`]): forget the login so nothing keeps presenting it. In the store,
+    /// only if it still holds the refresh token the provider rejected (we hold the refresh
+    /// lock): a login saved meanwhile by a new sign-in or another process must survive.
+    async fn forget_revoked(&self, rejected: Option<&Token>) {
+        self.uninstall();
+        self.lock().unsaved = None;
+        let rejected = rejected.and_then(Token::refresh_token);
+        if let (Some(p), Some(rejected)) = (&self.persist, rejected) {
+            match p.store.delete_if_refresh_token(&p.key, rejected).await {
+                Ok(true) => tracing::debug!("removed the revoked login from the store"),
+                Ok(false) => tracing::debug!("the store holds a newer login; kept it"),
+                Err(delete) => {
+                    tracing::warn!(error = %delete, "could not delete the revoked login from the store")
+                }
+            }
         }
     }
 }

@@ -1,15 +1,14 @@
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::OAuthConfig;
-use crate::endpoint::Form;
 use crate::error::Error;
-use crate::future::BoxFuture;
-use crate::id_token::IdTokenClaims;
-use crate::oauth_error::OAuthError;
+use crate::id_token::{IdTokenClaims, Jwks};
 use crate::revoke::Revocation;
-use crate::source::cache::{Grant, Persist, TokenCache};
+use crate::source::cache::{Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
+use crate::source::resource::{
+    RefreshGrant, ResourceCaches, ResourceTokenSourceBuilder, Target, check_resource,
+};
 use crate::source::{TokenFuture, TokenSource};
 use crate::store::TokenStore;
 use crate::token::Token;
@@ -45,6 +44,13 @@ pub struct RefreshTokenSource {
     config: OAuthConfig,
     key: Arc<str>,
     claims: Option<Arc<IdTokenClaims>>,
+    /// The provider's keys, for signed UserInfo answers; fetched on first use.
+    jwks: Arc<Jwks>,
+    /// The caches of the login's other resources and scope sets.
+    resources: Arc<ResourceCaches>,
+    /// The RFC 8707 resources the login's grant covers, when known (named at sign-in, or to
+    /// the builder): `for_resource` refuses others before anything is sent.
+    granted: Arc<[String]>,
 }
 
 /// Where a login is kept. Shared by every user sign-in flow, so that each ends in the same
@@ -55,6 +61,9 @@ pub(crate) struct Login {
     pub(crate) key: Option<String>,
     /// `require_revocation` was set: building the flow needs a revocation endpoint.
     pub(crate) require_revocation: bool,
+    /// The RFC 8707 resources the login's grant covers, as the sign-in named them. With
+    /// exactly one, the login's own token requests name it too.
+    pub(crate) resources: Vec<String>,
 }
 
 impl Login {
@@ -67,7 +76,7 @@ impl Login {
                  (revocation_url, or revocation_endpoint in the provider's metadata)",
             ));
         }
-        Ok(())
+        self.resources.iter().try_for_each(|r| check_resource(r))
     }
 
     /// The key set with `key(..)`, or the default: everything that shapes the token (token
@@ -94,6 +103,14 @@ impl Login {
         })
     }
 
+    /// The resource the login's own token requests name: the grant's only one.
+    pub(crate) fn own_resource(&self) -> Option<String> {
+        match self.resources.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     fn source(&self, config: &OAuthConfig) -> RefreshTokenSource {
         self.source_at(config, self.key(config, &[], &[], None), None)
     }
@@ -111,6 +128,7 @@ impl Login {
         });
         let grant = RefreshGrant {
             config: config.clone(),
+            target: Target::new(self.own_resource(), Vec::new()),
         };
         RefreshTokenSource {
             cache: TokenCache::new(
@@ -122,6 +140,9 @@ impl Login {
             config: config.clone(),
             key,
             claims: claims.map(Arc::new),
+            jwks: Arc::default(),
+            resources: Arc::default(),
+            granted: self.resources.clone().into(),
         }
     }
 
@@ -180,13 +201,23 @@ impl OAuthConfig {
 impl RefreshTokenSourceBuilder {
     crate::source::setters::login_setters!();
 
+    /// An RFC 8707 resource the login's grant covers: name every one its sign-in named. May
+    /// be called more than once. With exactly one, the login's own refreshes ask for it
+    /// (as after the sign-in); [`RefreshTokenSource::for_resource`] then refuses any other
+    /// before sending. Checked by `from_token` and `from_store`.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.login.resources.push(resource.into());
+        self
+    }
+
     /// A source starting from `token` (which should carry a refresh token), saved to the
     /// store first when there is one.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] with [`require_revocation`](Self::require_revocation) and no
-    /// revocation endpoint; [`Error::Store`] when the token cannot be saved.
+    /// revocation endpoint, or for a [`resource`](Self::resource) that is not an absolute URI
+    /// without a fragment; [`Error::Store`] when the token cannot be saved.
     pub async fn from_token(self, token: Token) -> Result<RefreshTokenSource, Error> {
         self.login.check(&self.config)?;
         self.login.start(&self.config, token).await
@@ -196,9 +227,9 @@ impl RefreshTokenSourceBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] without a store, or with
-    /// [`require_revocation`](Self::require_revocation) and no revocation endpoint;
-    /// [`Error::Store`] when it cannot be read.
+    /// [`Error::Config`] without a store, with
+    /// [`require_revocation`](Self::require_revocation) and no revocation endpoint, or for a
+    /// bad [`resource`](Self::resource); [`Error::Store`] when it cannot be read.
     pub async fn from_store(self) -> Result<Option<RefreshTokenSource>, Error> {
         self.login.check(&self.config)?;
         let store = self
@@ -228,6 +259,70 @@ impl RefreshTokenSource {
     /// (`None` for other logins, and for one resumed from a store): who signed in.
     pub fn id_token_claims(&self) -> Option<&IdTokenClaims> {
         self.claims.as_deref()
+    }
+
+    /// Tokens for another resource of this login (RFC 8707 §2.2): `resource` on every token
+    /// request, the login's one refresh token spent for it. See [`ResourceTokenSource`](crate::ResourceTokenSource).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), authed::Error> {
+    /// use authed::TokenSource;
+    /// use authed::testing::TestProvider;
+    ///
+    /// let provider = TestProvider::start().await;
+    /// let (calendar, contacts) = (provider.resource_url("calendar"), provider.resource_url("contacts"));
+    /// let flow = provider
+    ///     .config(None)
+    ///     .authorization_code("http://127.0.0.1:8400/callback")
+    ///     .resource(&calendar) // every resource the app will ask tokens for
+    ///     .resource(&contacts)
+    ///     .build()?;
+    /// let pending = flow.authorize();
+    /// let callback = provider.approve(pending.url()).await; // plays the browser
+    /// let login = flow.complete_url(pending, &callback).await?;
+    ///
+    /// let calendar = login.for_resource(calendar).build()?;
+    /// let contacts = login.for_resource(contacts).scopes(["contacts:read"]).build()?;
+    /// let (a, b) = (calendar.token().await?, contacts.token().await?);
+    /// assert_ne!(a.access_token(), b.access_token(), "one token per resource");
+    /// # Ok(()) }
+    /// ```
+    pub fn for_resource(&self, resource: impl Into<String>) -> ResourceTokenSourceBuilder {
+        ResourceTokenSourceBuilder::new(
+            self.cache.clone(),
+            self.config.clone(),
+            self.resources.clone(),
+            Some(resource.into()),
+            self.granted.clone(),
+        )
+    }
+
+    /// Tokens for another scope set of this login (`scope` on the refresh request, no more
+    /// than was granted; MSAL's `get_token(scopes)`), with their own cache, the login's one
+    /// refresh token spent for them. Add a resource with
+    /// [`for_resource`](Self::for_resource) instead when there is one.
+    pub fn for_scopes<I, S>(&self, scopes: I) -> ResourceTokenSourceBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ResourceTokenSourceBuilder::new(
+            self.cache.clone(),
+            self.config.clone(),
+            self.resources.clone(),
+            None,
+            self.granted.clone(),
+        )
+        .scopes(scopes)
+    }
+
+    pub(crate) fn config(&self) -> &OAuthConfig {
+        &self.config
+    }
+
+    pub(crate) fn jwks(&self) -> &Jwks {
+        &self.jwks
     }
 
     /// The token held now, valid or not, without refreshing. For showing who is signed in
@@ -299,6 +394,7 @@ impl RefreshTokenSource {
             (None, _) => Ok(Logout::NoLogin),
         };
         self.cache.clear();
+        self.resources.clear();
         if let Some(p) = persist {
             p.store.delete(&p.key).await?;
         }
@@ -346,41 +442,5 @@ impl TokenSource for RefreshTokenSource {
 
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.cache.token_rejected(rejected)
-    }
-}
-
-#[derive(Debug)]
-struct RefreshGrant {
-    config: OAuthConfig,
-}
-
-impl Grant for RefreshGrant {
-    fn fetch<'a>(
-        &'a self,
-        current: Option<&'a Token>,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Token, Error>> {
-        Box::pin(async move {
-            let Some(refresh_token) = current.and_then(Token::refresh_token) else {
-                // Nothing left to renew the login with: the same outcome as a revoked grant,
-                // so callers handle one case (sign in again).
-                return Err(Error::TokenRevoked(
-                    OAuthError::new("invalid_grant").with_description(Some(
-                        "the login has no valid token and no refresh token; sign in again",
-                    )),
-                ));
-            };
-            let form =
-                Form::grant_type("refresh_token").with("refresh_token", refresh_token.secret());
-            // A DPoP-bound login refreshes with its own key (a public client's refresh
-            // token is bound to it, RFC 9449 §5), whatever key the configuration has now.
-            let endpoint = self.config.endpoint();
-            let key = current
-                .and_then(Token::dpop_key)
-                .or_else(|| endpoint.dpop_key());
-            endpoint
-                .token_with(&self.config.endpoints().token_url, form, now, key)
-                .await
-        })
     }
 }

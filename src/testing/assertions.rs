@@ -224,5 +224,5 @@ pub(super) fn issue(inner: &Inner, extra: &Extra, lifetime: Duration) -> String 
         "exp": now + lifetime.as_secs(),
         "jti": super::http::random_token(""),
     });
-    super::id_token::sign(&key, &claims)
+    super::id_token::sign_with(&key, &claims)
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::client_registry;
-use super::http::{parse_form, random_token};
+use super::http::{all_values, is_resource, parse_form, random_token};
 use super::state::{CodeGrant, ProviderState, TestProvider};
 use super::token_endpoint::authenticate;
 
@@ -24,14 +24,20 @@ pub(super) async fn authorize_endpoint(
     let mut inner = state.lock();
     inner.authorize_requests.push(query.clone());
     let field = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
-    let known_client =
-        [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
+    let registered = inner.oidc.registered.get(field("client_id"));
+    let known_client = registered.is_some()
+        || [TestProvider::CLIENT_ID, TestProvider::PUBLIC_CLIENT_ID].contains(&field("client_id"));
     let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
         return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
     };
     if !known_client {
         return (StatusCode::BAD_REQUEST, "unknown client_id").into_response();
     }
+    if registered.is_some_and(|r| !r.redirect_uris.iter().any(|u| u == field("redirect_uri"))) {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not registered").into_response();
+    }
+    // RFC 8707 §2: each `resource` an absolute URI without a fragment.
+    let resources = all_values(uri.query().unwrap_or(""), "resource");
     let error = if field("response_type") != "code" {
         Some((
             "unsupported_response_type".to_owned(),
@@ -41,6 +47,11 @@ pub(super) async fn authorize_endpoint(
         Some((
             "invalid_request".to_owned(),
             "PKCE with S256 is required".to_owned(),
+        ))
+    } else if let Some(bad) = resources.iter().find(|r| !is_resource(r)) {
+        Some((
+            "invalid_target".to_owned(),
+            format!("{bad:?} is not an absolute URI without a fragment"),
         ))
     } else {
         inner.authorize_error.clone()
@@ -66,6 +77,7 @@ pub(super) async fn authorize_endpoint(
                         openid: field("scope").split(' ').any(|s| s == "openid"),
                         subject,
                         dpop_jkt: query.get("dpop_jkt").cloned(),
+                        resources: resources.clone(),
                     },
                 );
                 q.append_pair("code", &code);
@@ -96,6 +108,9 @@ pub(super) async fn metadata_endpoint(State(state): State<Arc<ProviderState>>) -
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "jwks_uri": format!("{base}/jwks"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "end_session_endpoint": format!("{base}/end_session"),
+        "registration_endpoint": format!("{base}/register"),
         "authorization_response_iss_parameter_supported": inner.iss_parameter,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256"],

@@ -28,3 +28,16 @@ pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
 pub(super) fn parse_form(body: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
+
+/// Every value of parameter `name` in a query or form (RFC 8707 repeats `resource`).
+pub(super) fn all_values(query: &str, name: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// An RFC 8707 resource indicator: an absolute URI without a fragment.
+pub(super) fn is_resource(raw: &str) -> bool {
+    url::Url::parse(raw).is_ok_and(|u| u.fragment().is_none())
+}

@@ -30,7 +30,7 @@ pub(super) fn signing_key(inner: &Inner) -> SigningKey {
 }
 
 /// A JWT of `claims` signed by `key` under its `alg` and `kid`.
-pub(super) fn sign(key: &SigningKey, claims: &Value) -> String {
+pub(super) fn sign_with(key: &SigningKey, claims: &Value) -> String {
     let mut header = json!({"typ": "JWT", "alg": key.algorithm().as_str()});
     if let Some(kid) = key.kid() {
         header["kid"] = json!(kid);
@@ -80,23 +80,30 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
         }
         _ => {}
     }
+    Some(sign(inner, &claims))
+}
+
+/// `claims` signed by the key in use, or forged as [`IdTokenForgery`] says (the forgeries of
+/// the signature; those of the claims are the caller's): ID tokens and signed UserInfo.
+pub(super) fn sign(inner: &Inner, claims: &serde_json::Value) -> String {
+    let forgery = inner.id_token_forgery;
     let b64 = |v: &serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
     let key = signing_key(inner);
     let kid = key.kid().unwrap_or_default().to_owned();
-    let token = match forgery {
+    match forgery {
         Some(IdTokenForgery::AlgNone) => {
             format!(
                 "{}.{}.",
                 b64(&json!({"alg": "none", "kid": kid})),
-                b64(&claims)
+                b64(claims)
             )
         }
         Some(IdTokenForgery::HmacWithPublicKey) => {
             let secret = public_jwk(inner).to_string();
             let header = json!({"typ": "JWT", "alg": "HS256", "kid": kid});
-            sign_jwt_with(&header, &claims, |input| {
+            sign_jwt_with(&header, claims, |input| {
                 Ok(crate::jose::hmac(
                     HmacAlgorithm::HS256,
                     secret.as_bytes(),
@@ -117,11 +124,10 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
             } else {
                 &inner.keys.ed2
             };
-            sign(&other.clone().with_kid(kid), &claims)
+            sign_with(&other.clone().with_kid(kid), claims)
         }
-        _ => sign(&key, &claims),
-    };
-    Some(token)
+        _ => sign_with(&key, claims),
+    }
 }
 
 pub(super) async fn jwks_endpoint(State(state): State<Arc<ProviderState>>) -> Response {

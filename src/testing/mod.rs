@@ -21,7 +21,8 @@
 //! ```
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
-//! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`), the protected API
+//! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`, `userinfo`, `end_session`,
+//! `registration`), the protected API
 //! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite; entry
 //! points for fuzzing the crate's parsers ([`fuzz`]). This file only declares and re-exports.
 
@@ -42,6 +43,7 @@ mod clock;
 mod conformance;
 mod dpop;
 mod dpop_server;
+mod end_session;
 mod endpoints;
 pub mod fuzz;
 mod http;
@@ -49,8 +51,10 @@ mod id_token;
 mod introspection;
 mod keys;
 mod provider;
+mod registration;
 mod state;
 mod token_endpoint;
+mod userinfo;
 
 pub use clock::ManualClock;
 pub use conformance::{store_conformance, store_lock_conformance};

@@ -8,14 +8,17 @@ use std::time::{Duration, Instant};
 use axum::Router;
 
 use super::api::api;
+use super::end_session::end_session_endpoint;
 use super::endpoints::{
     authorize_endpoint, device_authorization_endpoint, metadata_endpoint, revocation_endpoint,
 };
 use super::http::random_token;
 use super::id_token::jwks_endpoint;
 use super::introspection;
+use super::registration::registration_endpoint;
 use super::state::{IdTokenForgery, Inner, ProviderState, RefreshState, TestProvider};
 use super::token_endpoint::token_endpoint;
+use super::userinfo::userinfo_endpoint;
 use crate::clock::Clock;
 
 impl TestProvider {
@@ -64,6 +67,7 @@ impl TestProvider {
                 jwks_override: None,
                 assertions: Default::default(),
                 dpop: Default::default(),
+                oidc: Default::default(),
             }),
         });
         let app = Router::new()
@@ -79,6 +83,12 @@ impl TestProvider {
                 axum::routing::post(introspection::introspection_endpoint),
             )
             .route("/jwks", axum::routing::get(jwks_endpoint))
+            .route(
+                "/userinfo",
+                axum::routing::get(userinfo_endpoint).post(userinfo_endpoint),
+            )
+            .route("/end_session", axum::routing::get(end_session_endpoint))
+            .route("/register", axum::routing::post(registration_endpoint))
             .route(
                 "/.well-known/openid-configuration",
                 axum::routing::get(metadata_endpoint),
@@ -208,7 +218,10 @@ impl TestProvider {
             .authorization_url(self.authorization_url())
             .device_authorization_url(self.device_authorization_url())
             .revocation_url(self.revocation_url())
-            .jwks_url(self.jwks_url());
+            .jwks_url(self.jwks_url())
+            .userinfo_url(self.userinfo_url())
+            .end_session_url(self.end_session_url())
+            .registration_url(self.registration_url());
         if let Some(clock) = clock {
             b = b.clock(clock);
         }
@@ -285,9 +298,36 @@ impl TestProvider {
         self.with(|i| i.refresh.get(refresh_token).is_some_and(|r| !r.used))
     }
 
-    /// The protected API's base URL (`/api/`).
+    /// The protected API's base URL (`/api/`): it takes every unexpired, unrevoked access
+    /// token this provider issued, and answers JSON naming the token's `client_id`, `sub`
+    /// and `resource`.
     pub fn api_url(&self) -> String {
         format!("{}/api/", self.base_url())
+    }
+
+    /// The RFC 8707 resource indicator of the resource server `name`, `<base>/rs/<name>`,
+    /// which is also its address: requests under `<base>/rs/<name>/` need a token issued for
+    /// exactly this resource (anything else gets `401 invalid_token`). Name it at sign-in
+    /// ([`AuthorizationCodeBuilder::resource`](crate::AuthorizationCodeBuilder::resource),
+    /// or [`issue_refresh_token_for_resources`](Self::issue_refresh_token_for_resources)),
+    /// then ask for its tokens with `resource` (at most one per token request, and only one
+    /// the grant covers; else `invalid_target`, before the refresh token is spent).
+    pub fn resource_url(&self, name: &str) -> String {
+        format!("{}/rs/{name}", self.base_url())
+    }
+
+    /// Spends (rotates) the presented refresh token before refusing a resource the grant
+    /// does not cover with `invalid_target`, as oidc-provider 9 does: the new refresh token
+    /// is never sent, and presenting the old one again is a reuse (`invalid_grant`). Default
+    /// off: the resource is checked first, and the refresh token stays live.
+    pub fn set_invalid_target_spends_refresh_token(&self, on: bool) {
+        self.with(|i| i.oidc.invalid_target_spends_refresh_token = on);
+    }
+
+    /// The resource an access token was issued for (`None` for a token without one, or one
+    /// this provider did not issue).
+    pub fn access_token_resource(&self, access_token: &str) -> Option<String> {
+        self.with(|i| i.access.get(access_token).and_then(|t| t.resource.clone()))
     }
 
     /// How long issued access tokens live. Default one hour.
@@ -322,16 +362,27 @@ impl TestProvider {
         self.with(|i| i.access.clear());
     }
 
-    /// Issues a refresh token for the test client, as an authorization code flow would.
+    /// Issues a refresh token for the test client, as an authorization code flow by the
+    /// current [subject](Self::set_subject) would.
     pub fn issue_refresh_token(&self) -> String {
+        self.issue_refresh_token_for_resources(&[])
+    }
+
+    /// [`issue_refresh_token`](Self::issue_refresh_token) for a grant that covers these RFC
+    /// 8707 resources, as an authorization request naming them would: refreshes may ask for
+    /// a token for any one of them, and for no other.
+    pub fn issue_refresh_token_for_resources(&self, resources: &[&str]) -> String {
         let rt = random_token("rt-");
         self.with(|i| {
+            let subject = Some(i.subject.clone());
             i.refresh.insert(
                 rt.clone(),
                 RefreshState {
                     client_id: Self::CLIENT_ID.to_owned(),
                     used: false,
                     jkt: None,
+                    subject,
+                    resources: resources.iter().map(|r| (*r).to_owned()).collect(),
                 },
             )
         });

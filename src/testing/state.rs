@@ -58,7 +58,11 @@ pub enum IdTokenForgery {
 /// `/authorize` plays a user who approves at once (or refuses, see
 /// [`set_authorize_error`](Self::set_authorize_error)) and redirects with `code`, `state` and
 /// RFC 9207 `iss`; `/device_authorization` starts device flows whose polls follow a script;
-/// `/revoke` implements RFC 7009, `/introspect` RFC 7662. Everything under `/api/` needs a valid token and answers JSON, or
+/// `/revoke` implements RFC 7009, `/introspect` RFC 7662, `/userinfo` OpenID Connect Core
+/// §5.3 ([`userinfo_url`](Self::userinfo_url)), `/end_session` RP-Initiated Logout
+/// ([`end_session_url`](Self::end_session_url)), `/register` RFC 7591
+/// ([`registration_url`](Self::registration_url)); tokens are issued per RFC 8707 resource
+/// ([`resource_url`](Self::resource_url)). Everything under `/api/` needs a valid token and answers JSON, or
 /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`. Counters and switches let
 /// tests check what happened and inject failures. The server stops when this is dropped.
 #[derive(Debug)]
@@ -109,6 +113,35 @@ pub(super) struct Inner {
     pub(super) jwks_override: Option<serde_json::Value>,
     pub(super) assertions: client_registry::Assertions,
     pub(super) dpop: dpop_server::DpopServer,
+    pub(super) oidc: OidcState,
+}
+
+/// UserInfo, RP-Initiated Logout and dynamic registration: what they issued, saw and were
+/// told.
+#[derive(Debug, Default)]
+pub(super) struct OidcState {
+    pub(super) userinfo_signed: bool,
+    pub(super) userinfo_subject: Option<String>,
+    pub(super) userinfo_requests: usize,
+    /// Every ID token issued, with the client it was issued to: an `id_token_hint` must be
+    /// one of them.
+    pub(super) id_tokens: HashMap<String, String>,
+    /// `post_logout_redirect_uris` of the built-in clients.
+    pub(super) post_logout_redirect_uris: Vec<String>,
+    pub(super) end_sessions: Vec<HashMap<String, String>>,
+    /// Clients registered through `/register`, by id.
+    pub(super) registered: HashMap<String, Registered>,
+    pub(super) registration_token: Option<String>,
+    pub(super) registrations: Vec<serde_json::Value>,
+    pub(super) invalid_target_spends_refresh_token: bool,
+}
+
+/// A client registered dynamically (RFC 7591).
+#[derive(Debug, Clone)]
+pub(super) struct Registered {
+    pub(super) redirect_uris: Vec<String>,
+    pub(super) post_logout_redirect_uris: Vec<String>,
+    pub(super) public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +154,8 @@ pub(super) struct CodeGrant {
     pub(super) openid: bool,
     pub(super) subject: String,
     pub(super) dpop_jkt: Option<String>,
+    /// The RFC 8707 `resource`s of the authorization request.
+    pub(super) resources: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +165,10 @@ pub(super) struct Issued {
     pub(super) jkt: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) issued_at: SystemTime,
+    /// The user it was issued for (`None` for client credentials).
+    pub(super) subject: Option<String>,
+    /// The RFC 8707 resource it was issued for: its audience.
+    pub(super) resource: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +177,10 @@ pub(super) struct RefreshState {
     pub(super) used: bool,
     /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
     pub(super) jkt: Option<String>,
+    /// The user of the grant, carried to every rotated refresh token.
+    pub(super) subject: Option<String>,
+    /// The resources the grant covers (RFC 8707 §2.2): a token request may name one of them.
+    pub(super) resources: Vec<String>,
 }
 
 impl TestProvider {

@@ -65,10 +65,12 @@ pub(super) fn authenticate(
     match client_credentials(headers, form) {
         Some((id, secret)) if inner.assertions.secret_matches(&id, &secret) => Ok(id),
         None if unauthenticated
-            && form.get("client_id").map(String::as_str)
-                == Some(TestProvider::PUBLIC_CLIENT_ID) =>
+            && form.get("client_id").is_some_and(|id| {
+                id == TestProvider::PUBLIC_CLIENT_ID
+                    || inner.oidc.registered.get(id).is_some_and(|r| r.public)
+            }) =>
         {
-            Ok(TestProvider::PUBLIC_CLIENT_ID.to_owned())
+            Ok(form.get("client_id").cloned().unwrap_or_default())
         }
         None if unauthenticated && assertions::anonymous_grant(form) => {
             Ok(form.get("client_id").cloned().unwrap_or_default())
@@ -86,30 +88,56 @@ pub(super) fn invalid_grant(state: &ProviderState, description: &str) -> Respons
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
+/// What a grant's request was found to carry: whether its response carries a refresh
+/// token, the user, and the resources the grant covers.
+#[derive(Debug, Default)]
+pub(super) struct Granted {
+    pub(super) refresh: bool,
+    pub(super) subject: Option<String>,
+    pub(super) resources: Vec<String>,
+    /// The one resource the request asked for, checked against `resources`.
+    pub(super) resource: Option<String>,
+}
+
 #[allow(clippy::result_large_err)] // as `authenticate`
-/// Checks one grant's request and says whether its response carries a refresh token.
+/// Checks one grant's request and says what was granted.
 pub(super) fn check_grant(
     state: &ProviderState,
     inner: &mut Inner,
     client_id: &str,
     form: &HashMap<String, String>,
     jkt: Option<&str>,
-) -> Result<bool, Response> {
+    asked: &[String],
+) -> Result<Granted, Response> {
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     match field("grant_type") {
-        "client_credentials" => Ok(inner.refresh_tokens_for_client_credentials),
+        "client_credentials" => Ok(Granted {
+            refresh: inner.refresh_tokens_for_client_credentials,
+            ..Granted::default()
+        }),
         "refresh_token" => {
             let presented = field("refresh_token");
             inner.presented_refresh_tokens.push(presented.to_owned());
             let rotate = inner.rotate_refresh_tokens;
+            let spend_first = inner.oidc.invalid_target_spends_refresh_token;
             match inner.refresh.get_mut(presented) {
                 Some(rt)
                     if !rt.used
                         && rt.client_id == client_id
                         && rt.jkt.as_deref().is_none_or(|j| Some(j) == jkt) =>
                 {
+                    if spend_first {
+                        rt.used = rotate;
+                    }
+                    // Checked before the refresh token is spent, unless told otherwise.
+                    let resource = target(asked, &rt.resources)?;
                     rt.used = rotate;
-                    Ok(rotate)
+                    Ok(Granted {
+                        refresh: rotate,
+                        subject: rt.subject.clone(),
+                        resources: rt.resources.clone(),
+                        resource,
+                    })
                 }
                 _ => Err(invalid_grant(
                     state,
@@ -134,8 +162,14 @@ pub(super) fn check_grant(
                     "code spent, or client, redirect_uri or code_verifier do not match",
                 ));
             }
+            let resource = target(asked, &grant.resources)?;
             grant.used = true;
-            Ok(true)
+            Ok(Granted {
+                refresh: true,
+                subject: Some(grant.subject.clone()),
+                resources: grant.resources.clone(),
+                resource,
+            })
         }
         "urn:ietf:params:oauth:grant-type:device_code" => {
             inner.device_polls.push(tokio::time::Instant::now());
@@ -153,12 +187,34 @@ pub(super) fn check_grant(
             inner
                 .device_codes
                 .insert(field("device_code").to_owned(), true);
-            Ok(true)
+            Ok(Granted {
+                refresh: true,
+                subject: Some(inner.subject.clone()),
+                ..Granted::default()
+            })
         }
         _ => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "unsupported grant type",
+        )),
+    }
+}
+
+#[allow(clippy::result_large_err)] // as `authenticate`
+/// The token request's RFC 8707 `resource`: at most one (as oidc-provider), and one the grant
+/// covers.
+fn target(asked: &[String], covered: &[String]) -> Result<Option<String>, Response> {
+    let invalid_target = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_target", why);
+    match asked {
+        [] => Ok(None),
+        [one] if !super::http::is_resource(one) => Err(invalid_target(
+            "a resource is an absolute URI without a fragment",
+        )),
+        [one] if covered.contains(one) => Ok(Some(one.clone())),
+        [_] => Err(invalid_target("the grant does not cover this resource")),
+        _ => Err(invalid_target(
+            "only one resource per token request is supported",
         )),
     }
 }
@@ -199,13 +255,22 @@ pub(super) async fn token_endpoint(
         Ok(extra) => extra,
         Err(resp) => return resp,
     };
-    let with_refresh = match extra {
-        Some(_) => false,
-        None => match check_grant(&state, &mut inner, &client_id, &form, jkt.as_deref()) {
-            Ok(with_refresh) => with_refresh,
+    let asked = super::http::all_values(&String::from_utf8_lossy(&body), "resource");
+    let granted = match extra {
+        Some(_) => Granted::default(),
+        None => match check_grant(
+            &state,
+            &mut inner,
+            &client_id,
+            &form,
+            jkt.as_deref(),
+            &asked,
+        ) {
+            Ok(granted) => granted,
             Err(resp) => return resp,
         },
     };
+    let resource = granted.resource.clone();
     let lifetime = inner.lifetime;
     let access = match &extra {
         Some(extra) => assertions::issue(&inner, extra, lifetime),
@@ -219,6 +284,8 @@ pub(super) async fn token_endpoint(
             jkt: jkt.clone(),
             scope: form.get("scope").cloned(),
             issued_at: SystemTime::now(),
+            subject: granted.subject.clone(),
+            resource: resource.clone(),
         },
     );
     let mut response = json!({
@@ -234,19 +301,31 @@ pub(super) async fn token_endpoint(
         .flatten()
         .filter(|g| g.openid);
     if let Some(id_token) = openid_grant.and_then(|grant| id_token(&inner, &grant)) {
+        inner
+            .oidc
+            .id_tokens
+            .insert(id_token.clone(), client_id.clone());
         response["id_token"] = json!(id_token);
     }
     if let Some(extra) = &extra {
         assertions::finish(&inner, extra, &access, &mut response);
     }
-    if with_refresh {
+    if granted.refresh {
         let rt = random_token("rt-");
+        let public = client_id == TestProvider::PUBLIC_CLIENT_ID
+            || inner
+                .oidc
+                .registered
+                .get(&client_id)
+                .is_some_and(|r| r.public);
         inner.refresh.insert(
             rt.clone(),
             RefreshState {
-                jkt: jkt.filter(|_| client_id == TestProvider::PUBLIC_CLIENT_ID),
+                jkt: jkt.filter(|_| public),
                 client_id,
                 used: false,
+                subject: granted.subject,
+                resources: granted.resources,
             },
         );
         response["refresh_token"] = json!(rt);

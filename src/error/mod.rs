@@ -19,6 +19,10 @@ use crate::transport_failure::{TlsFailure, reason_of, tls_failure, transport_sum
 
 /// A shareable error cause. `Arc`, not `Box`, so one failed token request can be delivered to
 /// every caller that waited on it.
+mod reasons;
+
+pub use reasons::{CallbackError, IdTokenError, Unauthorized, UserInfoError};
+
 type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong while getting a token or calling an API with it.
@@ -29,7 +33,8 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | Variants | Meaning | What to do |
 /// |---|---|---|
 /// | [`TokenRevoked`](Error::TokenRevoked), [`AccessDenied`](Error::AccessDenied), [`Callback`](Error::Callback), [`CodeExchange`](Error::CodeExchange), [`IdToken`](Error::IdToken) | the user's grant is gone, was refused, or the sign-in failed | sign the user in again ([`requires_reauthorization`](Error::requires_reauthorization)) |
-/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`InvalidClient`](Error::InvalidClient), [`UnauthorizedClient`](Error::UnauthorizedClient), [`InvalidScope`](Error::InvalidScope), [`Config`](Error::Config), [`UntrustedOrigin`](Error::UntrustedOrigin), [`UnsupportedTokenType`](Error::UnsupportedTokenType), [`ServerCertificateRejected`](Error::ServerCertificateRejected), [`ClientCertificateRejected`](Error::ClientCertificateRejected), [`InvalidRedirectUri`](Error::InvalidRedirectUri), [`InvalidClientMetadata`](Error::InvalidClientMetadata) | the application is set up wrong | fix configuration ([`is_configuration`](Error::is_configuration)) |
+/// | [`UserInfo`](Error::UserInfo) | a UserInfo answer was refused (another user's `sub`, a bad signature) | do not use it; [`UserInfoError`] says why |
 /// | [`Transport`](Error::Transport), [`MalformedResponse`](Error::MalformedResponse) or [`HttpStatus`](Error::HttpStatus) with a 5xx or 429 status, [`OAuth`](Error::OAuth) `temporarily_unavailable` / `server_error` / `slow_down`, [`RateLimited`](Error::RateLimited), [`LockTimeout`](Error::LockTimeout) | a passing failure (already retried under the [`RetryPolicy`](crate::RetryPolicy) where that is safe) | retry later ([`is_retryable`](Error::is_retryable), [`retry_after`](Error::retry_after)) |
 /// | [`HttpStatus`](Error::HttpStatus) with another status | an API answered with an error status (`error_for_status()?`) | depends on the status |
 /// | [`Unauthorized`](Error::Unauthorized) | the API refused a fresh token | check the token's audience and scopes, or sign in again |
@@ -244,6 +249,22 @@ pub enum Error {
     #[error("the ID token was rejected: {0}")]
     IdToken(IdTokenError),
 
+    /// A UserInfo answer (OpenID Connect Core §5.3) was refused (see [`UserInfoError`] for
+    /// why): none of its claims were used.
+    #[error("the userinfo answer was refused: {0}")]
+    UserInfo(UserInfoError),
+
+    /// A dynamic client registration (RFC 7591 §3.2.2) was refused for a redirect URI
+    /// (`invalid_redirect_uri`): not allowed, malformed, or not of the kind the provider
+    /// accepts.
+    #[error("the provider refused a redirect URI of the registration: {0}")]
+    InvalidRedirectUri(OAuthError),
+
+    /// A dynamic client registration (RFC 7591 §3.2.2) was refused for a metadata field
+    /// (`invalid_client_metadata`): the description names which, when the provider says.
+    #[error("the provider refused the client metadata of the registration: {0}")]
+    InvalidClientMetadata(OAuthError),
+
     /// The [`TokenStore`](crate::TokenStore) failed to load, save or delete a token.
     #[error("the token store failed")]
     Store(#[source] Cause),
@@ -382,6 +403,8 @@ impl Error {
             "invalid_scope" => Error::InvalidScope(e),
             "unauthorized_client" => Error::UnauthorizedClient(e),
             "access_denied" => Error::AccessDenied(e),
+            "invalid_redirect_uri" => Error::InvalidRedirectUri(e),
+            "invalid_client_metadata" => Error::InvalidClientMetadata(e),
             _ => Error::OAuth(e),
         }
     }
@@ -394,6 +417,8 @@ impl Error {
             | Error::InvalidScope(e)
             | Error::UnauthorizedClient(e)
             | Error::AccessDenied(e)
+            | Error::InvalidRedirectUri(e)
+            | Error::InvalidClientMetadata(e)
             | Error::OAuth(e) => Some(e),
             Error::RateLimited { error, .. } => error.as_ref(),
             _ => None,
@@ -457,6 +482,9 @@ impl Error {
                 | Error::UnsupportedTokenType { .. }
                 | Error::ServerCertificateRejected(_)
                 | Error::ClientCertificateRejected(_)
+                | Error::InvalidRedirectUri(_)
+                | Error::InvalidClientMetadata(_)
+                | Error::UserInfo(UserInfoError::NoSubject)
         )
     }
 
@@ -507,7 +535,7 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `signing`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status` | the variant of that name |
+    /// | `unauthorized`, `malformed_response`, `unsupported_token_type`, `config`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `signing`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata` | the variant of that name |
     ///
     /// ```
     /// let e = authed::Error::RateLimited { status: 429, retry_after: None, error: None };
@@ -553,6 +581,9 @@ impl Error {
             Error::Callback(_) => "callback",
             Error::CodeExchange(_) => "code_exchange",
             Error::IdToken(_) => "id_token",
+            Error::UserInfo(_) => "userinfo",
+            Error::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Error::InvalidClientMetadata(_) => "invalid_client_metadata",
             Error::Store(_) => "store",
             Error::Signing(_) => "signing",
             Error::RateLimited { .. } => "rate_limited",
@@ -566,164 +597,6 @@ impl Error {
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
         Error::transport(e)
-    }
-}
-
-/// Why an authorization callback was refused. Nothing was sent to the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallbackError {
-    /// `state` is not this sign-in's.
-    #[error("state does not match this sign-in")]
-    StateMismatch,
-    /// The callback has no `state`.
-    #[error("the callback has no state")]
-    MissingState,
-    /// The RFC 9207 `iss` parameter is not the configured issuer, character for character.
-    #[error("iss does not name the configured issuer")]
-    IssuerMismatch,
-    /// The provider announces `authorization_response_iss_parameter_supported`, and the
-    /// callback has no `iss`.
-    #[error("the callback has no iss, and the provider always sends one")]
-    MissingIssuer,
-    /// The callback has neither `code` nor `error`.
-    #[error("the callback has no code")]
-    MissingCode,
-    /// A parameter (`code`, `state`, `iss`, `error`, ...) appears more than once
-    /// (RFC 6749 §3.1).
-    #[error("the callback repeats the parameter {0}")]
-    DuplicateParameter(&'static str),
-    /// The callback carries both `code` and `error`.
-    #[error("the callback carries both code and error")]
-    CodeAndError,
-    /// A parameter is longer than any provider sends.
-    #[error("the callback parameter {0} is too long")]
-    TooLong(&'static str),
-    /// The callback is not a URL.
-    #[error("not a URL")]
-    NotAUrl,
-    /// A pasted redirect address is not the loopback receiver's redirect URI (another host,
-    /// port or path).
-    #[error("the address is not this sign-in's redirect URI")]
-    NotTheRedirectUri,
-    /// This sign-in was already completed (or attempted): an authorization code is sent at
-    /// most once.
-    #[error("this sign-in was already completed; start a new one")]
-    AlreadyCompleted,
-    /// The pending authorization is older than its lifetime
-    /// ([`AuthorizationCodeBuilder::pending_lifetime`](crate::AuthorizationCodeBuilder::pending_lifetime),
-    /// 10 minutes by default), or was kept by a version of this crate that gave it none.
-    #[error("this sign-in expired before the callback arrived; start a new one")]
-    Expired,
-    /// No callback arrived within the loopback receiver's timeout.
-    #[error("timed out waiting for the browser to come back")]
-    Timeout,
-    /// The loopback receiver stopped before a callback arrived.
-    #[error("the loopback server stopped before a callback arrived")]
-    ReceiverStopped,
-}
-
-/// Why an ID token was refused (OpenID Connect Core §3.1.3.7). Nothing of the token itself
-/// is kept in the error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum IdTokenError {
-    /// A nonce was sent, and the token response carries no `id_token`.
-    #[error("the token response has no id_token")]
-    Missing,
-    /// Not a compact JWS with a JSON header and claims.
-    #[error("not a signed JWT")]
-    Malformed,
-    /// The `alg` is not one of RS256, PS256, ES256, EdDSA (`none` and HMAC are refused).
-    #[error("signature algorithm not allowed")]
-    AlgorithmNotAllowed,
-    /// No key of the provider's JWKS matches the token's `kid` and `alg`, even after
-    /// fetching the JWKS again.
-    #[error("no matching key in the provider's JWKS")]
-    UnknownKey,
-    /// The signature does not verify with the provider's key.
-    #[error("invalid signature")]
-    BadSignature,
-    /// `iss` is not the configured issuer, character for character.
-    #[error("iss is not the configured issuer")]
-    Issuer,
-    /// `aud` does not contain the client id, or `azp` is missing (several audiences) or
-    /// names another client.
-    #[error("aud / azp do not name this client")]
-    Audience,
-    /// `exp` is in the past (beyond the allowed clock skew), or missing.
-    #[error("expired")]
-    Expired,
-    /// `iat` is in the future (beyond the allowed clock skew), or missing.
-    #[error("issued in the future")]
-    IssuedInFuture,
-    /// `nbf` is in the future (beyond the allowed clock skew).
-    #[error("not valid yet")]
-    NotYetValid,
-    /// `nonce` is missing or is not the one sent.
-    #[error("nonce does not match")]
-    Nonce,
-    /// The provider's JWKS could not be fetched or read, or no JWKS URL is configured.
-    #[error("the provider's JWKS is unavailable")]
-    Jwks,
-}
-
-/// Why an API call ended in [`Error::Unauthorized`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unauthorized {
-    /// `true` when a fresh token was fetched and the request sent again, and the API still
-    /// answered 401.
-    pub retried: bool,
-    /// `false` when the request body was a stream that cannot be sent twice, so no retry
-    /// was attempted.
-    pub replayable: bool,
-    /// `false` when the token source had no other token than the one rejected (a
-    /// [`StaticToken`](crate::StaticToken) cannot refresh): nothing was refreshed, and the
-    /// request was not sent again.
-    pub refreshable: bool,
-    /// The `error` parameter of the API's `WWW-Authenticate: Bearer` challenge, if any.
-    pub error: Option<String>,
-    /// The challenge's `error_description`, if any.
-    pub description: Option<String>,
-}
-
-impl fmt::Display for Unauthorized {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.refreshable {
-            f.write_str(
-                "the API rejected the access token, and its source has no other to offer \
-                 (a static token cannot be refreshed)",
-            )?;
-        } else if self.retried {
-            f.write_str("the API rejected the access token again after a refresh")?;
-        } else if !self.replayable {
-            f.write_str(
-                "the API rejected the access token, and the request body is a stream that \
-                 cannot be replayed with a fresh one",
-            )?;
-        } else {
-            f.write_str("the API rejected the request as unauthorized")?;
-        }
-        if let Some(e) = &self.error {
-            write!(f, " ({e}")?;
-            if let Some(d) = &self.description {
-                write!(f, ": {d}")?;
-            }
-            f.write_str(")")?;
-        }
-        Ok(())
-    }
-}
-
-impl Unauthorized {
-    pub(crate) fn new(challenge: Option<&crate::challenge::Challenge>) -> Self {
-        Unauthorized {
-            retried: false,
-            replayable: true,
-            refreshable: true,
-            error: challenge.and_then(|c| c.error.as_deref().map(clean)),
-            description: challenge.and_then(|c| c.description.as_deref().map(clean)),
-        }
     }
 }
 
