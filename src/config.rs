@@ -102,8 +102,7 @@ pub struct OAuthConfigBuilder {
     pub(crate) auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
     auth_signing_algs_supported: Option<Vec<String>>,
-    /// A signer that does not fit its key is reported by `build`.
-    pub(crate) private_key: Option<Result<Signer, Error>>,
+    pub(crate) private_key: Option<Result<Signer, Error>>, // Err: reported by build()
     assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<DeadGrant>,
@@ -267,23 +266,20 @@ impl OAuthConfigBuilder {
     /// The key the client authenticates with (`private_key_jwt`, RFC 7523 §2.2): every
     /// request to the provider carries a fresh JWT signed with it. Makes `private_key_jwt` the
     /// [`auth_method`](Self::auth_method) unless one is set. A [`SigningKey`](crate::SigningKey)
-    /// (set its [`kid`](crate::SigningKey::with_kid) to the one registered with the provider),
-    /// or any [`JwsSigner`]: a key in a KMS or HSM signs each assertion there, and a
-    /// request is sent only once its assertion is signed.
+    /// (with the [`kid`](crate::SigningKey::with_kid) the provider registered), or any
+    /// [`JwsSigner`]: a KMS or HSM key signs each assertion there, before the request is sent.
     ///
     /// Each assertion has `iss` and `sub` set to the client id, a random `jti`, `iat`,
     /// `nbf`, and an `exp` 60 seconds later, from the configuration's
     /// [`clock`](Self::clock); its audience is described at
     /// [`client_assertion_audience`](Self::client_assertion_audience). When the provider
     /// lists `token_endpoint_auth_signing_alg_values_supported`, the key's algorithm must be
-    /// listed, or (for a `SigningKey`) another one the key can sign with (PS256 for an RSA key
-    /// that defaults to RS256), else [`build`](Self::build) fails, as it does for a signer
-    /// whose algorithm does not fit its public key.
+    /// listed, or another one a `SigningKey` can sign with (PS256 for RS256), else
+    /// [`build`](Self::build) fails, as for a signer whose algorithm does not fit its key.
     ///
     /// ```
     /// # fn run() -> Result<(), authed::Error> {
-    /// // Or SigningKey::from_pem(&std::fs::read("client.key")?), or your KMS's JwsSigner.
-    /// let key = authed::SigningKey::generate(authed::SigningAlgorithm::ES256)?.with_kid("2026-01");
+    /// let key = authed::SigningKey::generate(authed::SigningAlgorithm::ES256)?.with_kid("k1"); // or from_pem
     /// let config = authed::OAuthConfig::builder("https://auth.example.com/oauth/token")
     ///     .issuer("https://auth.example.com")
     ///     .client_id("reports-job")
