@@ -1,17 +1,20 @@
 //! A synchronous script: no `async`, no `#[tokio::main]`. `authed::blocking` drives the
 //! async client on an internal thread, with the same cache and the same refresh rules.
 //!
-//! Offline, it starts the in-process test provider (from `authed::testing`, on a runtime of
-//! its own, standing in for a real provider) and shows a token reused, refreshed after the
-//! API rejects it, and a typed error. Against a real provider, set the variables of
-//! `OAuthConfig::from_env` (`AUTHED_TOKEN_URL`, `AUTHED_CLIENT_ID`, `AUTHED_CLIENT_SECRET` or
-//! `AUTHED_CLIENT_SECRET_FILE`, `AUTHED_SCOPES`, ...) and `AUTHED_API_URL`, the URL to fetch.
+//! Without `AUTHED_API_URL` it runs offline: it starts the in-process test provider (from
+//! `authed::testing`, on a runtime of its own, standing in for a real provider) and shows a
+//! token reused, refreshed after the API rejects it, and a typed error. Against a real
+//! provider, set the variables of `OAuthConfig::from_env` (`AUTHED_TOKEN_URL`,
+//! `AUTHED_CLIENT_ID`, `AUTHED_CLIENT_SECRET` or `AUTHED_CLIENT_SECRET_FILE`, `AUTHED_SCOPES`,
+//! ...) and `AUTHED_API_URL`, the URL to fetch. The same build does both: feature `blocking`
+//! for `authed::blocking`, `testing` for the offline provider (your own program needs only
+//! `blocking`).
 //!
 //! ```sh
-//! cargo run --example blocking
+//! cargo run --example blocking --features blocking,testing
 //! AUTHED_TOKEN_URL=https://login.example.com/oauth/token AUTHED_CLIENT_ID=reports-job \
 //!     AUTHED_CLIENT_SECRET_FILE=/run/secrets/client AUTHED_API_URL=https://api.example.com/v1/me \
-//!     cargo run --example blocking --features blocking
+//!     cargo run --example blocking --features blocking,testing
 //! ```
 
 mod support;

@@ -14,7 +14,13 @@ use authed::testing::TestProvider;
 use authed::{AfterResponse, AuthHeaders, OAuthConfig, blocking};
 use http::Method;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+mod support;
+
+fn main() -> std::process::ExitCode {
+    support::exit_code(run())
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     // The test provider is an async server: it gets a runtime of its own.
     let provider_runtime = tokio::runtime::Runtime::new()?;
     let provider = provider_runtime.block_on(TestProvider::start());

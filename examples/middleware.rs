@@ -7,9 +7,12 @@
 //! request to an origin that may not see the token.
 //!
 //! ```sh
-//! cargo run --features middleware,testing --example middleware
+//! cargo run --example middleware --features middleware,testing
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
 use std::time::Duration;
 
 use authed::middleware::{AuthMiddleware, authed_error};
@@ -20,7 +23,11 @@ use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_tracing::TracingMiddleware;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     println!("Started a test provider at {}", provider.base_url());
     let source = provider.config(None).client_credentials().build();

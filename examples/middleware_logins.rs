@@ -7,7 +7,7 @@
 //! sign-in would store them), and sends requests for each.
 //!
 //! ```sh
-//! cargo run --features middleware,testing --example middleware_logins
+//! cargo run --example middleware_logins --features middleware,testing
 //! ```
 
 use std::sync::Arc;
@@ -18,8 +18,14 @@ use authed::testing::TestProvider;
 use authed::{AccessToken, MemoryStore, RefreshToken, Token, UserSources};
 use reqwest_middleware::ClientBuilder;
 
+mod support;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     println!("Started a test provider at {}", provider.base_url());
     let config = provider.config(None);

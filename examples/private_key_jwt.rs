@@ -3,22 +3,37 @@
 //!
 //! Offline: an in-process provider (from `authed::testing`) has the client's public JWK
 //! registered and verifies every assertion (signature, audience, expiry, one-time `jti`).
-//! The key is a test fixture from tests/support/keys; with a real provider, load yours with
+//! The example makes a new P-256 key when it starts; with a real provider, load yours with
 //! `SigningKey::from_pem(&std::fs::read("client.key")?)` and register `public_jwk()` (or the
 //! certificate) there.
 //!
 //! ```sh
-//! cargo run --features testing --example private_key_jwt
+//! cargo run --example private_key_jwt --features testing
 //! ```
 
-use authed::testing::TestProvider;
-use authed::{AuthedClient, ClientAuthMethod, Error, OAuthConfig, SigningKey, TokenSource};
+mod support;
+
+use std::process::ExitCode;
+
+use authed::testing::{TestProvider, new_private_key_pem};
+use authed::{
+    AuthedClient, ClientAuthMethod, Error, OAuthConfig, SigningAlgorithm, SigningKey, TokenSource,
+};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let key = SigningKey::from_pem(include_bytes!("../tests/support/keys/ec_pkcs8.pem"))?
-        .with_kid("reports-2026");
-    println!("key: {key:?}, RFC 7638 thumbprint {}", key.thumbprint());
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // A new key; with a real provider, the one you registered (`std::fs::read("client.key")?`).
+    let pem = new_private_key_pem(SigningAlgorithm::ES256);
+    let key = SigningKey::from_pem(pem.as_bytes())?.with_kid("reports-2026");
+    println!(
+        "a new {} key, RFC 7638 thumbprint {}",
+        key.algorithm().as_str(),
+        key.thumbprint()
+    );
 
     let provider = TestProvider::start().await;
     provider.register_client_key("reports-job", key.public_jwk());
@@ -48,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The same client id with a key the provider does not know: a typed error.
-    let other = SigningKey::from_pem(include_bytes!("../tests/support/keys/ed25519.pem"))?
+    let other = SigningKey::from_pem(new_private_key_pem(SigningAlgorithm::EdDSA).as_bytes())?
         .with_kid("reports-2026");
     let wrong = OAuthConfig::builder(provider.token_url())
         .issuer(provider.issuer())
@@ -57,7 +72,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     match wrong.client_credentials().build().token().await {
         Err(Error::InvalidClient(e)) => println!("a wrong key: invalid_client ({e})"),
-        other => return Err(format!("expected invalid_client, got {other:?}").into()),
+        Err(e) => return Err(format!("expected invalid_client, got: {e}").into()),
+        Ok(_) => return Err("expected invalid_client, got a token".into()),
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! after expiry, replaced after the API rejects it, and the typed error for a wrong secret.
 //!
 //! ```sh
-//! cargo run --example quickstart
+//! cargo run --example quickstart --features testing
 //! ```
 
 mod support;

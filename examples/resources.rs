@@ -9,7 +9,7 @@
 //! token went from one refresh to the next without ever being presented twice.
 //!
 //! ```sh
-//! cargo run --features testing --example resources
+//! cargo run --example resources --features testing
 //! ```
 
 use std::sync::Arc;
@@ -18,8 +18,14 @@ use std::time::{Duration, SystemTime};
 use authed::testing::{ManualClock, TestProvider};
 use authed::{AuthedClient, MemoryStore, TokenSource, TokenStore};
 
+mod support;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     // A clock the example moves, instead of waiting an hour for tokens to expire.
     let clock = ManualClock::new(SystemTime::now());

@@ -2,25 +2,35 @@
 //! the same acting for a Workspace user (domain-wide delegation), and an ID token for a Cloud
 //! Run service (Google answers those with `id_token` only), through the JWT bearer grant.
 //!
-//! Offline: the key file is written for an in-process provider (from `authed::testing`) that
-//! knows the account's public key and verifies each assertion. With a real key, set
-//! `GOOGLE_APPLICATION_CREDENTIALS` and use `GoogleServiceAccount::from_env(&Env::process())`.
+//! Offline: the example makes a new RSA key and writes a key file with it for an in-process
+//! provider (from `authed::testing`) that knows the account's public key and verifies each
+//! assertion. With a real key, set `GOOGLE_APPLICATION_CREDENTIALS` and use
+//! `GoogleServiceAccount::from_env(&Env::process())`.
 //!
 //! ```sh
-//! cargo run --features testing --example service_account
+//! cargo run --example service_account --features testing
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
+
 use authed::providers::GoogleServiceAccount;
-use authed::testing::TestProvider;
-use authed::{AuthedClient, SigningKey, TokenSource};
+use authed::testing::{TestProvider, new_private_key_pem};
+use authed::{AuthedClient, SigningAlgorithm, SigningKey, TokenSource};
 
 const EMAIL: &str = "reports@my-project.iam.gserviceaccount.com";
-const PEM: &str = include_str!("../tests/support/keys/rsa_pkcs8.pem");
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
-    let public = SigningKey::from_pem(PEM.as_bytes())?
+    // Google's service account keys are RSA keys.
+    let pem = new_private_key_pem(SigningAlgorithm::RS256);
+    let public = SigningKey::from_pem(pem.as_bytes())?
         .with_kid("8a1b")
         .public_jwk()
         .clone();
@@ -34,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "type": "service_account",
             "project_id": "my-project",
             "private_key_id": "8a1b",
-            "private_key": PEM,
+            "private_key": pem,
             "client_email": EMAIL,
             "token_uri": provider.token_url(),
         })
@@ -42,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let account = GoogleServiceAccount::from_file(&path)?;
-    println!("loaded {account:?}");
+    println!("loaded the key file of {EMAIL}");
     let config = account.config().build()?;
 
     let storage = account
@@ -69,8 +79,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
     let id_token = run.token().await?;
     println!(
-        "an ID token for Cloud Run, valid {:?}",
-        id_token.lifetime().unwrap_or_default()
+        "an ID token for Cloud Run, valid for {} s",
+        id_token.lifetime().unwrap_or_default().as_secs()
     );
     for claims in provider.accepted_assertions() {
         let claim = |name: &str| claims.get(name).cloned().unwrap_or_default();

@@ -6,9 +6,12 @@
 //! Offline, against an in-process provider (from `authed::testing`) standing in for the STS.
 //!
 //! ```sh
-//! cargo run --features testing --example token_exchange
+//! cargo run --example token_exchange --features testing
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +19,11 @@ use authed::testing::{ManualClock, TestProvider};
 use authed::{OAuthConfig, SubjectToken, TokenSource, token_types};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = TestProvider::start().await;
     let dir = std::env::temp_dir().join(format!("authed-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -37,7 +44,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build(),
     );
     let first = source.token().await?;
-    println!("exchanged: {first:?}");
+    println!(
+        "exchanged: a {} token for {}, valid for {} s (its value is never printed)",
+        first.token_type(),
+        first.scopes().unwrap_or_default().join(" "),
+        first.lifetime().unwrap_or_default().as_secs()
+    );
 
     // The platform rotates its token; an hour later the exchanged token is due again.
     std::fs::write(&token_file, "platform-token-2")?;

@@ -8,9 +8,12 @@
 //! is not sent again) and that the next call carries the new token.
 //!
 //! ```sh
-//! cargo run --features tower,testing --example tonic
+//! cargo run --example tonic --features tower,testing
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use authed::testing::TestProvider;
@@ -23,7 +26,11 @@ use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let provider = Arc::new(TestProvider::start().await);
     println!("Started a test provider at {}", provider.base_url());
 

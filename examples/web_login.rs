@@ -22,10 +22,10 @@
 //! (`AUTHED_PORT` changes the port).
 //!
 //! ```text
-//! cargo run --example web_login --features loopback,testing
+//! cargo run --example web_login --features testing
 //!
 //! AUTHED_PROVIDER=github AUTHED_CLIENT_ID=... AUTHED_CLIENT_SECRET=... \
-//!     cargo run --example web_login --features loopback,testing
+//!     cargo run --example web_login --features testing
 //! # then open http://127.0.0.1:3000
 //! ```
 

@@ -9,7 +9,7 @@
 //! with none of these, where the error says what each link looked for.
 //!
 //! ```sh
-//! cargo run --features testing --example workload
+//! cargo run --example workload --features testing
 //! ```
 
 use std::sync::Arc;

@@ -102,7 +102,7 @@ impl OAuthConfig {
         }
         let answer = self
             .endpoint()
-            .post_form_retrying(url, form)
+            .post_form_retrying(crate::telemetry::Call::Introspection, url, form)
             .await
             .map_err(refused_client)?;
         Introspection::from_fields(answer.status, answer.fields)

@@ -1,7 +1,9 @@
-//! What the crate tells about itself: `tracing` spans around provider requests and around
-//! token waits, and, with feature `metrics`, counters and a histogram through the `metrics`
-//! facade. The span and metric names live here, and every call site is one line. Without the
-//! feature the metric functions are empty and compile away.
+//! What the crate tells about itself: `tracing` spans around provider calls, around each HTTP
+//! request they send (OpenTelemetry's HTTP client conventions) and around token waits, and,
+//! with feature `metrics`, counters and histograms through the `metrics` facade. The spans
+//! are made here, and every call site is one line; the public names are in
+//! [`observability`](crate::observability). Without the feature the metric functions are
+//! empty and compile away.
 //!
 //! Labels and fields only take values from small fixed sets (grant names, error kinds,
 //! `ok` / `error`), never a token, a secret, a URL's path or query, or a client id: client
@@ -13,18 +15,8 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use crate::error::Error;
-
-/// The metric names, documented in the crate docs ("Observability").
 #[cfg(feature = "metrics")]
-mod names {
-    pub(super) const TOKEN_REQUESTS: &str = "authed_token_requests_total";
-    pub(super) const TOKEN_REQUEST_FAILURES: &str = "authed_token_request_failures_total";
-    pub(super) const TOKEN_REQUEST_DURATION: &str = "authed_token_request_duration_seconds";
-    pub(super) const CACHE_HITS: &str = "authed_cache_hits_total";
-    pub(super) const CACHE_MISSES: &str = "authed_cache_misses_total";
-    pub(super) const UNAUTHORIZED_RETRIES: &str = "authed_unauthorized_retries_total";
-    pub(super) const BACKGROUND_REFRESHES: &str = "authed_background_refreshes_total";
-}
+use crate::observability::metric as names;
 
 /// What a provider request asks for. Its [`label`](Self::label) is the `grant` span field
 /// and metric label.
@@ -36,6 +28,8 @@ pub(crate) enum Call {
     Revocation,
     /// RFC 8628 device authorization (the device flow's first request).
     DeviceAuthorization,
+    /// RFC 7662 token introspection.
+    Introspection,
     /// The provider's signing keys, for ID token validation.
     Jwks,
     /// OpenID Connect / RFC 8414 metadata.
@@ -66,6 +60,7 @@ impl Call {
             },
             Call::Revocation => "revocation",
             Call::DeviceAuthorization => "device_authorization",
+            Call::Introspection => "introspection",
             Call::Jwks => "jwks",
             Call::Discovery => "discovery",
             Call::UserInfo => "userinfo",
@@ -76,16 +71,18 @@ impl Call {
 }
 
 /// The span around one provider call (all its attempts, backoff and `Retry-After` waits
-/// included). `host` is the host alone: no path, no query. `attempts` is recorded once, at
-/// the end (a subscriber may show each recorded value).
+/// included), not itself an HTTP request: each request sent is an [`Attempt`] inside it.
+/// `attempts` is recorded once, at the end (a subscriber may show each recorded value).
 pub(crate) fn provider_request_span(grant: &'static str, url: &url::Url) -> Span {
     tracing::info_span!(
         "provider_request",
         grant,
-        host = url.host_str().unwrap_or(""),
+        server.address = %ServerAddress(url),
+        server.port = url.port_or_known_default(),
         attempts = Empty,
-        status = Empty,
-        outcome = Empty,
+        http.response.status_code = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
         duration_ms = Empty,
     )
 }
@@ -97,29 +94,38 @@ pub(crate) fn provider_request_done(
     result: Result<u16, &Error>,
     took: Duration,
 ) {
-    let (status, outcome) = match result {
-        Ok(status) => (Some(status), "ok"),
-        Err(e) => (status_of(e), e.kind()),
-    };
-    if let Some(status) = status {
-        span.record("status", status);
-    }
-    span.record("outcome", outcome);
+    record_outcome(span, result);
     span.record("duration_ms", took.as_millis() as u64);
     #[cfg(feature = "metrics")]
     {
         let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!(names::TOKEN_REQUESTS, "grant" => grant, "outcome" => outcome)
+        metrics::counter!(names::TOKEN_REQUESTS, names::GRANT => grant, names::OUTCOME => outcome)
             .increment(1);
         if let Err(e) = result {
-            metrics::counter!(names::TOKEN_REQUEST_FAILURES, "grant" => grant, "kind" => e.kind())
+            metrics::counter!(names::TOKEN_REQUEST_FAILURES, names::GRANT => grant, names::KIND => e.kind())
                 .increment(1);
         }
-        metrics::histogram!(names::TOKEN_REQUEST_DURATION, "grant" => grant)
+        metrics::histogram!(names::TOKEN_REQUEST_DURATION, names::GRANT => grant)
             .record(took.as_secs_f64());
     }
     #[cfg(not(feature = "metrics"))]
     let _ = grant;
+}
+
+/// `http.response.status_code` when there was an answer, and, on failure, `error.type` and
+/// the OpenTelemetry status: OpenTelemetry sets `error.type` only when something failed.
+fn record_outcome(span: &Span, result: Result<u16, &Error>) {
+    let status = match result {
+        Ok(status) => Some(status),
+        Err(e) => {
+            span.record("error.type", e.kind());
+            span.record("otel.status_code", "ERROR");
+            status_of(e)
+        }
+    };
+    if let Some(status) = status {
+        span.record("http.response.status_code", status);
+    }
 }
 
 /// The HTTP status an error came with, when it came from an answer.
@@ -132,6 +138,143 @@ fn status_of(e: &Error) -> Option<u16> {
     }
 }
 
+/// One HTTP request sent to a provider: an OpenTelemetry HTTP client span (named by its
+/// method, kind `client`) inside the call's `provider_request` span, and one value of the
+/// `http.client.request.duration` histogram.
+pub(crate) struct Attempt {
+    span: Span,
+    #[cfg(feature = "metrics")]
+    started: tokio::time::Instant,
+    #[cfg(feature = "metrics")]
+    labels: Vec<metrics::Label>,
+}
+
+impl Attempt {
+    /// A `POST`, the `resend`th time this call sends (0 for the first request).
+    pub(crate) fn post(url: &url::Url, resend: u32) -> Self {
+        // Span names are static: one call site per method.
+        let span = tracing::info_span!(
+            "POST",
+            otel.kind = "client",
+            http.request.method = "POST",
+            server.address = %ServerAddress(url),
+            server.port = url.port_or_known_default(),
+            url.scheme = url.scheme(),
+            url.full = %UrlForLogs(url),
+            http.request.resend_count = (resend > 0).then_some(resend),
+            http.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        Attempt::new(span, "POST", url)
+    }
+
+    /// A `GET` (discovery, JWKS): sent once per call.
+    pub(crate) fn get(url: &url::Url) -> Self {
+        let span = tracing::info_span!(
+            "GET",
+            otel.kind = "client",
+            http.request.method = "GET",
+            server.address = %ServerAddress(url),
+            server.port = url.port_or_known_default(),
+            url.scheme = url.scheme(),
+            url.full = %UrlForLogs(url),
+            http.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        Attempt::new(span, "GET", url)
+    }
+
+    fn new(span: Span, method: &'static str, url: &url::Url) -> Self {
+        #[cfg(feature = "metrics")]
+        let labels = {
+            use crate::observability::field;
+            let mut labels = vec![
+                metrics::Label::new(field::HTTP_REQUEST_METHOD, method),
+                metrics::Label::new(field::SERVER_ADDRESS, ServerAddress(url).to_string()),
+                metrics::Label::new(field::URL_SCHEME, url.scheme().to_owned()),
+            ];
+            if let Some(port) = url.port_or_known_default() {
+                labels.push(metrics::Label::new(field::SERVER_PORT, port.to_string()));
+            }
+            labels
+        };
+        #[cfg(not(feature = "metrics"))]
+        let _ = (method, url);
+        Attempt {
+            span,
+            #[cfg(feature = "metrics")]
+            started: tokio::time::Instant::now(),
+            #[cfg(feature = "metrics")]
+            labels,
+        }
+    }
+
+    /// Sends: runs `request` in this attempt's span and records how it ended (`status` reads
+    /// the status of an answer).
+    pub(crate) async fn run<T>(
+        self,
+        request: impl Future<Output = Result<T, Error>>,
+        status: impl FnOnce(&T) -> u16,
+    ) -> Result<T, Error> {
+        use tracing::Instrument as _;
+        let result = request.instrument(self.span.clone()).await;
+        self.done(result.as_ref().map(status));
+        result
+    }
+
+    fn done(self, result: Result<u16, &Error>) {
+        record_outcome(&self.span, result);
+        #[cfg(feature = "metrics")]
+        {
+            use crate::observability::field;
+            let mut labels = self.labels;
+            if let Some(status) = result.map_or_else(status_of, Some) {
+                labels.push(metrics::Label::new(
+                    field::HTTP_RESPONSE_STATUS_CODE,
+                    status.to_string(),
+                ));
+            }
+            if let Err(e) = result {
+                labels.push(metrics::Label::new(field::ERROR_TYPE, e.kind()));
+            }
+            metrics::histogram!(names::HTTP_CLIENT_REQUEST_DURATION, labels)
+                .record(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// A URL's host as OpenTelemetry's `server.address` has it: a name, or an IP address without
+/// brackets.
+struct ServerAddress<'a>(&'a url::Url);
+
+impl std::fmt::Display for ServerAddress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.host() {
+            Some(url::Host::Domain(d)) => f.write_str(d),
+            Some(url::Host::Ipv4(ip)) => write!(f, "{ip}"),
+            Some(url::Host::Ipv6(ip)) => write!(f, "{ip}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Shows a URL without user info, query and fragment, which can carry secrets: the form
+/// every log line and span field has.
+pub(crate) struct UrlForLogs<'a>(pub(crate) &'a url::Url);
+
+impl std::fmt::Display for UrlForLogs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            self.0.origin().ascii_serialization(),
+            self.0.path()
+        )
+    }
+}
+
 /// The span around a caller's wait for a token: `reason` is `missing` (none yet),
 /// `expired` or `rejected` (a 401); `refresh` is `started` when this caller started the
 /// token request, `joined` when it waited on one in flight.
@@ -140,17 +283,18 @@ pub(crate) fn token_wait_span(reason: &'static str, refresh: &'static str) -> Sp
         "token_wait",
         reason,
         refresh,
-        outcome = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
         wait_ms = Empty
     )
 }
 
-/// Records how a token wait ended.
+/// Records how a token wait ended: `error.type` only when it failed.
 pub(crate) fn token_wait_done<T>(span: &Span, result: &Result<T, Error>, took: Duration) {
-    span.record(
-        "outcome",
-        result.as_ref().map_or_else(Error::kind, |_| "ok"),
-    );
+    if let Err(e) = result {
+        span.record("error.type", e.kind());
+        span.record("otel.status_code", "ERROR");
+    }
     span.record("wait_ms", took.as_millis() as u64);
 }
 
@@ -188,6 +332,9 @@ pub(crate) struct CacheMetrics {
 
 impl CacheMetrics {
     pub(crate) fn new() -> Self {
+        // Cheap, and the recorder installed now may be another than at the last build.
+        #[cfg(feature = "metrics")]
+        crate::observability::describe_metrics();
         CacheMetrics {
             #[cfg(feature = "metrics")]
             hits: metrics::counter!(names::CACHE_HITS),

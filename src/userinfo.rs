@@ -74,7 +74,7 @@ impl OAuthConfig {
     /// signed but fails verification; [`Error::Unauthorized`] when the endpoint refuses the
     /// token; the provider's error (`insufficient_scope`: ask for `openid`) otherwise.
     pub async fn userinfo(&self, token: &Token, sub: &str) -> Result<UserInfo, Error> {
-        let source = StaticToken::new(token.clone());
+        let source = StaticToken::from_token(token.clone());
         request(self, &Jwks::default(), &source, sub).await
     }
 }

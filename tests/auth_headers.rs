@@ -3,10 +3,7 @@
 //! that knows nothing of authed; the examples show hyper and ureq.
 
 use authed::testing::TestProvider;
-use authed::{
-    AccessToken, AfterResponse, AuthHeaders, Error, RequestAuth, SigningAlgorithm, StaticToken,
-    Token,
-};
+use authed::{AfterResponse, AuthHeaders, Error, RequestAuth, SigningAlgorithm, StaticToken};
 use http::{Method, StatusCode};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -131,7 +128,7 @@ async fn refusing(challenge: &str) -> MockServer {
 async fn answers_that_a_new_attempt_cannot_fix_are_typed_errors() {
     // A static token: nothing to refresh.
     let api = refusing(r#"Bearer error="invalid_token""#).await;
-    let auth = AuthHeaders::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let auth = AuthHeaders::builder(StaticToken::new("t"))
         .allow_origin(api.uri())
         .build()
         .unwrap();

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use authed::testing::TestProvider;
-use authed::{
-    AccessToken, AuthedClient, ClientCredentials, Error, OAuthConfig, StaticToken, Token,
-};
+use authed::{AuthedClient, ClientCredentials, Error, OAuthConfig, StaticToken};
 use wiremock::matchers::{header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -194,13 +192,11 @@ async fn allowed_origins_receive_the_sensitive_header() {
         .expect(1)
         .mount(&other)
         .await;
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new(
-        "static-token",
-    ))))
-    .base_url(api.uri())
-    .allow_origin(other.uri())
-    .build()
-    .unwrap();
+    let client = AuthedClient::builder(StaticToken::new("static-token"))
+        .base_url(api.uri())
+        .allow_origin(other.uri())
+        .build()
+        .unwrap();
     client.get("x").send().await.unwrap();
     client
         .get(format!("{}/y", other.uri()))
@@ -219,7 +215,7 @@ async fn base_url_without_trailing_slash_keeps_its_path() {
         .expect(1)
         .mount(&api)
         .await;
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let client = AuthedClient::builder(StaticToken::new("t"))
         .base_url(format!("{}/v1", api.uri()))
         .build()
         .unwrap();
@@ -236,11 +232,11 @@ async fn base_url_without_trailing_slash_keeps_its_path() {
 
 #[tokio::test]
 async fn a_client_needs_somewhere_to_send_tokens() {
-    let err = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let err = AuthedClient::builder(StaticToken::new("t"))
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)));
-    let err = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let err = AuthedClient::builder(StaticToken::new("t"))
         .base_url("http://api.example.com/")
         .build()
         .unwrap_err();
@@ -252,7 +248,7 @@ async fn a_client_needs_somewhere_to_send_tokens() {
 
 #[tokio::test]
 async fn any_https_origin_switch_still_refuses_plain_http() {
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let client = AuthedClient::builder(StaticToken::new("t"))
         .danger_allow_any_https_origin()
         .build()
         .unwrap();
@@ -393,7 +389,7 @@ async fn many_callers_at_expiry_make_one_token_request() {
 #[tokio::test]
 async fn a_rejected_static_token_says_there_is_nothing_to_refresh() {
     let api = refusing_api(r#"Bearer error="invalid_token""#, 401).await;
-    let client = AuthedClient::builder(StaticToken::new(Token::new(AccessToken::new("t"))))
+    let client = AuthedClient::builder(StaticToken::new("t"))
         .base_url(format!("{}/api/", api.uri()))
         .build()
         .unwrap();

@@ -187,7 +187,7 @@ async fn replayed_proofs_other_keys_and_bearer_use_are_refused() {
     // The stolen token with a proof by another key: refused, and the client reports it.
     let thief = Token::clone(&token)
         .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()));
-    let e = AuthedClient::builder(StaticToken::new(thief))
+    let e = AuthedClient::builder(StaticToken::from_token(thief))
         .base_url(provider.api_url())
         .build()
         .unwrap()
@@ -207,7 +207,7 @@ async fn a_dpop_token_is_never_sent_as_bearer() {
     let provider = TestProvider::start().await;
     // A DPoP token without its key cannot make proofs: refused before anything is sent.
     let orphan = Token::new(authed::AccessToken::new("at-x")).with_token_type("DPoP");
-    let e = client(&provider, StaticToken::new(orphan))
+    let e = client(&provider, StaticToken::from_token(orphan))
         .get("x")
         .send()
         .await
@@ -371,7 +371,7 @@ async fn a_resource_asking_for_a_new_nonce_every_time_gets_two_requests() {
     let token = Token::new(authed::AccessToken::new("bound"))
         .with_token_type("DPoP")
         .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()));
-    let client = AuthedClient::builder(StaticToken::new(token))
+    let client = AuthedClient::builder(StaticToken::from_token(token))
         .base_url(format!("{}/api/", api.uri()))
         .build()
         .unwrap();

@@ -305,7 +305,7 @@ async fn revoked_static_token_is_unauthorized_and_not_sent_again() {
 
     // A source that cannot get another token: sending the same revoked token again cannot
     // help, so the 401 is final after one send, and says so.
-    let source = Counting::new(StaticToken::new((*token).clone()));
+    let source = Counting::new(StaticToken::from_token((*token).clone()));
     let client = server.api(source.clone());
     let err = client.get("resource").send().await.unwrap_err();
     let Error::Unauthorized(refused) = &err else {

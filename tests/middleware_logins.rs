@@ -63,7 +63,7 @@ async fn each_request_carries_the_login_it_names() {
     let users = registry(&provider, &config).await;
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(
-            AuthMiddleware::builder(StaticToken::new(Token::new(AccessToken::new("app"))))
+            AuthMiddleware::builder(StaticToken::new("app"))
                 .users(users)
                 .allow_origin(api.uri())
                 .build()
@@ -86,7 +86,7 @@ async fn each_request_carries_the_login_it_names() {
         .unwrap();
     client
         .get(&url)
-        .with_extension(Login::source(StaticToken::new(Token::new(
+        .with_extension(Login::source(StaticToken::from_token(Token::new(
             AccessToken::new("own"),
         ))))
         .send()

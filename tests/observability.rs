@@ -7,100 +7,16 @@
 //! Each test runs on a current-thread runtime, so the thread-local subscriber and recorder
 //! see the token requests that the cache runs as tasks of their own.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+#[path = "support/spans.rs"]
+mod spans;
+
 use std::time::{Duration, SystemTime};
 
 use authed::testing::{ManualClock, TestProvider};
 use authed::{
     AccessToken, AuthedClient, OAuthConfig, RefreshToken, RetryPolicy, Token, TokenSource,
 };
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-
-/// One span as recorded: its name, its parent's name and its fields, as text.
-#[derive(Debug, Clone, Default)]
-struct SpanRecord {
-    name: &'static str,
-    parent: Option<&'static str>,
-    fields: BTreeMap<String, String>,
-    /// Returned by [`Spans::take`] already.
-    taken: bool,
-}
-
-impl SpanRecord {
-    fn get(&self, field: &str) -> Option<&str> {
-        self.fields.get(field).map(String::as_str)
-    }
-}
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-/// Records every span with the fields given when it was made and recorded later.
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<SpanRecord>>>);
-
-/// Where a span's record is in the list.
-struct Index(usize);
-
-impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let span = ctx.span(id).expect("the span exists");
-        let mut record = SpanRecord {
-            name: attrs.metadata().name(),
-            parent: span.parent().map(|p| p.name()),
-            ..SpanRecord::default()
-        };
-        attrs.record(&mut Fields(&mut record.fields));
-        let mut spans = self.0.lock().unwrap();
-        span.extensions_mut().insert(Index(spans.len()));
-        spans.push(record);
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let span = ctx.span(id).expect("the span exists");
-        let extensions = span.extensions();
-        let Some(Index(i)) = extensions.get::<Index>() else {
-            return;
-        };
-        values.record(&mut Fields(&mut self.0.lock().unwrap()[*i].fields));
-    }
-}
-
-impl Spans {
-    fn named(&self, name: &str) -> Vec<SpanRecord> {
-        let spans = self.0.lock().unwrap();
-        spans.iter().filter(|s| s.name == name).cloned().collect()
-    }
-
-    /// The spans of this name made since the last call, oldest first.
-    fn take(&self, name: &str) -> Vec<SpanRecord> {
-        let mut spans = self.0.lock().unwrap();
-        let new = spans.iter_mut().filter(|s| s.name == name && !s.taken);
-        new.map(|s| {
-            s.taken = true;
-            s.clone()
-        })
-        .collect()
-    }
-}
-
-fn capture() -> (Spans, tracing::subscriber::DefaultGuard) {
-    let spans = Spans::default();
-    let subscriber = tracing_subscriber::registry().with(spans.clone());
-    (spans, tracing::subscriber::set_default(subscriber))
-}
+use spans::{SpanRecord, Spans, capture};
 
 #[track_caller]
 fn assert_fields(span: &SpanRecord, expected: &[(&str, &str)]) {
@@ -109,16 +25,28 @@ fn assert_fields(span: &SpanRecord, expected: &[(&str, &str)]) {
     }
 }
 
+/// A `provider_request` span: its grant, the endpoint's address, the last status, and
+/// `error.type` only when the call failed (`error` is `None` for a success).
 #[track_caller]
-fn assert_provider_request(span: &SpanRecord, grant: &str, status: &str, outcome: &str) {
+fn assert_provider_request(span: &SpanRecord, grant: &str, status: &str, error: Option<&str>) {
     assert_fields(
         span,
         &[
             ("grant", grant),
-            ("host", "127.0.0.1"),
-            ("status", status),
-            ("outcome", outcome),
+            ("server.address", "127.0.0.1"),
+            ("http.response.status_code", status),
         ],
+    );
+    assert!(
+        span.get("server.port")
+            .is_some_and(|p| p.parse::<u16>().is_ok()),
+        "{span:?}"
+    );
+    assert_eq!(span.get("error.type"), error, "{span:?}");
+    assert_eq!(
+        span.get("otel.status_code"),
+        error.map(|_| "ERROR"),
+        "{span:?}"
     );
     assert!(
         span.get("duration_ms")
@@ -143,7 +71,7 @@ async fn provider_requests_and_token_waits_have_spans_with_their_fields() {
     let [request] = &spans.take("provider_request")[..] else {
         panic!("{:?}", spans.0.lock().unwrap());
     };
-    assert_provider_request(request, "client_credentials", "200", "ok");
+    assert_provider_request(request, "client_credentials", "200", None);
     assert_fields(request, &[("attempts", "1")]);
     assert_eq!(
         request.parent,
@@ -153,14 +81,8 @@ async fn provider_requests_and_token_waits_have_spans_with_their_fields() {
     let [wait] = &spans.take("token_wait")[..] else {
         panic!()
     };
-    assert_fields(
-        wait,
-        &[
-            ("reason", "missing"),
-            ("refresh", "started"),
-            ("outcome", "ok"),
-        ],
-    );
+    assert_fields(wait, &[("reason", "missing"), ("refresh", "started")]);
+    assert_eq!(wait.get("error.type"), None, "{wait:?}");
     assert!(wait.get("wait_ms").is_some(), "{wait:?}");
 
     // A cached token: no wait, no provider request.
@@ -174,11 +96,12 @@ async fn provider_requests_and_token_waits_have_spans_with_their_fields() {
     let [request] = &spans.take("provider_request")[..] else {
         panic!()
     };
-    assert_provider_request(request, "client_credentials", "200", "ok");
+    assert_provider_request(request, "client_credentials", "200", None);
     let [wait] = &spans.take("token_wait")[..] else {
         panic!()
     };
-    assert_fields(wait, &[("reason", "rejected"), ("outcome", "ok")]);
+    assert_fields(wait, &[("reason", "rejected")]);
+    assert_eq!(wait.get("error.type"), None, "{wait:?}");
 
     // An expired token: the next caller waits.
     clock.advance(Duration::from_secs(3600));
@@ -186,11 +109,12 @@ async fn provider_requests_and_token_waits_have_spans_with_their_fields() {
     let [wait] = &spans.take("token_wait")[..] else {
         panic!()
     };
-    assert_fields(wait, &[("reason", "expired"), ("outcome", "ok")]);
+    assert_fields(wait, &[("reason", "expired")]);
+    assert_eq!(wait.get("error.type"), None, "{wait:?}");
     let [request] = &spans.take("provider_request")[..] else {
         panic!()
     };
-    assert_provider_request(request, "client_credentials", "200", "ok");
+    assert_provider_request(request, "client_credentials", "200", None);
 
     // A failing refresh: the provider's answer is the outcome, for the wait too.
     let spent = provider.issue_refresh_token();
@@ -207,12 +131,19 @@ async fn provider_requests_and_token_waits_have_spans_with_their_fields() {
     assert!(e.is_revoked(), "{e:?}");
     let requests = spans.take("provider_request");
     assert_eq!(requests.len(), 2, "{requests:?}");
-    assert_provider_request(&requests[0], "revocation", "200", "ok");
-    assert_provider_request(&requests[1], "refresh_token", "400", "invalid_grant");
+    assert_provider_request(&requests[0], "revocation", "200", None);
+    assert_provider_request(&requests[1], "refresh_token", "400", Some("invalid_grant"));
     let [wait] = &spans.take("token_wait")[..] else {
         panic!()
     };
-    assert_fields(wait, &[("reason", "expired"), ("outcome", "invalid_grant")]);
+    assert_fields(
+        wait,
+        &[
+            ("reason", "expired"),
+            ("error.type", "invalid_grant"),
+            ("otel.status_code", "ERROR"),
+        ],
+    );
 
     // No secret in any span field.
     let mut secrets = vec![TestProvider::CLIENT_SECRET.to_owned(), spent];
@@ -277,53 +208,338 @@ async fn retried_attempts_are_counted_on_one_span() {
         request,
         "client_credentials",
         "503",
-        "temporarily_unavailable",
+        Some("temporarily_unavailable"),
     );
     assert_fields(request, &[("attempts", "3")]);
+
+    // One HTTP client span per request sent, inside the call's span; the second and third
+    // carry their resend count, as OpenTelemetry's retry example shows.
+    let posts = spans.named("POST");
+    assert_eq!(posts.len(), 3, "{posts:?}");
+    for (i, post) in posts.iter().enumerate() {
+        assert_eq!(post.parent, Some("provider_request"), "{post:?}");
+        assert_fields(
+            post,
+            &[
+                ("otel.kind", "client"),
+                ("http.request.method", "POST"),
+                ("http.response.status_code", "503"),
+                ("error.type", "temporarily_unavailable"),
+                ("otel.status_code", "ERROR"),
+            ],
+        );
+        let resend = (i > 0).then(|| i.to_string());
+        assert_eq!(
+            post.get("http.request.resend_count"),
+            resend.as_deref(),
+            "{post:?}"
+        );
+    }
+}
+
+/// The OpenTelemetry semantic conventions for HTTP client spans (stable, `docs/http/http-spans.md`
+/// of open-telemetry/semantic-conventions): the attributes a client span must have, those it
+/// may have, and the methods it knows.
+mod semconv {
+    pub const REQUIRED: &[&str] = &[
+        "http.request.method",
+        "server.address",
+        "server.port",
+        "url.full",
+    ];
+    /// Conditionally required, recommended or opt-in attributes of an HTTP client span.
+    pub const OPTIONAL: &[&str] = &[
+        "error.type",
+        "http.response.status_code",
+        "http.request.resend_count",
+        "url.scheme",
+        "network.protocol.name",
+        "network.protocol.version",
+        "network.peer.address",
+        "network.peer.port",
+    ];
+    pub const METHODS: &[&str] = &[
+        "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+    ];
+    /// `http.client.request.duration`'s attributes (`docs/http/http-metrics.md`).
+    #[cfg(feature = "metrics")]
+    pub const METRIC_ATTRIBUTES: &[&str] = &[
+        "http.request.method",
+        "server.address",
+        "server.port",
+        "error.type",
+        "http.response.status_code",
+        "url.scheme",
+        "network.protocol.name",
+        "network.protocol.version",
+    ];
+}
+
+/// A sign-in (discovery, code exchange, JWKS), API calls, a refresh at expiry and a refresh
+/// after a 401, recorded whole: every span and field name the crate uses is one of its
+/// published constants, every HTTP request is an OpenTelemetry HTTP client span inside its
+/// call's span, and no field or label carries a secret or a query string.
+#[tokio::test]
+async fn a_sign_in_refresh_and_api_calls_follow_the_opentelemetry_http_conventions() {
+    use authed::observability::{field, span};
+
+    #[cfg(feature = "metrics")]
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    #[cfg(feature = "metrics")]
+    let mut totals = metrics::Totals::new(&recorder);
+    #[cfg(feature = "metrics")]
+    let _recorder = ::metrics::set_default_local_recorder(&recorder);
+    let (spans, _guard) = capture();
+
+    let provider = TestProvider::start().await;
+    let clock = ManualClock::new(SystemTime::now());
+    let config = OAuthConfig::discover(provider.issuer())
+        .await
+        .unwrap()
+        .client_id(TestProvider::CLIENT_ID)
+        .client_secret(TestProvider::CLIENT_SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let flow = config
+        .authorization_code("http://127.0.0.1:9/callback")
+        .scopes(["openid", "api"])
+        .build()
+        .unwrap();
+    let pending = flow.authorize();
+    let pending_secrets = serde_json::to_value(&pending).unwrap();
+    let callback = provider.sign_in(&pending).await;
+    let login = flow.complete(pending, &callback).await.unwrap();
+    let client = AuthedClient::builder(login.clone())
+        .base_url(provider.api_url())
+        .build()
+        .unwrap();
+    client
+        .get("me")
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    clock.advance(Duration::from_secs(3600));
+    client
+        .get("me")
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    provider.revoke_access_tokens();
+    client
+        .get("me")
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    // Discovery reads the OpenID Connect document and the RFC 8414 one, which this provider
+    // does not serve (a 404, an HTTP client span that failed).
+    let grants: Vec<_> = spans
+        .named(span::PROVIDER_REQUEST)
+        .iter()
+        .map(|s| s.get("grant").unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            "discovery",
+            "discovery",
+            "authorization_code",
+            "jwks",
+            "refresh_token",
+            "refresh_token"
+        ]
+    );
+
+    let all: Vec<SpanRecord> = spans
+        .all()
+        .into_iter()
+        .filter(|s| s.target.starts_with("authed"))
+        .collect();
+    let names = [
+        span::PROVIDER_REQUEST,
+        span::POST,
+        span::GET,
+        span::TOKEN_WAIT,
+    ];
+    let fields = [
+        field::HTTP_REQUEST_METHOD,
+        field::SERVER_ADDRESS,
+        field::SERVER_PORT,
+        field::URL_SCHEME,
+        field::URL_FULL,
+        field::HTTP_RESPONSE_STATUS_CODE,
+        field::HTTP_REQUEST_RESEND_COUNT,
+        field::ERROR_TYPE,
+        field::OTEL_KIND,
+        field::OTEL_STATUS_CODE,
+        field::GRANT,
+        field::ATTEMPTS,
+        field::DURATION_MS,
+        field::REASON,
+        field::REFRESH,
+        field::WAIT_MS,
+    ];
+    for s in &all {
+        assert!(names.contains(&s.name), "an unpublished span name: {s:?}");
+        for name in s.fields.keys() {
+            assert!(
+                fields.contains(&name.as_str()),
+                "an unpublished field: {s:?}"
+            );
+        }
+    }
+
+    // HTTP client spans: one per request sent, inside its call's span, as the conventions
+    // name them.
+    let port = url::Url::parse(&provider.token_url())
+        .unwrap()
+        .port()
+        .unwrap()
+        .to_string();
+    let client_spans: Vec<&SpanRecord> = all
+        .iter()
+        .filter(|s| s.get("otel.kind") == Some("client"))
+        .collect();
+    assert_eq!(client_spans.len(), 6, "{client_spans:#?}");
+    for s in &client_spans {
+        let method = s.get("http.request.method").unwrap();
+        assert!(semconv::METHODS.contains(&method), "{s:?}");
+        assert_eq!(s.name, method, "a client span is named by its method");
+        assert_eq!(s.parent, Some(span::PROVIDER_REQUEST), "{s:?}");
+        for attribute in semconv::REQUIRED {
+            assert!(s.get(attribute).is_some(), "no {attribute}: {s:?}");
+        }
+        for name in s.fields.keys().filter(|k| !k.starts_with("otel.")) {
+            assert!(
+                semconv::REQUIRED.contains(&name.as_str())
+                    || semconv::OPTIONAL.contains(&name.as_str()),
+                "{name} is not an HTTP client span attribute"
+            );
+        }
+        assert_fields(
+            s,
+            &[
+                ("server.address", "127.0.0.1"),
+                ("server.port", &port),
+                ("url.scheme", "http"),
+            ],
+        );
+        let url = s.get("url.full").unwrap();
+        assert!(url.starts_with(&provider.base_url()), "{url}");
+        assert!(!url.contains(['?', '#', '@']), "{url}");
+        // error.type and an error status only on failure (a 4xx is one for a client); the
+        // first request of a call has no resend count.
+        match s.get("http.response.status_code") {
+            Some("200") => {
+                assert_eq!(s.get("error.type"), None, "{s:?}");
+                assert_eq!(s.get("otel.status_code"), None, "{s:?}");
+            }
+            Some("404") if url.contains("/.well-known/oauth-authorization-server") => {
+                assert!(s.get("error.type").is_some(), "{s:?}");
+                assert_eq!(s.get("otel.status_code"), Some("ERROR"), "{s:?}");
+            }
+            _ => panic!("{s:?}"),
+        }
+        assert_eq!(s.get("http.request.resend_count"), None, "{s:?}");
+    }
+    let methods: Vec<_> = client_spans.iter().map(|s| s.name).collect();
+    assert_eq!(methods, ["GET", "GET", "POST", "GET", "POST", "POST"]);
+    let every = spans.all();
+    for (i, call) in every.iter().enumerate() {
+        if call.name != span::PROVIDER_REQUEST {
+            continue;
+        }
+        assert_eq!(
+            call.get("otel.kind"),
+            None,
+            "the call's span is not a client span"
+        );
+        let sent = every.iter().filter(|s| s.parent_index == Some(i)).count();
+        assert_eq!(call.get("attempts"), Some("1"), "{call:?}");
+        assert_eq!(sent, 1, "one client span per request sent: {call:?}");
+    }
+    let waits = spans.named(span::TOKEN_WAIT);
+    let reasons: Vec<_> = waits.iter().map(|w| w.get("reason").unwrap()).collect();
+    assert_eq!(reasons, ["expired", "rejected"], "{waits:?}");
+
+    // No secret anywhere: the client secret, the PKCE verifier, state, nonce, the code and
+    // every token issued.
+    let mut secrets = vec![TestProvider::CLIENT_SECRET.to_owned()];
+    for key in ["verifier", "state", "nonce"] {
+        secrets.extend(pending_secrets[key].as_str().map(str::to_owned));
+    }
+    for form in provider.token_forms() {
+        secrets.extend(form.get("code").cloned());
+        secrets.extend(form.get("refresh_token").cloned());
+    }
+    let token = login.current().unwrap();
+    secrets.push(token.access_token().secret().to_owned());
+    secrets.extend(token.refresh_token().map(|r| r.secret().to_owned()));
+    #[allow(unused_mut)]
+    let mut values = spans.values();
+    #[cfg(feature = "metrics")]
+    {
+        values.extend(metrics::assert_conventions(&mut totals, client_spans.len()));
+    }
+    assert_no_secret_in(&values, secrets);
 }
 
 /// Every recorded span field, for the secrets check.
 fn span_values(spans: &Spans) -> Vec<String> {
-    let spans = spans.0.lock().unwrap();
-    spans
-        .iter()
-        .flat_map(|s| s.fields.values().cloned())
-        .collect()
+    spans.values()
 }
 
 #[cfg(feature = "metrics")]
 mod metrics {
     use super::*;
+    use std::collections::BTreeMap;
+
+    use ::metrics::Unit;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
     /// Counter totals and histogram values by `name{label=value,...}` (labels sorted), added
     /// up over snapshots: a snapshot resets what it reads.
-    struct Totals {
+    pub(super) struct Totals {
         snapshotter: Snapshotter,
         counters: BTreeMap<String, u64>,
         histograms: BTreeMap<String, Vec<f64>>,
-        labels: Vec<String>,
+        /// Every label seen, as `(metric, "key=value")`.
+        labels: Vec<(String, String)>,
+        /// Each metric's unit and description, as described to the recorder.
+        described: BTreeMap<String, (Option<Unit>, Option<String>)>,
     }
 
     impl Totals {
-        fn new(recorder: &DebuggingRecorder) -> Self {
+        pub(super) fn new(recorder: &DebuggingRecorder) -> Self {
             Totals {
                 snapshotter: recorder.snapshotter(),
                 counters: BTreeMap::new(),
                 histograms: BTreeMap::new(),
                 labels: Vec::new(),
+                described: BTreeMap::new(),
             }
         }
 
         fn update(&mut self) {
-            for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            for (key, unit, description, value) in self.snapshotter.snapshot().into_vec() {
                 let (_, key) = key.into_parts();
+                self.described.insert(
+                    key.name().to_owned(),
+                    (unit, description.map(|d| d.to_string())),
+                );
                 let mut labels: Vec<String> = key
                     .labels()
                     .map(|l| format!("{}={}", l.key(), l.value()))
                     .collect();
                 labels.sort();
-                self.labels.extend(labels.iter().cloned());
+                self.labels
+                    .extend(labels.iter().map(|l| (key.name().to_owned(), l.clone())));
                 let name = format!("{}{{{}}}", key.name(), labels.join(","));
                 match value {
                     DebugValue::Counter(n) => *self.counters.entry(name).or_default() += n,
@@ -477,9 +693,12 @@ mod metrics {
         }
         let labels = totals.labels.clone();
         let mut values = span_values(&spans);
-        values.extend(labels.iter().cloned());
+        values.extend(labels.iter().map(|(_, l)| l.clone()));
         assert_no_secret_in(&values, secrets);
-        for label in &labels {
+        let own = labels
+            .iter()
+            .filter(|(metric, _)| metric.starts_with("authed_"));
+        for (_, label) in own {
             let (key, value) = label.split_once('=').unwrap();
             assert!(["grant", "outcome", "kind"].contains(&key), "{label}");
             assert!(
@@ -487,5 +706,61 @@ mod metrics {
                 "{label}"
             );
         }
+    }
+
+    /// The metrics of a run whose `requests` HTTP requests all succeeded: every name is a
+    /// published constant and described with its unit, and `http.client.request.duration` has
+    /// one value per request, with the conventions' attributes. Returns every label value.
+    pub(super) fn assert_conventions(totals: &mut Totals, requests: usize) -> Vec<String> {
+        use authed::observability::metric;
+        totals.update();
+        let published = [
+            (metric::HTTP_CLIENT_REQUEST_DURATION, Unit::Seconds),
+            (metric::TOKEN_REQUESTS, Unit::Count),
+            (metric::TOKEN_REQUEST_FAILURES, Unit::Count),
+            (metric::TOKEN_REQUEST_DURATION, Unit::Seconds),
+            (metric::CACHE_HITS, Unit::Count),
+            (metric::CACHE_MISSES, Unit::Count),
+            (metric::UNAUTHORIZED_RETRIES, Unit::Count),
+            (metric::BACKGROUND_REFRESHES, Unit::Count),
+        ];
+        assert!(totals.described.len() >= 6, "{:#?}", totals.described);
+        for (name, (unit, description)) in &totals.described {
+            let Some((_, expected)) = published.iter().find(|(n, _)| n == name) else {
+                panic!("an unpublished metric: {name}");
+            };
+            assert_eq!(unit.as_ref(), Some(expected), "{name}");
+            assert!(description.as_ref().is_some_and(|d| d.len() > 10), "{name}");
+        }
+        let durations: Vec<(&String, &Vec<f64>)> = totals
+            .histograms
+            .iter()
+            .filter(|(k, _)| k.starts_with("http.client.request.duration{"))
+            .collect();
+        let values: usize = durations.iter().map(|(_, v)| v.len()).sum();
+        assert_eq!(values, requests, "{durations:#?}");
+        for (key, _) in &durations {
+            for required in [
+                "http.request.method=",
+                "server.address=127.0.0.1",
+                "server.port=",
+            ] {
+                assert!(key.contains(required), "{key}");
+            }
+            assert!(
+                key.contains("http.response.status_code=200")
+                    || key.contains("http.response.status_code=404"),
+                "{key}"
+            );
+        }
+        let semconv_labels = totals
+            .labels
+            .iter()
+            .filter(|(m, _)| m == metric::HTTP_CLIENT_REQUEST_DURATION);
+        for (_, label) in semconv_labels {
+            let (key, _) = label.split_once('=').unwrap();
+            assert!(super::semconv::METRIC_ATTRIBUTES.contains(&key), "{label}");
+        }
+        totals.labels.iter().map(|(_, l)| l.clone()).collect()
     }
 }

@@ -22,7 +22,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 /// A DPoP-bound token (ES256) or a Bearer one, from a source that never refreshes.
 fn token(dpop: bool) -> StaticToken {
     let token = Token::new(AccessToken::new("at-redirect-secret"));
-    StaticToken::new(if dpop {
+    StaticToken::from_token(if dpop {
         token
             .with_token_type("DPoP")
             .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()))

@@ -479,7 +479,7 @@ async fn point6_a_plain_http_redirect_uri_is_refused_and_each_opt_out_warns_once
     let w = warnings(&capture);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("danger_allow_insecure_http"), "{w:?}");
-    let source = authed::StaticToken::new(authed::Token::new(authed::AccessToken::new("t")));
+    let source = authed::StaticToken::new("t");
     AuthedClient::builder(source.clone())
         .danger_allow_any_https_origin()
         .build()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::time::UNIX_EPOCH;
 
 use authed::testing::{ManualClock, TestProvider};
-use authed::{Error, OAuthConfig, StaticToken, SubjectToken, Token, TokenSource, token_types};
+use authed::{Error, OAuthConfig, StaticToken, SubjectToken, TokenSource, token_types};
 
 fn tempdir() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,7 +102,7 @@ async fn the_subject_can_be_another_source_and_an_actor_can_be_named() {
     let provider = TestProvider::start().await;
     let config = config(&provider);
     let user = Arc::new(config.client_credentials().scopes(["user"]).build());
-    let actor = StaticToken::new(Token::new(authed::AccessToken::new("actor-jwt")));
+    let actor = StaticToken::new("actor-jwt");
     let source = config
         .token_exchange(SubjectToken::source(user.clone()))
         .actor_token(SubjectToken::source(Arc::new(actor)).token_type(token_types::JWT))

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::jose::DpopKey;
 use crate::provider_codes::DeadGrant;
 use crate::retry::{Gate, RetryPolicy, parse_retry_after};
-use crate::telemetry::{self, Call};
+use crate::telemetry::{self, Call, UrlForLogs as Redacted};
 use crate::token::{ClientSecret, Token};
 
 /// HTTP plumbing shared by every endpoint of one client registration.
@@ -173,16 +173,21 @@ async fn fetch(
 ) -> Result<Answer, Error> {
     tracing::debug!(endpoint = %Redacted(url), "GET request");
     tracing::Span::current().record("attempts", 1u32);
-    let resp = http
-        .get(url.clone())
-        .timeout(timeout)
-        .headers(headers)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
+    let request = async {
+        let resp = http
+            .get(url.clone())
+            .timeout(timeout)
+            .headers(headers)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(Error::transport)?;
+        check(resp.headers())?;
+        read_answer(resp, &[]).await
+    };
+    telemetry::Attempt::get(url)
+        .run(request, |answer| answer.status)
         .await
-        .map_err(Error::transport)?;
-    check(resp.headers())?;
-    read_answer(resp, &[]).await
 }
 
 impl Endpoint {
@@ -314,14 +319,14 @@ impl Endpoint {
     }
 
     /// [`post_form`](Self::post_form) for a request without a grant type that is safe to
-    /// send twice (the device authorization request), retried under the retry policy.
+    /// send twice (device authorization, introspection), retried under the retry policy.
     pub(crate) async fn post_form_retrying(
         &self,
+        call: Call,
         url: &url::Url,
         form: Form,
     ) -> Result<Answer, Error> {
-        self.send(Call::DeviceAuthorization, url, form, Replay::Safe, None)
-            .await
+        self.send(call, url, form, Replay::Safe, None).await
     }
 
     /// One call in its span: see [`observed`].
@@ -391,8 +396,11 @@ impl Endpoint {
             }
             *sent += 1;
             let mut got_nonce = false;
-            let result = self
-                .send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce)
+            let result = telemetry::Attempt::post(url, *sent - 1)
+                .run(
+                    self.send_once(url, form.clone(), &gate_key, dpop, &mut got_nonce),
+                    |answer| answer.status,
+                )
                 .await;
             match result {
                 // The server refused the request before acting on it (RFC 9449 §8): safe to
@@ -601,19 +609,5 @@ fn may_have_been_processed(e: &Error) -> bool {
             .downcast_ref::<reqwest::Error>()
             .is_some_and(reqwest::Error::is_connect),
         _ => false,
-    }
-}
-
-/// Shows a URL without its query and fragment, which can carry secrets.
-struct Redacted<'a>(&'a url::Url);
-
-impl std::fmt::Display for Redacted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}{}",
-            self.0.origin().ascii_serialization(),
-            self.0.path()
-        )
     }
 }

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::{TokenFuture, TokenSource};
-use crate::store::TokenStore;
+use crate::store::{IntoTokenStore, TokenStore};
 use crate::token::Token;
 
 /// Tokens for the client itself, with the client credentials grant (RFC 6749 §4.4): the
@@ -78,8 +78,8 @@ impl ClientCredentialsBuilder {
 
     /// Keeps tokens in `store`, so a restart reuses a still-valid token instead of asking for
     /// a new one.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+    pub fn store(mut self, store: impl IntoTokenStore) -> Self {
+        self.store = Some(store.into_token_store());
         self
     }
 

@@ -166,7 +166,11 @@ impl DeviceAuthorization {
         let answer = self
             .config
             .endpoint()
-            .post_form_retrying(&self.device_authorization_url, form)
+            .post_form_retrying(
+                crate::telemetry::Call::DeviceAuthorization,
+                &self.device_authorization_url,
+                form,
+            )
             .await?;
         let status = answer.status;
         let required = |key: &str| {

@@ -12,7 +12,7 @@ use crate::jose::jws::Signer;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
-use crate::store::TokenStore;
+use crate::store::{IntoTokenStore, TokenStore};
 use crate::token::Token;
 
 /// `grant_type` of the JWT bearer grant (RFC 7523 §2.1).
@@ -35,11 +35,12 @@ const GRANT_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 ///
 /// ```
 /// # async fn run() -> Result<(), authed::Error> {
-/// use authed::testing::TestProvider;
+/// use authed::testing::{TestProvider, new_private_key_pem};
 /// use authed::{OAuthConfig, SigningAlgorithm, SigningKey, TokenSource};
 ///
 /// let provider = TestProvider::start().await;
-/// let key = SigningKey::generate(SigningAlgorithm::EdDSA)?;
+/// // A new key for the test; yours comes from a file (`std::fs::read("robot.pem")?`).
+/// let key = SigningKey::from_pem(new_private_key_pem(SigningAlgorithm::EdDSA).as_bytes())?;
 /// provider.register_client_key("robot@example.com", key.public_jwk());
 ///
 /// let config = OAuthConfig::builder(provider.token_url()).client_id("").build()?;
@@ -138,8 +139,8 @@ impl JwtBearerBuilder {
     }
 
     /// Keeps tokens in `store`, so a restart reuses a still-valid token.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+    pub fn store(mut self, store: impl IntoTokenStore) -> Self {
+        self.store = Some(store.into_token_store());
         self
     }
 

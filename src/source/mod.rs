@@ -38,13 +38,9 @@ mod tests {
 
     #[test]
     fn a_shared_source_is_not_wrapped_again() {
-        let source: Arc<dyn TokenSource> = Arc::new(StaticToken::new(Token::new(
-            crate::token::AccessToken::new("t"),
-        )));
+        let source: Arc<dyn TokenSource> = Arc::new(StaticToken::new("t"));
         assert!(Arc::ptr_eq(&shared(source.clone()), &source));
-        let other = shared(StaticToken::new(Token::new(
-            crate::token::AccessToken::new("t"),
-        )));
+        let other = shared(StaticToken::new("t"));
         assert!(!Arc::ptr_eq(&other, &source));
     }
 

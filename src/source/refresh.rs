@@ -25,14 +25,12 @@ use crate::token::Token;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), authed::Error> {
-/// use std::sync::Arc;
 /// use authed::{MemoryStore, OAuthConfig, TokenSource};
 ///
 /// let config = OAuthConfig::builder("https://auth.example.com/oauth/token")
 ///     .client_id("my-cli")
 ///     .build()?;
-/// let store = Arc::new(MemoryStore::new());
-/// match config.refresh_token_source().store(store).from_store().await? {
+/// match config.refresh_token_source().store(MemoryStore::new()).from_store().await? {
 ///     Some(login) => { let _token = login.token().await?; }
 ///     None => println!("not signed in"),
 /// }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::config::OAuthConfig;
 use crate::error::Error;
 use crate::source::RefreshTokenSource;
-use crate::store::TokenStore;
+use crate::store::{IntoTokenStore, TokenStore};
 
 /// The logins of the users of a web app (or any app serving many users), by store key:
 /// what Duende's user-token management and Authlib's framework integrations keep per user.
@@ -50,13 +50,12 @@ use crate::store::TokenStore;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), authed::Error> {
-/// use std::sync::Arc;
 /// use authed::{MemoryStore, OAuthConfig, UserSources};
 ///
 /// let config = OAuthConfig::builder("https://auth.example.com/oauth/token")
 ///     .client_id("web-app")
 ///     .build()?;
-/// let users = UserSources::builder(config, Arc::new(MemoryStore::new())).build();
+/// let users = UserSources::builder(config, MemoryStore::new()).build();
 /// // Nobody signed in under this key yet.
 /// assert!(users.get("user:42").await?.is_none());
 /// # Ok(()) }
@@ -113,10 +112,10 @@ impl UserSources {
     pub const DEFAULT_MAX_USERS: usize = 100_000;
 
     /// A registry of the logins of `config`'s client, kept in `store`.
-    pub fn builder(config: OAuthConfig, store: Arc<dyn TokenStore>) -> UserSourcesBuilder {
+    pub fn builder(config: OAuthConfig, store: impl IntoTokenStore) -> UserSourcesBuilder {
         UserSourcesBuilder {
             config,
-            store,
+            store: store.into_token_store(),
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_users: Self::DEFAULT_MAX_USERS,
         }

@@ -28,8 +28,8 @@ macro_rules! login_setters {
     () => {
         /// Keeps the login in `store`: rotated refresh tokens are saved there before use, and
         /// a restart finds the login again.
-        pub fn store(mut self, store: std::sync::Arc<dyn crate::store::TokenStore>) -> Self {
-            self.login.store = Some(store);
+        pub fn store(mut self, store: impl crate::store::IntoTokenStore) -> Self {
+            self.login.store = Some(crate::store::IntoTokenStore::into_token_store(store));
             self
         }
 

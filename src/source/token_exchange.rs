@@ -11,7 +11,7 @@ use crate::future::BoxFuture;
 use crate::source::cache::{Grant, Persist, TokenCache};
 use crate::source::client_credentials::cache_key;
 use crate::source::{TokenFuture, TokenSource};
-use crate::store::TokenStore;
+use crate::store::{IntoTokenStore, TokenStore};
 use crate::token::Token;
 
 /// `grant_type` of the token exchange (RFC 8693 §2.1).
@@ -219,8 +219,8 @@ impl TokenExchangeBuilder {
     }
 
     /// Keeps tokens in `store`, so a restart reuses a still-valid token.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+    pub fn store(mut self, store: impl IntoTokenStore) -> Self {
+        self.store = Some(store.into_token_store());
         self
     }
 

@@ -170,14 +170,33 @@ impl std::fmt::Debug for TokenFuture<'_> {
 }
 
 /// A source that always returns the same token: for tests, and for APIs with long-lived
-/// tokens issued out of band.
+/// tokens issued out of band (a personal access token, an API key sent as a Bearer token).
+///
+/// ```
+/// use authed::{AccessToken, StaticToken, Token};
+///
+/// let source = StaticToken::new("a-personal-access-token");
+/// // Or a whole token: an expiry, a DPoP key, ...
+/// let source = StaticToken::from_token(Token::new(AccessToken::new("a-personal-access-token")));
+/// ```
 #[derive(Debug, Clone)]
 pub struct StaticToken(Arc<Token>);
 
 impl StaticToken {
-    /// A source for `token`.
-    pub fn new(token: Token) -> Self {
+    /// A source for the access token `access_token`, sent as a Bearer token, never expiring.
+    pub fn new(access_token: impl Into<String>) -> Self {
+        StaticToken::from_token(Token::new(crate::token::AccessToken::new(access_token)))
+    }
+
+    /// A source for `token`, as it is.
+    pub fn from_token(token: Token) -> Self {
         StaticToken(Arc::new(token))
+    }
+}
+
+impl From<Token> for StaticToken {
+    fn from(token: Token) -> Self {
+        StaticToken::from_token(token)
     }
 }
 

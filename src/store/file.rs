@@ -40,10 +40,14 @@ use crate::token::{RefreshToken, Token};
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), authed::Error> {
-/// use std::sync::Arc;
-/// use authed::{FileStore, TokenStore};
+/// use authed::{FileStore, OAuthConfig};
 ///
-/// let store: Arc<dyn TokenStore> = Arc::new(FileStore::new("/home/me/.config/my-cli/tokens.json"));
+/// let config = OAuthConfig::builder("https://auth.example.com/oauth/token")
+///     .client_id("my-cli")
+///     .build()?;
+/// let store = FileStore::new("/home/me/.config/my-cli/tokens.json");
+/// let login = config.refresh_token_source().store(store).from_store().await?;
+/// # let _ = login;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "file-store")]
 mod file;
+mod into_token_store;
 #[cfg(feature = "keyring")]
 mod keyring;
 mod memory;
@@ -13,6 +14,7 @@ mod token_store;
 
 #[cfg(feature = "file-store")]
 pub use file::FileStore;
+pub use into_token_store::IntoTokenStore;
 #[cfg(feature = "keyring")]
 pub use keyring::KeyringStore;
 pub use memory::MemoryStore;

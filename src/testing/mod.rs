@@ -22,9 +22,10 @@
 //!
 //! By role: [`TestProvider`]'s state (`state`), its endpoints (`token_endpoint`,
 //! `assertions`, `dpop`, `id_token`, `endpoints`, `introspection`, `userinfo`, `end_session`,
-//! `registration`), the protected API
-//! (`api`), starting it (`provider`); [`ManualClock`]; the store conformance suite; entry
-//! points for fuzzing the crate's parsers ([`fuzz`]). This file only declares and re-exports.
+//! `registration`), the protected API (`api`), starting it (`provider`), playing the user's
+//! browser in a sign-in (`browser`), key files made on demand (`key_files`); [`ManualClock`];
+//! the store conformance suite; entry points for fuzzing the crate's parsers ([`fuzz`]). This
+//! file only declares and re-exports.
 
 // A test double: a request it cannot serve is a failed test, so, like test code, it may
 // unwrap, expect, panic and index.
@@ -38,6 +39,7 @@
 
 mod api;
 mod assertions;
+mod browser;
 mod client_registry;
 mod clock;
 mod conformance;
@@ -49,6 +51,7 @@ pub mod fuzz;
 mod http;
 mod id_token;
 mod introspection;
+mod key_files;
 mod keys;
 mod provider;
 mod registration;
@@ -58,4 +61,5 @@ mod userinfo;
 
 pub use clock::ManualClock;
 pub use conformance::{store_conformance, store_lock_conformance};
+pub use key_files::new_private_key_pem;
 pub use state::{IdTokenForgery, TestProvider};
