@@ -11,9 +11,12 @@
 //! Vault and Vault hand out JWKs → `PublicJwk::from_json`).
 //!
 //! ```sh
-//! cargo run --features testing --example remote_signer
+//! cargo run --example remote_signer --features testing
 //! ```
 
+mod support;
+
+use std::process::ExitCode;
 use std::time::Duration;
 
 use authed::testing::TestProvider;
@@ -112,7 +115,11 @@ impl JwsSigner for RemoteKey {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (service, client_jwk, dpop_jwk) = start_key_service();
     let client_key = RemoteKey {
         name: "client-assertions",
