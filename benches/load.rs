@@ -191,7 +191,7 @@ async fn make_clients(provider: &TestProvider) -> Vec<Client> {
 }
 
 /// An authed client whose tokens are DPoP-bound, for the per-request cost of a proof.
-fn dpop_client(provider: &TestProvider, algorithm: authed::DpopAlgorithm) -> Client {
+fn dpop_client(provider: &TestProvider, algorithm: authed::SigningAlgorithm) -> Client {
     let config = OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
@@ -199,7 +199,7 @@ fn dpop_client(provider: &TestProvider, algorithm: authed::DpopAlgorithm) -> Cli
         .build()
         .expect("config");
     let name = match algorithm {
-        authed::DpopAlgorithm::EdDsa => "dpop-eddsa",
+        authed::SigningAlgorithm::EdDSA => "dpop-eddsa",
         _ => "dpop",
     };
     Client::Dpop(
@@ -580,8 +580,8 @@ async fn run() {
         // profiler: `benches/callgrind.sh` (see BENCHMARKS.md).
         let provider = Arc::new(TestProvider::start().await);
         let mut clients = make_clients(&provider).await;
-        clients.push(dpop_client(&provider, authed::DpopAlgorithm::Es256));
-        clients.push(dpop_client(&provider, authed::DpopAlgorithm::EdDsa));
+        clients.push(dpop_client(&provider, authed::SigningAlgorithm::ES256));
+        clients.push(dpop_client(&provider, authed::SigningAlgorithm::EdDSA));
         let client = clients
             .iter()
             .find(|c| c.name() == name)

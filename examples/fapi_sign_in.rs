@@ -18,7 +18,7 @@
 
 use authed::testing::TestProvider;
 use authed::{
-    AuthedClient, AuthorizationDetail, DpopAlgorithm, Error, Fapi2, FapiDuty, OAuthConfig,
+    AuthedClient, AuthorizationDetail, Error, Fapi2, FapiDuty, OAuthConfig, SigningAlgorithm,
     SigningKey, TokenSource,
 };
 use serde_json::json;
@@ -46,7 +46,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .client_id("payments-app")
         .client_secret("s3cret")
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build();
     match refused {
@@ -58,7 +58,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .client_id("payments-app")
         .private_key(key)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build()?;
     let payment = AuthorizationDetail::new("payment_initiation")

@@ -11,7 +11,7 @@
 //! ```
 
 use authed::testing::TestProvider;
-use authed::{AfterResponse, AuthHeaders, DpopAlgorithm, OAuthConfig};
+use authed::{AfterResponse, AuthHeaders, OAuthConfig, SigningAlgorithm};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -32,7 +32,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
         // DPoP-bound tokens: each request also needs a proof for its method and URL.
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()?;
     let auth = AuthHeaders::builder(config.client_credentials().build())
         .allow_origin(provider.api_url())

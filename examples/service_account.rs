@@ -32,7 +32,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pem = new_private_key_pem(SigningAlgorithm::RS256);
     let public = SigningKey::from_pem(pem.as_bytes())?
         .with_kid("8a1b")
-        .public_jwk();
+        .public_jwk()
+        .clone();
     provider.register_client_key(EMAIL, public);
     let dir = std::env::temp_dir().join(format!("authed-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -12,6 +12,7 @@
 //! [`AuthedClient`]: crate::AuthedClient
 //! [`AuthHeaders`]: crate::AuthHeaders
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -50,7 +51,7 @@ impl Credentials {
 
 /// What attaches `token` to a request of `method` to `target`: the one place a token is
 /// turned into request headers (a DPoP proof, when there is one, is made here too).
-pub(crate) fn attach(
+pub(crate) async fn attach(
     method: &Method,
     target: Target<'_>,
     token: &Token,
@@ -68,17 +69,23 @@ pub(crate) fn attach(
     })?;
     let proof = match token.dpop_key() {
         None => None,
-        Some(_) => match target {
-            Target::Url(url) => dpop::proof_for(method, url, token),
-            Target::Uri(uri) => match absolute_url(target) {
-                Some(url) => dpop::proof_for(method, &url, token),
-                None if uri.authority().is_none() => Err(Error::config(
-                    "a DPoP proof names the request's absolute URL (htu); this request \
-                         has only a path",
-                )),
-                None => Err(Error::config("a DPoP proof needs a parsable request URL")),
-            },
-        }?,
+        Some(_) => {
+            let url = match target {
+                Target::Url(url) => Cow::Borrowed(url),
+                Target::Uri(uri) => match absolute_url(target) {
+                    Some(url) => Cow::Owned(url),
+                    None if uri.authority().is_none() => {
+                        return Err(Error::config(
+                            "a DPoP proof names the request's absolute URL (htu); this request \
+                             has only a path",
+                        ));
+                    }
+                    None => return Err(Error::config("a DPoP proof needs a parsable request URL")),
+                },
+            };
+            // Boxed: the signer may be remote, and the Bearer path's future stays small.
+            Box::pin(dpop::proof_for(method, &url, token)).await?
+        }
     };
     Ok(Credentials {
         authorization,
@@ -190,7 +197,9 @@ pub(crate) async fn send<E: Exchange + Send>(
         (Some(_), None) => absolute_url(E::target(&request)),
         _ => None,
     };
-    authorize::<E>(&mut request, &token).map_err(E::fail)?;
+    authorize::<E>(&mut request, &token)
+        .await
+        .map_err(E::fail)?;
     let response = exchange.send(request).await?;
     let answer = E::answer(&response);
     let sent_to = match &replay {
@@ -221,8 +230,10 @@ fn answered_where_sent(sent_to: Option<&Url>, answer: &Answer<'_>) -> bool {
     }
 }
 
-fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(), Error> {
-    attach(E::method(request), E::target(request), token)?.apply(E::headers_mut(request));
+async fn authorize<E: Exchange>(request: &mut E::Request, token: &Token) -> Result<(), Error> {
+    attach(E::method(request), E::target(request), token)
+        .await?
+        .apply(E::headers_mut(request));
     Ok(())
 }
 
@@ -277,7 +288,9 @@ async fn after_answer<E: Exchange + Send>(
             refused.replayable = false;
             E::fail(Error::Unauthorized(refused))
         })?;
-        authorize::<E>(&mut again, &call.token).map_err(E::fail)?;
+        authorize::<E>(&mut again, &call.token)
+            .await
+            .map_err(E::fail)?;
         response = exchange.send(again).await?;
     }
 }
@@ -340,7 +353,7 @@ async fn follow<E: Exchange + Send>(
             headers.remove(header::PROXY_AUTHORIZATION);
         }
         template = E::try_clone(&next);
-        authorize::<E>(&mut next, token).map_err(E::fail)?;
+        authorize::<E>(&mut next, token).await.map_err(E::fail)?;
         tracing::debug!(status = status.as_u16(), "following a redirect");
         response = exchange.send(next).await?;
         if token.dpop_key().is_some() {

@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::{HeaderMap, HeaderValue};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::error::Error;
@@ -32,14 +31,33 @@ pub(crate) const MAX_NONCE_LEN: usize = 512;
 pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 impl DpopKey {
+    /// A signed DPoP proof (RFC 9449 §4.2) for one request of `method` to `url`, with `ath`
+    /// when `access_token` is given (a resource request), and the latest nonce `url`'s origin
+    /// sent: the `DPoP` header's value. `authed` makes these itself for every request it sends;
+    /// this is for a request sent by other means (a WebSocket upgrade, another HTTP client).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Signing`] when the key's signer fails; [`Error::Config`] when the URL cannot
+    /// be put in a header.
+    pub async fn proof(
+        &self,
+        method: &str,
+        url: &Url,
+        access_token: Option<&str>,
+    ) -> Result<HeaderValue, Error> {
+        let ath = access_token.map(ath_of);
+        self.proof_with_ath(method, url, ath.as_deref()).await
+    }
+
     /// A signed proof for one request. `ath` is set for resource requests: the token's hash,
-    /// made once per token ([`ath`]).
+    /// made once per token ([`ath_of`], kept by the token).
     ///
     /// Per request, only what differs is made: the claims (`jti` from the key's prefix and
     /// counter, `htm`, `htu` borrowed from the URL, `iat`, the cached `ath`, the origin's
     /// nonce) are written straight into one buffer, encoded after the key's cached header,
     /// and signed; the proof becomes the header value without another copy.
-    pub(crate) fn proof(
+    pub(crate) async fn proof_with_ath(
         &self,
         method: &str,
         url: &Url,
@@ -65,14 +83,7 @@ impl DpopKey {
             ath,
             nonce.as_deref(),
         )?;
-        let header = &self.material.header;
-        let mut jwt = String::with_capacity(header.len() + claims.len() * 4 / 3 + 100);
-        jwt.push_str(header);
-        jwt.push('.');
-        B64.encode_string(&claims, &mut jwt);
-        let signature = self.sign(jwt.as_bytes())?;
-        jwt.push('.');
-        B64.encode_string(&signature, &mut jwt);
+        let jwt = self.sign_proof(&claims).await?;
         let mut value = HeaderValue::try_from(jwt).map_err(|_| {
             Error::config("a DPoP proof is not a header value (a URL with odd characters?)")
         })?;
@@ -181,7 +192,7 @@ fn is_origin_of(origin: &str, url: &Url) -> bool {
 
 /// A token's `ath`: base64url(SHA-256(access token)), RFC 9449 §4.2.
 fn ath_of(access_token: &str) -> String {
-    B64.encode(Sha256::digest(access_token.as_bytes()))
+    B64.encode(crate::jose::sha256(access_token.as_bytes()))
 }
 
 fn origin_of(url: &Url) -> String {
@@ -191,15 +202,18 @@ fn origin_of(url: &Url) -> String {
 /// The request rules' one DPoP step: for a DPoP-bound token, the `DPoP` header's proof for
 /// this request (with `ath`); `None` for a bearer token. The `Authorization: DPoP <token>`
 /// header comes with the token's scheme.
-pub(crate) fn proof_for(
+pub(crate) async fn proof_for(
     method: &http::Method,
     url: &Url,
     token: &Token,
 ) -> Result<Option<HeaderValue>, Error> {
-    token
-        .dpop_key()
-        .map(|key| key.proof(method.as_str(), url, Some(token.ath(ath_of))))
-        .transpose()
+    match token.dpop_key() {
+        Some(key) => key
+            .proof_with_ath(method.as_str(), url, Some(token.ath(ath_of)))
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
 }
 
 /// What a response said about nonces.
@@ -236,7 +250,15 @@ pub(crate) fn after_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::DpopAlgorithm;
+    use crate::jose::SigningAlgorithm;
+
+    fn proof(key: &DpopKey, method: &str, url: &Url, token: Option<&str>) -> HeaderValue {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(key.proof(method, url, token))
+            .unwrap()
+    }
 
     fn decode(part: &str) -> serde_json::Value {
         serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
@@ -244,24 +266,24 @@ mod tests {
 
     #[test]
     fn proofs_have_every_claim_and_a_unique_jti() {
-        for alg in [DpopAlgorithm::Es256, DpopAlgorithm::EdDsa] {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
             let key = DpopKey::generate(alg).unwrap();
             let url = Url::parse("https://api.example.com/a/b?q=secret#frag").unwrap();
-            let one = key.proof("GET", &url, Some(&ath_of("token"))).unwrap();
-            let two = key.proof("GET", &url, None).unwrap();
+            let one = proof(&key, "GET", &url, Some("token"));
+            let two = proof(&key, "GET", &url, None);
             assert!(one.is_sensitive());
             let parts: Vec<_> = one.to_str().unwrap().split('.').collect();
             let header = decode(parts[0]);
             assert_eq!(header["typ"], "dpop+jwt");
             assert_eq!(header["alg"], alg.as_str());
-            assert_eq!(header["jwk"].to_string(), key.public_jwk());
+            assert_eq!(header["jwk"], key.public_jwk().members());
             assert!(header["jwk"].get("d").is_none());
             let claims = decode(parts[1]);
             assert_eq!(claims["htm"], "GET");
             assert_eq!(claims["htu"], "https://api.example.com/a/b");
             assert_eq!(
                 claims["ath"],
-                B64.encode(Sha256::digest(b"token")),
+                B64.encode(crate::jose::sha256(b"token")),
                 "ath = base64url(SHA-256(token))"
             );
             let claims_two = decode(two.to_str().unwrap().split('.').nth(1).unwrap());
@@ -272,7 +294,7 @@ mod tests {
 
     #[test]
     fn nonces_are_remembered_per_origin() {
-        let key = DpopKey::generate(DpopAlgorithm::EdDsa).unwrap();
+        let key = DpopKey::generate(SigningAlgorithm::EdDSA).unwrap();
         let a = Url::parse("https://a.example/token").unwrap();
         let b = Url::parse("https://b.example/token").unwrap();
         let mut headers = HeaderMap::new();
@@ -280,7 +302,7 @@ mod tests {
         assert_eq!(key.remember_nonce(&a, &headers), Some(true));
         assert_eq!(key.remember_nonce(&a, &headers), Some(false), "not new");
         let nonce_of = |url: &Url| {
-            let proof = key.proof("POST", url, None).unwrap();
+            let proof = proof(&key, "POST", url, None);
             decode(proof.to_str().unwrap().split('.').nth(1).unwrap())
                 .get("nonce")
                 .cloned()

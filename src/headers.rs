@@ -118,7 +118,9 @@ impl AuthHeaders {
             shared.origins.check(Target::Url(&url))?;
             let token = shared.source.token().await?;
             let mut headers = HeaderMap::new();
-            authorize::attach(&method, Target::Url(&url), &token)?.apply(&mut headers);
+            authorize::attach(&method, Target::Url(&url), &token)
+                .await?
+                .apply(&mut headers);
             Ok(RequestAuth {
                 shared,
                 method,
@@ -215,7 +217,8 @@ impl RequestAuth {
         {
             Again::Send => {
                 let mut fresh = HeaderMap::new();
-                authorize::attach(&self.method, Target::Url(&self.url), &self.call.token)?
+                authorize::attach(&self.method, Target::Url(&self.url), &self.call.token)
+                    .await?
                     .apply(&mut fresh);
                 self.headers = fresh;
                 Ok(AfterResponse::SendAgain)

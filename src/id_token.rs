@@ -1,18 +1,19 @@
 //! ID token validation for OpenID Connect sign-ins (OpenID Connect Core §3.1.3.7).
 //!
-//! The JOSE work (JWK parsing, signature verification) is `jose::verify`; the claim rules and
-//! the provider's key set are here, so they use the crate's injectable clock.
+//! The JOSE work (JWK checks, signature verification, the registered claims) is
+//! `jose::verify`, the verifier JARM responses use too; the provider's key set (fetched and
+//! refetched through the endpoint client) and the ID token's own rules (`azp`, `nonce`, `sub`)
+//! are here.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use jsonwebtoken::DecodingKey;
-use jsonwebtoken::jwk::Jwk;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::OAuthConfig;
 use crate::error::{Error, IdTokenError};
-use crate::jose::verify::{self, JwsHeader};
+use crate::jose::PublicJwk;
+use crate::jose::verify::{self, Expected, JwsHeader, JwtError, KeySet};
 
 /// Clock difference tolerated between the provider and this machine for `exp` and `iat`.
 pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -48,14 +49,15 @@ impl std::fmt::Debug for IdTokenClaims {
     }
 }
 
-/// The provider's keys, fetched on first use and again (rate-limited) on an unknown `kid`.
+/// The provider's keys, fetched on first use and again (rate-limited) on an unknown `kid`:
+/// what verifies everything the provider signs (ID tokens, JARM responses).
 #[derive(Default)]
 pub(crate) struct Jwks {
     state: tokio::sync::Mutex<Option<Fetched>>,
 }
 
 struct Fetched {
-    keys: Vec<Jwk>,
+    keys: KeySet,
     at: SystemTime,
 }
 
@@ -66,21 +68,14 @@ impl std::fmt::Debug for Jwks {
 }
 
 impl Jwks {
-    async fn fetch(config: &OAuthConfig) -> Result<Vec<Jwk>, IdTokenError> {
-        let url = config
-            .endpoints()
-            .jwks_url
-            .as_ref()
-            .ok_or(IdTokenError::Jwks)?;
+    async fn fetch(config: &OAuthConfig) -> Result<KeySet, JwtError> {
+        let url = config.endpoints().jwks_url.as_ref().ok_or(JwtError::Jwks)?;
         let answer = config
             .endpoint()
             .get_json(url)
             .await
-            .map_err(|_| IdTokenError::Jwks)?;
-        match answer.fields.get("keys") {
-            Some(Value::Array(keys)) => Ok(verify::parse_keys(keys)),
-            _ => Err(IdTokenError::Jwks),
-        }
+            .map_err(|_| JwtError::Jwks)?;
+        KeySet::from_document(&answer.fields)
     }
 
     /// The keys that may verify a token with `header`'s `kid` and `alg`, fetching the set
@@ -89,8 +84,10 @@ impl Jwks {
         &self,
         config: &OAuthConfig,
         header: &JwsHeader,
-    ) -> Result<Vec<DecodingKey>, IdTokenError> {
-        let pick = |keys: &[Jwk]| verify::matching_keys(keys, header);
+    ) -> Result<Vec<PublicJwk>, JwtError> {
+        let pick = |keys: &KeySet| -> Vec<PublicJwk> {
+            keys.candidates(header).into_iter().cloned().collect()
+        };
         let now = config.clock().now();
         let mut state = self.state.lock().await;
         if let Some(fetched) = state.as_ref() {
@@ -100,7 +97,7 @@ impl Jwks {
                 .is_ok_and(|age| age >= JWKS_REFETCH_INTERVAL);
             if !found.is_empty() || !old {
                 return if found.is_empty() {
-                    Err(IdTokenError::UnknownKey)
+                    Err(JwtError::UnknownKey)
                 } else {
                     Ok(found)
                 };
@@ -110,9 +107,44 @@ impl Jwks {
         let found = pick(&keys);
         *state = Some(Fetched { keys, at: now });
         if found.is_empty() {
-            Err(IdTokenError::UnknownKey)
+            Err(JwtError::UnknownKey)
         } else {
             Ok(found)
+        }
+    }
+
+    /// Verifies `raw`, a JWT the provider signed, against its key set (fetched as needed) and
+    /// `expected`: the allowed algorithms, `iss`, `aud`, `exp` / `nbf` / `iat` with skew. The
+    /// claims, once they may be trusted. ID tokens come through here; so should JARM
+    /// responses (`Expected { require_iat: false, audience: client_id, .. }`).
+    pub(crate) async fn verify(
+        &self,
+        config: &OAuthConfig,
+        raw: &str,
+        expected: &Expected<'_>,
+    ) -> Result<Map<String, Value>, JwtError> {
+        let header = verify::read_header(raw, expected.algorithms)?;
+        let keys = self.candidates(config, &header).await?;
+        let keys: Vec<&PublicJwk> = keys.iter().collect();
+        let claims = verify::verify_signature(raw, &header, &keys)?;
+        verify::check_claims(&claims, expected)?;
+        Ok(claims)
+    }
+}
+
+impl From<JwtError> for IdTokenError {
+    fn from(e: JwtError) -> Self {
+        match e {
+            JwtError::Malformed | JwtError::Encrypted => IdTokenError::Malformed,
+            JwtError::AlgorithmNotAllowed => IdTokenError::AlgorithmNotAllowed,
+            JwtError::UnknownKey => IdTokenError::UnknownKey,
+            JwtError::BadSignature => IdTokenError::BadSignature,
+            JwtError::Issuer => IdTokenError::Issuer,
+            JwtError::Audience => IdTokenError::Audience,
+            JwtError::Expired => IdTokenError::Expired,
+            JwtError::NotYetValid => IdTokenError::NotYetValid,
+            JwtError::IssuedInFuture => IdTokenError::IssuedInFuture,
+            JwtError::Jwks => IdTokenError::Jwks,
         }
     }
 }
@@ -126,9 +158,10 @@ pub(crate) async fn verify_signed(
     jwks: &Jwks,
     raw: &str,
 ) -> Result<Map<String, Value>, IdTokenError> {
-    let header = verify::read_header(raw)?;
+    let header = verify::read_header(raw, verify::DEFAULT_ALGORITHMS)?;
     let keys = jwks.candidates(config, &header).await?;
-    verify::verify_signature(raw, &header, &keys)
+    let keys: Vec<&PublicJwk> = keys.iter().collect();
+    Ok(verify::verify_signature(raw, &header, &keys)?)
 }
 
 /// The `sub` of an ID token this crate validated before and stored with the login, read
@@ -165,41 +198,60 @@ async fn validate_inner(
     raw: &str,
     nonce: &str,
 ) -> Result<IdTokenClaims, IdTokenError> {
-    let claims = verify_signed(config, jwks, raw).await?;
-    let issuer = config.endpoints().issuer.as_deref();
-    if issuer.is_none() || claims.get("iss").and_then(Value::as_str) != issuer {
-        return Err(IdTokenError::Issuer);
+    let issuer = config
+        .endpoints()
+        .issuer
+        .as_deref()
+        .ok_or(IdTokenError::Issuer)?;
+    let expected = expected(issuer, config.client_id(), config.clock().now());
+    let claims = jwks.verify(config, raw, &expected).await?;
+    id_token_claims(claims, config.client_id(), nonce)
+}
+
+/// What an ID token's registered claims must say (OpenID Connect Core §3.1.3.7).
+fn expected<'a>(issuer: &'a str, client_id: &'a str, now: SystemTime) -> Expected<'a> {
+    Expected {
+        algorithms: verify::DEFAULT_ALGORITHMS,
+        issuer,
+        audience: client_id,
+        now,
+        skew: CLOCK_SKEW,
+        require_iat: true,
     }
-    let client_id = config.client_id();
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
+}
+
+/// [`validate`] against a key set in hand: the same checks, for the fuzz target.
+#[cfg(feature = "testing")]
+pub(crate) fn validate_offline(
+    raw: &str,
+    keys: &KeySet,
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+    now: SystemTime,
+) -> Result<IdTokenClaims, IdTokenError> {
+    let claims = verify::verify(raw, keys, &expected(issuer, client_id, now))?;
+    id_token_claims(claims, client_id, nonce)
+}
+
+/// The rules of an ID token beyond the registered claims (OpenID Connect Core §3.1.3.7):
+/// `azp`, `nonce` and `sub`, on claims whose signature, `iss`, `aud` and times are checked.
+pub(crate) fn id_token_claims(
+    claims: Map<String, Value>,
+    client_id: &str,
+    nonce: &str,
+) -> Result<IdTokenClaims, IdTokenError> {
+    let audiences = match claims.get("aud") {
+        Some(Value::Array(a)) => a.len(),
+        _ => 1,
     };
-    let azp = claims.get("azp").map(Value::as_str);
-    let audience_ok = audiences.contains(&client_id)
-        && match azp {
-            Some(azp) => azp == Some(client_id),
-            // Several audiences: `azp` must say which one the token was issued to.
-            None => audiences.len() == 1,
-        };
-    if !audience_ok {
+    let azp_ok = match claims.get("azp") {
+        Some(azp) => azp.as_str() == Some(client_id),
+        // Several audiences: `azp` must say which one the token was issued to.
+        None => audiences == 1,
+    };
+    if !azp_ok {
         return Err(IdTokenError::Audience);
-    }
-    let now = config
-        .clock()
-        .now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    let skew = CLOCK_SKEW.as_secs_f64();
-    match claims.get("exp").and_then(Value::as_f64) {
-        Some(exp) if now < exp + skew => {}
-        _ => return Err(IdTokenError::Expired),
-    }
-    match claims.get("iat").and_then(Value::as_f64) {
-        Some(iat) if iat <= now + skew => {}
-        _ => return Err(IdTokenError::IssuedInFuture),
     }
     let nonce_ok = claims
         .get("nonce")

@@ -85,9 +85,12 @@
 //!   memory when idle), and one shared [`AuthedClient`] sends each request on behalf of a
 //!   user with [`RequestBuilder::source`]: one connection pool, one set of origin rules, the
 //!   401 refresh going to that user's login. `examples/web_login.rs` shows it.
-//! - Beyond shared secrets: [`SigningKey`] (RSA, P-256, Ed25519 from PEM or JWK) for
-//!   `private_key_jwt` ([`OAuthConfigBuilder::private_key`]) and `client_secret_jwt` client
-//!   authentication on every provider request; [`JwtBearer`] (RFC 7523 §2.1) with
+//! - Beyond shared secrets: [`SigningKey`] (RSA, P-256, Ed25519 from PEM, PKCS#8 or JWK, or
+//!   generated) for `private_key_jwt` ([`OAuthConfigBuilder::private_key`]) and
+//!   `client_secret_jwt` client authentication on every provider request; any [`JwsSigner`]
+//!   instead of a `SigningKey`, for a key that stays in a KMS or HSM (the crate's one signer:
+//!   assertions, JWT bearer grants and DPoP proofs all sign through it; [`PublicJwk`] is its
+//!   public key); [`JwtBearer`] (RFC 7523 §2.1) with
 //!   [`providers::GoogleServiceAccount`]; [`TokenExchange`] (RFC 8693) from another source
 //!   or a token file ([`SubjectToken`]), for workload identity federation.
 //! - Workload credentials, each a source over the same cache: [`GcpMetadata`] (the GCP
@@ -100,7 +103,7 @@
 //!   [`ObservedStore`] to be told of every change).
 //! - Sender-constrained tokens: DPoP (RFC 9449) with
 //!   [`OAuthConfigBuilder::dpop`] or [`dpop_key`](OAuthConfigBuilder::dpop_key). A [`DpopKey`]
-//!   (ES256, EdDSA or RS256) signs a proof for every token request (every grant) and every
+//!   (ES256, EdDSA, RS256 or PS256; in memory or [`from_signer`](DpopKey::from_signer)) signs a proof for every token request (every grant) and every
 //!   [`AuthedClient`] request (`Authorization: DPoP`, `ath`); `use_dpop_nonce` is answered
 //!   with one retry per call, the nonce remembered per origin; `dpop_jkt` binds the authorization
 //!   code; the key is stored with the login, so a restarted app refreshes a bound refresh
@@ -158,8 +161,10 @@
 //! | Name | Description | Default |
 //! |---|---|---|
 //! | `default-tls` | HTTPS through reqwest's default TLS backend (rustls) | yes |
+//! | `aws-lc-rs` | JOSE (signing assertions and DPoP proofs, verifying ID tokens, SHA-256) on aws-lc-rs, the library rustls already builds for TLS: one crypto stack | yes |
 //! | `compression` | gzip, deflate and brotli provider answers (Salesforce) are decoded; the 1 MiB cap counts decoded bytes | yes |
-//! | `native-tls` | HTTPS through the platform's TLS library | no |
+//! | `native-tls` | HTTPS through the platform's TLS library (add `rust-crypto` without default features for a build with no aws-lc at all) | no |
+//! | `rust-crypto` | JOSE on the pure-Rust RustCrypto crates, for targets where aws-lc does not build; used only when `aws-lc-rs` is off. Without default features, one of the two is required | no |
 //! | `loopback` | `LoopbackReceiver`: the RFC 8252 loopback redirect receiver (a small axum server) and opening the system browser | no |
 //! | `file-store` | `FileStore`: tokens in a JSON file, replaced atomically, mode 0600, locked across processes (`fs4`) | no |
 //! | `keyring` | `KeyringStore`: tokens in the OS credential store (macOS Keychain, Windows Credential Manager, Linux Secret Service or kernel keyring; `keyring` crate) | no |
@@ -289,7 +294,7 @@ pub use future::BoxFuture;
 pub use headers::{AfterResponse, AuthHeaders, AuthHeadersBuilder, RequestAuth};
 pub use id_token::IdTokenClaims;
 pub use introspect::{Confirmation, Introspection};
-pub use jose::{DpopAlgorithm, DpopKey, SigningAlgorithm, SigningKey};
+pub use jose::{DpopKey, JwsSigner, PublicJwk, SigningAlgorithm, SigningKey};
 pub use login::LostRefresh;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 /// A login's identity and bookkeeping, stored with its token (the `login` field of its JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +237,7 @@ pub(crate) fn is_tombstone_key(key: &str) -> bool {
 /// A refresh token's fingerprint (from its secret): 128 bits of its SHA-256, which identify
 /// it without revealing it.
 pub(crate) fn fingerprint(refresh_token: &str) -> String {
-    let digest = Sha256::digest(refresh_token.as_bytes());
+    let digest = crate::jose::sha256(refresh_token.as_bytes());
     B64.encode(digest.get(..16).unwrap_or_default())
 }
 
@@ -256,7 +255,7 @@ pub(crate) fn random_id() -> String {
             .as_nanos();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let seed = format!("{nanos}-{n}-{}", std::process::id());
-        let digest = Sha256::digest(seed.as_bytes());
+        let digest = crate::jose::sha256(seed.as_bytes());
         bytes.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
     }
     B64.encode(bytes)

@@ -293,6 +293,8 @@ impl OAuthConfigBuilder {
             }
         }
         if let Some(key) = &self.private_key {
+            // A signer that does not fit its key: the error `build` would report.
+            let key = key.as_ref().map_err(Clone::clone)?;
             let wants_key_method = matches!(
                 fields
                     .get("token_endpoint_auth_method")

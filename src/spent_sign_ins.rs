@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use sha2::{Digest as _, Sha256};
-
 /// The sign-ins completed or attempted through every flow of one configuration: a second
 /// completion of the same one is refused without a request, even from a copy of the
 /// [`PendingAuthorization`](crate::PendingAuthorization) (a session store read twice) and through another flow.
@@ -31,7 +29,7 @@ impl SpentSignIns {
     /// Expired entries are swept whenever the memory has doubled since the last sweep, so it
     /// holds at most twice the sign-ins still within their lifetime, at amortized O(1).
     pub(crate) fn spend(&self, state: &str, expires_at: SystemTime, now: SystemTime) -> bool {
-        let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
+        let key = crate::jose::sha256(state.as_bytes());
         let mut spent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if spent.until.len() >= 2 * spent.after_sweep.max(64) {
             spent.until.retain(|_, until| *until >= now);

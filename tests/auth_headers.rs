@@ -3,7 +3,7 @@
 //! that knows nothing of authed; the examples show hyper and ureq.
 
 use authed::testing::TestProvider;
-use authed::{AfterResponse, AuthHeaders, DpopAlgorithm, Error, RequestAuth, StaticToken};
+use authed::{AfterResponse, AuthHeaders, Error, RequestAuth, SigningAlgorithm, StaticToken};
 use http::{Method, StatusCode};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -82,7 +82,7 @@ async fn dpop_headers_carry_a_proof_for_the_method_and_url_and_answer_a_nonce_on
     let config = authed::OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .dpop(DpopAlgorithm::EdDsa)
+        .dpop(SigningAlgorithm::EdDSA)
         .build()
         .unwrap();
     let auth = AuthHeaders::builder(config.client_credentials().build())

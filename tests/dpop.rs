@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use authed::testing::TestProvider;
 use authed::{
-    AuthedClient, DpopAlgorithm, DpopKey, Error, FileStore, MemoryStore, OAuthConfig,
-    OAuthConfigBuilder, StaticToken, Token, TokenSource, TokenStore,
+    AuthedClient, DpopKey, Error, FileStore, MemoryStore, OAuthConfig, OAuthConfigBuilder,
+    SigningAlgorithm, StaticToken, Token, TokenSource, TokenStore,
 };
 
 /// A test key (RSA 2048, generated for these tests only).
@@ -52,8 +52,8 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 async fn proofs_of_every_algorithm_are_verified_and_tokens_bound_to_the_key() {
     let provider = TestProvider::start().await;
     let keys = [
-        DpopKey::generate(DpopAlgorithm::Es256).unwrap(),
-        DpopKey::generate(DpopAlgorithm::EdDsa).unwrap(),
+        DpopKey::generate(SigningAlgorithm::ES256).unwrap(),
+        DpopKey::generate(SigningAlgorithm::EdDSA).unwrap(),
         DpopKey::from_pkcs8_pem(RS256_PEM).unwrap(),
     ];
     for (i, key) in keys.into_iter().enumerate() {
@@ -84,7 +84,7 @@ async fn the_nonce_dance_happens_once_per_new_nonce() {
     let provider = TestProvider::start().await;
     provider.set_dpop_nonce_required(true);
     let config = builder(&provider)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let client = client(&provider, config.client_credentials().build());
@@ -127,7 +127,7 @@ async fn concurrent_requests_that_all_miss_a_new_nonce_all_succeed() {
     let provider = TestProvider::start().await;
     provider.set_dpop_nonce_required(true);
     let config = builder(&provider)
-        .dpop(DpopAlgorithm::EdDsa)
+        .dpop(SigningAlgorithm::EdDSA)
         .build()
         .unwrap();
     let client = client(&provider, config.client_credentials().build());
@@ -151,7 +151,7 @@ async fn concurrent_requests_that_all_miss_a_new_nonce_all_succeed() {
 async fn replayed_proofs_other_keys_and_bearer_use_are_refused() {
     let provider = TestProvider::start().await;
     let config = builder(&provider)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let source = config.client_credentials().build();
@@ -185,8 +185,8 @@ async fn replayed_proofs_other_keys_and_bearer_use_are_refused() {
     );
 
     // The stolen token with a proof by another key: refused, and the client reports it.
-    let thief =
-        Token::clone(&token).with_dpop_key(Some(DpopKey::generate(DpopAlgorithm::Es256).unwrap()));
+    let thief = Token::clone(&token)
+        .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()));
     let e = AuthedClient::builder(StaticToken::from_token(thief))
         .base_url(provider.api_url())
         .build()
@@ -221,7 +221,7 @@ async fn a_dpop_source_refuses_a_bearer_token() {
     let provider = TestProvider::start().await;
     provider.set_dpop_issue_bearer(true);
     let config = builder(&provider)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let e = config
@@ -258,7 +258,7 @@ async fn a_restarted_app_refreshes_a_bound_login_with_the_stored_key() {
 
     // First run: sign in with DPoP; the code is bound to the key with `dpop_jkt`.
     let first = public_builder(&provider)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let signed_in_key = first.dpop_key().unwrap().clone();
@@ -291,7 +291,7 @@ async fn a_restarted_app_refreshes_a_bound_login_with_the_stored_key() {
     // another key.
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&path));
     let second = public_builder(&provider)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     assert_ne!(
@@ -370,7 +370,7 @@ async fn a_resource_asking_for_a_new_nonce_every_time_gets_two_requests() {
         .await;
     let token = Token::new(authed::AccessToken::new("bound"))
         .with_token_type("DPoP")
-        .with_dpop_key(Some(DpopKey::generate(DpopAlgorithm::Es256).unwrap()));
+        .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()));
     let client = AuthedClient::builder(StaticToken::from_token(token))
         .base_url(format!("{}/api/", api.uri()))
         .build()

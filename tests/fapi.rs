@@ -5,8 +5,8 @@
 
 use authed::testing::TestProvider;
 use authed::{
-    CallbackError, ClientAuthMethod, DpopAlgorithm, DpopKey, Error, Fapi2, FapiDuty, OAuthConfig,
-    OAuthConfigBuilder, ResponseMode, SigningKey,
+    CallbackError, ClientAuthMethod, DpopKey, Error, Fapi2, FapiDuty, OAuthConfig,
+    OAuthConfigBuilder, ResponseMode, SigningAlgorithm, SigningKey,
 };
 
 const HTTPS_REDIRECT: &str = "https://app.example.com/callback";
@@ -28,7 +28,7 @@ fn fapi(provider: &TestProvider, profile: Fapi2) -> OAuthConfigBuilder {
         .par_url(provider.par_url())
         .client_id(CLIENT)
         .private_key(rsa_key())
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(profile)
 }
 
@@ -46,7 +46,7 @@ async fn each_configuration_duty_is_named() {
         .issuer(provider.issuer())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build();
     let d = duty(secret);
@@ -57,7 +57,7 @@ async fn each_configuration_duty_is_named() {
         .issuer(provider.issuer())
         .client_id(TestProvider::PUBLIC_CLIENT_ID)
         .auth_method(ClientAuthMethod::None)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build();
     assert_eq!(duty(public), FapiDuty::ClientAuthentication("none"));
@@ -71,14 +71,14 @@ async fn each_configuration_duty_is_named() {
     assert_eq!(duty(bearer), FapiDuty::SenderConstrainedTokens);
 
     let rsa_dpop = fapi(&provider, Fapi2::SecurityProfile)
-        .dpop_key(DpopKey::generate(DpopAlgorithm::Rs256).unwrap())
+        .dpop_key(DpopKey::generate(SigningAlgorithm::RS256).unwrap())
         .build();
     assert_eq!(duty(rsa_dpop), FapiDuty::AllowedAlgorithms("RS256"));
 
     let no_issuer = OAuthConfig::builder(provider.token_url())
         .client_id(CLIENT)
         .private_key(rsa_key())
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build();
     assert_eq!(duty(no_issuer), FapiDuty::IssuerIdentification);
@@ -122,7 +122,7 @@ async fn an_rsa_key_signs_with_ps256_and_a_provider_listing_only_rs256_is_refuse
         .unwrap()
         .client_id(CLIENT)
         .private_key(rsa_key())
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build();
     assert_eq!(duty(only_rs256), FapiDuty::AllowedAlgorithms("RS256"));
@@ -149,7 +149,7 @@ async fn each_flow_duty_is_named() {
         .authorization_url(provider.authorization_url())
         .client_id(CLIENT)
         .private_key(rsa_key())
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(Fapi2::SecurityProfile)
         .build()
         .unwrap();

@@ -140,7 +140,7 @@ async fn a_huge_dpop_nonce_is_not_kept_or_sent_back() {
     let e = OAuthConfig::builder(format!("{}/token", server.uri()))
         .client_id("app")
         .client_secret("secret")
-        .dpop(authed::DpopAlgorithm::Es256)
+        .dpop(authed::SigningAlgorithm::ES256)
         .build()
         .unwrap()
         .client_credentials()

@@ -37,7 +37,8 @@ async fn provider() -> TestProvider {
     let public = SigningKey::from_pem(&pem)
         .unwrap()
         .with_kid("0123456789abcdef")
-        .public_jwk();
+        .public_jwk()
+        .clone();
     provider.register_client_key(EMAIL, public);
     provider
 }

@@ -94,11 +94,11 @@ async fn no_secret_in_debug_display_errors_or_trace_logs() {
     let dpop = OAuthConfig::builder(provider.token_url())
         .client_id(TestProvider::CLIENT_ID)
         .client_secret(TestProvider::CLIENT_SECRET)
-        .dpop(authed::DpopAlgorithm::Es256)
+        .dpop(authed::SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let key = dpop.dpop_key().unwrap().clone();
-    let der = key.to_pkcs8_der();
+    let der = key.to_pkcs8_der().unwrap();
     secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der));
     secrets.push(base64::engine::general_purpose::STANDARD.encode(&der));
     let dpop_source = Arc::new(dpop.client_credentials().build());

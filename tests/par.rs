@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use authed::testing::{Browsed, ManualClock, TestProvider};
-use authed::{ClientAuthMethod, DpopAlgorithm, Error, OAuthConfig, SigningKey, TokenSource};
+use authed::{ClientAuthMethod, Error, OAuthConfig, SigningAlgorithm, SigningKey, TokenSource};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
@@ -141,7 +141,7 @@ async fn a_dpop_configuration_proves_its_key_at_par_and_the_code_is_bound_to_it(
         .par_url(provider.par_url())
         .client_id(TestProvider::PUBLIC_CLIENT_ID)
         .auth_method(ClientAuthMethod::None)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let thumbprint = config.dpop_key().unwrap().thumbprint().to_owned();

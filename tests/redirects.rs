@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use authed::middleware::{AuthMiddleware, authed_error};
 use authed::tower::AuthLayer;
-use authed::{AccessToken, AuthedClient, DpopAlgorithm, DpopKey, Error, StaticToken, Token};
+use authed::{AccessToken, AuthedClient, DpopKey, Error, SigningAlgorithm, StaticToken, Token};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use bytes::Bytes;
@@ -25,7 +25,7 @@ fn token(dpop: bool) -> StaticToken {
     StaticToken::from_token(if dpop {
         token
             .with_token_type("DPoP")
-            .with_dpop_key(Some(DpopKey::generate(DpopAlgorithm::Es256).unwrap()))
+            .with_dpop_key(Some(DpopKey::generate(SigningAlgorithm::ES256).unwrap()))
     } else {
         token
     })

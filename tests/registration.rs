@@ -93,7 +93,7 @@ async fn private_key_jwt_registers_the_public_half_of_the_configured_key() {
         .unwrap();
     let sent = &provider.registrations()[0];
     assert_eq!(sent["token_endpoint_auth_method"], "private_key_jwt");
-    assert_eq!(sent["jwks"]["keys"][0], key.public_jwk());
+    assert_eq!(sent["jwks"]["keys"][0], key.public_jwk().to_value());
     assert!(
         sent["jwks"]["keys"][0].get("d").is_none(),
         "only the public half"

@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use authed::testing::{IdTokenForgery, TestProvider};
 use authed::{
-    DpopAlgorithm, Error, IdTokenError, MemoryStore, OAuthConfig, RefreshTokenSource, Token,
+    Error, IdTokenError, MemoryStore, OAuthConfig, RefreshTokenSource, SigningAlgorithm, Token,
     TokenSource, TokenStore, UserInfoError,
 };
 use wiremock::matchers::{method, path};
@@ -176,7 +176,7 @@ async fn a_dpop_bound_login_sends_a_proof_and_answers_the_nonce() {
         .authorization_url(provider.authorization_url())
         .jwks_url(provider.jwks_url())
         .userinfo_url(provider.userinfo_url())
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let login = sign_in(&provider, &config).await;

@@ -14,7 +14,8 @@ pub use crate::endpoints::Endpoints;
 pub(crate) use crate::endpoints::{endpoint_url, is_loopback};
 use crate::error::Error;
 use crate::fapi::{self, Fapi2};
-use crate::jose::{DpopAlgorithm, DpopKey, SigningKey};
+use crate::jose::jws::Signer;
+use crate::jose::{DpopKey, JwsSigner, SigningAlgorithm};
 use crate::login::LostRefresh;
 use crate::mtls::{Identity, MtlsAliases, is_tls_method, with_identity};
 use crate::provider_codes::DeadGrant;
@@ -57,7 +58,7 @@ struct Inner {
     spent_sign_ins: Arc<SpentSignIns>,
     fapi: Option<Fapi2>,
     /// Signs request objects (JAR): `request_signing_key`, else the client's private key.
-    request_signer: Option<SigningKey>,
+    request_signer: Option<Signer>,
 }
 
 /// Builds an [`OAuthConfig`]. Setters never fail; [`build`](Self::build) reports the first
@@ -73,7 +74,7 @@ pub struct OAuthConfigBuilder {
     par_url: Option<String>,
     require_par: bool,
     fapi: Option<Fapi2>,
-    request_signing_key: Option<SigningKey>,
+    request_signing_key: Option<Result<Signer, Error>>, // Err: reported by build()
     device_authorization_url: Option<String>,
     revocation_url: Option<String>,
     introspection_url: Option<String>,
@@ -84,7 +85,7 @@ pub struct OAuthConfigBuilder {
     pub(crate) auth_method: Option<ClientAuthMethod>,
     auth_methods_supported: Option<Vec<String>>,
     auth_signing_algs_supported: Option<Vec<String>>,
-    pub(crate) private_key: Option<SigningKey>,
+    pub(crate) private_key: Option<Result<Signer, Error>>, // Err: reported by build()
     assertion_file: Option<std::path::PathBuf>,
     assertion_audience: Option<String>,
     revoked_grant_errors: Vec<DeadGrant>,
@@ -206,7 +207,7 @@ impl OAuthConfig {
     }
 
     /// The key request objects (JAR) are signed with.
-    pub(crate) fn request_signer(&self) -> Option<&SigningKey> {
+    pub(crate) fn request_signer(&self) -> Option<&Signer> {
         self.inner.request_signer.as_ref()
     }
 
@@ -246,24 +247,23 @@ impl OAuthConfigBuilder {
         self
     }
 
-    /// The private key the client authenticates with (`private_key_jwt`, RFC 7523 §2.2):
-    /// every request to the provider carries a fresh JWT signed with it. Makes
-    /// `private_key_jwt` the [`auth_method`](Self::auth_method) unless one is set. Set the key's
-    /// [`kid`](SigningKey::with_kid) to the one registered with the provider.
+    /// The key the client authenticates with (`private_key_jwt`, RFC 7523 §2.2): every
+    /// request to the provider carries a fresh JWT signed with it. Makes `private_key_jwt` the
+    /// [`auth_method`](Self::auth_method) unless one is set. A [`SigningKey`](crate::SigningKey)
+    /// (with the [`kid`](crate::SigningKey::with_kid) the provider registered), or any
+    /// [`JwsSigner`]: a KMS or HSM key signs each assertion there, before the request is sent.
     ///
     /// Each assertion has `iss` and `sub` set to the client id, a random `jti`, `iat`,
     /// `nbf`, and an `exp` 60 seconds later, from the configuration's
     /// [`clock`](Self::clock); its audience is described at
     /// [`client_assertion_audience`](Self::client_assertion_audience). When the provider
     /// lists `token_endpoint_auth_signing_alg_values_supported`, the key's algorithm must be
-    /// listed, or another one the key can sign with (PS256 for an RSA key that defaults to
-    /// RS256), else [`build`](Self::build) fails.
+    /// listed, or another one a `SigningKey` can sign with (PS256 for RS256), else
+    /// [`build`](Self::build) fails, as for a signer whose algorithm does not fit its key.
     ///
     /// ```
     /// # fn run() -> Result<(), authed::Error> {
-    /// # let pem = authed::testing::new_private_key_pem(authed::SigningAlgorithm::RS256);
-    /// # let pem = pem.as_bytes(); // std::fs::read("client.key")? in real code
-    /// let key = authed::SigningKey::from_pem(pem)?.with_kid("2026-01");
+    /// let key = authed::SigningKey::generate(authed::SigningAlgorithm::ES256)?.with_kid("k1"); // or from_pem
     /// let config = authed::OAuthConfig::builder("https://auth.example.com/oauth/token")
     ///     .issuer("https://auth.example.com")
     ///     .client_id("reports-job")
@@ -273,8 +273,8 @@ impl OAuthConfigBuilder {
     /// # Ok(()) }
     /// # run().unwrap();
     /// ```
-    pub fn private_key(mut self, key: SigningKey) -> Self {
-        self.private_key = Some(key);
+    pub fn private_key(mut self, key: impl JwsSigner + 'static) -> Self {
+        self.private_key = Some(Signer::new(key));
         self
     }
 
@@ -435,13 +435,13 @@ impl OAuthConfigBuilder {
     /// tokens is noticed instead of silently downgrading to bearer tokens. Nonces
     /// (`use_dpop_nonce`) are handled: one retry per new nonce, the latest nonce remembered per
     /// origin.
-    pub fn dpop(mut self, algorithm: DpopAlgorithm) -> Self {
+    pub fn dpop(mut self, algorithm: SigningAlgorithm) -> Self {
         self.dpop = Some(DpopChoice::Generate(algorithm));
         self
     }
 
     /// Turns on DPoP like [`dpop`](Self::dpop), with your own key (kept in a secret store,
-    /// say, or shared by configurations).
+    /// shared by configurations, or held by a key service: [`DpopKey::from_signer`]).
     pub fn dpop_key(mut self, key: DpopKey) -> Self {
         self.dpop = Some(DpopChoice::Key(key));
         self
@@ -557,6 +557,7 @@ impl OAuthConfigBuilder {
         let request_signer = match self
             .request_signing_key
             .or_else(|| self.private_key.clone())
+            .transpose()?
         {
             Some(key) if self.fapi.is_some() => Some(fapi_key(key, algs)?),
             other => other,
@@ -575,7 +576,7 @@ impl OAuthConfigBuilder {
                     Error::config(
                         "private_key_jwt needs a private key (OAuthConfigBuilder::private_key)",
                     )
-                })?;
+                })??;
                 // FAPI 2.0 §5.4: only PS256, ES256 and EdDSA, whatever else is listed.
                 let key = match self.fapi {
                     Some(_) => fapi_key(key, algs)?,
@@ -672,7 +673,7 @@ impl OAuthConfigBuilder {
 
 /// `key` set to sign with an algorithm FAPI 2.0 allows that the provider lists (an RSA key
 /// with PS256), or the duty a provider listing none of them leaves unmet.
-fn fapi_key(key: SigningKey, provider: Option<&[String]>) -> Result<SigningKey, Error> {
+fn fapi_key(key: Signer, provider: Option<&[String]>) -> Result<Signer, Error> {
     let allowed = fapi::allowed_of(provider);
     if allowed.is_empty() {
         let refused = provider
@@ -686,7 +687,7 @@ fn fapi_key(key: SigningKey, provider: Option<&[String]>) -> Result<SigningKey, 
 /// How the configuration gets its DPoP key.
 #[derive(Debug)]
 pub(crate) enum DpopChoice {
-    Generate(DpopAlgorithm),
+    Generate(SigningAlgorithm),
     Key(DpopKey),
 }
 

@@ -3,7 +3,8 @@
 
 use super::OAuthConfigBuilder;
 use crate::fapi::Fapi2;
-use crate::jose::SigningKey;
+use crate::jose::JwsSigner;
+use crate::jose::jws::Signer;
 
 impl OAuthConfigBuilder {
     /// Replaces the token endpoint (to override a preset's or a discovered one).
@@ -77,10 +78,11 @@ impl OAuthConfigBuilder {
 
     /// The key that signs request objects (JAR, RFC 9101), when it is not the client's
     /// [`private_key`](Self::private_key) (which signs them otherwise): a client
-    /// authenticating with mutual TLS, say. Set its [`kid`](SigningKey::with_kid) to the one
-    /// registered with the provider.
-    pub fn request_signing_key(mut self, key: SigningKey) -> Self {
-        self.request_signing_key = Some(key);
+    /// authenticating with mutual TLS, say: a [`SigningKey`](crate::SigningKey) (set its
+    /// [`kid`](crate::SigningKey::with_kid) to the one registered with the provider) or any
+    /// [`JwsSigner`], a key service's key among them.
+    pub fn request_signing_key(mut self, key: impl JwsSigner + 'static) -> Self {
+        self.request_signing_key = Some(Signer::new(key));
         self
     }
 

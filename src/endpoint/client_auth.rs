@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use super::form::Form;
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::jose::{SigningAlgorithm, SigningKey};
+use crate::jose::jws::{Signer, sign_hmac_jwt};
+use crate::jose::{HmacAlgorithm, SigningAlgorithm};
 use crate::token::ClientSecret;
 
 /// How the client proves its identity to the provider's endpoints (token, revocation, device
@@ -80,10 +81,10 @@ pub(crate) struct ClientAssertion {
 /// The key of a client assertion.
 #[derive(Clone)]
 pub(crate) enum AssertionSigner {
-    /// `private_key_jwt`.
-    Key(SigningKey),
+    /// `private_key_jwt`, through the one signer.
+    Key(Signer),
     /// `client_secret_jwt` with this HMAC algorithm and the client secret.
-    Secret(jsonwebtoken::Algorithm),
+    Secret(HmacAlgorithm),
     /// An assertion someone else signs, read from this file at each request (Entra workload
     /// identity federation: `AZURE_FEDERATED_TOKEN_FILE`).
     File(std::path::PathBuf),
@@ -108,17 +109,11 @@ impl ClientAssertion {
         };
         match &self.signer {
             AssertionSigner::File(path) => read_assertion_file(path).await,
-            AssertionSigner::Key(key) => key.sign(key.header(), &claims()),
+            AssertionSigner::Key(signer) => signer.sign_jwt("JWT", &claims()).await,
             AssertionSigner::Secret(alg) => {
-                let claims = claims();
-                crate::jose::install_crypto_provider();
                 let secret = secret
                     .ok_or_else(|| Error::config("client_secret_jwt needs a client secret"))?;
-                let key = jsonwebtoken::EncodingKey::from_secret(secret.secret().as_bytes())
-                    .map_err(|_| Error::config("client_secret_jwt needs a non-empty secret"))?;
-                jsonwebtoken::encode(&jsonwebtoken::Header::new(*alg), &claims, &key)
-                    .map(secrecy::SecretString::from)
-                    .map_err(|_| Error::config("client_secret_jwt: signing failed"))
+                sign_hmac_jwt(*alg, secret.secret().as_bytes(), &claims())
             }
         }
     }
@@ -297,25 +292,27 @@ pub(crate) fn default_auth_method(
         })
 }
 
-/// The key, signing with an algorithm the provider lists: its own, or else the first listed
-/// one it can sign with.
+/// The signer, signing with an algorithm the provider lists: its own, or else (an in-memory
+/// key, which can sign with any algorithm of its type) the first listed one it can sign with.
 pub(crate) fn negotiate_key_algorithm(
-    key: SigningKey,
+    signer: Signer,
     supported: Option<&[String]>,
-) -> Result<SigningKey, Error> {
+) -> Result<Signer, Error> {
     let Some(supported) = supported else {
-        return Ok(key);
+        return Ok(signer);
     };
-    if supported.iter().any(|a| a == key.algorithm().as_str()) {
-        return Ok(key);
+    let own = signer.algorithm();
+    if supported.iter().any(|a| a == own.as_str()) {
+        return Ok(signer);
     }
-    let own = key.algorithm();
-    for alg in supported
-        .iter()
-        .filter_map(|a| SigningAlgorithm::from_name(a))
-    {
-        if let Ok(key) = key.clone().with_algorithm(alg) {
-            return Ok(key);
+    if let Signer::Local(key) = &signer {
+        for alg in supported
+            .iter()
+            .filter_map(|a| SigningAlgorithm::from_name(a))
+        {
+            if let Ok(key) = key.clone().with_algorithm(alg) {
+                return Ok(Signer::Local(key));
+            }
         }
     }
     Err(Error::config(format!(
@@ -325,10 +322,8 @@ pub(crate) fn negotiate_key_algorithm(
 }
 
 /// HS256 unless the provider lists only stronger HMAC algorithms.
-pub(crate) fn hmac_algorithm(
-    supported: Option<&[String]>,
-) -> Result<jsonwebtoken::Algorithm, Error> {
-    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
+pub(crate) fn hmac_algorithm(supported: Option<&[String]>) -> Result<HmacAlgorithm, Error> {
+    use HmacAlgorithm::{HS256, HS384, HS512};
     let Some(supported) = supported else {
         return Ok(HS256);
     };

@@ -518,7 +518,7 @@ impl Endpoint {
             .header(reqwest::header::ACCEPT, "application/json");
         let (mut req, form) = self.client.apply(req, form).await?;
         if let Some(key) = dpop {
-            req = req.header(crate::dpop::DPOP, key.proof("POST", url, None)?);
+            req = req.header(crate::dpop::DPOP, key.proof("POST", url, None).await?);
         }
         let resp = req
             .header(

@@ -44,6 +44,7 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 /// | [`RedirectedUnauthorized`](Error::RedirectedUnauthorized) | a redirect led to another origin, which refused a request that carried no token | fix the API URL |
 /// | [`UntrustedRedirect`](Error::UntrustedRedirect) | the HTTP client followed a redirect to an origin that may not receive tokens | build the client with `redirect::Policy::none()` |
 /// | [`Store`](Error::Store) | the token store failed; no token was handed out | fix the store and retry |
+/// | [`Signing`](Error::Signing) | a key service did not sign; nothing was sent | retry, or fix the signer ([`is_retryable`](Error::is_retryable)) |
 ///
 /// No variant ever contains a token, a secret, a response body or a URL query.
 ///
@@ -284,6 +285,12 @@ pub enum Error {
     #[error("the token store failed")]
     Store(#[source] Cause),
 
+    /// A [`JwsSigner`](crate::JwsSigner) did not sign: the key service failed (the cause), or
+    /// answered with a signature its own public key does not verify. Nothing that needed the
+    /// signature (a token request, an API request with a DPoP proof) was sent.
+    #[error("the signing key did not sign; nothing was sent")]
+    Signing(#[source] Cause),
+
     /// The provider asked the client to slow down: HTTP 429 (RFC 6585 §4), or 503 with a
     /// `Retry-After` header (RFC 9110 §10.2.3). Until `retry_after` has passed, this client
     /// sends that endpoint nothing and answers with this error at once.
@@ -379,6 +386,14 @@ impl Error {
     /// Keep secrets out of `e`'s messages: they are shown to users.
     pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Store(Arc::new(e))
+    }
+
+    /// Wraps an error of a [`JwsSigner`](crate::JwsSigner) implementation (a KMS or HSM
+    /// that could not sign).
+    ///
+    /// Keep secrets out of `e`'s messages: they are shown to users.
+    pub fn signing(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Signing(Arc::new(e))
     }
 
     pub(crate) fn transport(e: reqwest::Error) -> Self {
@@ -542,12 +557,16 @@ impl Error {
 
     /// `true` when the same call may succeed later: transport failures (but not a rejected
     /// certificate, which stays rejected until the configuration changes), 5xx and 429
-    /// answers, rate limiting, a lock timeout, a call that ran out of time, and the
+    /// answers, rate limiting, a lock timeout, a call that ran out of time, a key service
+    /// that did not sign, and the
     /// `server_error` / `temporarily_unavailable` / `slow_down` OAuth errors.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(_) => true,
-            Error::RateLimited { .. } | Error::LockTimeout { .. } | Error::Timeout { .. } => true,
+            Error::RateLimited { .. }
+            | Error::LockTimeout { .. }
+            | Error::Timeout { .. }
+            | Error::Signing(_) => true,
             Error::MalformedResponse { status, .. } | Error::HttpStatus { status } => {
                 *status >= 500 || *status == 429
             }
@@ -574,7 +593,7 @@ impl Error {
     /// | `invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `access_denied` | [`InvalidClient`](Error::InvalidClient), [`TokenRevoked`](Error::TokenRevoked), [`InvalidScope`](Error::InvalidScope), [`UnauthorizedClient`](Error::UnauthorizedClient), [`AccessDenied`](Error::AccessDenied) |
     /// | `server_error`, `temporarily_unavailable`, `invalid_request`, `unsupported_grant_type`, `invalid_token`, `authorization_pending`, `slow_down`, `expired_token`, or else `oauth_error` | [`OAuth`](Error::OAuth), by its code |
     /// | `timeout`, or else `transport` | [`Transport`](Error::Transport) |
-    /// | `unauthorized`, `step_up_required`, `malformed_response`, `unsupported_token_type`, `config`, `fapi`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata` | the variant of that name |
+    /// | `unauthorized`, `step_up_required`, `malformed_response`, `unsupported_token_type`, `config`, `fapi`, `redirected_unauthorized`, `untrusted_origin`, `callback`, `code_exchange`, `id_token`, `store`, `signing`, `rate_limited`, `lock_timeout`, `server_certificate_rejected`, `client_certificate_rejected`, `http_status`, `userinfo`, `invalid_redirect_uri`, `invalid_client_metadata` | the variant of that name |
     /// | `timeout` | [`Timeout`](Error::Timeout) too |
     ///
     /// ```
@@ -627,6 +646,7 @@ impl Error {
             Error::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Error::InvalidClientMetadata(_) => "invalid_client_metadata",
             Error::Store(_) => "store",
+            Error::Signing(_) => "signing",
             Error::RateLimited { .. } => "rate_limited",
             Error::LockTimeout { .. } => "lock_timeout",
             Error::Timeout { .. } => "timeout",

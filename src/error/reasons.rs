@@ -93,6 +93,9 @@ pub enum IdTokenError {
     /// `iat` is in the future (beyond the allowed clock skew), or missing.
     #[error("issued in the future")]
     IssuedInFuture,
+    /// `nbf` is in the future (beyond the allowed clock skew).
+    #[error("not valid yet")]
+    NotYetValid,
     /// `nonce` is missing or is not the one sent.
     #[error("nonce does not match")]
     Nonce,

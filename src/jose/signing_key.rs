@@ -1,125 +1,28 @@
-//! Private keys that sign the JWTs this crate sends: `private_key_jwt` client assertions,
-//! JWT bearer grants, and (for the DPoP work) proofs.
-//!
-//! The JOSE work is `jsonwebtoken` (the crate that already verifies ID tokens); `rsa` and `p256`
-//! are used only to read key formats it does not (SEC1 EC keys, private JWKs), in the versions
-//! it already pulls in.
+//! [`SigningKey`]: a private key held in this process, the in-memory [`JwsSigner`]. Read from
+//! PEM, PKCS#8 or a private JWK (`key_format`), or generated; signs on the JOSE crypto backend
+//! with the key pair parsed once.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::SecretString;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use secrecy::zeroize::Zeroizing;
-use serde::Serialize;
 use serde_json::Value;
 
-use super::install_crypto_provider;
+use super::algorithm::{KeyType, SigningAlgorithm};
+use super::crypto;
+use super::key_format::{KeyMaterial, bit_length};
+use super::public_jwk::PublicJwk;
+use super::signer::JwsSigner;
 use crate::error::Error;
+use crate::future::BoxFuture;
 
-/// A JWS algorithm a [`SigningKey`] signs with.
+/// A private key in this process that signs JWTs: RSA (2048 bits or more), EC P-256 or
+/// Ed25519. The in-memory [`JwsSigner`]; a key that must not leave a KMS or HSM implements
+/// that trait instead.
 ///
-/// Each key type has a default ([`SigningKey::algorithm`]); an RSA key may sign with any of the
-/// RSA algorithms ([`SigningKey::with_algorithm`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SigningAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256: the default for RSA keys, accepted everywhere.
-    RS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-384.
-    RS384,
-    /// RSASSA-PKCS1-v1_5 with SHA-512.
-    RS512,
-    /// RSASSA-PSS with SHA-256 (FAPI 2 requires PS256 or ES256 or EdDSA).
-    PS256,
-    /// RSASSA-PSS with SHA-384.
-    PS384,
-    /// RSASSA-PSS with SHA-512.
-    PS512,
-    /// ECDSA on P-256 with SHA-256: the algorithm of P-256 keys.
-    ES256,
-    /// Ed25519: the algorithm of Ed25519 keys.
-    EdDSA,
-}
-
-/// The kind of a key, which decides the algorithms it can sign with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyType {
-    Rsa,
-    P256,
-    Ed25519,
-}
-
-impl SigningAlgorithm {
-    const ALL: [SigningAlgorithm; 8] = [
-        SigningAlgorithm::RS256,
-        SigningAlgorithm::RS384,
-        SigningAlgorithm::RS512,
-        SigningAlgorithm::PS256,
-        SigningAlgorithm::PS384,
-        SigningAlgorithm::PS512,
-        SigningAlgorithm::ES256,
-        SigningAlgorithm::EdDSA,
-    ];
-
-    /// The algorithm's JOSE name (`"RS256"`, `"EdDSA"`, …), as in a JWT header or provider
-    /// metadata.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlgorithm::RS256 => "RS256",
-            SigningAlgorithm::RS384 => "RS384",
-            SigningAlgorithm::RS512 => "RS512",
-            SigningAlgorithm::PS256 => "PS256",
-            SigningAlgorithm::PS384 => "PS384",
-            SigningAlgorithm::PS512 => "PS512",
-            SigningAlgorithm::ES256 => "ES256",
-            SigningAlgorithm::EdDSA => "EdDSA",
-        }
-    }
-
-    /// The algorithm named `name` (case-sensitive, as JOSE names are), if this crate signs
-    /// with it.
-    pub fn from_name(name: &str) -> Option<SigningAlgorithm> {
-        Self::ALL.into_iter().find(|a| a.as_str() == name)
-    }
-
-    fn key_type(self) -> KeyType {
-        match self {
-            SigningAlgorithm::RS256
-            | SigningAlgorithm::RS384
-            | SigningAlgorithm::RS512
-            | SigningAlgorithm::PS256
-            | SigningAlgorithm::PS384
-            | SigningAlgorithm::PS512 => KeyType::Rsa,
-            SigningAlgorithm::ES256 => KeyType::P256,
-            SigningAlgorithm::EdDSA => KeyType::Ed25519,
-        }
-    }
-
-    pub(crate) fn jose(self) -> Algorithm {
-        match self {
-            SigningAlgorithm::RS256 => Algorithm::RS256,
-            SigningAlgorithm::RS384 => Algorithm::RS384,
-            SigningAlgorithm::RS512 => Algorithm::RS512,
-            SigningAlgorithm::PS256 => Algorithm::PS256,
-            SigningAlgorithm::PS384 => Algorithm::PS384,
-            SigningAlgorithm::PS512 => Algorithm::PS512,
-            SigningAlgorithm::ES256 => Algorithm::ES256,
-            SigningAlgorithm::EdDSA => Algorithm::EdDSA,
-        }
-    }
-}
-
-impl std::fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A private key that signs JWTs: RSA (2048 bits or more), EC P-256 or Ed25519.
-///
-/// Load one with [`from_pem`](SigningKey::from_pem) or [`from_jwk`](SigningKey::from_jwk),
+/// Load one with [`from_pem`](SigningKey::from_pem), [`from_pkcs8_der`](SigningKey::from_pkcs8_der)
+/// or [`from_jwk`](SigningKey::from_jwk), or make one with [`generate`](SigningKey::generate);
 /// name it with [`with_kid`](SigningKey::with_kid) (the `kid` the provider registered; most
 /// providers need it to pick the key), and hand it to
 /// [`OAuthConfigBuilder::private_key`](crate::OAuthConfigBuilder::private_key). Register
@@ -130,10 +33,9 @@ impl std::fmt::Display for SigningAlgorithm {
 ///
 /// ```
 /// # fn run() -> Result<(), authed::Error> {
-/// # let pem = include_bytes!("../../tests/support/keys/ec_pkcs8.pem");
-/// let key = authed::SigningKey::from_pem(pem)?.with_kid("key-2026-01");
+/// let key = authed::SigningKey::generate(authed::SigningAlgorithm::ES256)?.with_kid("key-2026-01");
 /// assert_eq!(key.algorithm(), authed::SigningAlgorithm::ES256);
-/// assert_eq!(key.public_jwk()["kid"], "key-2026-01");
+/// assert_eq!(key.public_jwk().to_value()["kid"], "key-2026-01");
 /// # Ok(()) }
 /// # run().unwrap();
 /// ```
@@ -144,14 +46,13 @@ pub struct SigningKey {
 
 #[derive(Clone)]
 struct Inner {
-    // `EncodingKey` zeroizes its bytes on drop.
-    encoding: EncodingKey,
-    key_type: KeyType,
+    key: Arc<crypto::PrivateKey>,
+    /// Kept for [`SigningKey::to_pkcs8_der`]; zeroized on drop.
+    material: Arc<KeyMaterial>,
     algorithm: SigningAlgorithm,
-    kid: Option<String>,
+    /// The public key, with the `kid` and `alg` above.
+    public: PublicJwk,
     x5t_s256: Option<String>,
-    /// The public key alone (`kty` and its parameters), as computed from the private key.
-    public: Jwk,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -159,55 +60,13 @@ impl std::fmt::Debug for SigningKey {
         // The key itself is left out: it is the secret.
         f.debug_struct("SigningKey")
             .field("algorithm", &self.inner.algorithm)
-            .field("kid", &self.inner.kid)
+            .field("kid", &self.inner.public.kid())
             .finish_non_exhaustive()
     }
 }
 
-/// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410 §7): the 32-byte seed follows.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
-
-fn ed25519_pkcs8(seed: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut der = Zeroizing::new(Vec::with_capacity(48));
-    der.extend_from_slice(&ED25519_PKCS8_PREFIX);
-    der.extend_from_slice(seed);
-    der
-}
-
-/// The first PEM block whose label ends in `PRIVATE KEY`: its label and base64 body. A file
-/// holding a certificate and its key (common for Entra certificate credentials) works too.
-fn private_pem_block(text: &str) -> Option<(&str, String)> {
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + 11..];
-        let label_end = after.find("-----")?;
-        let label = &after[..label_end];
-        let body_start = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let body_end = body_start.find(&end_marker)?;
-        if label.ends_with("PRIVATE KEY") {
-            let body: String = body_start[..body_end]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            return Some((label, body));
-        }
-        rest = &body_start[body_end + end_marker.len()..];
-    }
-    None
-}
-
-fn b64url(field: &str, value: Option<&Value>) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let text = value
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::config(format!("private JWK: `{field}` is missing")))?;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map(Zeroizing::new)
-        .map_err(|_| Error::config(format!("private JWK: `{field}` is not base64url")))
-}
+/// RSA keys this crate makes ([`SigningKey::generate`]): NIST's size for use beyond 2030.
+const GENERATED_RSA_BITS: usize = 3072;
 
 impl SigningKey {
     /// Reads a PEM private key and detects its type: RSA (PKCS#1 `RSA PRIVATE KEY` or PKCS#8),
@@ -220,78 +79,61 @@ impl SigningKey {
     /// # Errors
     ///
     /// [`Error::Config`] when the input holds no private key, the key is encrypted, of another
-    /// type or curve, an RSA key shorter than 2048 bits, or damaged. The message names the
-    /// problem, never the key.
+    /// type or curve, an RSA key shorter than 2048 bits, or truncated or damaged. The message
+    /// names the problem ("the RSA key is truncated or malformed"), never the key.
     pub fn from_pem(pem: &[u8]) -> Result<SigningKey, Error> {
-        let text = std::str::from_utf8(pem)
-            .map_err(|_| Error::config("signing key: the PEM input is not text"))?;
-        let (label, body) = private_pem_block(text)
-            .ok_or_else(|| Error::config("signing key: no PEM private key block found"))?;
-        let body = Zeroizing::new(body);
-        let der = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(body.as_bytes())
-                .map_err(|_| Error::config("signing key: the PEM body is not base64"))?,
-        );
-        match label {
-            "RSA PRIVATE KEY" => Self::from_parts(EncodingKey::from_rsa_der(&der), KeyType::Rsa),
-            "EC PRIVATE KEY" => {
-                use p256::pkcs8::EncodePrivateKey as _;
-                let secret = p256::SecretKey::from_sec1_der(&der).map_err(|_| {
-                    Error::config("signing key: the EC key is damaged or not on curve P-256")
-                })?;
-                let pkcs8 = secret
-                    .to_pkcs8_der()
-                    .map_err(|_| Error::config("signing key: the EC key cannot be encoded"))?;
-                Self::from_parts(EncodingKey::from_ec_der(pkcs8.as_bytes()), KeyType::P256)
-            }
-            "PRIVATE KEY" => {
-                let block = Zeroizing::new(format!(
-                    "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-                    body.as_str()
-                ));
-                // jsonwebtoken reads the algorithm OID of the PKCS#8 wrapper; only the right
-                // reader accepts the key.
-                if let Ok(key) = EncodingKey::from_rsa_pem(block.as_bytes()) {
-                    Self::from_parts(key, KeyType::Rsa)
-                } else if let Ok(key) = EncodingKey::from_ec_pem(block.as_bytes()) {
-                    Self::from_parts(key, KeyType::P256)
-                } else if EncodingKey::from_ed_pem(block.as_bytes()).is_ok() {
-                    // PKCS#8 v2 (RFC 5958) appends the public key; keep the v1 part, which is
-                    // what the signer reads.
-                    let seed = match (der.get(2..16), der.get(16..48)) {
-                        (Some(head), Some(seed))
-                            if head.get(..2) == Some(&[0x02, 0x01][..])
-                                && head.get(3..) == ED25519_PKCS8_PREFIX.get(5..) =>
-                        {
-                            seed
-                        }
-                        _ => return Err(Error::config("signing key: the Ed25519 key is damaged")),
-                    };
-                    Self::from_parts(
-                        EncodingKey::from_ed_der(&ed25519_pkcs8(seed)),
-                        KeyType::Ed25519,
-                    )
-                } else {
-                    Err(Error::config(
-                        "signing key: unsupported PKCS#8 key (use RSA, EC P-256 or Ed25519)",
-                    ))
-                }
-            }
-            "ENCRYPTED PRIVATE KEY" => Err(Error::config(
-                "signing key: the PEM key is encrypted; decrypt it first \
-                 (openssl pkcs8 -in key.pem -nocrypt)",
-            )),
-            _ => Err(Error::config(
-                "signing key: unsupported PEM block (use PRIVATE KEY, RSA PRIVATE KEY or EC \
-                 PRIVATE KEY)",
-            )),
-        }
+        Self::from_material(KeyMaterial::from_pem(pem)?)
     }
 
-    /// Reads a private JWK (RFC 7517, with its private part `d`): `kty` `RSA` (with `p` and
-    /// `q`), `EC` on `P-256`, or `OKP` on `Ed25519`. Its `kid` and `alg`, when present, become
-    /// the key's.
+    /// Reads a PKCS#8 private key in DER (RSA, EC P-256 or Ed25519), as
+    /// [`from_pem`](SigningKey::from_pem) reads its `PRIVATE KEY` block.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_pem`](SigningKey::from_pem).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<SigningKey, Error> {
+        Self::from_material(KeyMaterial::from_pkcs8_der(der)?)
+    }
+
+    /// Makes a new key for `algorithm` with the operating system's random number generator:
+    /// P-256 for ES256, Ed25519 for EdDSA, RSA of 3072 bits for the RSA algorithms (which takes
+    /// a moment).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the random number generator fails.
+    pub fn generate(algorithm: SigningAlgorithm) -> Result<SigningKey, Error> {
+        Self::generate_sized(algorithm, GENERATED_RSA_BITS)
+    }
+
+    /// [`generate`](SigningKey::generate) with RSA keys of `rsa_bits` (2048, 3072 or 4096).
+    pub(crate) fn generate_sized(
+        algorithm: SigningAlgorithm,
+        rsa_bits: usize,
+    ) -> Result<SigningKey, Error> {
+        let key = match algorithm.key_type() {
+            KeyType::Rsa => {
+                let material = crypto::generate_rsa(rsa_bits)
+                    .ok_or_else(|| Error::config("signing key: RSA key generation failed"))?;
+                Self::from_material(material)?
+            }
+            KeyType::P256 => loop {
+                // A random 32-byte string is a valid scalar except with odds of 2^-32.
+                let material = KeyMaterial::P256(Zeroizing::new(random_bytes::<32>()?));
+                if let Ok(key) = Self::from_material(material) {
+                    break key;
+                }
+            },
+            KeyType::Ed25519 => {
+                Self::from_material(KeyMaterial::Ed25519(Zeroizing::new(random_bytes::<32>()?)))?
+            }
+        };
+        key.with_algorithm(algorithm)
+    }
+
+    /// Reads a private JWK (RFC 7517, with its private part `d`): `kty` `RSA` (two primes,
+    /// with `p`, `q`, `dp`, `dq`, `qi`), `EC` on `P-256`, or `OKP` on `Ed25519`. Its `kid` and
+    /// `alg`, when present, become the key's.
     ///
     /// # Errors
     ///
@@ -310,75 +152,17 @@ impl SigningKey {
                 "private JWK: no private part `d` (this is a public key)",
             ));
         }
-        let str_of = |name: &str| obj.get(name).and_then(Value::as_str);
-        let key = match str_of("kty") {
-            Some("RSA") => {
-                use rsa::BoxedUint;
-                use rsa::pkcs1::EncodeRsaPrivateKey as _;
-                let int = |name: &str| {
-                    b64url(name, obj.get(name)).map(|b| BoxedUint::from_be_slice_vartime(&b))
-                };
-                let private = rsa::PrivateKey::from_components(
-                    int("n")?,
-                    int("e")?,
-                    int("d")?,
-                    vec![int("p")?, int("q")?],
-                )
-                .map_err(|_| Error::config("private JWK: the RSA key is inconsistent"))?;
-                let der = private
-                    .to_pkcs1_der()
-                    .map_err(|_| Error::config("private JWK: the RSA key cannot be encoded"))?;
-                Self::from_parts(EncodingKey::from_rsa_der(der.as_bytes()), KeyType::Rsa)?
-            }
-            Some("EC") => {
-                use p256::pkcs8::EncodePrivateKey as _;
-                if str_of("crv") != Some("P-256") {
-                    return Err(Error::config(
-                        "private JWK: only EC keys on curve P-256 are supported",
-                    ));
-                }
-                let d = b64url("d", obj.get("d"))?;
-                let secret = p256::SecretKey::from_slice(&d)
-                    .map_err(|_| Error::config("private JWK: `d` is not a P-256 private key"))?;
-                let pkcs8 = secret
-                    .to_pkcs8_der()
-                    .map_err(|_| Error::config("private JWK: the EC key cannot be encoded"))?;
-                Self::from_parts(EncodingKey::from_ec_der(pkcs8.as_bytes()), KeyType::P256)?
-            }
-            Some("OKP") => {
-                if str_of("crv") != Some("Ed25519") {
-                    return Err(Error::config(
-                        "private JWK: only OKP keys on curve Ed25519 are supported",
-                    ));
-                }
-                let d = b64url("d", obj.get("d"))?;
-                if d.len() != 32 {
-                    return Err(Error::config(
-                        "private JWK: `d` is not an Ed25519 private key",
-                    ));
-                }
-                Self::from_parts(
-                    EncodingKey::from_ed_der(&ed25519_pkcs8(&d)),
-                    KeyType::Ed25519,
-                )?
-            }
-            Some(_) => {
-                return Err(Error::config(
-                    "private JWK: unsupported `kty` (use RSA, EC or OKP)",
-                ));
-            }
-            None => return Err(Error::config("private JWK: `kty` is missing")),
-        };
+        let mut key = Self::from_material(KeyMaterial::from_private_jwk(obj)?)?;
         // The public members, when given, must be this private key's: a mismatch means the
         // provider holds another key than the one that would sign.
-        let public = serde_json::to_value(&key.inner.public).unwrap_or_default();
+        let public = key.inner.public.to_value();
         for member in ["n", "e", "x", "y"] {
             if let Some(given) = obj.get(member) {
-                let ours = public.get(member);
-                let same = match (given.as_str(), ours.and_then(Value::as_str)) {
-                    (Some(g), Some(o)) => g.trim_end_matches('=') == o,
-                    _ => false,
-                };
+                let ours = public.get(member).and_then(Value::as_str);
+                let same = given
+                    .as_str()
+                    .zip(ours)
+                    .is_some_and(|(g, o)| g.trim_end_matches('=') == o);
                 if !same {
                     return Err(Error::config(format!(
                         "private JWK: `{member}` does not match the private key"
@@ -386,7 +170,7 @@ impl SigningKey {
                 }
             }
         }
-        let mut key = key;
+        let str_of = |name: &str| obj.get(name).and_then(Value::as_str);
         if let Some(kid) = str_of("kid") {
             key = key.with_kid(kid);
         }
@@ -398,42 +182,40 @@ impl SigningKey {
         Ok(key)
     }
 
-    fn from_parts(encoding: EncodingKey, key_type: KeyType) -> Result<SigningKey, Error> {
-        install_crypto_provider();
-        let algorithm = match key_type {
-            KeyType::Rsa => SigningAlgorithm::RS256,
-            KeyType::P256 => SigningAlgorithm::ES256,
-            KeyType::Ed25519 => SigningAlgorithm::EdDSA,
-        };
-        // Deriving the public key parses the private one: a damaged key fails here, at load
-        // time, rather than at the first request.
-        let mut public = Jwk::from_encoding_key(&encoding, algorithm.jose()).map_err(|_| {
-            Error::config(match key_type {
-                KeyType::Rsa => "signing key: the RSA key is damaged",
-                KeyType::P256 => "signing key: the EC key is damaged or not on curve P-256",
-                KeyType::Ed25519 => "signing key: the Ed25519 key is damaged",
-            })
-        })?;
-        public.common.key_algorithm = None;
-        if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &public.algorithm {
-            let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(&rsa.n)
-                .unwrap_or_default();
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    fn from_material(material: KeyMaterial) -> Result<SigningKey, Error> {
+        let key_type = material.key_type();
+        if let KeyMaterial::Rsa(rsa) = &material {
+            let bits = bit_length(&rsa.n);
             if bits < 2048 {
                 return Err(Error::config(
                     "signing key: RSA keys must have at least 2048 bits",
                 ));
             }
+            if bits > 8192 {
+                return Err(Error::config(
+                    "signing key: RSA keys of more than 8192 bits are not supported",
+                ));
+            }
         }
+        // The backend checks the key (an RSA key's numbers agree, a P-256 scalar is in range):
+        // a damaged key fails here, at load time, rather than at the first request.
+        let (key, public) = crypto::PrivateKey::new(&material).ok_or_else(|| {
+            Error::config(match key_type {
+                KeyType::Rsa => {
+                    "signing key: the RSA key is inconsistent (its numbers are not one key)"
+                }
+                KeyType::P256 => "signing key: the EC key is not a valid P-256 private key",
+                KeyType::Ed25519 => "signing key: the Ed25519 key is damaged",
+            })
+        })?;
+        let algorithm = key_type.default_algorithm();
         Ok(SigningKey {
             inner: Arc::new(Inner {
-                encoding,
-                key_type,
+                key: Arc::new(key),
+                material: Arc::new(material),
                 algorithm,
-                kid: None,
+                public: PublicJwk::from_params(public).with_algorithm(algorithm)?,
                 x5t_s256: None,
-                public,
             }),
         })
     }
@@ -447,7 +229,7 @@ impl SigningKey {
     /// [`public_jwk`](SigningKey::public_jwk). Use the key id the provider registered.
     pub fn with_kid(self, kid: impl Into<String>) -> SigningKey {
         let kid = kid.into();
-        self.update(|inner| inner.kid = Some(kid))
+        self.update(|inner| inner.public = inner.public.clone().with_kid(kid))
     }
 
     /// Signs with `algorithm` instead of the key type's default: PS256 (or RS384, …) for an
@@ -457,17 +239,21 @@ impl SigningKey {
     ///
     /// [`Error::Config`] when the key cannot sign with `algorithm` (ES256 with an RSA key).
     pub fn with_algorithm(self, algorithm: SigningAlgorithm) -> Result<SigningKey, Error> {
-        if algorithm.key_type() != self.inner.key_type {
-            return Err(Error::config(format!(
-                "signing key: a {} key cannot sign {algorithm}",
-                match self.inner.key_type {
-                    KeyType::Rsa => "RSA",
-                    KeyType::P256 => "P-256",
-                    KeyType::Ed25519 => "Ed25519",
-                }
-            )));
-        }
-        Ok(self.update(|inner| inner.algorithm = algorithm))
+        let public = self
+            .inner
+            .public
+            .clone()
+            .with_algorithm(algorithm)
+            .map_err(|_| {
+                Error::config(format!(
+                    "signing key: a {} key cannot sign {algorithm}",
+                    self.inner.public.key_type().name()
+                ))
+            })?;
+        Ok(self.update(|inner| {
+            inner.algorithm = algorithm;
+            inner.public = public;
+        }))
     }
 
     /// Adds the `x5t#S256` header (the base64url SHA-256 of the certificate's DER) to every JWT
@@ -478,24 +264,23 @@ impl SigningKey {
     ///
     /// [`Error::Config`] when `certificate` is neither a PEM certificate nor DER.
     pub fn with_certificate(self, certificate: &[u8]) -> Result<SigningKey, Error> {
-        let der = match std::str::from_utf8(certificate) {
-            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {
-                let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or(0) + 27;
-                let end = text[start..]
-                    .find("-----END CERTIFICATE-----")
+        const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        let der = match certificate.windows(BEGIN.len()).position(|w| w == BEGIN) {
+            Some(start) => {
+                let block = certificate.get(start..).unwrap_or_default();
+                let end = block
+                    .windows(25)
+                    .position(|w| w == b"-----END CERTIFICATE-----")
                     .ok_or_else(|| Error::config("certificate: the PEM block is not closed"))?;
-                let body: String = text[start..start + end]
-                    .chars()
-                    .filter(|c| !c.is_whitespace())
-                    .collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .map_err(|_| Error::config("certificate: the PEM body is not base64"))?
+                let (_, der) =
+                    pem_rfc7468::decode_vec(block.get(..end + 25).unwrap_or_default())
+                        .map_err(|_| Error::config("certificate: the PEM block is damaged"))?;
+                der
             }
-            _ if certificate.first() == Some(&0x30) => certificate.to_vec(),
-            _ => return Err(Error::config("certificate: neither PEM nor DER")),
+            None if certificate.first() == Some(&0x30) => certificate.to_vec(),
+            None => return Err(Error::config("certificate: neither PEM nor DER")),
         };
-        let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(&der));
+        let thumbprint = B64.encode(crypto::sha256(&der));
         Ok(self.update(|inner| inner.x5t_s256 = Some(thumbprint)))
     }
 
@@ -506,63 +291,69 @@ impl SigningKey {
 
     /// The key's `kid`, if one was set.
     pub fn kid(&self) -> Option<&str> {
-        self.inner.kid.as_deref()
+        self.inner.public.kid()
     }
 
-    /// The public key as a JWK (`kty` and its public parameters, `use: "sig"`, `alg`, and `kid`
-    /// when set): what to register with the provider, in a JWKS
-    /// (`{"keys": [key.public_jwk()]}`).
-    pub fn public_jwk(&self) -> Value {
-        let mut jwk = self.inner.public.clone();
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        jwk.common.key_algorithm = Some(self.inner.algorithm.jose().into());
-        jwk.common.key_id = self.inner.kid.clone();
-        serde_json::to_value(&jwk).unwrap_or_default()
-    }
-
-    /// The public key alone (no `kid`, `use` or `alg`): the `jwk` header of a DPoP proof.
-    #[allow(dead_code)] // used by the DPoP proofs
-    pub(crate) fn jwk(&self) -> &Jwk {
+    /// The public key as a JWK, with `alg`, and `kid` when set: what to register with the
+    /// provider, in a JWKS (`{"keys": [key.public_jwk()]}`).
+    pub fn public_jwk(&self) -> &PublicJwk {
         &self.inner.public
     }
 
     /// The RFC 7638 JWK thumbprint of the public key (SHA-256, base64url): a `kid` that
     /// follows from the key, and the `jkt` of DPoP.
     pub fn thumbprint(&self) -> String {
-        install_crypto_provider();
-        // RSA, P-256 and Ed25519 JWKs all have thumbprints; this cannot fail for our keys.
+        self.inner.public.thumbprint()
+    }
+
+    /// The `x5t#S256` header, when [`with_certificate`](SigningKey::with_certificate) set one.
+    pub(crate) fn certificate_thumbprint(&self) -> Option<&str> {
+        self.inner.x5t_s256.as_deref()
+    }
+
+    /// The private key as PKCS#8 DER, for a store to keep. Handle it as a secret.
+    pub(crate) fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.inner.material.to_pkcs8_der()
+    }
+
+    /// The JWS signature of `message`, now: an in-memory key needs no future.
+    pub(crate) fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         self.inner
-            .public
-            .thumbprint(ThumbprintHash::SHA256)
-            .unwrap_or_default()
-    }
-
-    /// A header with this key's `alg`, and its `kid` and `x5t#S256` when set.
-    pub(crate) fn header(&self) -> Header {
-        let mut header = Header::new(self.inner.algorithm.jose());
-        header.kid = self.inner.kid.clone();
-        header.x5t_s256 = self.inner.x5t_s256.clone();
-        header
-    }
-
-    /// Signs `claims` under `header` (start from [`header`](SigningKey::header)); the header's
-    /// `alg` is always the key's.
-    pub(crate) fn sign(
-        &self,
-        mut header: Header,
-        claims: &impl Serialize,
-    ) -> Result<SecretString, Error> {
-        install_crypto_provider();
-        header.alg = self.inner.algorithm.jose();
-        jsonwebtoken::encode(&header, claims, &self.inner.encoding)
-            .map(SecretString::from)
-            .map_err(|_| Error::config("signing key: signing failed"))
+            .key
+            .sign(self.inner.algorithm, message)
+            .ok_or_else(|| Error::config("signing key: signing failed"))
     }
 }
 
-fn sha256(data: &[u8]) -> Vec<u8> {
-    use rsa::sha2::Digest as _;
-    rsa::sha2::Sha256::digest(data).to_vec()
+impl JwsSigner for SigningKey {
+    fn algorithm(&self) -> SigningAlgorithm {
+        self.inner.algorithm
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.kid()
+    }
+
+    fn public_jwk(&self) -> &PublicJwk {
+        &self.inner.public
+    }
+
+    fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        let signature = self.sign_now(message);
+        Box::pin(std::future::ready(signature))
+    }
+
+    fn certificate_thumbprint(&self) -> Option<&str> {
+        self.inner.x5t_s256.as_deref()
+    }
+}
+
+/// `N` bytes from the operating system's random number generator.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::config(format!("the OS random number generator failed: {e}")))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -587,18 +378,28 @@ mod tests {
     const EC_THUMB: &str = "EPN8QYKSsu1vQWUsdN8hH6BLw34UNFFG7E9i9fSRI34";
     const ED_THUMB: &str = "eGV29zGbITFzkh5SE8epQK4MVdu7lvEGIHmmYCcwpJw";
 
-    /// Signs a JWT with `key` and verifies it with the public JWK Node exported.
-    fn round_trip(key: &SigningKey, public: &str) {
+    /// A JWT of `{"sub": "me"}` signed with `key`, through the crate's one JWS assembly.
+    fn jwt(key: &SigningKey) -> String {
         use secrecy::ExposeSecret as _;
-        let jwt = key
-            .sign(key.header(), &serde_json::json!({"sub": "me"}))
+        let signer = crate::jose::jws::Signer::new(key.clone()).unwrap();
+        let jwt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(signer.sign_jwt("JWT", &serde_json::json!({"sub": "me"})))
             .unwrap();
-        let jwk: Jwk = serde_json::from_str(public).unwrap();
+        jwt.expose_secret().to_owned()
+    }
+
+    /// Signs a JWT with `key` and verifies it, with jsonwebtoken, against the public JWK Node
+    /// exported.
+    fn round_trip(key: &SigningKey, public: &str) {
+        crate::jose::install_crypto_provider();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(public).unwrap();
         let mut validation = Validation::new(key.algorithm().jose());
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         let data = jsonwebtoken::decode::<Value>(
-            jwt.expose_secret(),
+            jwt(key),
             &DecodingKey::from_jwk(&jwk).unwrap(),
             &validation,
         )
@@ -618,7 +419,7 @@ mod tests {
         assert_eq!(key.algorithm(), alg);
         assert_eq!(key.thumbprint(), thumb);
         let expected: Value = serde_json::from_str(public).unwrap();
-        assert_eq!(public_members(&key.public_jwk()), expected);
+        assert_eq!(public_members(&key.public_jwk().to_value()), expected);
         round_trip(&key, public);
         round_trip(&key.clone().with_kid("k1"), public);
     }
@@ -637,7 +438,7 @@ mod tests {
         check(key.clone(), SigningAlgorithm::RS256, RSA_PUB, RSA_THUMB);
         let ps = key.with_algorithm(SigningAlgorithm::PS256).unwrap();
         check(ps.clone(), SigningAlgorithm::PS256, RSA_PUB, RSA_THUMB);
-        assert_eq!(ps.public_jwk()["alg"], "PS256");
+        assert_eq!(ps.public_jwk().to_value()["alg"], "PS256");
         assert!(ps.with_algorithm(SigningAlgorithm::ES256).is_err());
     }
 
@@ -758,8 +559,14 @@ c/GK51aaWeTDDQ==\n\
             .with_certificate(cert.as_bytes())
             .unwrap();
         assert_eq!(
-            key.header().x5t_s256.as_deref(),
+            key.certificate_thumbprint(),
             Some("ysfMNqXBRgrgGclTMRZcxbLs3LGvx-kvlg9l1RGCWcA")
+        );
+        let header = jwt(&key).split('.').next().unwrap().to_owned();
+        let header: Value = serde_json::from_slice(&B64.decode(header).unwrap()).unwrap();
+        assert_eq!(
+            header["x5t#S256"],
+            "ysfMNqXBRgrgGclTMRZcxbLs3LGvx-kvlg9l1RGCWcA"
         );
         assert_eq!(key.thumbprint(), EC_THUMB);
     }
@@ -771,7 +578,7 @@ c/GK51aaWeTDDQ==\n\
             .unwrap()
             .with_certificate(&der)
             .unwrap();
-        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(&der));
-        assert_eq!(key.header().x5t_s256.as_deref(), Some(expected.as_str()));
+        let expected = B64.encode(crypto::sha256(&der));
+        assert_eq!(key.certificate_thumbprint(), Some(expected.as_str()));
     }
 }

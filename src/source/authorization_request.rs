@@ -297,7 +297,7 @@ impl RequestPlan {
         let now = config.clock().now();
         let client_id = config.client_id().to_owned();
         let request = if self.signed {
-            let object = request_object(config, &params, now)?;
+            let object = request_object(config, &params, now).await?;
             vec![
                 ("client_id".to_owned(), client_id.clone()),
                 ("request".to_owned(), object),
@@ -395,7 +395,7 @@ fn pushed_answer(answer: &Answer) -> Result<(String, Duration), Error> {
 
 /// A request object (RFC 9101 §4) carrying every parameter, signed with the configuration's
 /// request signing key.
-fn request_object(
+async fn request_object(
     config: &OAuthConfig,
     params: &[(String, String)],
     now: SystemTime,
@@ -421,9 +421,8 @@ fn request_object(
     for (k, v) in params {
         claims.insert(k.clone(), claim_value(k, v));
     }
-    let mut header = key.header();
-    header.typ = Some(REQUEST_OBJECT_TYPE.to_owned());
-    Ok(key.sign(header, &claims)?.expose_secret().to_owned())
+    let object = key.sign_jwt(REQUEST_OBJECT_TYPE, &claims).await?;
+    Ok(object.expose_secret().to_owned())
 }
 
 /// A parameter as a request object claim: JSON where the parameter is JSON

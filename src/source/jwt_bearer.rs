@@ -7,7 +7,8 @@ use crate::config::OAuthConfig;
 use crate::endpoint::{Answer, Form, jwt_claims};
 use crate::error::Error;
 use crate::future::BoxFuture;
-use crate::jose::SigningKey;
+use crate::jose::JwsSigner;
+use crate::jose::jws::Signer;
 use crate::retry::Flight;
 use crate::source::cache::{Grant, Persist, Settings, TokenCache};
 use crate::source::client_credentials::cache_key;
@@ -65,7 +66,8 @@ pub struct JwtBearer {
 #[must_use]
 pub struct JwtBearerBuilder {
     config: OAuthConfig,
-    signing_key: SigningKey,
+    /// A signer that does not fit its key fails the first token request.
+    signing_key: Result<Signer, Error>,
     issuer: Option<String>,
     subject: Option<String>,
     /// Without a [`subject`](JwtBearerBuilder::subject), `sub` is the issuer (RFC 7523 §3
@@ -80,11 +82,11 @@ pub struct JwtBearerBuilder {
 
 impl OAuthConfig {
     /// A source of tokens from the JWT bearer grant (RFC 7523 §2.1), with assertions signed
-    /// by `key`.
-    pub fn jwt_bearer(&self, key: SigningKey) -> JwtBearerBuilder {
+    /// by `key`: a [`SigningKey`](crate::SigningKey), or any [`JwsSigner`] (a key in a KMS).
+    pub fn jwt_bearer(&self, key: impl JwsSigner + 'static) -> JwtBearerBuilder {
         JwtBearerBuilder {
             config: self.clone(),
-            signing_key: key,
+            signing_key: Signer::new(key),
             issuer: None,
             subject: None,
             subject_defaults_to_issuer: true,
@@ -218,7 +220,7 @@ impl TokenSource for JwtBearer {
 #[derive(Debug)]
 struct JwtBearerGrant {
     config: OAuthConfig,
-    signing_key: SigningKey,
+    signing_key: Result<Signer, Error>,
     issuer: String,
     subject: Option<String>,
     audience: String,
@@ -246,7 +248,8 @@ impl Grant for JwtBearerGrant {
                 claims.remove("sub");
             }
             claims.extend(self.claims.clone());
-            let assertion = self.signing_key.sign(self.signing_key.header(), &claims)?;
+            let signer = self.signing_key.as_ref().map_err(Clone::clone)?;
+            let assertion = signer.sign_jwt("JWT", &claims).await?;
             let form = Form::grant_type(JWT_BEARER_GRANT)
                 .with("assertion", assertion.expose_secret())
                 .extend(&self.params);

@@ -33,7 +33,8 @@ impl TestProvider {
     /// # Panics
     ///
     /// When `public_jwk` is not a JWK or JWKS.
-    pub fn register_client_key(&self, client_id: &str, public_jwk: Value) {
+    pub fn register_client_key(&self, client_id: &str, public_jwk: impl serde::Serialize) {
+        let public_jwk = serde_json::to_value(public_jwk).expect("a JWK is JSON");
         self.with(|i| i.assertions.register_key(client_id, public_jwk));
     }
 
@@ -210,14 +211,11 @@ pub(super) fn issue(inner: &Inner, extra: &Extra, lifetime: Duration) -> String 
     let Some(audience) = &extra.target_audience else {
         return super::http::random_token("at-");
     };
-    crate::jose::install_crypto_provider();
-    let (key, alg, kid) = super::id_token::signing_key(inner);
+    let key = super::id_token::signing_key(inner);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let mut header = jsonwebtoken::Header::new(alg);
-    header.kid = Some(kid);
     let claims = json!({
         "iss": inner.issuer,
         "sub": extra.subject,
@@ -226,5 +224,5 @@ pub(super) fn issue(inner: &Inner, extra: &Extra, lifetime: Duration) -> String 
         "exp": now + lifetime.as_secs(),
         "jti": super::http::random_token(""),
     });
-    jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+    super::id_token::sign_with(&key, &claims)
 }

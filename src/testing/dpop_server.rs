@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// How far a proof's `iat` may be from the provider's system clock. Tests that set a
 /// [`ManualClock`](super::clock::ManualClock) on a DPoP configuration start it at the real time.
@@ -136,6 +135,8 @@ pub(super) fn check(
         .ok()
         .and_then(|jwk| jsonwebtoken::DecodingKey::from_jwk(&jwk).ok())
         .ok_or("the jwk header is not a usable public key")?;
+    // With both JOSE backends on, jsonwebtoken cannot pick one by itself (it panics).
+    crate::jose::install_crypto_provider();
     let mut validation = jsonwebtoken::Validation::new(alg);
     validation.validate_exp = false;
     validation.validate_aud = false;
@@ -161,7 +162,7 @@ pub(super) fn check(
         .filter(|j| !j.is_empty())
         .ok_or("no jti")?;
     match access_token {
-        Some(token) if claims["ath"] != B64.encode(Sha256::digest(token.as_bytes())) => {
+        Some(token) if claims["ath"] != B64.encode(crate::jose::sha256(token.as_bytes())) => {
             return Err("ath does not match the access token".to_owned());
         }
         _ => {}
@@ -187,7 +188,7 @@ pub(super) fn thumbprint(jwk: &Value) -> Option<String> {
         "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, m("e")?, m("n")?),
         _ => return None,
     };
-    Some(B64.encode(Sha256::digest(canonical.as_bytes())))
+    Some(B64.encode(crate::jose::sha256(canonical.as_bytes())))
 }
 
 /// The token type to issue for a request whose proof had `jkt`.

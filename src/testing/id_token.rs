@@ -6,36 +6,41 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::keys;
 use super::state::{CodeGrant, IdTokenForgery, Inner, ProviderState};
+use crate::jose::jws::sign_jwt_with;
+use crate::jose::{HmacAlgorithm, SigningAlgorithm, SigningKey};
 
-/// The signing key in use, its algorithm and `kid`.
-pub(super) fn signing_key(
-    inner: &Inner,
-) -> (jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm, String) {
-    use jsonwebtoken::{Algorithm, EncodingKey};
+/// The signing key in use: its algorithm and `kid` set.
+pub(super) fn signing_key(inner: &Inner) -> SigningKey {
     let alg = inner.id_token_alg;
+    let keys = &inner.keys;
     let key = match alg {
-        Algorithm::EdDSA if inner.rotated => EncodingKey::from_ed_pem(keys::ED2_PEM.as_bytes()),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(keys::ED_PEM.as_bytes()),
-        Algorithm::ES256 => EncodingKey::from_ec_pem(keys::EC_PEM.as_bytes()),
-        _ => EncodingKey::from_rsa_pem(keys::RSA_PEM.as_bytes()),
-    }
-    .expect("the test keys parse");
+        SigningAlgorithm::EdDSA if inner.rotated => &keys.ed2,
+        SigningAlgorithm::EdDSA => &keys.ed,
+        SigningAlgorithm::ES256 => &keys.ec,
+        _ => keys.rsa(),
+    };
     let kid = format!("{alg:?}-{}", if inner.rotated { 2 } else { 1 });
-    (key, alg, kid)
+    key.clone()
+        .with_algorithm(alg)
+        .expect("each key signs its algorithms")
+        .with_kid(kid)
+}
+
+/// A JWT of `claims` signed by `key` under its `alg` and `kid`.
+pub(super) fn sign_with(key: &SigningKey, claims: &Value) -> String {
+    let mut header = json!({"typ": "JWT", "alg": key.algorithm().as_str()});
+    if let Some(kid) = key.kid() {
+        header["kid"] = json!(kid);
+    }
+    sign_jwt_with(&header, claims, |input| key.sign_now(input)).expect("signs")
 }
 
 /// The public JWK of the key in use.
-pub(super) fn public_jwk(inner: &Inner) -> serde_json::Value {
-    crate::jose::install_crypto_provider();
-    let (key, alg, kid) = signing_key(inner);
-    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).expect("a public JWK");
-    jwk.common.key_id = Some(kid);
-    jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-    serde_json::to_value(jwk).expect("a JWK serializes")
+pub(super) fn public_jwk(inner: &Inner) -> Value {
+    signing_key(inner).public_jwk().to_value()
 }
 
 /// An ID token for `grant`, signed by the key in use, or forged as told.
@@ -85,15 +90,12 @@ pub(super) fn id_token(inner: &Inner, grant: &CodeGrant) -> Option<String> {
 /// `claims` signed by the key in use, or forged as [`IdTokenForgery`] says (the forgeries of
 /// the signature; those of the claims are the caller's): ID tokens and signed UserInfo.
 pub(super) fn sign(inner: &Inner, claims: &serde_json::Value) -> String {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    crate::jose::install_crypto_provider();
     let forgery = inner.id_token_forgery;
     let b64 = |v: &serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
-    let (key, alg, kid) = signing_key(inner);
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.clone());
+    let key = signing_key(inner);
+    let kid = key.kid().unwrap_or_default().to_owned();
     match forgery {
         Some(IdTokenForgery::AlgNone) => {
             format!(
@@ -103,34 +105,41 @@ pub(super) fn sign(inner: &Inner, claims: &serde_json::Value) -> String {
             )
         }
         Some(IdTokenForgery::HmacWithPublicKey) => {
-            let mut header = Header::new(Algorithm::HS256);
-            header.kid = Some(kid);
             let secret = public_jwk(inner).to_string();
-            let key = EncodingKey::from_secret(secret.as_bytes()).expect("an HMAC key");
-            jsonwebtoken::encode(&header, claims, &key).expect("signs")
+            let header = json!({"typ": "JWT", "alg": "HS256", "kid": kid});
+            sign_jwt_with(&header, claims, |input| {
+                Ok(crate::jose::hmac(
+                    HmacAlgorithm::HS256,
+                    secret.as_bytes(),
+                    input,
+                ))
+            })
+            .expect("signs")
         }
         Some(IdTokenForgery::WrongSignature | IdTokenForgery::UnknownKey) => {
-            let mut header = Header::new(Algorithm::EdDSA);
-            header.kid = Some(if forgery == Some(IdTokenForgery::UnknownKey) {
+            let kid = if forgery == Some(IdTokenForgery::UnknownKey) {
                 "unpublished".to_owned()
             } else {
-                format!("{:?}-1", Algorithm::EdDSA)
-            });
-            // A key the JWKS never lists (the rotation key, while not rotated).
-            let pem = if inner.rotated {
-                keys::ED_PEM
-            } else {
-                keys::ED2_PEM
+                format!("{:?}-1", SigningAlgorithm::EdDSA)
             };
-            let key = EncodingKey::from_ed_pem(pem.as_bytes()).expect("the test key parses");
-            jsonwebtoken::encode(&header, claims, &key).expect("signs")
+            // A key the JWKS never lists (the rotation key, while not rotated).
+            let other = if inner.rotated {
+                &inner.keys.ed
+            } else {
+                &inner.keys.ed2
+            };
+            sign_with(&other.clone().with_kid(kid), claims)
         }
-        _ => jsonwebtoken::encode(&header, claims, &key).expect("signs"),
+        _ => sign_with(&key, claims),
     }
 }
 
 pub(super) async fn jwks_endpoint(State(state): State<Arc<ProviderState>>) -> Response {
     let mut inner = state.lock();
     inner.jwks_requests += 1;
-    axum::Json(json!({ "keys": [public_jwk(&inner)] })).into_response()
+    let jwks = match &inner.jwks_override {
+        Some(jwks) => jwks.clone(),
+        None => json!({ "keys": [public_jwk(&inner)] }),
+    };
+    axum::Json(jwks).into_response()
 }

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 
-use crate::jose::{DpopAlgorithm, DpopKey, SigningAlgorithm};
+use crate::jose::{SigningAlgorithm, SigningKey};
 
 /// A new private key for `algorithm` as a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as
 /// `openssl genpkey` writes one: an RSA key (2048 bits) for the RS and PS algorithms, P-256
@@ -22,15 +22,10 @@ use crate::jose::{DpopAlgorithm, DpopKey, SigningAlgorithm};
 ///
 /// When the operating system's random number generator fails.
 pub fn new_private_key_pem(algorithm: SigningAlgorithm) -> String {
-    let kind = match algorithm {
-        SigningAlgorithm::ES256 => DpopAlgorithm::Es256,
-        SigningAlgorithm::EdDSA => DpopAlgorithm::EdDsa,
-        _ => DpopAlgorithm::Rs256,
-    };
-    let der = DpopKey::generate(kind)
-        .expect("the OS random number generator works")
-        .to_pkcs8_der();
-    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let der = SigningKey::generate_sized(algorithm, 2048)
+        .and_then(|key| key.to_pkcs8_der())
+        .expect("the OS random number generator works");
+    let base64 = base64::engine::general_purpose::STANDARD.encode(&*der);
     let lines: Vec<&str> = base64
         .as_bytes()
         .chunks(64)

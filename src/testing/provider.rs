@@ -23,7 +23,15 @@ use crate::clock::Clock;
 
 impl TestProvider {
     /// Starts a provider issuing one-hour tokens, on a free port.
+    ///
+    /// It installs `jsonwebtoken`'s process-wide crypto provider (the crate's JOSE backend)
+    /// unless one is installed: your tests can then use `jsonwebtoken` too, whichever of its
+    /// backend features the build enables.
     pub async fn start() -> Self {
+        // The provider checks assertions and proofs with jsonwebtoken, an implementation
+        // independent of the crate's; naming its backend (the crate's) keeps it from panicking
+        // when both backend features are on, in this process's other users of it too.
+        crate::jose::install_crypto_provider();
         let state = Arc::new(ProviderState {
             token_requests: AtomicUsize::new(0),
             invalid_grants: AtomicUsize::new(0),
@@ -49,12 +57,14 @@ impl TestProvider {
                 device_expires_in: 600,
                 device_polls: Vec::new(),
                 revocations: Vec::new(),
-                id_token_alg: jsonwebtoken::Algorithm::EdDSA,
+                id_token_alg: crate::jose::SigningAlgorithm::EdDSA,
+                keys: Arc::new(super::keys::Keys::generate()),
                 id_token_forgery: None,
                 rotated: false,
                 subject: "user-1".to_owned(),
                 iss_parameter: true,
                 jwks_requests: 0,
+                jwks_override: None,
                 assertions: Default::default(),
                 dpop: Default::default(),
                 oidc: Default::default(),
@@ -154,18 +164,26 @@ impl TestProvider {
         self.with(|i| i.jwks_requests)
     }
 
+    /// Serves `jwks` at [`jwks_url`](Self::jwks_url) instead of the provider's own key set
+    /// (`None`, the default, serves the provider's): to see what a client does with a
+    /// provider's broken, hostile or odd keys. ID tokens are still signed with the provider's
+    /// key.
+    pub fn set_jwks(&self, jwks: Option<serde_json::Value>) {
+        self.with(|i| i.jwks_override = jwks);
+    }
+
     /// The signature algorithm of ID tokens: `EdDSA` (the default), `ES256`, `RS256` or
-    /// `PS256`, each with a fixed test key.
+    /// `PS256`, each with a key the provider made when it started (RSA: on first use).
     ///
     /// # Panics
     ///
     /// For any other name.
     pub fn set_id_token_algorithm(&self, alg: &str) {
         let alg = match alg {
-            "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
-            "ES256" => jsonwebtoken::Algorithm::ES256,
-            "RS256" => jsonwebtoken::Algorithm::RS256,
-            "PS256" => jsonwebtoken::Algorithm::PS256,
+            "EdDSA" => crate::jose::SigningAlgorithm::EdDSA,
+            "ES256" => crate::jose::SigningAlgorithm::ES256,
+            "RS256" => crate::jose::SigningAlgorithm::RS256,
+            "PS256" => crate::jose::SigningAlgorithm::PS256,
             other => panic!("the test provider has no {other} key"),
         };
         self.with(|i| i.id_token_alg = alg);

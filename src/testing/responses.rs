@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::id_token::signing_key;
-use super::keys;
+use super::id_token::{sign_with, signing_key};
 use super::request_state::JarmForgery;
 use super::state::{Inner, TestProvider};
 use crate::source::Callback;
@@ -132,7 +131,6 @@ pub(super) const RESPONSE_MODES: [&str; 5] =
 /// The response JWT (JARM §2.1): `iss`, `aud`, `exp` and the response's parameters, signed
 /// with the key that signs ID tokens; or forged as told.
 fn jarm(inner: &Inner, params: &[(String, String)], client_id: &str) -> String {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
     crate::jose::install_crypto_provider();
     let now = inner.assertions.now();
     let mut claims: Map<String, Value> = params
@@ -156,7 +154,8 @@ fn jarm(inner: &Inner, params: &[(String, String)], client_id: &str) -> String {
         }
         _ => {}
     }
-    let (key, alg, kid) = signing_key(inner);
+    let key = signing_key(inner);
+    let kid = key.kid().unwrap_or_default().to_owned();
     if forgery == Some(JarmForgery::Encrypted) {
         let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
         let header = json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": kid});
@@ -169,21 +168,15 @@ fn jarm(inner: &Inner, params: &[(String, String)], client_id: &str) -> String {
             b64(b"tag")
         );
     }
-    let mut header = Header::new(alg);
-    header.kid = Some(kid);
+    let claims = serde_json::Value::Object(claims);
     if forgery == Some(JarmForgery::BadSignature) {
-        // Another key under the published key's kid.
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(format!("{:?}-1", Algorithm::EdDSA));
-        let pem = if inner.rotated {
-            keys::ED_PEM
-        } else {
-            keys::ED2_PEM
-        };
-        let key = EncodingKey::from_ed_pem(pem.as_bytes()).expect("the test key parses");
-        return jsonwebtoken::encode(&header, &claims, &key).expect("signs");
+        // Another key of the same algorithm under the published key's kid.
+        let other = crate::SigningKey::generate(key.algorithm())
+            .expect("the OS random number generator works")
+            .with_kid(kid);
+        return sign_with(&other, &claims);
     }
-    jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+    sign_with(&key, &claims)
 }
 
 /// An auto-submitting form that POSTs `params` to `action` (Form Post Response Mode §2).

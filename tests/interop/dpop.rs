@@ -4,7 +4,7 @@
 //! nonce, the key thumbprint against the token's `cnf.jkt`); every nonce dance is counted.
 
 use super::*;
-use authed::{DpopAlgorithm, FileStore};
+use authed::{FileStore, SigningAlgorithm};
 
 const DPOP_ID: &str = "authed-dpop";
 const REDIRECT_URI: &str = "http://127.0.0.1:49152/callback";
@@ -15,7 +15,7 @@ async fn dpop_config(server: &Server) -> OAuthConfig {
         .await
         .unwrap()
         .client_id(DPOP_ID)
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap()
 }

@@ -7,7 +7,7 @@
 
 use super::*;
 use authed::{
-    AuthorizationDetail, Callback, CallbackError, DpopAlgorithm, Fapi2, FapiDuty, IdTokenError,
+    AuthorizationDetail, Callback, CallbackError, Fapi2, FapiDuty, IdTokenError, SigningAlgorithm,
     SigningKey,
 };
 use serde_json::json;
@@ -34,7 +34,7 @@ async fn fapi_config(server: &Server, client: &str, profile: Fapi2) -> OAuthConf
         .unwrap()
         .client_id(client)
         .private_key(rsa_key())
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .fapi2(profile)
         .build()
         .unwrap()

@@ -5,7 +5,7 @@
 
 use super::*;
 use authed::{
-    ClientMetadata, DpopAlgorithm, Logout, RefreshTokenSource, SigningKey, UserInfoError,
+    ClientMetadata, Logout, RefreshTokenSource, SigningAlgorithm, SigningKey, UserInfoError,
 };
 
 pub(crate) const RP: &str = "authed-rp";
@@ -149,7 +149,7 @@ async fn userinfo_with_a_dpop_bound_token_answers_the_servers_nonce() {
         .await
         .unwrap()
         .client_id("authed-dpop")
-        .dpop(DpopAlgorithm::Es256)
+        .dpop(SigningAlgorithm::ES256)
         .build()
         .unwrap();
     let flow = config
