@@ -2,52 +2,14 @@
 //! browser gets, what is pushed and how it is authenticated (every client authentication
 //! method, DPoP included), when pushing happens, and the single-use, expiring `request_uri`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use authed::testing::{Browsed, ManualClock, TestProvider};
-use authed::{ClientAuthMethod, Error, OAuthConfig, SigningAlgorithm, SigningKey, TokenSource};
+use authed::{ClientAuthMethod, Error, OAuthConfig, SigningAlgorithm, TokenSource};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-fn query(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-fn key() -> SigningKey {
-    SigningKey::from_pem(include_bytes!("support/keys/ec_pkcs8.pem"))
-        .unwrap()
-        .with_kid("par-ec")
-}
-
-/// A configuration of every endpoint of `provider` for `client`, authenticating with
-/// `method`.
-fn config(provider: &TestProvider, method: ClientAuthMethod) -> OAuthConfig {
-    let b = OAuthConfig::builder(provider.token_url())
-        .issuer(provider.issuer())
-        .jwks_url(provider.jwks_url())
-        .authorization_url(provider.authorization_url())
-        .par_url(provider.par_url());
-    match method {
-        ClientAuthMethod::PrivateKeyJwt => {
-            provider.register_client_key("par-jwt-client", key().public_jwk());
-            b.client_id("par-jwt-client").private_key(key())
-        }
-        ClientAuthMethod::None => b
-            .client_id(TestProvider::PUBLIC_CLIENT_ID)
-            .auth_method(ClientAuthMethod::None),
-        method => b
-            .client_id(TestProvider::CLIENT_ID)
-            .client_secret(TestProvider::CLIENT_SECRET)
-            .auth_method(method),
-    }
-    .build()
-    .unwrap()
-}
+#[path = "support/par_setup.rs"]
+mod par_setup;
+use par_setup::{REDIRECT, config, query};
 
 #[tokio::test]
 async fn the_browser_gets_only_client_id_and_request_uri_and_every_parameter_is_pushed() {

@@ -2,51 +2,13 @@
 //! test binary: no other test's thread reaches the crate's callsites while this test's
 //! subscriber is installed, which made the span's presence depend on test timing.
 
-use std::collections::HashMap;
-
+use authed::ClientAuthMethod;
 use authed::testing::{Browsed, TestProvider};
-use authed::{ClientAuthMethod, OAuthConfig, SigningKey};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-fn query(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-fn key() -> SigningKey {
-    SigningKey::from_pem(include_bytes!("support/keys/ec_pkcs8.pem"))
-        .unwrap()
-        .with_kid("par-ec")
-}
-
-/// A configuration of every endpoint of `provider` for `client`, authenticating with
-/// `method`.
-fn config(provider: &TestProvider, method: ClientAuthMethod) -> OAuthConfig {
-    let b = OAuthConfig::builder(provider.token_url())
-        .issuer(provider.issuer())
-        .jwks_url(provider.jwks_url())
-        .authorization_url(provider.authorization_url())
-        .par_url(provider.par_url());
-    match method {
-        ClientAuthMethod::PrivateKeyJwt => {
-            provider.register_client_key("par-jwt-client", key().public_jwk());
-            b.client_id("par-jwt-client").private_key(key())
-        }
-        ClientAuthMethod::None => b
-            .client_id(TestProvider::PUBLIC_CLIENT_ID)
-            .auth_method(ClientAuthMethod::None),
-        method => b
-            .client_id(TestProvider::CLIENT_ID)
-            .client_secret(TestProvider::CLIENT_SECRET)
-            .auth_method(method),
-    }
-    .build()
-    .unwrap()
-}
+#[path = "support/par_setup.rs"]
+#[allow(dead_code)]
+mod par_setup;
+use par_setup::{REDIRECT, config, query};
 
 #[derive(Clone, Default)]
 struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
