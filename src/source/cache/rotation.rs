@@ -47,6 +47,10 @@ pub(super) struct Records {
     /// only valid one left, so it is saved before anything else happens, unless the store
     /// meanwhile got a newer copy of the login.
     unsaved: Mutex<Option<Unsaved>>,
+    /// An in-flight record this cache wrote and then did not send under: its lease ran out
+    /// between the write and the lock check. Found again in the store, it is this cache's to
+    /// take back, not a presentation whose answer others must wait for.
+    unsent: Mutex<Option<InFlight>>,
 }
 
 /// A token the store failed to save.
@@ -188,7 +192,12 @@ impl Records {
             holder: random_id(),
             login_id: OnceLock::new(),
             unsaved: Mutex::new(None),
+            unsent: Mutex::new(None),
         }
+    }
+
+    fn unsent(&self) -> MutexGuard<'_, Option<InFlight>> {
+        self.unsent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn unsaved(&self) -> MutexGuard<'_, Option<Unsaved>> {
@@ -310,8 +319,14 @@ impl Records {
         let Some(refresh_token) = stored.refresh_token().cloned() else {
             return Err(no_refresh_token());
         };
+        let unsent = self.unsent().take();
         let presentation = match record_of(&stored) {
             None => Presentation::First,
+            // This cache's own record of a refresh it never sent: nothing is in flight.
+            Some(record) if unsent.as_ref() == Some(record) => {
+                tracing::debug!("the store holds this cache's unsent record; sending now");
+                record.presentation
+            }
             Some(record) => match next_step(record, now, ask.settings.lost_refresh) {
                 Next::Wait(at) => {
                     drop(lock);
@@ -356,6 +371,7 @@ impl Records {
             tracing::warn!(
                 "the token store's lock ran out before the refresh was sent; not sending"
             );
+            *self.unsent() = Some(record);
             return Ok(Round::Again);
         }
         let sending = ask
