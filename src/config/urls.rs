@@ -24,7 +24,7 @@ impl OAuthConfigBuilder {
     /// Whether the provider always sends RFC 9207 `iss` on authorization responses
     /// (`authorization_response_iss_parameter_supported`; discovery reads it). When `true`,
     /// a callback without `iss` is refused. Default `false`. Named like
-    /// [`Endpoints::iss_parameter_supported`], which it sets.
+    /// [`Endpoints::iss_parameter_supported`](crate::Endpoints::iss_parameter_supported), which it sets.
     #[doc(alias = "authorization_response_iss_parameter_supported")]
     pub fn iss_parameter_supported(mut self, supported: bool) -> Self {
         self.iss_parameter_supported = supported;
@@ -65,7 +65,7 @@ impl OAuthConfigBuilder {
     }
 
     /// Follows a FAPI 2.0 profile: [`build`](Self::build) and each sign-in flow's `build`
-    /// check the client's duties (see [`Fapi2`]) and refuse with [`Error::Fapi`] naming the
+    /// check the client's duties (see [`Fapi2`]) and refuse with [`Error::Fapi`](crate::Error::Fapi) naming the
     /// first one not met; sign-ins are then always pushed (PAR), callbacks must carry RFC
     /// 9207 `iss`, and signatures are made and accepted with PS256, ES256 and EdDSA only
     /// (an RSA private key signs with PS256). [`Fapi2::MessageSigning`] adds signed request
@@ -115,7 +115,7 @@ impl OAuthConfigBuilder {
     }
 
     /// The RP-Initiated Logout endpoint (discovery reads `end_session_endpoint`), for
-    /// [`OAuthConfig::end_session`].
+    /// [`OAuthConfig::end_session`](crate::OAuthConfig::end_session).
     pub fn end_session_url(mut self, url: impl Into<String>) -> Self {
         self.oidc_urls[1] = Some(url.into());
         self
