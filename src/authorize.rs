@@ -192,6 +192,9 @@ pub(crate) async fn send<E: Exchange + Send>(
     // came from.
     let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
     let token = source.token().await.map_err(E::fail)?;
+    // From taking the token to the answer: how long a token must outlive its taking (the
+    // source's expiry margin grows with it; see `TokenSource::request_latency`).
+    let taken = tokio::time::Instant::now();
     // A stack that names no URL (tower) is asked for its target, for the DPoP nonce memory.
     let target_url = match (token.dpop_key(), E::sent_to(&request)) {
         (Some(_), None) => absolute_url(E::target(&request)),
@@ -201,6 +204,7 @@ pub(crate) async fn send<E: Exchange + Send>(
         .await
         .map_err(E::fail)?;
     let response = exchange.send(request).await?;
+    source.request_latency(taken.elapsed());
     let answer = E::answer(&response);
     let sent_to = match &replay {
         Ok(request) => E::sent_to(request),

@@ -127,6 +127,7 @@ impl AuthHeaders {
                 url,
                 headers,
                 call: Call::new(token),
+                taken: Some(tokio::time::Instant::now()),
             })
         }
     }
@@ -159,6 +160,9 @@ pub struct RequestAuth {
     url: Url,
     headers: HeaderMap,
     call: Call,
+    /// When the token was taken, until the first answer reports the request's latency to the
+    /// source (as the sending front doors do).
+    taken: Option<tokio::time::Instant>,
 }
 
 /// What to do after an answer, from [`RequestAuth::after_response`].
@@ -203,6 +207,9 @@ impl RequestAuth {
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Result<AfterResponse, Error> {
+        if let Some(taken) = self.taken.take() {
+            self.shared.source.request_latency(taken.elapsed());
+        }
         let dpop_url = self.call.token.dpop_key().is_some().then_some(&self.url);
         if !authorize::is_unauthorized(status, headers) {
             if let Some(url) = dpop_url {

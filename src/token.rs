@@ -369,6 +369,20 @@ impl fmt::Debug for Token {
 /// current token. Both durations are clamped to a quarter of the token's lifetime, so a
 /// 60-second token is used for 30 seconds before a background refresh and 45 before callers
 /// wait, instead of looking expired on arrival.
+///
+/// The margin also grows with the network. Every request sent through the crate's front
+/// doors ([`AuthedClient`](crate::AuthedClient), the middleware, the tower layer,
+/// [`AuthHeaders`](crate::AuthHeaders)) reports how long it took, from taking the token to
+/// the answer ([`TokenSource::request_latency`](crate::TokenSource::request_latency)). The
+/// caches of this crate's sources then use a margin of **twice the slowest request of the
+/// last 5–10 seconds** when that is longer than `expiry_margin`, so that a token that would
+/// expire before a request sent now arrives is not handed out: callers wait for the one
+/// refresh instead (and the refresh-ahead moves earlier by as much). That latency margin is
+/// capped at **half the token's lifetime** (without a known lifetime, half the time it had
+/// left when it arrived): a slow network, or an API that holds requests such as a long poll,
+/// never makes a fresh token count as expiring, so tokens are not refreshed in a loop; at
+/// worst a token is handed out for the first half of its life and replaced from a quarter
+/// of it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiryPolicy {
     expiry_margin: Duration,

@@ -23,8 +23,11 @@ use crate::store::MemoryStore;
 use crate::telemetry::{self, CacheMetrics};
 use crate::token::{AccessToken, Token};
 
+mod expiry;
 mod grant;
 mod rotation;
+
+use expiry::{Deadlines, Latency, Phase};
 
 pub(crate) use grant::{Grant, Persist, Settings};
 pub(crate) use rotation::signed_out;
@@ -52,37 +55,17 @@ struct Shared {
     records: Option<Records>,
     /// Hit and miss counters (feature `metrics`; empty without it).
     metrics: CacheMetrics,
+    /// How long requests with this cache's tokens recently took (reported by the request
+    /// rules): a token that would expire in flight counts as expiring.
+    latency: Latency,
 }
 
 /// A token with its deadlines worked out once, so the read path only compares times.
 #[derive(Debug)]
 struct Cached {
     token: Arc<Token>,
-    valid_until: Option<SystemTime>,
-    refresh_at: Option<SystemTime>,
-}
-
-enum Phase {
-    Fresh,
-    RefreshDue,
-    Expired,
-}
-
-impl Cached {
-    fn phase(&self, now: SystemTime) -> Phase {
-        if self.valid_until.is_some_and(|until| now >= until) {
-            Phase::Expired
-        } else if self.refresh_at.is_some_and(|at| now >= at) {
-            Phase::RefreshDue
-        } else {
-            Phase::Fresh
-        }
-    }
-
-    /// How long background refreshes have before callers must wait.
-    fn refresh_window(&self) -> Option<Duration> {
-        self.valid_until?.duration_since(self.refresh_at?).ok()
-    }
+    /// `None` for a token that never expires.
+    deadlines: Option<Deadlines>,
 }
 
 type Outcome = Option<Result<Arc<Token>, Error>>;
@@ -163,6 +146,7 @@ impl TokenCache {
                 persist,
                 records,
                 metrics: CacheMetrics::new(),
+                latency: Latency::default(),
             }),
         }
     }
@@ -188,7 +172,11 @@ impl TokenCache {
         let current = self.shared.current.load();
         let cached = current.as_ref()?;
         let now = self.shared.clock.now();
-        match cached.phase(now) {
+        let phase = match &cached.deadlines {
+            Some(deadlines) => deadlines.phase(now, &self.shared.latency),
+            None => Phase::Fresh,
+        };
+        match phase {
             Phase::Fresh => Some(cached.token.clone()),
             Phase::RefreshDue => {
                 let token = cached.token.clone();
@@ -196,13 +184,19 @@ impl TokenCache {
                 self.refresh_in_background(now);
                 Some(token)
             }
-            Phase::Expired => None,
+            Phase::Expiring => None,
         }
     }
 
     /// A token other than `rejected`, refreshing once however many callers report it.
     pub(crate) fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         TokenFuture::new(self.fresh(Some(rejected.access_token())))
+    }
+
+    /// Records that a request sent with one of this cache's tokens took `took`, from taking
+    /// the token to the answer (see `expiry`).
+    pub(crate) fn request_latency(&self, took: Duration) {
+        self.shared.latency.observe(took, self.shared.clock.now());
     }
 
     /// The cached token, valid or not.
@@ -322,7 +316,10 @@ impl TokenCache {
             if let Some(cached) = &*self.shared.current.load() {
                 let was_rejected = rejected.is_some_and(|r| r == cached.token.access_token());
                 let now = self.shared.clock.now();
-                if !was_rejected && cached.valid_until.is_none_or(|until| now < until) {
+                let valid = cached
+                    .deadlines
+                    .is_none_or(|d| now < d.valid_until(now, &self.shared.latency));
+                if !was_rejected && valid {
                     return Ok(cached.token.clone());
                 }
                 reason = if was_rejected { "rejected" } else { "expired" };
@@ -392,13 +389,9 @@ impl Shared {
         if let Some(records) = &self.records {
             records.note(&token);
         }
-        let valid_until = self.settings.policy.valid_until(&token);
-        let refresh_at = self.settings.policy.refresh_at(&token);
-        self.current.store(Some(Arc::new(Cached {
-            token,
-            valid_until,
-            refresh_at,
-        })));
+        let deadlines = Deadlines::of(&token, &self.settings.policy, self.clock.now());
+        self.current
+            .store(Some(Arc::new(Cached { token, deadlines })));
     }
 
     fn uninstall(&self) {
@@ -468,7 +461,8 @@ impl Shared {
                     .current
                     .load()
                     .as_ref()
-                    .and_then(|c| c.refresh_window());
+                    .and_then(|c| c.deadlines)
+                    .map(|d| d.refresh_window());
                 let wait = backoff(state.failures, window).max(e.retry_after().unwrap_or_default());
                 state.not_before = Some(self.clock.now() + wait);
                 state.last_error = Some(e.clone());

@@ -457,4 +457,8 @@ impl TokenSource for RefreshTokenSource {
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.cache.token_rejected(rejected)
     }
+
+    fn request_latency(&self, took: std::time::Duration) {
+        self.cache.request_latency(took);
+    }
 }

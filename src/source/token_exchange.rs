@@ -287,6 +287,10 @@ impl TokenSource for TokenExchange {
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.cache.token_rejected(rejected)
     }
+
+    fn request_latency(&self, took: std::time::Duration) {
+        self.cache.request_latency(took);
+    }
 }
 
 #[derive(Debug)]

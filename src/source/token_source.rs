@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::future::BoxFuture;
@@ -102,6 +103,17 @@ pub trait TokenSource: Send + Sync + std::fmt::Debug {
         let _ = rejected;
         self.token()
     }
+
+    /// Tells the source that a request sent with one of its tokens took `took`, from taking
+    /// the token to the answer. The front doors of this crate report every request they
+    /// send; the crate's own sources then count a token as expiring when it would expire
+    /// before a request sent now is expected to arrive (see
+    /// [`ExpiryPolicy`](crate::ExpiryPolicy)), so that callers wait for the one refresh
+    /// instead of sending a token that expires on the way. The default ignores it; a
+    /// source that wraps another passes it on.
+    fn request_latency(&self, took: Duration) {
+        let _ = took;
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -111,6 +123,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         (**self).token_rejected(rejected)
+    }
+
+    fn request_latency(&self, took: Duration) {
+        (**self).request_latency(took);
     }
 }
 

@@ -230,6 +230,10 @@ impl TokenSource for AzureManagedIdentity {
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.cache.token_rejected(rejected)
     }
+
+    fn request_latency(&self, took: std::time::Duration) {
+        self.cache.request_latency(took);
+    }
 }
 
 struct IdentityGrant {

@@ -121,6 +121,10 @@ impl TokenSource for DefaultCredentials {
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.source.token_rejected(rejected)
     }
+
+    fn request_latency(&self, took: std::time::Duration) {
+        self.source.request_latency(took);
+    }
 }
 
 fn chosen_link(chosen: &'static str, source: Arc<dyn TokenSource>) -> DefaultCredentials {

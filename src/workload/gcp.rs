@@ -147,6 +147,10 @@ impl TokenSource for GcpMetadata {
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.cache.token_rejected(rejected)
     }
+
+    fn request_latency(&self, took: std::time::Duration) {
+        self.cache.request_latency(took);
+    }
 }
 
 #[derive(Debug)]

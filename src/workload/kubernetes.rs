@@ -90,6 +90,10 @@ impl TokenSource for KubernetesServiceAccount {
     fn token_rejected<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         self.cache.token_rejected(rejected)
     }
+
+    fn request_latency(&self, took: std::time::Duration) {
+        self.cache.request_latency(took);
+    }
 }
 
 #[derive(Debug)]

@@ -116,3 +116,78 @@ fn backoff_doubles_and_caps() {
     let short_window = Some(Duration::from_millis(500));
     assert_eq!(backoff(1, short_window), Duration::from_millis(125));
 }
+
+/// Issues 2 s tokens named by a counter.
+#[derive(Debug, Default)]
+struct ShortGrant(Arc<AtomicU32>);
+
+impl Grant for ShortGrant {
+    fn fetch<'a>(
+        &'a self,
+        _current: Option<&'a Token>,
+        now: SystemTime,
+        _flight: &'a Flight,
+    ) -> BoxFuture<'a, Result<Token, Error>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            Ok(Token::new(AccessToken::new(format!("t{n}")))
+                .with_lifetime(now, Duration::from_secs(2)))
+        })
+    }
+}
+
+/// Issue 19 point 5: requests take 400 ms, so a 2 s token that has 0.75 s left would expire
+/// on the way if a request took twice that: it is not handed out; the caller waits for the
+/// one refresh. Without the reported latency the same read gets the token (margin 0.5 s).
+#[tokio::test(start_paused = true)]
+async fn a_token_that_would_expire_in_flight_is_not_handed_out() {
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+    let fetches = Arc::new(AtomicU32::new(0));
+    let cache = TokenCache::new(ShortGrant(fetches.clone()), settings(), clock.clone(), None);
+    assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
+    clock.advance(Duration::from_millis(1250));
+    cache.request_latency(Duration::from_millis(400));
+    let mut read = cache.token();
+    let poll = std::pin::Pin::new(&mut read).poll(&mut Context::from_waker(Waker::noop()));
+    assert!(
+        poll.is_pending(),
+        "a token expiring in flight was handed out"
+    );
+    assert_eq!(read.await.unwrap().access_token().secret(), "t2");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+
+    // The same moment in t2's life without slow requests (a new cache): handed out.
+    let quiet = TokenCache::new(ShortGrant::default(), settings(), clock.clone(), None);
+    quiet.token().await.unwrap();
+    clock.advance(Duration::from_millis(1250));
+    assert_eq!(ready(&quiet), "t1");
+}
+
+/// The latency margin stops at half the lifetime: however slow requests are, a fresh token
+/// is handed out at once, and replaced once per half-life, not in a loop.
+#[tokio::test(start_paused = true)]
+async fn a_slow_network_never_makes_a_fresh_token_expiring() {
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+    let fetches = Arc::new(AtomicU32::new(0));
+    let cache = TokenCache::new(ShortGrant(fetches.clone()), settings(), clock.clone(), None);
+    cache.request_latency(Duration::from_secs(30));
+    assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
+    assert_eq!(ready(&cache), "t1");
+    assert!(
+        cache.shared.lock().flight.is_none(),
+        "a fresh token refreshes"
+    );
+    // Fresh for its first half, less the refresh-ahead.
+    clock.advance(Duration::from_millis(499));
+    assert_eq!(ready(&cache), "t1");
+    assert!(cache.shared.lock().flight.is_none());
+    // From 0.5 s its replacement is fetched in the background, t1 still handed out.
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(ready(&cache), "t1");
+    settle(&fetches, 2, &cache).await;
+    assert_eq!(ready(&cache), "t2");
+    for _ in 0..100 {
+        assert_eq!(ready(&cache), "t2");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
