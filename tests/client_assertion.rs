@@ -532,4 +532,5 @@ async fn a_client_assertion_file_is_read_at_each_request() {
         .build()
         .unwrap_err();
     assert!(matches!(both, Error::Config(_)), "{both:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -197,12 +197,38 @@ impl Process {
         self.answer(seq).await
     }
 
-    pub fn signal(&self, sig: &str) {
+    /// Sends `sig` (`-STOP`, `-CONT`, ...). After `-STOP`, waits until the process is
+    /// stopped: the signal is delivered asynchronously, and under load the process can run on
+    /// for a while after `kill` returned.
+    pub async fn signal(&self, sig: &str) {
         let ok = std::process::Command::new("kill")
             .args([sig, &self.pid().to_string()])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill {sig} {}", self.name);
+        if sig == "-STOP" {
+            self.stopped().await;
+        }
+    }
+
+    /// Waits until the process is stopped (state `T` in `/proc/<pid>/stat`). The bound is a
+    /// failure timeout only.
+    pub async fn stopped(&self) {
+        let stat = format!("/proc/{}/stat", self.pid());
+        let is_stopped = || {
+            std::fs::read_to_string(&stat).is_ok_and(|s| {
+                // The state follows the command name, which is in parentheses.
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(90), async {
+            while !is_stopped() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "{} did not stop", self.name);
     }
 
     /// `SIGKILL`, and waits for the process to be gone.
@@ -244,6 +270,10 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "\n{line}");
     let _ = out.flush();
+    // With the crate's log on, each line also goes there, timed, beside what the crate did.
+    if std::env::var_os("AUTHED_FAULTS_LOG").is_some() {
+        tracing::info!(pid = std::process::id(), "said {line}");
+    }
 }
 
 /// Wraps the child's store: announces the lock, and can stop the process right after a read
@@ -272,9 +302,12 @@ impl TokenStore for Announcing {
                 say("LOADED");
                 if self.stop_after_locked_load.swap(false, Ordering::SeqCst) {
                     say("STOPPING");
-                    let _ = std::process::Command::new("kill")
-                        .args(["-STOP", &std::process::id().to_string()])
-                        .status();
+                    // SIGSTOP raised on this thread stops it before `raise` returns (and the
+                    // whole process with it), so nothing after this read runs before the stop.
+                    // A `kill` command run from here is not synchronous: under load the process
+                    // went on to write its in-flight record, or even send, before it stopped.
+                    // SAFETY: raise has no memory-safety preconditions.
+                    unsafe { libc::raise(libc::SIGSTOP) };
                 }
             }
             loaded
