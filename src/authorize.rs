@@ -56,17 +56,7 @@ pub(crate) async fn attach(
     target: Target<'_>,
     token: &Token,
 ) -> Result<Credentials, Error> {
-    let authorization = token.bearer_header().ok_or_else(|| {
-        if token.dpop_key().is_none() && crate::jose::is_dpop_type(token.token_type()) {
-            return Error::config(
-                "a DPoP token needs its key (Token::with_dpop_key); it is never sent as Bearer",
-            );
-        }
-        Error::malformed(
-            200,
-            "the access token has characters that cannot be sent in a header",
-        )
-    })?;
+    let authorization = authorization(token)?;
     let proof = match token.dpop_key() {
         None => None,
         Some(_) => {
@@ -90,6 +80,21 @@ pub(crate) async fn attach(
     Ok(Credentials {
         authorization,
         proof,
+    })
+}
+
+/// The `Authorization` header value of `token`.
+fn authorization(token: &Token) -> Result<HeaderValue, Error> {
+    token.bearer_header().ok_or_else(|| {
+        if token.dpop_key().is_none() && crate::jose::is_dpop_type(token.token_type()) {
+            return Error::config(
+                "a DPoP token needs its key (Token::with_dpop_key); it is never sent as Bearer",
+            );
+        }
+        Error::malformed(
+            200,
+            "the access token has characters that cannot be sent in a header",
+        )
     })
 }
 
@@ -200,9 +205,15 @@ pub(crate) async fn send<E: Exchange + Send>(
         (Some(_), None) => absolute_url(E::target(&request)),
         _ => None,
     };
-    authorize::<E>(&mut request, &token)
-        .await
-        .map_err(E::fail)?;
+    if token.dpop_key().is_none() {
+        // Bearer: nothing to await, so no credentials future in this one's state.
+        let authorization = authorization(&token).map_err(E::fail)?;
+        E::headers_mut(&mut request).insert(header::AUTHORIZATION, authorization);
+    } else {
+        Box::pin(authorize::<E>(&mut request, &token))
+            .await
+            .map_err(E::fail)?;
+    }
     let response = exchange.send(request).await?;
     source.request_latency(taken.elapsed());
     let answer = E::answer(&response);
