@@ -643,13 +643,25 @@ async fn run() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(2);
     for concurrency in callers.into_iter().filter(|_| enabled("stampede")) {
+        // Tokens live 2 s up to 1,000 callers. Beyond, requests queue for seconds on 2 cores
+        // (p99 ~3 s at 10,000 callers on a loaded machine): longer than a 2 s token lives, so
+        // even a token taken the moment it was issued would expire on the way, whatever the
+        // client does. There tokens live 12 s (`AUTHED_LOAD_TOKEN_SECS` overrides), and a
+        // round lasts at least a lifetime, so every client's token expires with all callers in
+        // flight.
+        let token_secs: u64 = std::env::var("AUTHED_LOAD_TOKEN_SECS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(if concurrency > 1000 { 12 } else { 2 });
         let provider = Arc::new(TestProvider::start().await);
         let clients = make_clients(&provider).await;
-        provider.set_token_lifetime(Duration::from_secs(2));
+        provider.set_token_lifetime(Duration::from_secs(token_secs));
         provider.set_latency(latency);
-        let stampede_time = round_time.max(Duration::from_secs(if quick { 3 } else { 6 }));
+        let stampede_time = round_time
+            .max(Duration::from_secs(if quick { 3 } else { 6 }))
+            .max(Duration::from_secs(token_secs));
         let tallies = scenario(
-            "Stampede: 2 s tokens, token endpoint 50 ms",
+            &format!("Stampede: {token_secs} s tokens, token endpoint 50 ms"),
             &provider,
             &clients,
             concurrency,
