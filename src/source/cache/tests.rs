@@ -7,9 +7,20 @@ use crate::token::ExpiryPolicy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, Waker};
 
-/// Issues one-hour tokens named by a counter.
-#[derive(Debug, Default)]
-struct CountingGrant(Arc<AtomicU32>);
+/// Issues tokens named by a counter, living `lifetime` (one hour unless set).
+#[derive(Debug)]
+struct CountingGrant(Arc<AtomicU32>, Duration);
+
+impl CountingGrant {
+    fn hourly(fetches: Arc<AtomicU32>) -> Self {
+        CountingGrant(fetches, Duration::from_secs(3600))
+    }
+
+    /// 2 s tokens.
+    fn short(fetches: Arc<AtomicU32>) -> Self {
+        CountingGrant(fetches, Duration::from_secs(2))
+    }
+}
 
 impl Grant for CountingGrant {
     fn fetch<'a>(
@@ -20,10 +31,19 @@ impl Grant for CountingGrant {
     ) -> BoxFuture<'a, Result<Token, Error>> {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move {
-            Ok(Token::new(AccessToken::new(format!("t{n}")))
-                .with_lifetime(now, Duration::from_secs(3600)))
+            Ok(Token::new(AccessToken::new(format!("t{n}"))).with_lifetime(now, self.1))
         })
     }
+}
+
+/// A cache over a counting grant, on a manual clock; the grant's fetch counter.
+fn counting(
+    grant: fn(Arc<AtomicU32>) -> CountingGrant,
+) -> (Arc<ManualClock>, Arc<AtomicU32>, TokenCache) {
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
+    let fetches = Arc::new(AtomicU32::new(0));
+    let cache = TokenCache::new(grant(fetches.clone()), settings(), clock.clone(), None);
+    (clock, fetches, cache)
 }
 
 fn settings() -> Settings {
@@ -56,14 +76,7 @@ async fn settle(fetches: &AtomicU32, want: u32, cache: &TokenCache) {
 /// sees where the token stands.
 #[tokio::test(start_paused = true)]
 async fn the_first_read_after_a_clock_jump_sees_it() {
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
-    let fetches = Arc::new(AtomicU32::new(0));
-    let cache = TokenCache::new(
-        CountingGrant(fetches.clone()),
-        settings(),
-        clock.clone(),
-        None,
-    );
+    let (clock, fetches, cache) = counting(CountingGrant::hourly);
     assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
 
     // Into the refresh window (3240 s after issue): the first read still gets the valid
@@ -88,14 +101,7 @@ async fn the_first_read_after_a_clock_jump_sees_it() {
 
 #[tokio::test]
 async fn a_read_in_the_refresh_window_refreshes_in_the_background() {
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
-    let fetches = Arc::new(AtomicU32::new(0));
-    let cache = TokenCache::new(
-        CountingGrant(fetches.clone()),
-        settings(),
-        clock.clone(),
-        None,
-    );
+    let (clock, fetches, cache) = counting(CountingGrant::hourly);
     cache.token().await.unwrap();
     clock.advance(Duration::from_secs(3240));
     assert_eq!(ready(&cache), "t1");
@@ -117,33 +123,12 @@ fn backoff_doubles_and_caps() {
     assert_eq!(backoff(1, short_window), Duration::from_millis(125));
 }
 
-/// Issues 2 s tokens named by a counter.
-#[derive(Debug, Default)]
-struct ShortGrant(Arc<AtomicU32>);
-
-impl Grant for ShortGrant {
-    fn fetch<'a>(
-        &'a self,
-        _current: Option<&'a Token>,
-        now: SystemTime,
-        _flight: &'a Flight,
-    ) -> BoxFuture<'a, Result<Token, Error>> {
-        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-        Box::pin(async move {
-            Ok(Token::new(AccessToken::new(format!("t{n}")))
-                .with_lifetime(now, Duration::from_secs(2)))
-        })
-    }
-}
-
 /// Issue 19 point 5: requests take 400 ms, so a 2 s token that has 0.75 s left would expire
 /// on the way if a request took twice that: it is not handed out; the caller waits for the
 /// one refresh. Without the reported latency the same read gets the token (margin 0.5 s).
 #[tokio::test(start_paused = true)]
 async fn a_token_that_would_expire_in_flight_is_not_handed_out() {
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
-    let fetches = Arc::new(AtomicU32::new(0));
-    let cache = TokenCache::new(ShortGrant(fetches.clone()), settings(), clock.clone(), None);
+    let (clock, fetches, cache) = counting(CountingGrant::short);
     assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
     clock.advance(Duration::from_millis(1250));
     cache.request_latency(Duration::from_millis(400));
@@ -157,7 +142,12 @@ async fn a_token_that_would_expire_in_flight_is_not_handed_out() {
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 
     // The same moment in t2's life without slow requests (a new cache): handed out.
-    let quiet = TokenCache::new(ShortGrant::default(), settings(), clock.clone(), None);
+    let quiet = TokenCache::new(
+        CountingGrant::short(Arc::default()),
+        settings(),
+        clock.clone(),
+        None,
+    );
     quiet.token().await.unwrap();
     clock.advance(Duration::from_millis(1250));
     assert_eq!(ready(&quiet), "t1");
@@ -167,9 +157,7 @@ async fn a_token_that_would_expire_in_flight_is_not_handed_out() {
 /// is handed out at once, and replaced once per half-life, not in a loop.
 #[tokio::test(start_paused = true)]
 async fn a_slow_network_never_makes_a_fresh_token_expiring() {
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30));
-    let fetches = Arc::new(AtomicU32::new(0));
-    let cache = TokenCache::new(ShortGrant(fetches.clone()), settings(), clock.clone(), None);
+    let (clock, fetches, cache) = counting(CountingGrant::short);
     cache.request_latency(Duration::from_secs(30));
     assert_eq!(cache.token().await.unwrap().access_token().secret(), "t1");
     assert_eq!(ready(&cache), "t1");
