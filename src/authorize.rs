@@ -182,58 +182,76 @@ pub(crate) trait Exchange {
 
 /// Sends `request` with a token from `source`, under the rules. One flat future, with the
 /// rare paths (a 401, a redirect) boxed: every request moves this future around, and
-/// nested or larger futures are copied each time.
-pub(crate) async fn send<E: Exchange + Send>(
-    exchange: &mut E,
-    origins: &Origins,
-    source: &dyn TokenSource,
+/// nested or larger futures are copied each time. Not an `async fn`: that would keep the
+/// request twice in the future, once as the argument and once as its local copy.
+pub(crate) fn send<'a, E: Exchange + Send>(
+    exchange: &'a mut E,
+    origins: &'a Origins,
+    source: &'a dyn TokenSource,
     mut request: E::Request,
-) -> Result<E::Response, E::Failure> {
-    let target = E::target(&request);
-    origins.check(target).map_err(E::fail)?;
-    tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
-    // Kept to send once more after a rejected token, and to make a redirect's next hop. A
-    // streaming body cannot be copied: then only the URL is kept, to tell where an answer
-    // came from.
-    let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
-    let token = source.token().await.map_err(E::fail)?;
-    // From taking the token to the answer: how long a token must outlive its taking (the
-    // source's expiry margin grows with it; see `TokenSource::request_latency`).
-    let taken = tokio::time::Instant::now();
-    // A stack that names no URL (tower) is asked for its target, for the DPoP nonce memory.
-    let target_url = match (token.dpop_key(), E::sent_to(&request)) {
-        (Some(_), None) => absolute_url(E::target(&request)),
-        _ => None,
-    };
-    if token.dpop_key().is_none() {
-        // Bearer: nothing to await, so no credentials future in this one's state.
-        let authorization = authorization(&token).map_err(E::fail)?;
-        E::headers_mut(&mut request).insert(header::AUTHORIZATION, authorization);
-    } else {
-        Box::pin(authorize::<E>(&mut request, &token))
-            .await
-            .map_err(E::fail)?;
-    }
-    let response = exchange.send(request).await?;
-    source.request_latency(taken.elapsed());
-    let answer = E::answer(&response);
-    let sent_to = match &replay {
-        Ok(request) => E::sent_to(request),
-        Err(url) => url.as_ref(),
-    };
-    if answer.is_final() && answered_where_sent(sent_to, &answer) {
-        if token.dpop_key().is_some()
-            && let Some(url) = sent_to.or(target_url.as_ref())
-        {
-            dpop::after_response(&token, url, false, answer.headers);
+) -> impl Future<Output = Result<E::Response, E::Failure>> + Send + 'a {
+    async move {
+        let target = E::target(&request);
+        origins.check(target).map_err(E::fail)?;
+        tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
+        // Kept to send once more after a rejected token, and to make a redirect's next hop. A
+        // streaming body cannot be copied: then only the URL is kept, to tell where an answer
+        // came from.
+        let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
+        let token = source.token().await.map_err(E::fail)?;
+        // From taking the token to the answer: how long a token must outlive its taking (the
+        // source's expiry margin grows with it; see `TokenSource::request_latency`). Not
+        // timed while no latency could make the token expiring, as for most of its life.
+        let taken = token.is_timed().then(tokio::time::Instant::now);
+        // A stack that names no URL (tower) is asked for its target, for the DPoP nonce
+        // memory; boxed, so that the Bearer path's future stays small.
+        let target_url = match (token.dpop_key(), E::sent_to(&request)) {
+            (Some(_), None) => absolute_url(E::target(&request)).map(Box::new),
+            _ => None,
+        };
+        if token.dpop_key().is_none() {
+            // Bearer: nothing to await, so no credentials future in this one's state.
+            let authorization = authorization(&token).map_err(E::fail)?;
+            E::headers_mut(&mut request).insert(header::AUTHORIZATION, authorization);
+        } else {
+            Box::pin(authorize::<E>(&mut request, &token))
+                .await
+                .map_err(E::fail)?;
         }
-        return Ok(response);
+        let response = exchange.send(request).await?;
+        if let Some(taken) = taken {
+            source.request_latency(taken.elapsed());
+        }
+        let done = {
+            let answer = E::answer(&response);
+            let sent_to = match &replay {
+                Ok(request) => E::sent_to(request),
+                Err(url) => url.as_ref(),
+            };
+            let done = answer.is_final() && answered_where_sent(sent_to, &answer);
+            if done
+                && token.dpop_key().is_some()
+                && let Some(url) = sent_to.or(target_url.as_deref())
+            {
+                dpop::after_response(&token, url, false, answer.headers);
+            }
+            done
+        };
+        if done {
+            return Ok(response);
+        }
+        let call = Call::new(token);
+        Box::pin(after_answer(
+            exchange,
+            origins,
+            source,
+            call,
+            response,
+            replay,
+            target_url.map(|url| *url),
+        ))
+        .await
     }
-    let call = Call::new(token);
-    Box::pin(after_answer(
-        exchange, origins, source, call, response, replay, target_url,
-    ))
-    .await
 }
 
 /// Whether the answer came from where the request was sent: `false` when the HTTP client

@@ -126,8 +126,8 @@ impl AuthHeaders {
                 method,
                 url,
                 headers,
+                taken: token.is_timed().then(tokio::time::Instant::now),
                 call: Call::new(token),
-                taken: Some(tokio::time::Instant::now()),
             })
         }
     }

@@ -1,6 +1,7 @@
 //! Tokens, their secret parts, and expiry math.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -116,6 +117,8 @@ pub struct Token {
     login: Option<Lineage>,
     #[serde(skip)]
     header: HeaderCache,
+    #[serde(skip)]
+    untimed: Untimed,
 }
 
 /// What every request with a token derives from it, made on first use: the `Authorization`
@@ -130,6 +133,26 @@ struct HeaderCache(
 
 /// Derived from the access token, so never a difference between two tokens.
 impl PartialEq for HeaderCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Set by the cache that hands the token out while no request latency could make it
+/// expiring (the first part of its life, see `cache::expiry`): the request rules then skip
+/// timing requests sent with it, two clock reads and a report each. Tokens from anywhere else
+/// are timed.
+#[derive(Default)]
+struct Untimed(AtomicBool);
+
+impl Clone for Untimed {
+    fn clone(&self) -> Self {
+        Untimed(AtomicBool::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// Where the token is in its cache's life, not part of the token.
+impl PartialEq for Untimed {
     fn eq(&self, _: &Self) -> bool {
         true
     }
@@ -150,6 +173,7 @@ impl Token {
             dpop_key: None,
             login: None,
             header: HeaderCache::default(),
+            untimed: Untimed::default(),
         }
     }
 
@@ -296,6 +320,21 @@ impl Token {
     /// expiry is always valid: the API's 401 is what retires it.
     pub fn is_valid_at(&self, now: SystemTime, policy: &ExpiryPolicy) -> bool {
         policy.valid_until(self).is_none_or(|until| now < until)
+    }
+
+    /// Whether requests sent with this token are timed for its source
+    /// ([`TokenSource::request_latency`](crate::TokenSource::request_latency)).
+    pub(crate) fn is_timed(&self) -> bool {
+        !self.untimed.0.load(Ordering::Relaxed)
+    }
+
+    /// See [`is_timed`](Self::is_timed); set by the cache that hands the token out.
+    pub(crate) fn set_timed(&self, timed: bool) {
+        // Loaded first: every read past the quiet part of the token's life calls this, and a
+        // store on every read would bounce the cache line between cores.
+        if self.is_timed() != timed {
+            self.untimed.0.store(!timed, Ordering::Relaxed);
+        }
     }
 
     /// `Bearer <access token>`, or `DPoP <access token>` for a DPoP token, marked

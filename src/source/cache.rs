@@ -173,7 +173,12 @@ impl TokenCache {
         let cached = current.as_ref()?;
         let now = self.shared.clock.now();
         let phase = match &cached.deadlines {
-            Some(deadlines) => deadlines.phase(now, &self.shared.latency),
+            Some(deadlines) if deadlines.is_quiet(now) => Phase::Fresh,
+            Some(deadlines) => {
+                // From here on the latency counts: time the requests sent with it.
+                cached.token.set_timed(true);
+                deadlines.phase(now, &self.shared.latency)
+            }
             None => Phase::Fresh,
         };
         match phase {
@@ -389,7 +394,11 @@ impl Shared {
         if let Some(records) = &self.records {
             records.note(&token);
         }
-        let deadlines = Deadlines::of(&token, &self.settings.policy, self.clock.now());
+        let now = self.clock.now();
+        let deadlines = Deadlines::of(&token, &self.settings.policy, now);
+        // A token that never expires, or that no latency could make expiring yet, is not
+        // timed (see `read`).
+        token.set_timed(deadlines.is_some_and(|d| !d.is_quiet(now)));
         self.current
             .store(Some(Arc::new(Cached { token, deadlines })));
     }

@@ -130,10 +130,16 @@ impl Deadlines {
         })
     }
 
+    /// Whether the token is fresh at `now` whatever the latency: the first part of its life,
+    /// when requests sent with it need not be timed.
+    pub(crate) fn is_quiet(&self, now: SystemTime) -> bool {
+        now < self.quiet_until
+    }
+
     /// Where the token stands at `now`, with requests recently taking up to
     /// `latency.peak(now)`.
     pub(crate) fn phase(&self, now: SystemTime, latency: &Latency) -> Phase {
-        if now < self.quiet_until {
+        if self.is_quiet(now) {
             return Phase::Fresh;
         }
         let valid_until = self.valid_until(now, latency);

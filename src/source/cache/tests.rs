@@ -179,3 +179,21 @@ async fn a_slow_network_never_makes_a_fresh_token_expiring() {
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
+
+/// Requests are timed only once a token could become expiring in flight: an hour token is
+/// untimed for the first half of its life less the refresh-ahead (25 min), then timed.
+#[tokio::test(start_paused = true)]
+async fn requests_are_timed_only_past_the_quiet_part_of_a_tokens_life() {
+    let (clock, _, cache) = counting(CountingGrant::hourly);
+    let token = cache.token().await.unwrap();
+    assert!(!token.is_timed(), "a fresh hour token is timed");
+    clock.advance(Duration::from_secs(1499));
+    assert!(!cache.token().await.unwrap().is_timed());
+    clock.advance(Duration::from_secs(1));
+    let later = cache.token().await.unwrap();
+    assert_eq!(later.access_token().secret(), "t1");
+    assert!(
+        later.is_timed(),
+        "past its quiet part, requests are untimed"
+    );
+}
