@@ -16,7 +16,9 @@
 #
 # Rows, compared like for like:
 # - `baseline, absolute` (reqwest, a fixed header, the absolute URL as a string) against
-#   `authed, absolute` (the same absolute string: the same URL parsing);
+#   `authed, absolute` (the same absolute string: the same URL parsing), with its own
+#   reqwest client of the same settings (no redirects, 30 s connect timeout), and with that
+#   client given (`http_client`: it may follow redirects, so each request's URL is kept);
 # - `baseline, joined` (the fixed header, `hello` joined onto a parsed base `Url`) against
 #   `authed, relative` (`get("hello")` against its base URL: the same join);
 # - `authed with DPoP` ES256 and EdDSA (a proof signed per request) against `authed,
@@ -30,16 +32,20 @@ bin=$(cargo bench --bench load --no-run ${features:+--features "$features"} 2>&1
 [ -x "$bin" ] || { echo "could not build the load bench" >&2; exit 1; }
 out=${TMPDIR:-/tmp}/authed-callgrind.$$
 mkdir -p "$out"
+# count PROFILE URL [given]: `given` gives the authed client `http()` as a caller's client.
 count() {
+    name=$1-$2${3:+-$3}
     AUTHED_LOAD_PROFILE=$1 AUTHED_LOAD_URL=$2 AUTHED_LOAD_REQUESTS=$requests \
-        AUTHED_LOAD_CONCURRENCY=$concurrency valgrind --tool=callgrind \
-        --callgrind-out-file="$out/$1-$2.out" --toggle-collect='load::Client::request::*' \
-        "$bin" > "$out/$1-$2.log" 2>&1
-    sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$out/$1-$2.out"
+        AUTHED_LOAD_CONCURRENCY=$concurrency AUTHED_LOAD_GIVEN_CLIENT=${3:+1} \
+        valgrind --tool=callgrind \
+        --callgrind-out-file="$out/$name.out" --toggle-collect='load::Client::request::*' \
+        "$bin" > "$out/$name.log" 2>&1
+    sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$out/$name.out"
 }
 base=$(count baseline absolute)
 joined=$(count baseline relative)
 authed=$(count authed absolute)
+given=$(count authed absolute given)
 relative=$(count authed relative)
 es256=$(count dpop absolute)
 eddsa=$(count dpop-eddsa absolute)
@@ -54,9 +60,10 @@ echo "| client | instructions | per request | ratio | against |"
 echo "|---|---|---|---|---|"
 # %.0f, not %d: mawk's %d stops at 2^31 - 1, and a DPoP run counts more instructions.
 awk -v b="$base" -v j="$joined" -v a="$authed" -v r="$relative" -v e="$es256" -v d="$eddsa" \
-    -v n="$requests" 'BEGIN {
+    -v g="$given" -v n="$requests" 'BEGIN {
     row("baseline, absolute string (fixed header)", b, b, "itself")
     row("authed, the same absolute string", a, b, "baseline, absolute string")
+    row("authed, the same, with the client given as `http_client` (keeps each URL)", g, b, "baseline, absolute string")
     row("baseline, `hello` joined onto a parsed base URL", j, j, "itself")
     row("authed, `get(\"hello\")` against its base URL", r, j, "baseline, joined")
     row("authed with DPoP (ES256), absolute string", e, a, "authed, absolute (Bearer)")

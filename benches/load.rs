@@ -39,6 +39,11 @@ static AUTHED_ABSOLUTE: std::sync::LazyLock<bool> =
 static BASELINE_JOINS: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_URL").is_ok_and(|v| v == "relative"));
 
+/// `AUTHED_LOAD_GIVEN_CLIENT=1`: the authed client gets `http()` as a caller-given client
+/// (for the row that shows what keeping the URL costs).
+static GIVEN_CLIENT: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("AUTHED_LOAD_GIVEN_CLIENT").is_ok_and(|v| v == "1"));
+
 /// One client under test.
 #[derive(Clone)]
 enum Client {
@@ -172,11 +177,7 @@ async fn make_clients(provider: &TestProvider) -> Vec<Client> {
         .client_secret(TestProvider::CLIENT_SECRET)
         .build()
         .expect("config");
-    let authed = AuthedClient::builder(config.client_credentials().build())
-        .base_url(provider.api_url())
-        .http_client(http())
-        .build()
-        .expect("client");
+    let authed = authed_client(config.client_credentials().build(), provider);
     let hand = HandRolled {
         http: http(),
         token_url: provider.token_url(),
@@ -203,13 +204,27 @@ fn dpop_client(provider: &TestProvider, algorithm: authed::SigningAlgorithm) -> 
         _ => "dpop",
     };
     Client::Dpop(
-        AuthedClient::builder(config.client_credentials().build())
-            .base_url(provider.api_url())
-            .http_client(http())
-            .build()
-            .expect("client"),
+        authed_client(config.client_credentials().build(), provider),
         name,
     )
+}
+
+/// An `AuthedClient` over `source` for the provider's API. Over HTTP/1 with its own reqwest
+/// client, whose settings are `http()`'s (no redirects, a 30 s connect timeout): a client
+/// the caller gives may follow redirects on its own, so the rules keep each request's URL
+/// to tell where an answer came from (BENCHMARKS.md shows what that costs). Over HTTP/2
+/// with `http()`, for prior knowledge.
+fn authed_client(
+    source: impl authed::TokenSource + 'static,
+    provider: &TestProvider,
+) -> AuthedClient {
+    let builder = AuthedClient::builder(source).base_url(provider.api_url());
+    let builder = if *HTTP2 || *GIVEN_CLIENT {
+        builder.http_client(http())
+    } else {
+        builder
+    };
+    builder.build().expect("client")
 }
 
 /// One request: when it started (since the round began) and how long it took.

@@ -160,6 +160,20 @@ pub(crate) trait Exchange {
     fn method(request: &Self::Request) -> &Method;
     fn target(request: &Self::Request) -> Target<'_>;
     fn headers_mut(request: &mut Self::Request) -> &mut HeaderMap;
+    /// What is kept of a request before it is sent, to send it once more after a rejected
+    /// token and to make a redirect's first hop. Every request keeps one, so it is only what
+    /// a replay needs: a stack whose answers tell where the request went need not keep its
+    /// URL.
+    type Kept: Send;
+    /// What to keep of `request`, or `None` when its body cannot be sent twice.
+    fn keep(&self, request: &Self::Request) -> Option<Self::Kept>;
+    /// The kept request, to send again to `sent_to` (where it went first: its
+    /// [`kept_url`](Self::kept_url), or else the first answer's URL). `None` when it cannot
+    /// be made.
+    fn again(kept: &Self::Kept, sent_to: Option<&Url>) -> Option<Self::Request>;
+    /// Where the kept request was sent, when the stack may follow redirects on its own (an
+    /// answer's URL then need not be where the request went).
+    fn kept_url(kept: &Self::Kept) -> Option<&Url>;
     /// A copy to send once more, or `None` when the body cannot be replayed.
     fn try_clone(request: &Self::Request) -> Option<Self::Request>;
     /// `request` sent to `url` with `method` instead, its body kept only when `keep_body`:
@@ -184,6 +198,7 @@ pub(crate) trait Exchange {
 /// rare paths (a 401, a redirect) boxed: every request moves this future around, and
 /// nested or larger futures are copied each time. Not an `async fn`: that would keep the
 /// request twice in the future, once as the argument and once as its local copy.
+#[allow(clippy::manual_async_fn)] // see above: the `async fn` this lint asks for is larger
 pub(crate) fn send<'a, E: Exchange + Send>(
     exchange: &'a mut E,
     origins: &'a Origins,
@@ -191,13 +206,17 @@ pub(crate) fn send<'a, E: Exchange + Send>(
     mut request: E::Request,
 ) -> impl Future<Output = Result<E::Response, E::Failure>> + Send + 'a {
     async move {
-        let target = E::target(&request);
-        origins.check(target).map_err(E::fail)?;
-        tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
+        {
+            let target = E::target(&request);
+            origins.check(target).map_err(E::fail)?;
+            tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
+        }
         // Kept to send once more after a rejected token, and to make a redirect's next hop. A
         // streaming body cannot be copied: then only the URL is kept, to tell where an answer
         // came from.
-        let replay = E::try_clone(&request).ok_or_else(|| E::sent_to(&request).cloned());
+        let replay = exchange
+            .keep(&request)
+            .ok_or_else(|| E::sent_to(&request).cloned());
         let token = source.token().await.map_err(E::fail)?;
         // From taking the token to the answer: how long a token must outlive its taking (the
         // source's expiry margin grows with it; see `TokenSource::request_latency`). Not
@@ -225,13 +244,13 @@ pub(crate) fn send<'a, E: Exchange + Send>(
         let done = {
             let answer = E::answer(&response);
             let sent_to = match &replay {
-                Ok(request) => E::sent_to(request),
+                Ok(kept) => E::kept_url(kept),
                 Err(url) => url.as_ref(),
             };
             let done = answer.is_final() && answered_where_sent(sent_to, &answer);
             if done
                 && token.dpop_key().is_some()
-                && let Some(url) = sent_to.or(target_url.as_deref())
+                && let Some(url) = sent_to.or(answer.url).or(target_url.as_deref())
             {
                 dpop::after_response(&token, url, false, answer.headers);
             }
@@ -277,18 +296,20 @@ async fn after_answer<E: Exchange + Send>(
     source: &dyn TokenSource,
     mut call: Call,
     mut response: E::Response,
-    replay: Result<E::Request, Option<Url>>,
+    replay: Result<E::Kept, Option<Url>>,
     target_url: Option<Url>,
 ) -> Result<E::Response, E::Failure> {
     let sent_to = match &replay {
-        Ok(request) => E::sent_to(request).cloned(),
-        Err(url) => url.clone(),
-    };
+        Ok(kept) => E::kept_url(kept),
+        Err(url) => url.as_ref(),
+    }
+    .or(E::answer(&response).url)
+    .cloned();
     loop {
         // The first hop of a redirect is made from a copy: a reference to `replay` held
         // across the sending would need the request to be `Sync`, which a tower body is not.
         let first = match (E::answer(&response).redirect, &replay) {
-            (Some(_), Ok(replay)) => E::try_clone(replay),
+            (Some(_), Ok(kept)) => E::again(kept, sent_to.as_ref()),
             _ => None,
         };
         let (answered, last_sent) =
@@ -313,7 +334,7 @@ async fn after_answer<E: Exchange + Send>(
             .await
             .map_err(E::fail)?;
         let mut again = match (again, &replay) {
-            (Again::Send, Ok(replay)) => E::try_clone(replay),
+            (Again::Send, Ok(kept)) => E::again(kept, sent_to.as_ref()),
             _ => None,
         }
         .ok_or_else(|| {

@@ -83,6 +83,9 @@ pub struct AuthedClient {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
+    /// Whether `http` came from the caller ([`AuthedClientBuilder::http_client`]): it may
+    /// follow redirects on its own.
+    http_given: bool,
     source: Arc<dyn TokenSource>,
     base_url: Option<Url>,
     origins: Origins,
@@ -166,12 +169,77 @@ impl AuthedClient {
 
 /// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`. Also how
 /// a UserInfo request, sent with a provider endpoint's client, goes through the same rules.
-pub(crate) struct Reqwest<'a>(pub(crate) &'a reqwest::Client);
+pub(crate) struct Reqwest<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    /// Whether the client may follow redirects on its own: one the caller gave, whose
+    /// redirect policy is unknown. An answer from a client that follows none comes from
+    /// where the request was sent, so a request kept for a replay need not keep its URL.
+    pub(crate) may_redirect: bool,
+}
+
+/// What [`Reqwest`] keeps of a request to send it again (see [`Exchange::Kept`]).
+pub(crate) enum Kept {
+    /// A whole copy of a request with a body.
+    Request(reqwest::Request),
+    /// A request without a body (most requests): its parts, not a whole `reqwest::Request`
+    /// (assembling one and dropping it costs more than the parts). The URL only for a client
+    /// that may follow redirects on its own, to tell where an answer came from; for one that
+    /// follows none, the URL it went to is the answer's, and a copy would allocate.
+    Bodiless {
+        method: Method,
+        headers: HeaderMap,
+        version: reqwest::Version,
+        timeout: Option<Duration>,
+        url: Option<Url>,
+    },
+}
 
 impl Exchange for Reqwest<'_> {
     type Request = reqwest::Request;
     type Response = reqwest::Response;
     type Failure = Error;
+    type Kept = Kept;
+
+    fn keep(&self, request: &reqwest::Request) -> Option<Kept> {
+        if request.body().is_some() {
+            return request.try_clone().map(Kept::Request);
+        }
+        let headers = request.headers();
+        Some(Kept::Bodiless {
+            method: request.method().clone(),
+            // An empty map is made for free; a copy of one still costs calls.
+            headers: match headers.is_empty() {
+                true => HeaderMap::new(),
+                false => headers.clone(),
+            },
+            version: request.version(),
+            timeout: request.timeout().copied(),
+            url: self.may_redirect.then(|| request.url().clone()),
+        })
+    }
+
+    fn again(kept: &Kept, sent_to: Option<&Url>) -> Option<reqwest::Request> {
+        match kept {
+            Kept::Request(request) => request.try_clone(),
+            Kept::Bodiless {
+                method,
+                headers,
+                version,
+                timeout,
+                url,
+            } => {
+                let url = url.as_ref().or(sent_to)?.clone();
+                Some(bodiless(method.clone(), url, headers, *version, *timeout))
+            }
+        }
+    }
+
+    fn kept_url(kept: &Kept) -> Option<&Url> {
+        match kept {
+            Kept::Request(request) => Some(request.url()),
+            Kept::Bodiless { url, .. } => url.as_ref(),
+        }
+    }
 
     fn method(request: &reqwest::Request) -> &Method {
         request.method()
@@ -188,20 +256,13 @@ impl Exchange for Reqwest<'_> {
     fn try_clone(request: &reqwest::Request) -> Option<reqwest::Request> {
         match request.body() {
             Some(_) => request.try_clone(),
-            // Without a body, a copy by hand: reqwest's `try_clone` makes an extensions map
-            // for the timeout and drops it again, on every request. This client's requests
-            // come from reqwest's `RequestBuilder`, whose only extension is that timeout,
-            // copied here through its public accessor.
-            None => {
-                let mut copy =
-                    reqwest::Request::new(request.method().clone(), request.url().clone());
-                *copy.headers_mut() = request.headers().clone();
-                *copy.version_mut() = request.version();
-                if let Some(timeout) = request.timeout() {
-                    *copy.timeout_mut() = Some(*timeout);
-                }
-                Some(copy)
-            }
+            None => Some(bodiless(
+                request.method().clone(),
+                request.url().clone(),
+                request.headers(),
+                request.version(),
+                request.timeout().copied(),
+            )),
         }
     }
 
@@ -235,9 +296,29 @@ impl Exchange for Reqwest<'_> {
         &mut self,
         request: reqwest::Request,
     ) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
-        let sent = self.0.execute(request);
+        let sent = self.http.execute(request);
         async move { sent.await.map_err(Error::transport) }
     }
+}
+
+/// A request without a body, made by hand: reqwest's `try_clone` makes an extensions map for
+/// the timeout and drops it again, on every request. This crate's requests come from
+/// reqwest's `RequestBuilder`, whose only extension is that timeout, set here through its
+/// public accessor (only when there is one: setting it makes the map).
+fn bodiless(
+    method: Method,
+    url: Url,
+    headers: &HeaderMap,
+    version: reqwest::Version,
+    timeout: Option<Duration>,
+) -> reqwest::Request {
+    let mut request = reqwest::Request::new(method, url);
+    *request.headers_mut() = headers.clone();
+    *request.version_mut() = version;
+    if timeout.is_some() {
+        *request.timeout_mut() = timeout;
+    }
+    request
 }
 
 /// A redirect's next hop for reqwest: `request` to `url` with `method`, its body kept only
@@ -253,13 +334,13 @@ pub(crate) fn redirected(
         // A full copy keeps what reqwest holds privately with the request (its extensions).
         request.try_clone()?
     } else {
-        let mut next = reqwest::Request::new(method.clone(), url.clone());
-        *next.headers_mut() = request.headers().clone();
-        *next.version_mut() = request.version();
-        if let Some(timeout) = request.timeout() {
-            *next.timeout_mut() = Some(*timeout);
-        }
-        next
+        bodiless(
+            method.clone(),
+            url.clone(),
+            request.headers(),
+            request.version(),
+            request.timeout().copied(),
+        )
     };
     *next.method_mut() = method;
     *next.url_mut() = url;
@@ -324,6 +405,7 @@ impl AuthedClientBuilder {
             })
             .transpose()?;
         let origins = self.origins.build(base_url.as_ref(), true)?;
+        let http_given = self.http.is_some();
         let http = match self.http {
             Some(http) => http,
             // Redirects are followed by the rules, within the allowed origins.
@@ -336,6 +418,7 @@ impl AuthedClientBuilder {
         Ok(AuthedClient {
             inner: Arc::new(Inner {
                 http,
+                http_given,
                 source: self.source,
                 base_url,
                 origins,
@@ -460,7 +543,13 @@ impl RequestBuilder {
             // The rules called directly, not through another `async fn`: one future less
             // around them, so less to move on every request.
             let inner = &self.client.inner;
-            authorize::send(&mut Reqwest(&inner.http), &inner.origins, source, request?).await
+            let mut http = Reqwest {
+                http: &inner.http,
+                may_redirect: inner.http_given,
+            };
+            // Its own statement: a `request?` inside the call would stay in the future.
+            let request = request?;
+            authorize::send(&mut http, &inner.origins, source, request).await
         }
     }
 }

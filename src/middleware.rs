@@ -287,6 +287,21 @@ impl Exchange for Chain<'_, '_> {
         request.headers_mut()
     }
 
+    // The chain may end in a client that follows redirects: the whole request is kept.
+    type Kept = Request;
+
+    fn keep(&self, request: &Request) -> Option<Request> {
+        request.try_clone()
+    }
+
+    fn again(kept: &Request, _: Option<&Url>) -> Option<Request> {
+        kept.try_clone()
+    }
+
+    fn kept_url(kept: &Request) -> Option<&Url> {
+        Some(kept.url())
+    }
+
     fn try_clone(request: &Request) -> Option<Request> {
         request.try_clone()
     }

@@ -205,6 +205,21 @@ where
         request.headers_mut()
     }
 
+    type Kept = Request<ReqBody>;
+
+    fn keep(&self, request: &Request<ReqBody>) -> Option<Request<ReqBody>> {
+        Self::try_clone(request)
+    }
+
+    fn again(kept: &Request<ReqBody>, _: Option<&Url>) -> Option<Request<ReqBody>> {
+        Self::try_clone(kept)
+    }
+
+    fn kept_url(_: &Request<ReqBody>) -> Option<&Url> {
+        // A tower stack names no URL; it does not follow redirects on its own.
+        None
+    }
+
     fn try_clone(request: &Request<ReqBody>) -> Option<Request<ReqBody>> {
         // Only an empty body can be made again; any other is a stream read once.
         if !request.body().is_end_stream() {

@@ -158,8 +158,12 @@ async fn request(
             origins: vec![url.origin()],
             any_https: false,
         };
-        let response =
-            authorize::send(&mut Reqwest(endpoint.http()), &origins, source, request).await?;
+        // The endpoint's client may be the caller's, with its own redirect policy.
+        let mut http = Reqwest {
+            http: endpoint.http(),
+            may_redirect: true,
+        };
+        let response = authorize::send(&mut http, &origins, source, request).await?;
         let raw = read_raw(response).await?;
         Ok((raw.status, raw))
     };

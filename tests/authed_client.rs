@@ -309,7 +309,9 @@ async fn a_401_from_another_origin_after_a_redirect_is_not_the_tokens_rejection(
 }
 
 /// A redirect within the API's origin keeps the token, so a 401 there is the token's
-/// rejection: refreshed once and sent once more, as without a redirect.
+/// rejection: refreshed once and sent once more, as without a redirect: to the URL first
+/// asked for, with the caller's headers (the client keeps no URL for a replay when its HTTP
+/// client follows no redirects: it takes the first answer's).
 #[tokio::test]
 async fn a_401_after_a_redirect_within_the_origin_still_refreshes_once() {
     let provider = TestProvider::start().await;
@@ -330,18 +332,25 @@ async fn a_401_after_a_redirect_within_the_origin_still_refreshes_once() {
         .build()
         .unwrap();
 
-    let err = client.get("old").send().await.unwrap_err();
+    let err = client
+        .get("old")
+        .header("x-trace", "7")
+        .send()
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Unauthorized(u) if u.retried),
         "{err:?}"
     );
     assert_eq!(provider.token_requests(), 2, "one refresh");
     let seen = api.received_requests().await.unwrap();
-    assert_eq!(seen.len(), 4, "two redirected requests");
-    assert!(
-        seen.iter()
-            .all(|r| r.headers.get("authorization").is_some())
-    );
+    let paths: Vec<_> = seen.iter().map(|r| r.url.path()).collect();
+    assert_eq!(paths, ["/api/old", "/api/thing", "/api/old", "/api/thing"]);
+    assert!(seen.iter().all(|r| {
+        r.method == wiremock::http::Method::GET
+            && r.headers.get("authorization").is_some()
+            && r.headers.get("x-trace").is_some_and(|v| v == "7")
+    }));
 }
 
 /// 400 requests at once through one client just after the token expired: one token request
