@@ -380,7 +380,10 @@ impl AuthedClientBuilder {
     /// sends every header but `Authorization`, `Cookie` and `Proxy-Authorization` to any
     /// origin a redirect names, a DPoP proof included, and the rules see only where it ended:
     /// an answer from an origin that may not receive tokens is then refused with
-    /// [`Error::UntrustedRedirect`] rather than returned as the API's.
+    /// [`Error::UntrustedRedirect`] rather than returned as the API's. Since a given client
+    /// may do that, each request keeps a copy of its URL to tell where an answer came from
+    /// (one small allocation per request, BENCHMARKS.md); with the default client it need
+    /// not.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
