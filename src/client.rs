@@ -187,7 +187,8 @@ pub(crate) enum Kept {
     /// follows none, the URL it went to is the answer's, and a copy would allocate.
     Bodiless {
         method: Method,
-        headers: HeaderMap,
+        /// `None` when there were none: an empty map still costs calls to make and drop.
+        headers: Option<HeaderMap>,
         version: reqwest::Version,
         timeout: Option<Duration>,
         url: Option<Url>,
@@ -207,11 +208,7 @@ impl Exchange for Reqwest<'_> {
         let headers = request.headers();
         Some(Kept::Bodiless {
             method: request.method().clone(),
-            // An empty map is made for free; a copy of one still costs calls.
-            headers: match headers.is_empty() {
-                true => HeaderMap::new(),
-                false => headers.clone(),
-            },
+            headers: (!headers.is_empty()).then(|| headers.clone()),
             version: request.version(),
             timeout: request.timeout().copied(),
             url: self.may_redirect.then(|| request.url().clone()),
@@ -229,7 +226,13 @@ impl Exchange for Reqwest<'_> {
                 url,
             } => {
                 let url = url.as_ref().or(sent_to)?.clone();
-                Some(bodiless(method.clone(), url, headers, *version, *timeout))
+                Some(bodiless(
+                    method.clone(),
+                    url,
+                    headers.as_ref(),
+                    *version,
+                    *timeout,
+                ))
             }
         }
     }
@@ -259,7 +262,7 @@ impl Exchange for Reqwest<'_> {
             None => Some(bodiless(
                 request.method().clone(),
                 request.url().clone(),
-                request.headers(),
+                Some(request.headers()),
                 request.version(),
                 request.timeout().copied(),
             )),
@@ -308,12 +311,14 @@ impl Exchange for Reqwest<'_> {
 fn bodiless(
     method: Method,
     url: Url,
-    headers: &HeaderMap,
+    headers: Option<&HeaderMap>,
     version: reqwest::Version,
     timeout: Option<Duration>,
 ) -> reqwest::Request {
     let mut request = reqwest::Request::new(method, url);
-    *request.headers_mut() = headers.clone();
+    if let Some(headers) = headers {
+        *request.headers_mut() = headers.clone();
+    }
     *request.version_mut() = version;
     if timeout.is_some() {
         *request.timeout_mut() = timeout;
@@ -337,7 +342,7 @@ pub(crate) fn redirected(
         bodiless(
             method.clone(),
             url.clone(),
-            request.headers(),
+            Some(request.headers()),
             request.version(),
             request.timeout().copied(),
         )

@@ -173,4 +173,56 @@ mod tests {
         };
         assert!(allowed.check(Target::Uri(&abs)).is_ok());
     }
+
+    /// A URL is allowed by its origin: a default port written out, case,
+    /// user info and the path change nothing; another port, scheme or host is refused.
+    #[test]
+    fn a_url_is_allowed_exactly_when_its_origin_is() {
+        let origins = |raw: &[&str]| Origins {
+            origins: raw
+                .iter()
+                .map(|o| Url::parse(o).unwrap().origin())
+                .collect(),
+            any_https: false,
+        };
+        let allowed = origins(&[
+            "https://api.example.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+        ]);
+        let check = |url: &str| allowed.check_url(&Url::parse(url).unwrap()).is_ok();
+        for ok in [
+            "https://api.example.com/v1?x=1",
+            "https://API.Example.com:443/",
+            "https://user:secret@api.example.com/",
+            "http://127.0.0.1:8080/a",
+            "http://[0:0::1]:9/",
+        ] {
+            assert!(check(ok), "{ok} refused");
+        }
+        for refused in [
+            "http://api.example.com/",
+            "https://api.example.com:8443/",
+            "https://api.example.com.evil.test/",
+            "https://evil.test/@api.example.com",
+            "http://127.0.0.1:8081/",
+            "http://127.0.0.1/",
+            "http://[::2]:9/",
+        ] {
+            assert!(!check(refused), "{refused} allowed");
+        }
+        assert!(
+            origins(&[])
+                .check_url(&Url::parse("https://a.test/").unwrap())
+                .is_err()
+        );
+        assert!(
+            Origins {
+                origins: Vec::new(),
+                any_https: true,
+            }
+            .check_url(&Url::parse("https://a.test/").unwrap())
+            .is_ok()
+        );
+    }
 }
