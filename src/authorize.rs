@@ -194,85 +194,114 @@ pub(crate) trait Exchange {
     ) -> impl Future<Output = Result<Self::Response, Self::Failure>> + Send;
 }
 
-/// Sends `request` with a token from `source`, under the rules. One flat future, with the
-/// rare paths (a 401, a redirect) boxed: every request moves this future around, and
-/// nested or larger futures are copied each time. Not an `async fn`: that would keep the
-/// request twice in the future, once as the argument and once as its local copy.
+/// What a front door brings to one request: its HTTP stack, the origins its tokens may go
+/// to, and the token source. Owned by the rules' future, so that a front door whose parts
+/// live behind an `Arc` ([`AuthedClient`](crate::AuthedClient)) needs no future of its own
+/// around this one: every request moves this future, and a future around it would keep a
+/// second copy of the request.
+pub(crate) trait Door {
+    type Exchange: Exchange;
+    fn parts(&mut self) -> (&mut Self::Exchange, &Origins, &dyn TokenSource);
+}
+
+/// A front door whose origins and source are borrowed.
+impl<E: Exchange> Door for (E, &Origins, &dyn TokenSource) {
+    type Exchange = E;
+    fn parts(&mut self) -> (&mut E, &Origins, &dyn TokenSource) {
+        (&mut self.0, self.1, self.2)
+    }
+}
+
+/// The response, or the failure, of a request sent through the door `D`.
+type Sent<D> = Result<
+    <<D as Door>::Exchange as Exchange>::Response,
+    <<D as Door>::Exchange as Exchange>::Failure,
+>;
+
+/// Sends `request` with a token from the door's source, under the rules. One flat future,
+/// with the rare paths (a 401, a redirect) boxed: every request moves this future around,
+/// and nested or larger futures are copied each time. Not an `async fn`: that would keep
+/// the request twice in the future, once as the argument and once as its local copy.
 #[allow(clippy::manual_async_fn)] // see above: the `async fn` this lint asks for is larger
-pub(crate) fn send<'a, E: Exchange + Send>(
-    exchange: &'a mut E,
-    origins: &'a Origins,
-    source: &'a dyn TokenSource,
-    mut request: E::Request,
-) -> impl Future<Output = Result<E::Response, E::Failure>> + Send + 'a {
+pub(crate) fn send<D>(
+    mut door: D,
+    mut request: <D::Exchange as Exchange>::Request,
+) -> impl Future<Output = Sent<D>> + Send
+where
+    D: Door + Send,
+    D::Exchange: Send,
+{
     async move {
+        let (exchange, origins, source) = door.parts();
         {
-            let target = E::target(&request);
-            origins.check(target).map_err(E::fail)?;
-            tracing::debug!(method = %E::method(&request), path = target.path(), "authed request");
+            let target = D::Exchange::target(&request);
+            origins.check(target).map_err(D::Exchange::fail)?;
+            tracing::debug!(
+                method = %D::Exchange::method(&request),
+                path = target.path(),
+                "authed request"
+            );
         }
         // Kept to send once more after a rejected token, and to make a redirect's next hop. A
         // streaming body cannot be copied: then only the URL is kept, to tell where an answer
         // came from.
         let replay = exchange
             .keep(&request)
-            .ok_or_else(|| E::sent_to(&request).cloned());
-        let token = source.token().await.map_err(E::fail)?;
+            .ok_or_else(|| D::Exchange::sent_to(&request).cloned().map(Box::new));
+        let token = source.token().await.map_err(D::Exchange::fail)?;
         // From taking the token to the answer: how long a token must outlive its taking (the
         // source's expiry margin grows with it; see `TokenSource::request_latency`). Not
         // timed while no latency could make the token expiring, as for most of its life.
         let taken = token.is_timed().then(tokio::time::Instant::now);
         // A stack that names no URL (tower) is asked for its target, for the DPoP nonce
         // memory; boxed, so that the Bearer path's future stays small.
-        let target_url = match (token.dpop_key(), E::sent_to(&request)) {
-            (Some(_), None) => absolute_url(E::target(&request)).map(Box::new),
+        let target_url = match (token.dpop_key(), D::Exchange::sent_to(&request)) {
+            (Some(_), None) => absolute_url(D::Exchange::target(&request)).map(Box::new),
             _ => None,
         };
         if token.dpop_key().is_none() {
             // Bearer: nothing to await, so no credentials future in this one's state.
-            let authorization = authorization(&token).map_err(E::fail)?;
-            E::headers_mut(&mut request).insert(header::AUTHORIZATION, authorization);
+            let authorization = authorization(&token).map_err(D::Exchange::fail)?;
+            D::Exchange::headers_mut(&mut request).insert(header::AUTHORIZATION, authorization);
         } else {
-            Box::pin(authorize::<E>(&mut request, &token))
+            Box::pin(authorize::<D::Exchange>(&mut request, &token))
                 .await
-                .map_err(E::fail)?;
+                .map_err(D::Exchange::fail)?;
         }
-        let response = exchange.send(request).await?;
-        if let Some(taken) = taken {
-            source.request_latency(taken.elapsed());
-        }
-        let done = {
-            let answer = E::answer(&response);
+        // The rare paths, made in a block of their own: the answer is not kept in this
+        // future while they run (they own it).
+        let rare = {
+            let response = exchange.send(request).await?;
+            if let Some(taken) = taken {
+                source.request_latency(taken.elapsed());
+            }
+            let answer = D::Exchange::answer(&response);
             let sent_to = match &replay {
-                Ok(kept) => E::kept_url(kept),
-                Err(url) => url.as_ref(),
+                Ok(kept) => D::Exchange::kept_url(kept),
+                Err(url) => url.as_deref(),
             };
             let done = answer.is_final() && answered_where_sent(sent_to, &answer);
-            if done
-                && token.dpop_key().is_some()
-                && let Some(url) = sent_to.or(answer.url).or(target_url.as_deref())
-            {
-                dpop::after_response(&token, url, false, answer.headers);
+            if done {
+                if token.dpop_key().is_some()
+                    && let Some(url) = sent_to.or(answer.url).or(target_url.as_deref())
+                {
+                    dpop::after_response(&token, url, false, answer.headers);
+                }
+                return Ok(response);
             }
-            done
+            Box::pin(after_answer(
+                exchange,
+                origins,
+                source,
+                Call::new(token),
+                response,
+                replay,
+                target_url.map(|url| *url),
+            ))
         };
-        if done {
-            return Ok(response);
-        }
-        let call = Call::new(token);
-        Box::pin(after_answer(
-            exchange,
-            origins,
-            source,
-            call,
-            response,
-            replay,
-            target_url.map(|url| *url),
-        ))
-        .await
+        rare.await
     }
 }
-
 /// Whether the answer came from where the request was sent: `false` when the HTTP client
 /// followed a redirect on its own.
 fn answered_where_sent(sent_to: Option<&Url>, answer: &Answer<'_>) -> bool {
@@ -296,12 +325,12 @@ async fn after_answer<E: Exchange + Send>(
     source: &dyn TokenSource,
     mut call: Call,
     mut response: E::Response,
-    replay: Result<E::Kept, Option<Url>>,
+    replay: Result<E::Kept, Option<Box<Url>>>,
     target_url: Option<Url>,
 ) -> Result<E::Response, E::Failure> {
     let sent_to = match &replay {
         Ok(kept) => E::kept_url(kept),
-        Err(url) => url.as_ref(),
+        Err(url) => url.as_deref(),
     }
     .or(E::answer(&response).url)
     .cloned();

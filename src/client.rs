@@ -1,6 +1,9 @@
 //! [`AuthedClient`]: a `reqwest::Client` that attaches a fresh token to every request.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -169,8 +172,8 @@ impl AuthedClient {
 
 /// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`. Also how
 /// a UserInfo request, sent with a provider endpoint's client, goes through the same rules.
-pub(crate) struct Reqwest<'a> {
-    pub(crate) http: &'a reqwest::Client,
+pub(crate) struct Reqwest {
+    pub(crate) http: reqwest::Client,
     /// Whether the client may follow redirects on its own: one the caller gave, whose
     /// redirect policy is unknown. An answer from a client that follows none comes from
     /// where the request was sent, so a request kept for a replay need not keep its URL.
@@ -179,8 +182,9 @@ pub(crate) struct Reqwest<'a> {
 
 /// What [`Reqwest`] keeps of a request to send it again (see [`Exchange::Kept`]).
 pub(crate) enum Kept {
-    /// A whole copy of a request with a body.
-    Request(reqwest::Request),
+    /// A whole copy of a request with a body; boxed, as every request's future holds a
+    /// `Kept`, and most have no body.
+    Request(Box<reqwest::Request>),
     /// A request without a body (most requests): its parts, not a whole `reqwest::Request`
     /// (assembling one and dropping it costs more than the parts). The URL only for a client
     /// that may follow redirects on its own, to tell where an answer came from; for one that
@@ -188,14 +192,16 @@ pub(crate) enum Kept {
     Bodiless {
         method: Method,
         /// `None` when there were none: an empty map still costs calls to make and drop.
-        headers: Option<HeaderMap>,
+        /// Boxed, so that a request without headers carries no room for them.
+        headers: Option<Box<HeaderMap>>,
         version: reqwest::Version,
         timeout: Option<Duration>,
-        url: Option<Url>,
+        /// Boxed: only a caller's client needs it.
+        url: Option<Box<Url>>,
     },
 }
 
-impl Exchange for Reqwest<'_> {
+impl Exchange for Reqwest {
     type Request = reqwest::Request;
     type Response = reqwest::Response;
     type Failure = Error;
@@ -203,15 +209,15 @@ impl Exchange for Reqwest<'_> {
 
     fn keep(&self, request: &reqwest::Request) -> Option<Kept> {
         if request.body().is_some() {
-            return request.try_clone().map(Kept::Request);
+            return request.try_clone().map(|r| Kept::Request(Box::new(r)));
         }
         let headers = request.headers();
         Some(Kept::Bodiless {
             method: request.method().clone(),
-            headers: (!headers.is_empty()).then(|| headers.clone()),
+            headers: (!headers.is_empty()).then(|| Box::new(headers.clone())),
             version: request.version(),
             timeout: request.timeout().copied(),
-            url: self.may_redirect.then(|| request.url().clone()),
+            url: self.may_redirect.then(|| Box::new(request.url().clone())),
         })
     }
 
@@ -225,11 +231,11 @@ impl Exchange for Reqwest<'_> {
                 timeout,
                 url,
             } => {
-                let url = url.as_ref().or(sent_to)?.clone();
+                let url = url.as_deref().or(sent_to)?.clone();
                 Some(bodiless(
                     method.clone(),
                     url,
-                    headers.as_ref(),
+                    headers.as_deref(),
                     *version,
                     *timeout,
                 ))
@@ -240,7 +246,7 @@ impl Exchange for Reqwest<'_> {
     fn kept_url(kept: &Kept) -> Option<&Url> {
         match kept {
             Kept::Request(request) => Some(request.url()),
-            Kept::Bodiless { url, .. } => url.as_ref(),
+            Kept::Bodiless { url, .. } => url.as_deref(),
         }
     }
 
@@ -299,8 +305,26 @@ impl Exchange for Reqwest<'_> {
         &mut self,
         request: reqwest::Request,
     ) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
-        let sent = self.http.execute(request);
-        async move { sent.await.map_err(Error::transport) }
+        Transported {
+            sent: self.http.execute(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// reqwest's future with its error made this crate's: a combinator, not an `async`
+    /// block, which would be one more state machine to run and move on every request.
+    struct Transported<F> {
+        #[pin]
+        sent: F,
+    }
+}
+
+impl<F: Future<Output = Result<reqwest::Response, reqwest::Error>>> Future for Transported<F> {
+    type Output = Result<reqwest::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().sent.poll(cx).map_err(Error::transport)
     }
 }
 
@@ -542,22 +566,69 @@ impl RequestBuilder {
             r.build()
                 .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))
         });
-        // Not an `async fn`: that would be one more future around `AuthedClient::send`'s.
-        async move {
-            let source = match &self.source {
-                Some(source) => &**source,
-                None => &*self.client.inner.source,
-            };
-            // The rules called directly, not through another `async fn`: one future less
-            // around them, so less to move on every request.
-            let inner = &self.client.inner;
-            let mut http = Reqwest {
-                http: &inner.http,
-                may_redirect: inner.http_given,
-            };
-            // Its own statement: a `request?` inside the call would stay in the future.
-            let request = request?;
-            authorize::send(&mut http, &inner.origins, source, request).await
+        match request {
+            // The rules' future itself, owning the client: a future around it would keep the
+            // request a second time, and be moved on every request.
+            Ok(request) => {
+                let door = ClientDoor {
+                    http: Reqwest {
+                        http: self.client.inner.http.clone(),
+                        may_redirect: self.client.inner.http_given,
+                    },
+                    client: self.client,
+                    source: self.source,
+                };
+                Sending::Rules {
+                    rules: authorize::send(door, request),
+                }
+            }
+            Err(e) => Sending::Invalid { error: Some(e) },
+        }
+    }
+}
+
+/// [`AuthedClient`]'s part in one request (see [`authorize::Door`]): its reqwest client,
+/// and its origins and token source, or the source the request was given.
+struct ClientDoor {
+    http: Reqwest,
+    client: AuthedClient,
+    source: Option<Arc<dyn TokenSource>>,
+}
+
+impl authorize::Door for ClientDoor {
+    type Exchange = Reqwest;
+
+    fn parts(&mut self) -> (&mut Reqwest, &Origins, &dyn TokenSource) {
+        let inner = &*self.client.inner;
+        let source = match &self.source {
+            Some(source) => &**source,
+            None => &*inner.source,
+        };
+        (&mut self.http, &inner.origins, source)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`RequestBuilder::send`]'s future: the rules', or the error of a request that could
+    /// not be built.
+    #[project = SendingProj]
+    enum Sending<F> {
+        Rules { #[pin] rules: F },
+        Invalid { error: Option<Error> },
+    }
+}
+
+impl<F: Future<Output = Result<reqwest::Response, Error>>> Future for Sending<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            SendingProj::Rules { rules } => rules.poll(cx),
+            // Polled again after it completed, against `Future`'s contract: an error, as
+            // this crate does not panic.
+            SendingProj::Invalid { error } => Poll::Ready(Err(error.take().unwrap_or_else(|| {
+                Error::config("a request's future was polled after it completed")
+            }))),
         }
     }
 }

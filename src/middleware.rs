@@ -240,8 +240,8 @@ impl reqwest_middleware::Middleware for AuthMiddleware {
                 )));
             }
         };
-        let mut chain = Chain { next, extensions };
-        authorize::send(&mut chain, &self.origins, source, request).await
+        let chain = Chain { next, extensions };
+        authorize::send((chain, &*self.origins, source), request).await
     }
 }
 

@@ -163,12 +163,12 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let mut exchange = Tower {
+            let exchange = Tower {
                 inner,
                 ready: true,
                 body: PhantomData,
             };
-            authorize::send(&mut exchange, &shared.origins, &*shared.source, request).await
+            authorize::send((exchange, &shared.origins, &*shared.source), request).await
         })
     }
 }

@@ -159,11 +159,11 @@ async fn request(
             any_https: false,
         };
         // The endpoint's client may be the caller's, with its own redirect policy.
-        let mut http = Reqwest {
-            http: endpoint.http(),
+        let http = Reqwest {
+            http: endpoint.http().clone(),
             may_redirect: true,
         };
-        let response = authorize::send(&mut http, &origins, source, request).await?;
+        let response = authorize::send((http, &origins, source), request).await?;
         let raw = read_raw(response).await?;
         Ok((raw.status, raw))
     };

@@ -416,3 +416,22 @@ async fn a_rejected_static_token_says_there_is_nothing_to_refresh() {
         "not sent again"
     );
 }
+
+#[tokio::test]
+async fn a_request_that_cannot_be_built_fails_typed_and_sends_nothing() {
+    let provider = TestProvider::start().await;
+    let client = client(&provider);
+    // A URL that does not parse, and a header value reqwest refuses.
+    let bad_url = client.get("http://[::1").send().await.unwrap_err();
+    let bad_header = client
+        .get("items")
+        .header("x-bad", "line\nbreak")
+        .send()
+        .await
+        .unwrap_err();
+    for err in [bad_url, bad_header] {
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+    assert_eq!(provider.token_requests(), 0, "no token was asked for");
+    assert_eq!(provider.api_requests(), 0);
+}
