@@ -248,7 +248,10 @@ where
         let replay = exchange
             .keep(&request)
             .ok_or_else(|| D::Exchange::sent_to(&request).cloned().map(Box::new));
-        let token = source.token().await.map_err(D::Exchange::fail)?;
+        let token = match source.token().into_ready() {
+            Ok(token) => token,
+            Err(waiting) => waiting.await.map_err(D::Exchange::fail)?,
+        };
         // From taking the token to the answer: how long a token must outlive its taking (the
         // source's expiry margin grows with it; see `TokenSource::request_latency`). Not
         // timed while no latency could make the token expiring, as for most of its life.

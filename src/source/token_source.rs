@@ -163,6 +163,16 @@ impl<'a> TokenFuture<'a> {
     pub fn new(fut: impl Future<Output = Result<Arc<Token>, Error>> + Send + 'a) -> Self {
         TokenFuture(Inner::Pending(Box::pin(fut)))
     }
+
+    /// The token when it is at hand (a cached one), or the future to await: the request
+    /// rules then await nothing for a cached token, and their state machine skips a
+    /// suspension point on every request.
+    pub(crate) fn into_ready(self) -> Result<Arc<Token>, Self> {
+        match self.0 {
+            Inner::Ready(Some(token)) => Ok(token),
+            other => Err(TokenFuture(other)),
+        }
+    }
 }
 
 impl Future for TokenFuture<'_> {
