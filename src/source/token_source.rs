@@ -167,6 +167,7 @@ impl<'a> TokenFuture<'a> {
     /// The token when it is at hand (a cached one), or the future to await: the request
     /// rules then await nothing for a cached token, and their state machine skips a
     /// suspension point on every request.
+    #[inline]
     pub(crate) fn into_ready(self) -> Result<Arc<Token>, Self> {
         match self.0 {
             Inner::Ready(Some(token)) => Ok(token),
