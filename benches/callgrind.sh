@@ -76,4 +76,19 @@ function row(name, x, y, against) {
 awk -v e="$ecdsa" -v d="$ed25519" 'BEGIN {
     printf "openssl speed, same run: ECDSA P-256 sign %.0f/s (%.1f us), Ed25519 sign %.0f/s (%.1f us)\n", e, 1e6 / e, d, 1e6 / d
 }'
+# The part of each count spent inside glibc's allocator moves by a few hundred instructions per
+# request between runs (where malloc finds free chunks depends on the run's timing), in both
+# directions; the rest is repeatable to ~10 instructions. Printed apart, for judging a change.
+outside_malloc() {
+    callgrind_annotate --threshold=100 "$out/$1.out" 2>/dev/null | awk '
+        /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
+        /\.\/malloc\// { # glibc: malloc.c and arena.c
+            gsub(",", "", $1); inside += $1
+        }
+        END { printf "%.0f", total - inside }'
+}
+awk -v b="$(outside_malloc baseline-absolute)" -v a="$(outside_malloc authed-absolute)" \
+    -v t="$base" -v n="$requests" 'BEGIN {
+    printf "Outside malloc, absolute string: authed over the baseline by %.0f per request; with equal allocator shares, %.4f\n", (a - b) / n, (t + a - b) / t
+}'
 echo "callgrind files: $out (callgrind_annotate --inclusive=yes $out/authed-absolute.out)"
