@@ -6,7 +6,8 @@
 //! replayed; a DPoP `use_dpop_nonce` is answered once per call.
 //!
 //! Each sending front door implements [`Exchange`] for its request and response types and
-//! calls [`send`]; [`AuthHeaders`] drives the same [`Call`] from outside. Nothing here
+//! calls [`send`] with a [`Door`] (its exchange, origins and source); [`AuthHeaders`] drives
+//! the same [`Call`] from outside. Nothing here
 //! knows which HTTP stack is underneath.
 //!
 //! [`AuthedClient`]: crate::AuthedClient
@@ -305,6 +306,7 @@ where
         rare.await
     }
 }
+
 /// Whether the answer came from where the request was sent: `false` when the HTTP client
 /// followed a redirect on its own.
 fn answered_where_sent(sent_to: Option<&Url>, answer: &Answer<'_>) -> bool {
