@@ -7,8 +7,7 @@
 //!
 //! Each sending front door implements [`Exchange`] for its request and response types and
 //! calls [`send`] with a [`Door`] (its exchange, origins and source); [`AuthHeaders`] drives
-//! the same [`Call`] from outside. Nothing here
-//! knows which HTTP stack is underneath.
+//! the same [`Call`] from outside. Nothing here knows which HTTP stack is underneath.
 //!
 //! [`AuthedClient`]: crate::AuthedClient
 //! [`AuthHeaders`]: crate::AuthHeaders
