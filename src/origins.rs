@@ -1,7 +1,7 @@
 //! Where tokens may go: the origins a front door is configured for, checked before anything
 //! is sent and again for every redirect the rules follow.
 
-use url::{Host, Origin, Url};
+use url::{Host, Url};
 
 use crate::error::Error;
 
@@ -28,8 +28,43 @@ impl Target<'_> {
 /// The origins a token may be sent to.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Origins {
-    pub(crate) origins: Vec<Origin>,
+    pub(crate) origins: Vec<Allowed>,
     pub(crate) any_https: bool,
+}
+
+/// One origin a token may go to, as a [`Url`] holds it: compared with a request's URL
+/// without parsing or allocating, on the way of every request. A URL's parts are canonical
+/// (lowercase host, IDNA, no default port), so equal origins have equal parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Allowed {
+    /// `scheme://host[:port]/`: how every URL of this origin without user info begins (an
+    /// `http` or `https` URL's path starts with `/`), so one comparison decides most.
+    prefix: String,
+    scheme: String,
+    host: String,
+    /// `None` for the scheme's default port.
+    port: Option<u16>,
+}
+
+impl Allowed {
+    /// The origin of `url`, an `http` or `https` URL.
+    pub(crate) fn of(url: &Url) -> Self {
+        let mut prefix = url.origin().ascii_serialization();
+        prefix.push('/');
+        Allowed {
+            prefix,
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port(),
+        }
+    }
+
+    /// Part by part, for a URL with user info, which does not begin with the prefix.
+    fn is_of(&self, url: &Url) -> bool {
+        self.port == url.port()
+            && self.scheme == url.scheme()
+            && url.host_str() == Some(&*self.host)
+    }
 }
 
 /// The origin settings of every front door's builder, checked by [`build`](Self::build).
@@ -77,14 +112,18 @@ impl OriginSettings {
     /// [`Error::Config`] for an unparsable origin, a plain-HTTP one that is not loopback, or
     /// none at all when one is required.
     pub(crate) fn build(&self, base: Option<&Url>, require_one: bool) -> Result<Origins, Error> {
-        let mut origins = Vec::new();
+        let mut urls = Vec::new();
         if let Some(base) = base {
-            origins.push(base.origin());
+            urls.push(base.clone());
         }
         for raw in &self.origins {
-            origins.push(crate::config::endpoint_url("origin", raw, self.insecure)?.origin());
+            urls.push(crate::endpoints::endpoint_url(
+                "origin",
+                raw,
+                self.insecure,
+            )?);
         }
-        if require_one && origins.is_empty() && !self.any_https {
+        if require_one && urls.is_empty() && !self.any_https {
             return Err(Error::config(
                 "name where tokens may go: base_url, allow_origin or danger_allow_any_https_origin",
             ));
@@ -92,20 +131,20 @@ impl OriginSettings {
         if self.any_https {
             tracing::warn!("danger_allow_any_https_origin: tokens go to any HTTPS origin");
         }
-        let plain = |o: &Origin| {
-            matches!(o, Origin::Tuple(scheme, host, _) if scheme == "http"
-                && !matches!(host, Host::Ipv4(ip) if ip.is_loopback())
-                && !matches!(host, Host::Ipv6(ip) if ip.is_loopback())
-                && !matches!(host, Host::Domain(d) if d.eq_ignore_ascii_case("localhost")))
+        let plain = |url: &Url| {
+            url.scheme() == "http"
+                && !matches!(url.host(), Some(Host::Ipv4(ip)) if ip.is_loopback())
+                && !matches!(url.host(), Some(Host::Ipv6(ip)) if ip.is_loopback())
+                && !matches!(url.host(), Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost"))
         };
-        if self.insecure && origins.iter().any(plain) {
+        if self.insecure && urls.iter().any(plain) {
             tracing::warn!(
                 "danger_allow_insecure_http: tokens go to a plain-HTTP origin that is not \
                  loopback, in clear"
             );
         }
         Ok(Origins {
-            origins,
+            origins: urls.iter().map(Allowed::of).collect(),
             any_https: self.any_https,
         })
     }
@@ -128,22 +167,25 @@ impl Origins {
         }
     }
 
+    #[inline]
     pub(crate) fn check_url(&self, url: &Url) -> Result<(), Error> {
-        // Compared part by part: `Url::origin()` allocates, and this runs on every request.
-        let same_origin = |origin: &Origin| match origin {
-            Origin::Tuple(scheme, host, port) => {
-                scheme == url.scheme()
-                    && match (url.host(), host) {
-                        (Some(Host::Domain(a)), Host::Domain(b)) => a == b,
-                        (Some(Host::Ipv4(a)), Host::Ipv4(b)) => a == *b,
-                        (Some(Host::Ipv6(a)), Host::Ipv6(b)) => a == *b,
-                        _ => false,
-                    }
-                    && Some(*port) == url.port_or_known_default()
-            }
-            Origin::Opaque(_) => false,
-        };
-        if self.origins.iter().any(same_origin) || (self.any_https && url.scheme() == "https") {
+        let serialized = url.as_str();
+        if self
+            .origins
+            .iter()
+            .any(|o| serialized.starts_with(&o.prefix))
+        {
+            return Ok(());
+        }
+        self.check_url_further(url)
+    }
+
+    /// The rest of [`check_url`](Self::check_url), kept out of its way: a URL with user
+    /// info, any HTTPS origin, or a refusal.
+    #[cold]
+    fn check_url_further(&self, url: &Url) -> Result<(), Error> {
+        if self.origins.iter().any(|o| o.is_of(url)) || (self.any_https && url.scheme() == "https")
+        {
             Ok(())
         } else {
             Err(Error::UntrustedOrigin {
@@ -168,7 +210,7 @@ mod tests {
             Err(Error::UntrustedOrigin { .. })
         ));
         let allowed = Origins {
-            origins: vec![Url::parse("http://127.0.0.1:1").unwrap().origin()],
+            origins: vec![Allowed::of(&Url::parse("http://127.0.0.1:1").unwrap())],
             any_https: false,
         };
         assert!(allowed.check(Target::Uri(&abs)).is_ok());
@@ -181,7 +223,7 @@ mod tests {
         let origins = |raw: &[&str]| Origins {
             origins: raw
                 .iter()
-                .map(|o| Url::parse(o).unwrap().origin())
+                .map(|o| Allowed::of(&Url::parse(o).unwrap()))
                 .collect(),
             any_https: false,
         };

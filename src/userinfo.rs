@@ -13,7 +13,7 @@ use crate::endpoint::{RawAnswer, answer_from_body, observed, read_raw};
 use crate::error::{Error, IdTokenError, UserInfoError};
 use crate::id_token::{self, Jwks};
 use crate::oauth_error::OAuthError;
-use crate::origins::Origins;
+use crate::origins::{Allowed, Origins};
 use crate::source::{RefreshTokenSource, StaticToken, TokenSource};
 use crate::telemetry::Call;
 use crate::token::Token;
@@ -155,7 +155,7 @@ async fn request(
             .map_err(Error::transport)?;
         // The token goes to the UserInfo endpoint's origin only.
         let origins = Origins {
-            origins: vec![url.origin()],
+            origins: vec![Allowed::of(&url)],
             any_https: false,
         };
         // The endpoint's client may be the caller's, with its own redirect policy.
