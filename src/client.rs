@@ -562,17 +562,21 @@ impl RequestBuilder {
     /// [`http_client`](AuthedClientBuilder::http_client) that follows redirects on its own
     /// was led to another origin; [`Error::Transport`] when the request fails.
     pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
-        let request = self.request.and_then(|r| {
-            r.build()
-                .map_err(|e| Error::config(format!("invalid request: {}", e.without_url())))
+        // The reqwest client the builder holds is the door's: no second clone of it.
+        let request = self.request.and_then(|r| match r.build_split() {
+            (http, Ok(request)) => Ok((http, request)),
+            (_, Err(e)) => Err(Error::config(format!(
+                "invalid request: {}",
+                e.without_url()
+            ))),
         });
         match request {
             // The rules' future itself, owning the client: a future around it would keep the
             // request a second time, and be moved on every request.
-            Ok(request) => {
+            Ok((http, request)) => {
                 let door = ClientDoor {
                     http: Reqwest {
-                        http: self.client.inner.http.clone(),
+                        http,
                         may_redirect: self.client.inner.http_given,
                     },
                     client: self.client,
