@@ -24,7 +24,7 @@ use crate::challenge::bearer_challenge;
 use crate::dpop::{self, NonceAnswer};
 use crate::error::{Error, Unauthorized};
 use crate::origins::{Origins, Target};
-use crate::source::TokenSource;
+use crate::source::{TokenFuture, TokenSource};
 use crate::token::Token;
 
 /// At most this many redirects are followed per request (reqwest's default limit).
@@ -218,56 +218,174 @@ type Sent<D> = Result<
     <<D as Door>::Exchange as Exchange>::Failure,
 >;
 
-/// Sends `request` with a token from the door's source, under the rules. One flat future,
+/// What is kept of a request for the rare paths: a copy to send once more (see
+/// [`Exchange::keep`]), or, for a body that cannot be copied, only where it went.
+pub(crate) type Replay<E> = Result<<E as Exchange>::Kept, Option<Box<Url>>>;
+
+/// The first of the rules, before the token: the request may go where it goes, and what a
+/// replay needs is kept. The error is boxed, as a future that holds this result until it
+/// is first polled should not grow by a whole [`Error`].
+pub(crate) fn prepare<E: Exchange>(
+    exchange: &E,
+    origins: &Origins,
+    request: &E::Request,
+) -> Result<Replay<E>, Box<Error>> {
+    let target = E::target(request);
+    origins.check(target).map_err(Box::new)?;
+    tracing::debug!(
+        method = %E::method(request),
+        path = target.path(),
+        "authed request"
+    );
+    // Kept to send once more after a rejected token, and to make a redirect's next hop. A
+    // streaming body cannot be copied: then only the URL is kept, to tell where an answer
+    // came from.
+    Ok(exchange
+        .keep(request)
+        .ok_or_else(|| E::sent_to(request).cloned().map(Box::new)))
+}
+
+/// A request on its way with `token`: what the rules need at its answer.
+pub(crate) struct InFlight<E: Exchange> {
+    token: Arc<Token>,
+    replay: Replay<E>,
+    /// When the token was taken, while a request's latency could make it expiring.
+    taken: Option<tokio::time::Instant>,
+    /// For a DPoP-bound token on a stack that names no URL (tower): the request's URL, for
+    /// the nonce memory. Boxed: the Bearer path's futures stay small.
+    target_url: Option<Box<Url>>,
+}
+
+impl<E: Exchange> InFlight<E> {
+    /// `token`, just taken for `request`.
+    #[inline]
+    pub(crate) fn new(token: Arc<Token>, replay: Replay<E>, request: &E::Request) -> Self {
+        // From taking the token to the answer: how long a token must outlive its taking (the
+        // source's expiry margin grows with it; see `TokenSource::request_latency`). Not
+        // timed while no latency could make the token expiring, as for most of its life.
+        let taken = token.is_timed().then(tokio::time::Instant::now);
+        let target_url = match (token.dpop_key(), E::sent_to(request)) {
+            (Some(_), None) => absolute_url(E::target(request)).map(Box::new),
+            _ => None,
+        };
+        InFlight {
+            token,
+            replay,
+            taken,
+            target_url,
+        }
+    }
+
+    /// Whether the token is a plain Bearer token, attached by [`attach_bearer`](Self::attach_bearer)
+    /// with nothing to await.
+    #[inline]
+    pub(crate) fn is_bearer(&self) -> bool {
+        self.token.dpop_key().is_none()
+    }
+
+    /// Puts a Bearer token on `request`.
+    #[inline]
+    pub(crate) fn attach_bearer(&self, request: &mut E::Request) -> Result<(), Error> {
+        let authorization = authorization(&self.token)?;
+        E::headers_mut(request).insert(header::AUTHORIZATION, authorization);
+        Ok(())
+    }
+
+    /// The rules at the answer: `true` when `response` goes to the caller as it is (neither
+    /// a 401 nor a redirect to follow), else [`after`](Self::after) takes it.
+    #[inline]
+    pub(crate) fn is_done(&self, source: &dyn TokenSource, response: &E::Response) -> bool {
+        if let Some(taken) = self.taken {
+            source.request_latency(taken.elapsed());
+        }
+        let answer = E::answer(response);
+        let sent_to = match &self.replay {
+            Ok(kept) => E::kept_url(kept),
+            Err(url) => url.as_deref(),
+        };
+        let done = answer.is_final() && answered_where_sent(sent_to, &answer);
+        if done
+            && self.token.dpop_key().is_some()
+            && let Some(url) = sent_to.or(answer.url).or(self.target_url.as_deref())
+        {
+            dpop::after_response(&self.token, url, false, answer.headers);
+        }
+        done
+    }
+
+    /// The rare paths (a 401, a redirect), for an answer that is not [`done`](Self::is_done).
+    pub(crate) fn after<'a>(
+        self,
+        exchange: &'a mut E,
+        origins: &'a Origins,
+        source: &'a dyn TokenSource,
+        response: E::Response,
+    ) -> impl Future<Output = Result<E::Response, E::Failure>> + Send + 'a
+    where
+        E: Send + 'a,
+    {
+        after_answer(
+            exchange,
+            origins,
+            source,
+            Call::new(self.token),
+            response,
+            self.replay,
+            self.target_url.map(|url| *url),
+        )
+    }
+}
+
+/// Sends `request` with a token from the door's source, under the rules.
+pub(crate) fn send<D>(
+    mut door: D,
+    request: <D::Exchange as Exchange>::Request,
+) -> impl Future<Output = Sent<D>> + Send
+where
+    D: Door + Send,
+    D::Exchange: Send,
+{
+    let prepared = {
+        let (exchange, origins, _) = door.parts();
+        prepare(exchange, origins, &request)
+    };
+    send_prepared(door, request, prepared, None)
+}
+
+/// The rules after [`prepare`], for `request` and its `prepared` result, with `taken`, a
+/// token already taken from the door's source, or one the source gives. One flat future,
 /// with the rare paths (a 401, a redirect) boxed: every request moves this future around,
 /// and nested or larger futures are copied each time. Not an `async fn`: that would keep
 /// the request twice in the future, once as the argument and once as its local copy.
 #[allow(clippy::manual_async_fn)] // see above: the `async fn` this lint asks for is larger
-pub(crate) fn send<D>(
+pub(crate) fn send_prepared<D>(
     mut door: D,
     mut request: <D::Exchange as Exchange>::Request,
+    prepared: Result<Replay<D::Exchange>, Box<Error>>,
+    taken: Option<Arc<Token>>,
 ) -> impl Future<Output = Sent<D>> + Send
 where
     D: Door + Send,
     D::Exchange: Send,
 {
     async move {
+        let replay = prepared.map_err(|e| D::Exchange::fail(*e))?;
         let (exchange, origins, source) = door.parts();
+        let token = match taken
+            .ok_or_else(|| source.token())
+            .map_or_else(TokenFuture::into_ready, Ok)
         {
-            let target = D::Exchange::target(&request);
-            origins.check(target).map_err(D::Exchange::fail)?;
-            tracing::debug!(
-                method = %D::Exchange::method(&request),
-                path = target.path(),
-                "authed request"
-            );
-        }
-        // Kept to send once more after a rejected token, and to make a redirect's next hop. A
-        // streaming body cannot be copied: then only the URL is kept, to tell where an answer
-        // came from.
-        let replay = exchange
-            .keep(&request)
-            .ok_or_else(|| D::Exchange::sent_to(&request).cloned().map(Box::new));
-        let token = match source.token().into_ready() {
             Ok(token) => token,
             Err(waiting) => waiting.await.map_err(D::Exchange::fail)?,
         };
-        // From taking the token to the answer: how long a token must outlive its taking (the
-        // source's expiry margin grows with it; see `TokenSource::request_latency`). Not
-        // timed while no latency could make the token expiring, as for most of its life.
-        let taken = token.is_timed().then(tokio::time::Instant::now);
-        // A stack that names no URL (tower) is asked for its target, for the DPoP nonce
-        // memory; boxed, so that the Bearer path's future stays small.
-        let target_url = match (token.dpop_key(), D::Exchange::sent_to(&request)) {
-            (Some(_), None) => absolute_url(D::Exchange::target(&request)).map(Box::new),
-            _ => None,
-        };
-        if token.dpop_key().is_none() {
-            // Bearer: nothing to await, so no credentials future in this one's state.
-            let authorization = authorization(&token).map_err(D::Exchange::fail)?;
-            D::Exchange::headers_mut(&mut request).insert(header::AUTHORIZATION, authorization);
+        let flight = InFlight::<D::Exchange>::new(token, replay, &request);
+        if flight.is_bearer() {
+            // Nothing to await, so no credentials future in this one's state.
+            flight
+                .attach_bearer(&mut request)
+                .map_err(D::Exchange::fail)?;
         } else {
-            Box::pin(authorize::<D::Exchange>(&mut request, &token))
+            Box::pin(authorize::<D::Exchange>(&mut request, &flight.token))
                 .await
                 .map_err(D::Exchange::fail)?;
         }
@@ -275,32 +393,10 @@ where
         // future while they run (they own it).
         let rare = {
             let response = exchange.send(request).await?;
-            if let Some(taken) = taken {
-                source.request_latency(taken.elapsed());
-            }
-            let answer = D::Exchange::answer(&response);
-            let sent_to = match &replay {
-                Ok(kept) => D::Exchange::kept_url(kept),
-                Err(url) => url.as_deref(),
-            };
-            let done = answer.is_final() && answered_where_sent(sent_to, &answer);
-            if done {
-                if token.dpop_key().is_some()
-                    && let Some(url) = sent_to.or(answer.url).or(target_url.as_deref())
-                {
-                    dpop::after_response(&token, url, false, answer.headers);
-                }
+            if flight.is_done(source, &response) {
                 return Ok(response);
             }
-            Box::pin(after_answer(
-                exchange,
-                origins,
-                source,
-                Call::new(token),
-                response,
-                replay,
-                target_url.map(|url| *url),
-            ))
+            Box::pin(flight.after(exchange, origins, source, response))
         };
         rare.await
     }

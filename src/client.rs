@@ -3,18 +3,19 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::authorize::{self, Answer, Exchange};
+use crate::authorize::{self, Answer, Door, Exchange, InFlight, Replay};
 use crate::error::Error;
 use crate::origins::{OriginSettings, Origins, Target};
 use crate::request_url::RequestUrl;
 use crate::source::TokenSource;
+use crate::token::Token;
 
 /// An HTTP client that sends `Authorization: Bearer <token>` with every request to the
 /// origins it is configured for.
@@ -553,6 +554,11 @@ impl RequestBuilder {
     /// Sends the request with a token, retrying once with a fresh token on an
     /// `invalid_token` 401.
     ///
+    /// Like `reqwest::RequestBuilder::send`, this makes the request at once and sends
+    /// nothing until the future is polled. A token at hand is taken then: a future kept
+    /// unpolled for longer than its token lives meets a 401, which is answered like any
+    /// other (one refresh, one more send).
+    ///
     /// # Errors
     ///
     /// [`Error::UntrustedOrigin`] before anything is sent to an origin the client is not
@@ -563,30 +569,48 @@ impl RequestBuilder {
     /// was led to another origin; [`Error::Transport`] when the request fails.
     pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
         // The reqwest client the builder holds is the door's: no second clone of it.
-        let request = self.request.and_then(|r| match r.build_split() {
-            (http, Ok(request)) => Ok((http, request)),
-            (_, Err(e)) => Err(Error::config(format!(
-                "invalid request: {}",
-                e.without_url()
-            ))),
-        });
-        match request {
-            // The rules' future itself, owning the client: a future around it would keep the
-            // request a second time, and be moved on every request.
-            Ok((http, request)) => {
-                let door = ClientDoor {
-                    http: Reqwest {
-                        http,
-                        may_redirect: self.client.inner.http_given,
-                    },
-                    client: self.client,
-                    source: self.source,
-                };
-                Sending::Rules {
-                    rules: authorize::send(door, request),
-                }
+        let (http, request) = match self.request {
+            Ok(builder) => builder.build_split(),
+            Err(e) => return Sending::Failed(Some(e)),
+        };
+        let mut request = match request {
+            Ok(request) => request,
+            Err(e) => {
+                let e = Error::config(format!("invalid request: {}", e.without_url()));
+                return Sending::Failed(Some(e));
             }
-            Err(e) => Sending::Invalid { error: Some(e) },
+        };
+        let mut door = ClientDoor {
+            http: Reqwest {
+                http,
+                may_redirect: self.client.inner.http_given,
+            },
+            client: self.client,
+            source: self.source,
+        };
+        let (exchange, origins, source) = door.parts();
+        let replay = match authorize::prepare(exchange, origins, &request) {
+            Ok(replay) => replay,
+            Err(e) => return Sending::Failed(Some(*e)),
+        };
+        // A cached Bearer token is attached now and reqwest's request made (it sends nothing
+        // until polled): the future then holds reqwest's boxed future, not the request, and
+        // every move of it is cheap. Anything else goes through the rules' own future. A
+        // token that is not at hand is asked for again there, and awaited (a cache counts a
+        // miss only when the caller waits).
+        let token = source.token().into_ready().ok();
+        let flight = match token {
+            Some(token) if token.dpop_key().is_none() => InFlight::new(token, replay, &request),
+            token => return Sending::rules(door, request, replay, token),
+        };
+        if let Err(e) = flight.attach_bearer(&mut request) {
+            return Sending::Failed(Some(e));
+        }
+        let pending = exchange.http.execute(request);
+        Sending::Sent {
+            pending,
+            door,
+            flight: Some(flight),
         }
     }
 }
@@ -612,27 +636,92 @@ impl authorize::Door for ClientDoor {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// [`RequestBuilder::send`]'s future: the rules', or the error of a request that could
-    /// not be built.
-    #[project = SendingProj]
-    enum Sending<F> {
-        Rules { #[pin] rules: F },
-        Invalid { error: Option<Error> },
+/// [`RequestBuilder::send`]'s future.
+enum Sending<F> {
+    /// A cached Bearer token's request, sent by reqwest (`F`: `reqwest::Client::execute`'s
+    /// future, boxed inside); the rules take its answer.
+    Sent {
+        pending: F,
+        door: ClientDoor,
+        /// Taken when the answer is not [`done`](InFlight::is_done).
+        flight: Option<InFlight<Reqwest>>,
+    },
+    /// The rules' own future: a token to wait for, a DPoP proof to sign, or an answer that
+    /// is a 401 or a redirect. Boxed, as these are rare or dear anyway.
+    Rules(Pin<Box<dyn Future<Output = Result<reqwest::Response, Error>> + Send>>),
+    /// A request that could not be built or may not go where it goes.
+    Failed(Option<Error>),
+}
+
+impl<F> Sending<F> {
+    fn rules(
+        door: ClientDoor,
+        request: reqwest::Request,
+        replay: Replay<Reqwest>,
+        token: Option<Arc<Token>>,
+    ) -> Self {
+        let rules = authorize::send_prepared(door, request, Ok(replay), token);
+        Sending::Rules(Box::pin(rules))
     }
 }
 
-impl<F: Future<Output = Result<reqwest::Response, Error>>> Future for Sending<F> {
-    type Output = F::Output;
+impl<F> Future for Sending<F>
+where
+    F: Future<Output = Result<reqwest::Response, reqwest::Error>> + Unpin,
+{
+    type Output = Result<reqwest::Response, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        match self.project() {
-            SendingProj::Rules { rules } => rules.poll(cx),
-            // Polled again after it completed, against `Future`'s contract: an error, as
-            // this crate does not panic.
-            SendingProj::Invalid { error } => Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                Error::config("a request's future was polled after it completed")
-            }))),
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every variant is `Unpin`: reqwest's future is boxed, and so is the rules'.
+        let this = self.get_mut();
+        if let Sending::Sent {
+            pending,
+            door,
+            flight,
+        } = this
+        {
+            // `flight` is taken at the answer: none left means polled after completion.
+            if flight.is_none() {
+                return Poll::Ready(Err(polled_after_completion()));
+            }
+            let answered = ready!(Pin::new(pending).poll(cx));
+            let Some(in_flight) = flight.take() else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            let response = answered.map_err(Error::transport)?;
+            let (_, _, source) = door.parts();
+            if in_flight.is_done(source, &response) {
+                return Poll::Ready(Ok(response));
+            }
+            // A 401 or a redirect: the rules' rare paths take the answer, owning the door.
+            let Sending::Sent { door, .. } = std::mem::replace(this, Sending::Failed(None)) else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            *this = Sending::Rules(Box::pin(after_owned(door, in_flight, response)));
+        }
+        match this {
+            Sending::Rules(rules) => rules.as_mut().poll(cx),
+            Sending::Failed(error) => {
+                Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)))
+            }
+            // Left only by returning above.
+            Sending::Sent { .. } => Poll::Ready(Err(polled_after_completion())),
         }
     }
+}
+
+/// The rules' rare paths for `response`, owning the door whose parts they borrow.
+async fn after_owned(
+    mut door: ClientDoor,
+    flight: InFlight<Reqwest>,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, Error> {
+    let (exchange, origins, source) = door.parts();
+    flight.after(exchange, origins, source, response).await
+}
+
+/// Polled again after it completed, against `Future`'s contract: an error, as this crate
+/// does not panic.
+fn polled_after_completion() -> Error {
+    Error::config("a request's future was polled after it completed")
 }

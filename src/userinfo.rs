@@ -155,7 +155,7 @@ async fn request(
             .map_err(Error::transport)?;
         // The token goes to the UserInfo endpoint's origin only.
         let origins = Origins {
-            origins: vec![Allowed::of(&url)],
+            origins: vec![Allowed::of(url)],
             any_https: false,
         };
         // The endpoint's client may be the caller's, with its own redirect policy.

@@ -435,3 +435,25 @@ async fn a_request_that_cannot_be_built_fails_typed_and_sends_nothing() {
     assert_eq!(provider.token_requests(), 0, "no token was asked for");
     assert_eq!(provider.api_requests(), 0);
 }
+
+/// `send()` takes a cached token at once and reqwest makes its request then, but nothing is
+/// sent until the future is polled. A future polled after its token was rejected gets the
+/// API's 401, and the rules refresh once and send the request once more.
+#[tokio::test]
+async fn a_future_polled_after_its_token_was_rejected_refreshes_once() {
+    let provider = TestProvider::start().await;
+    let client = client(&provider);
+    client.get("before").send().await.unwrap();
+    let later = client.get("later").send();
+    assert_eq!(
+        provider.api_requests(),
+        1,
+        "nothing sent before the first poll"
+    );
+    provider.revoke_access_tokens();
+
+    assert_eq!(later.await.unwrap().status(), 200);
+    assert_eq!(provider.token_requests(), 2, "one refresh");
+    assert_eq!(provider.api_rejections(), 1);
+    assert_eq!(provider.api_requests(), 3, "one retry");
+}

@@ -160,10 +160,7 @@ impl TokenCache {
                 self.shared.metrics.hit();
                 TokenFuture::ready(Ok(token))
             }
-            None => {
-                self.shared.metrics.miss();
-                TokenFuture::new(self.fresh(None))
-            }
+            None => TokenFuture::new(self.fresh(None)),
         }
     }
 
@@ -312,6 +309,11 @@ impl TokenCache {
     /// flight or one it starts, at most the configuration's timeout. The request is not
     /// cancelled when the caller gives up: the cache keeps its answer.
     async fn fresh(&self, rejected: Option<&AccessToken>) -> Result<Arc<Token>, Error> {
+        if rejected.is_none() {
+            // Counted here, when the caller waits, not when `token()` is called: a front door
+            // that finds no token at hand drops that future and awaits the next one.
+            self.shared.metrics.miss();
+        }
         let (mut rx, waiting, span) = {
             let mut state = self.shared.lock();
             if let Some(e) = &state.ended {
