@@ -569,16 +569,14 @@ impl RequestBuilder {
     /// was led to another origin; [`Error::Transport`] when the request fails.
     pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
         // The reqwest client the builder holds is the door's: no second clone of it.
-        let (http, request) = match self.request {
+        let (http, mut built) = match self.request {
             Ok(builder) => builder.build_split(),
             Err(e) => return Sending::Failed(Some(e)),
         };
-        let mut request = match request {
+        // Used in place, and moved once, into reqwest: the request is 264 bytes.
+        let request = match &mut built {
             Ok(request) => request,
-            Err(e) => {
-                let e = Error::config(format!("invalid request: {}", e.without_url()));
-                return Sending::Failed(Some(e));
-            }
+            Err(_) => return Sending::Failed(Some(invalid_request(built))),
         };
         let mut door = ClientDoor {
             http: Reqwest {
@@ -589,7 +587,7 @@ impl RequestBuilder {
             source: self.source,
         };
         let (exchange, origins, source) = door.parts();
-        let replay = match authorize::prepare(exchange, origins, &request) {
+        let replay = match authorize::prepare(exchange, origins, request) {
             Ok(replay) => replay,
             Err(e) => return Sending::Failed(Some(*e)),
         };
@@ -600,17 +598,25 @@ impl RequestBuilder {
         // miss only when the caller waits).
         let token = source.token().into_ready().ok();
         let flight = match token {
-            Some(token) if token.dpop_key().is_none() => InFlight::new(token, replay, &request),
-            token => return Sending::rules(door, request, replay, token),
+            Some(token) if token.dpop_key().is_none() => InFlight::new(token, replay, request),
+            token => {
+                return match built {
+                    Ok(request) => Sending::rules(door, request, replay, token),
+                    Err(_) => Sending::Failed(Some(invalid_request(built))),
+                };
+            }
         };
-        if let Err(e) = flight.attach_bearer(&mut request) {
+        if let Err(e) = flight.attach_bearer(request) {
             return Sending::Failed(Some(e));
         }
-        let pending = exchange.http.execute(request);
+        let pending = match built {
+            Ok(request) => exchange.http.execute(request),
+            Err(_) => return Sending::Failed(Some(invalid_request(built))),
+        };
         Sending::Sent {
             pending,
             door,
-            flight: Some(flight),
+            flight,
         }
     }
 }
@@ -643,8 +649,7 @@ enum Sending<F> {
     Sent {
         pending: F,
         door: ClientDoor,
-        /// Taken when the answer is not [`done`](InFlight::is_done).
-        flight: Option<InFlight<Reqwest>>,
+        flight: InFlight<Reqwest>,
     },
     /// The rules' own future: a token to wait for, a DPoP proof to sign, or an answer that
     /// is a 401 or a redirect. Boxed, as these are rare or dear anyway.
@@ -680,24 +685,23 @@ where
             flight,
         } = this
         {
-            // `flight` is taken at the answer: none left means polled after completion.
-            if flight.is_none() {
-                return Poll::Ready(Err(polled_after_completion()));
-            }
             let answered = ready!(Pin::new(pending).poll(cx));
-            let Some(in_flight) = flight.take() else {
-                return Poll::Ready(Err(polled_after_completion()));
-            };
-            let response = answered.map_err(Error::transport)?;
             let (_, _, source) = door.parts();
-            if in_flight.is_done(source, &response) {
-                return Poll::Ready(Ok(response));
+            if answered
+                .as_ref()
+                .is_ok_and(|response| !flight.is_done(source, response))
+            {
+                // A 401 or a redirect: the rules' rare paths take the answer, owning the door.
+                if let (Sending::Sent { door, flight, .. }, Ok(response)) =
+                    (std::mem::replace(this, Sending::Failed(None)), answered)
+                {
+                    *this = Sending::Rules(Box::pin(after_owned(door, flight, response)));
+                }
+            } else {
+                // Done: what it held is dropped now, and a poll after this one is an error.
+                *this = Sending::Failed(None);
+                return Poll::Ready(answered.map_err(Error::transport));
             }
-            // A 401 or a redirect: the rules' rare paths take the answer, owning the door.
-            let Sending::Sent { door, .. } = std::mem::replace(this, Sending::Failed(None)) else {
-                return Poll::Ready(Err(polled_after_completion()));
-            };
-            *this = Sending::Rules(Box::pin(after_owned(door, in_flight, response)));
         }
         match this {
             Sending::Rules(rules) => rules.as_mut().poll(cx),
@@ -718,6 +722,14 @@ async fn after_owned(
 ) -> Result<reqwest::Response, Error> {
     let (exchange, origins, source) = door.parts();
     flight.after(exchange, origins, source, response).await
+}
+
+/// The error of a request reqwest could not build (a bad header, say), without its URL.
+fn invalid_request(built: Result<reqwest::Request, reqwest::Error>) -> Error {
+    match built {
+        Err(e) => Error::config(format!("invalid request: {}", e.without_url())),
+        Ok(_) => Error::config("invalid request"),
+    }
 }
 
 /// Polled again after it completed, against `Future`'s contract: an error, as this crate
