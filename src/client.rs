@@ -599,6 +599,8 @@ impl RequestBuilder {
         let token = source.token().into_ready().ok();
         let flight = match token {
             Some(token) if token.dpop_key().is_none() => InFlight::new(token, replay, request),
+            // `built` is `Ok` in the arms below: its error returned above. Matched again, not
+            // bound once, so that the request is moved only into reqwest.
             token => {
                 return match built {
                     Ok(request) => Sending::rules(door, request, replay, token),

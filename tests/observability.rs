@@ -603,6 +603,11 @@ mod metrics {
             .unwrap();
         let mut secrets = vec![TestProvider::CLIENT_SECRET.to_owned()];
 
+        // A `token()` future dropped unpolled waited for nothing: no miss. `AuthedClient`
+        // drops one when no token is at hand and awaits the next, which counts.
+        drop(client.source().token());
+        totals.assert(&[(MISSES, 0), (HITS, 0)]);
+
         // One miss and a token request; then hits.
         client.get("a").send().await.unwrap();
         totals.assert(&[(MISSES, 1), (HITS, 0), (CC_OK, 1)]);
