@@ -83,7 +83,8 @@ awk -v e="$ecdsa" -v d="$ed25519" 'BEGIN {
 }'
 # The part of each count spent inside glibc's allocator moves by a few hundred instructions per
 # request between runs (where malloc finds free chunks depends on the run's timing), in both
-# directions; the rest is repeatable to ~10 instructions. Printed apart, for judging a change.
+# directions; the rest is repeatable to a few tens of instructions. Printed apart, for judging
+# a change.
 outside_malloc() {
     callgrind_annotate --threshold=100 "$out/$1.out" 2>/dev/null | awk '
         /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
