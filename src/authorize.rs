@@ -24,7 +24,7 @@ use crate::challenge::bearer_challenge;
 use crate::dpop::{self, NonceAnswer};
 use crate::error::{Error, Unauthorized};
 use crate::origins::{Origins, Target};
-use crate::source::{TokenFuture, TokenSource};
+use crate::source::TokenSource;
 use crate::token::Token;
 
 /// At most this many redirects are followed per request (reqwest's default limit).
@@ -371,12 +371,12 @@ where
     async move {
         let replay = prepared.map_err(|e| D::Exchange::fail(*e))?;
         let (exchange, origins, source) = door.parts();
-        let token = match taken
-            .ok_or_else(|| source.token())
-            .map_or_else(TokenFuture::into_ready, Ok)
-        {
-            Ok(token) => token,
-            Err(waiting) => waiting.await.map_err(D::Exchange::fail)?,
+        let token = match taken {
+            Some(token) => token,
+            None => match source.token().into_ready() {
+                Ok(token) => token,
+                Err(waiting) => waiting.await.map_err(D::Exchange::fail)?,
+            },
         };
         let flight = InFlight::<D::Exchange>::new(token, replay, &request);
         if flight.is_bearer() {

@@ -32,18 +32,13 @@ pub(crate) struct Origins {
     pub(crate) any_https: bool,
 }
 
-/// One origin a token may go to, as a [`Url`] holds it: compared with a request's URL
-/// without parsing or allocating, on the way of every request. A URL's parts are canonical
-/// (lowercase host, IDNA, no default port), so equal origins have equal parts.
+/// One origin a token may go to, as `scheme://host[:port]/`: how every URL of this origin
+/// without user info begins (an `http` or `https` URL's path starts with `/`), so one
+/// comparison, without parsing or allocating, decides most requests. A URL's parts are
+/// canonical (lowercase host, IDNA, no default port), so equal origins have equal prefixes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Allowed {
-    /// `scheme://host[:port]/`: how every URL of this origin without user info begins (an
-    /// `http` or `https` URL's path starts with `/`), so one comparison decides most.
     prefix: String,
-    scheme: String,
-    host: String,
-    /// `None` for the scheme's default port.
-    port: Option<u16>,
 }
 
 impl Allowed {
@@ -51,19 +46,7 @@ impl Allowed {
     pub(crate) fn of(url: &Url) -> Self {
         let mut prefix = url.origin().ascii_serialization();
         prefix.push('/');
-        Allowed {
-            prefix,
-            scheme: url.scheme().to_owned(),
-            host: url.host_str().unwrap_or_default().to_owned(),
-            port: url.port(),
-        }
-    }
-
-    /// Part by part, for a URL with user info, which does not begin with the prefix.
-    fn is_of(&self, url: &Url) -> bool {
-        self.port == url.port()
-            && self.scheme == url.scheme()
-            && url.host_str() == Some(&*self.host)
+        Allowed { prefix }
     }
 }
 
@@ -184,8 +167,9 @@ impl Origins {
     /// info, any HTTPS origin, or a refusal.
     #[cold]
     fn check_url_further(&self, url: &Url) -> Result<(), Error> {
-        if self.origins.iter().any(|o| o.is_of(url)) || (self.any_https && url.scheme() == "https")
-        {
+        // A URL with user info: its origin made the same way (allocating, off the hot path).
+        let origin = Allowed::of(url);
+        if self.origins.contains(&origin) || (self.any_https && url.scheme() == "https") {
             Ok(())
         } else {
             Err(Error::UntrustedOrigin {
