@@ -382,7 +382,46 @@ impl RequestBuilder {
         self.map(|r| r.with(f))
     }
 
-    crate::client::mirror_request_setters!();
+    /// Adds a header.
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        reqwest::header::HeaderName: TryFrom<K>,
+        <reqwest::header::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        reqwest::header::HeaderValue: TryFrom<V>,
+        <reqwest::header::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.map(|r| r.header(key, value))
+    }
+
+    /// Adds headers: each name in `headers` replaces the values the request had for it.
+    pub fn headers(self, headers: reqwest::header::HeaderMap) -> Self {
+        self.map(|r| r.headers(headers))
+    }
+
+    /// Sets the body.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.map(|r| r.body(body))
+    }
+
+    /// Adds query parameters.
+    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
+        self.map(|r| r.query(query))
+    }
+
+    /// Sets a form-urlencoded body, and its `Content-Type` unless one is set.
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+        self.map(|r| r.form(form))
+    }
+
+    /// Sets a JSON body, and its `Content-Type` unless one is set.
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+        self.map(|r| r.json(json))
+    }
+
+    /// Sets a timeout for this request.
+    pub fn timeout(self, timeout: std::time::Duration) -> Self {
+        self.map(|r| r.timeout(timeout))
+    }
 
     /// Sends the request and waits for the response's headers; as
     /// [`crate::RequestBuilder::send`].

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
+use reqwest::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::authorize::{self, Answer, Door, Exchange, InFlight, Replay};
+use crate::authorize::{self, Door, InFlight, Replay};
 use crate::error::Error;
-use crate::origins::{OriginSettings, Origins, Target};
+use crate::origins::{OriginSettings, Origins};
 use crate::request_url::RequestUrl;
+use crate::reqwest_exchange::Reqwest;
 use crate::source::TokenSource;
 use crate::token::Token;
 
@@ -86,10 +87,7 @@ pub struct AuthedClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
-    /// Whether `http` came from the caller ([`AuthedClientBuilder::http_client`]): it may
-    /// follow redirects on its own.
-    http_given: bool,
+    http: Reqwest,
     source: Arc<dyn TokenSource>,
     base_url: Option<Url>,
     origins: Origins,
@@ -133,12 +131,12 @@ impl AuthedClient {
     /// Starts a request. `url` is a [`RequestUrl`]: a [`Url`], used as it is, or a string
     /// (`&str`, `String`), absolute or relative to the base URL.
     pub fn request<'u>(&self, method: Method, url: impl Into<RequestUrl<'u>>) -> RequestBuilder {
-        // Each arm builds the whole builder: reqwest's, made inside it, is not copied again
+        // Each arm builds the whole builder: the request, made inside it, is not copied again
         // (a `Result` made first and moved in costs two more 264-byte copies).
         match url.into().resolve(self.inner.base_url.as_ref()) {
             Ok(url) => RequestBuilder {
                 client: self.clone(),
-                request: Ok(self.inner.http.request(method, url)),
+                request: new_request(method, url),
                 source: None,
             },
             Err(e) => RequestBuilder {
@@ -175,210 +173,26 @@ impl AuthedClient {
     }
 }
 
-/// [`AuthedClient`]'s front door to the request rules: a plain `reqwest::Client`. Also how
-/// a UserInfo request, sent with a provider endpoint's client, goes through the same rules.
-pub(crate) struct Reqwest {
-    pub(crate) http: reqwest::Client,
-    /// Whether the client may follow redirects on its own: one the caller gave, whose
-    /// redirect policy is unknown. An answer from a client that follows none comes from
-    /// where the request was sent, so a request kept for a replay need not keep its URL.
-    pub(crate) may_redirect: bool,
+/// A new request to `url`, made here rather than by a `reqwest::RequestBuilder`: the client
+/// sends it itself, so no handle on reqwest's client is cloned and dropped per request. User
+/// info in the URL is removed, never sent: the `Authorization` header is the token's (where
+/// reqwest's builder would have made it a Basic header, which the token's replaced anyway).
+#[inline]
+fn new_request(method: Method, mut url: Url) -> Result<reqwest::Request, Error> {
+    if !url.has_host() {
+        return Err(Error::config("invalid request URL: it names no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        strip_user_info(&mut url);
+    }
+    Ok(reqwest::Request::new(method, url))
 }
 
-/// What [`Reqwest`] keeps of a request to send it again (see [`Exchange::Kept`]).
-pub(crate) enum Kept {
-    /// A whole copy of a request with a body; boxed, as every request's future holds a
-    /// `Kept`, and most have no body.
-    Request(Box<reqwest::Request>),
-    /// A request without a body (most requests): its parts, not a whole `reqwest::Request`
-    /// (assembling one and dropping it costs more than the parts). The URL only for a client
-    /// that may follow redirects on its own, to tell where an answer came from; for one that
-    /// follows none, the URL it went to is the answer's, and a copy would allocate.
-    Bodiless {
-        method: Method,
-        /// `None` when there were none: an empty map still costs calls to make and drop.
-        /// Boxed, so that a request without headers carries no room for them.
-        headers: Option<Box<HeaderMap>>,
-        version: reqwest::Version,
-        timeout: Option<Duration>,
-        /// Boxed: only a caller's client needs it.
-        url: Option<Box<Url>>,
-    },
-}
-
-impl Exchange for Reqwest {
-    type Request = reqwest::Request;
-    type Response = reqwest::Response;
-    type Failure = Error;
-    type Kept = Kept;
-
-    fn keep(&self, request: &reqwest::Request) -> Option<Kept> {
-        if request.body().is_some() {
-            return request.try_clone().map(|r| Kept::Request(Box::new(r)));
-        }
-        let headers = request.headers();
-        Some(Kept::Bodiless {
-            method: request.method().clone(),
-            headers: (!headers.is_empty()).then(|| Box::new(headers.clone())),
-            version: request.version(),
-            timeout: request.timeout().copied(),
-            url: self.may_redirect.then(|| Box::new(request.url().clone())),
-        })
-    }
-
-    fn again(kept: &Kept, sent_to: Option<&Url>) -> Option<reqwest::Request> {
-        match kept {
-            Kept::Request(request) => request.try_clone(),
-            Kept::Bodiless {
-                method,
-                headers,
-                version,
-                timeout,
-                url,
-            } => {
-                let url = url.as_deref().or(sent_to)?.clone();
-                Some(bodiless(
-                    method.clone(),
-                    url,
-                    headers.as_deref(),
-                    *version,
-                    *timeout,
-                ))
-            }
-        }
-    }
-
-    fn kept_url(kept: &Kept) -> Option<&Url> {
-        match kept {
-            Kept::Request(request) => Some(request.url()),
-            Kept::Bodiless { url, .. } => url.as_deref(),
-        }
-    }
-
-    fn method(request: &reqwest::Request) -> &Method {
-        request.method()
-    }
-
-    fn target(request: &reqwest::Request) -> Target<'_> {
-        Target::Url(request.url())
-    }
-
-    fn headers_mut(request: &mut reqwest::Request) -> &mut HeaderMap {
-        request.headers_mut()
-    }
-
-    fn try_clone(request: &reqwest::Request) -> Option<reqwest::Request> {
-        match request.body() {
-            Some(_) => request.try_clone(),
-            None => Some(bodiless(
-                request.method().clone(),
-                request.url().clone(),
-                Some(request.headers()),
-                request.version(),
-                request.timeout().copied(),
-            )),
-        }
-    }
-
-    fn redirect(
-        request: &reqwest::Request,
-        method: Method,
-        url: Url,
-        keep_body: bool,
-    ) -> Option<reqwest::Request> {
-        redirected(request, method, url, keep_body)
-    }
-
-    fn sent_to(request: &reqwest::Request) -> Option<&Url> {
-        Some(request.url())
-    }
-
-    fn answer(response: &reqwest::Response) -> Answer<'_> {
-        Answer {
-            unauthorized: response.status() == StatusCode::UNAUTHORIZED,
-            headers: response.headers(),
-            url: Some(response.url()),
-            redirect: authorize::redirect_of(response.status(), response.headers()),
-        }
-    }
-
-    fn fail(e: Error) -> Error {
-        e
-    }
-
-    fn send(
-        &mut self,
-        request: reqwest::Request,
-    ) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
-        Transported {
-            sent: self.http.execute(request),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// reqwest's future with its error made this crate's: a combinator, not an `async`
-    /// block, which would be one more state machine to run and move on every request.
-    struct Transported<F> {
-        #[pin]
-        sent: F,
-    }
-}
-
-impl<F: Future<Output = Result<reqwest::Response, reqwest::Error>>> Future for Transported<F> {
-    type Output = Result<reqwest::Response, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().sent.poll(cx).map_err(Error::transport)
-    }
-}
-
-/// A request without a body, made by hand: reqwest's `try_clone` makes an extensions map for
-/// the timeout and drops it again, on every request. This crate's requests come from
-/// reqwest's `RequestBuilder`, whose only extension is that timeout, set here through its
-/// public accessor (only when there is one: setting it makes the map).
-fn bodiless(
-    method: Method,
-    url: Url,
-    headers: Option<&HeaderMap>,
-    version: reqwest::Version,
-    timeout: Option<Duration>,
-) -> reqwest::Request {
-    let mut request = reqwest::Request::new(method, url);
-    if let Some(headers) = headers {
-        *request.headers_mut() = headers.clone();
-    }
-    *request.version_mut() = version;
-    if timeout.is_some() {
-        *request.timeout_mut() = timeout;
-    }
-    request
-}
-
-/// A redirect's next hop for reqwest: `request` to `url` with `method`, its body kept only
-/// when `keep_body` (then `None` for a body that cannot be copied). Shared with the
-/// middleware.
-pub(crate) fn redirected(
-    request: &reqwest::Request,
-    method: Method,
-    url: Url,
-    keep_body: bool,
-) -> Option<reqwest::Request> {
-    let mut next = if keep_body {
-        // A full copy keeps what reqwest holds privately with the request (its extensions).
-        request.try_clone()?
-    } else {
-        bodiless(
-            method.clone(),
-            url.clone(),
-            Some(request.headers()),
-            request.version(),
-            request.timeout().copied(),
-        )
-    };
-    *next.method_mut() = method;
-    *next.url_mut() = url;
-    Some(next)
+#[cold]
+fn strip_user_info(url: &mut Url) {
+    // Both only fail for a URL without a host, refused above.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
 }
 
 /// The source of a client made with [`AuthedClient::builder_for_users`].
@@ -442,7 +256,7 @@ impl AuthedClientBuilder {
             })
             .transpose()?;
         let origins = self.origins.build(base_url.as_ref(), true)?;
-        let http_given = self.http.is_some();
+        let may_redirect = self.http.is_some();
         let http = match self.http {
             Some(http) => http,
             // Redirects are followed by the rules, within the allowed origins.
@@ -454,8 +268,7 @@ impl AuthedClientBuilder {
         };
         Ok(AuthedClient {
             inner: Arc::new(Inner {
-                http,
-                http_given,
+                http: Reqwest { http, may_redirect },
                 source: self.source,
                 base_url,
                 origins,
@@ -465,76 +278,146 @@ impl AuthedClientBuilder {
 }
 
 /// A request being built; [`send`](Self::send) attaches the token. Mirrors
-/// `reqwest::RequestBuilder`.
+/// `reqwest::RequestBuilder`; [`with`](Self::with) reaches any method it does not mirror.
 #[derive(Debug)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct RequestBuilder {
     client: AuthedClient,
-    request: Result<reqwest::RequestBuilder, Error>,
+    /// The request, or the first error met while building it (reported by `send`).
+    request: Result<reqwest::Request, Error>,
     /// Who the request is sent for; `None` is the client's own source.
     source: Option<Arc<dyn TokenSource>>,
 }
 
-/// The `reqwest::RequestBuilder` setters a request builder mirrors, each through the
-/// builder's own `with`: one list for the async and the blocking client.
-macro_rules! mirror_request_setters {
-    () => {
-        /// Adds a header.
-        pub fn header<K, V>(self, key: K, value: V) -> Self
-        where
-            reqwest::header::HeaderName: TryFrom<K>,
-            <reqwest::header::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
-            reqwest::header::HeaderValue: TryFrom<V>,
-            <reqwest::header::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
-        {
-            self.with(|r| r.header(key, value))
-        }
-
-        /// Adds headers.
-        pub fn headers(self, headers: reqwest::header::HeaderMap) -> Self {
-            self.with(|r| r.headers(headers))
-        }
-
-        /// Sets the body.
-        pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
-            self.with(|r| r.body(body))
-        }
-
-        /// Adds query parameters.
-        pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
-            self.with(|r| r.query(query))
-        }
-
-        /// Sets a form-urlencoded body.
-        pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
-            self.with(|r| r.form(form))
-        }
-
-        /// Sets a JSON body.
-        pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
-            self.with(|r| r.json(json))
-        }
-
-        /// Sets a timeout for this request.
-        pub fn timeout(self, timeout: std::time::Duration) -> Self {
-            self.with(|r| r.timeout(timeout))
-        }
-    };
-}
-#[cfg_attr(not(feature = "blocking"), allow(unused_imports))] // used by blocking.rs
-pub(crate) use mirror_request_setters;
-
 impl RequestBuilder {
-    /// Applies any `reqwest::RequestBuilder` method this type does not mirror.
+    /// Applies `f` to the request; its error, if any, replaces the request.
+    fn edit(mut self, f: impl FnOnce(&mut reqwest::Request) -> Result<(), Error>) -> Self {
+        if let Ok(request) = &mut self.request
+            && let Err(e) = f(request)
+        {
+            self.request = Err(e);
+        }
+        self
+    }
+
+    /// Adds a header.
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.edit(|request| {
+            let key = HeaderName::try_from(key).map_err(|e| invalid_part(e.into()))?;
+            let value = HeaderValue::try_from(value).map_err(|e| invalid_part(e.into()))?;
+            request.headers_mut().append(key, value);
+            Ok(())
+        })
+    }
+
+    /// Adds headers: each name in `headers` replaces the values the request had for it.
+    pub fn headers(self, headers: HeaderMap) -> Self {
+        self.edit(|request| {
+            let into = request.headers_mut();
+            // A name comes first, then `None` for each further value of the same name.
+            let mut last = None;
+            for (name, value) in headers {
+                match (name, &mut last) {
+                    (Some(name), _) => {
+                        let entry = match into.entry(name) {
+                            Entry::Occupied(mut entry) => {
+                                entry.insert(value);
+                                entry
+                            }
+                            Entry::Vacant(entry) => entry.insert_entry(value),
+                        };
+                        last = Some(entry);
+                    }
+                    (None, Some(entry)) => entry.append(value),
+                    (None, None) => {}
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets the body.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.edit(|request| {
+            *request.body_mut() = Some(body.into());
+            Ok(())
+        })
+    }
+
+    /// Adds query parameters (serialized as `reqwest::RequestBuilder::query` does).
+    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
+        self.edit(|request| {
+            let url = request.url_mut();
+            let added = {
+                let mut pairs = url.query_pairs_mut();
+                let serializer = serde_urlencoded::Serializer::new(&mut pairs);
+                query
+                    .serialize(serializer)
+                    .map(|_| ())
+                    .map_err(invalid_part)
+            };
+            if url.query() == Some("") {
+                url.set_query(None);
+            }
+            added
+        })
+    }
+
+    /// Sets a form-urlencoded body, and its `Content-Type` unless one is set.
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+        let body = serde_urlencoded::to_string(form).map_err(invalid_part);
+        self.with_body(body, "application/x-www-form-urlencoded")
+    }
+
+    /// Sets a JSON body, and its `Content-Type` unless one is set.
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+        let body = serde_json::to_vec(json).map_err(invalid_part);
+        self.with_body(body, "application/json")
+    }
+
+    fn with_body(self, body: Result<impl Into<reqwest::Body>, Error>, kind: &'static str) -> Self {
+        self.edit(|request| {
+            let body = body?;
+            request
+                .headers_mut()
+                .entry(header::CONTENT_TYPE)
+                .or_insert_with(|| HeaderValue::from_static(kind));
+            *request.body_mut() = Some(body.into());
+            Ok(())
+        })
+    }
+
+    /// Sets a timeout for this request.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.edit(|request| {
+            *request.timeout_mut() = Some(timeout);
+            Ok(())
+        })
+    }
+
+    /// Applies any `reqwest::RequestBuilder` method this type does not mirror (the request
+    /// goes through a `reqwest::RequestBuilder` of the client's and back).
     pub fn with(
         mut self,
         f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Self {
-        self.request = self.request.map(f);
+        self.request = match self.request {
+            Ok(request) => {
+                let http = self.client.inner.http.http.clone();
+                f(reqwest::RequestBuilder::from_parts(http, request))
+                    .build()
+                    .map_err(invalid_request)
+            }
+            Err(e) => Err(e),
+        };
         self
     }
-
-    mirror_request_setters!();
 
     /// Sends this request on behalf of `source` instead of the client's own token source:
     /// for a web app that serves many signed-in users through one client (one connection
@@ -570,28 +453,20 @@ impl RequestBuilder {
     /// refuses the token after a refresh, or refuses it and the body cannot be replayed;
     /// [`Error::UntrustedRedirect`] or [`Error::RedirectedUnauthorized`] when a
     /// [`http_client`](AuthedClientBuilder::http_client) that follows redirects on its own
-    /// was led to another origin; [`Error::Transport`] when the request fails.
+    /// was led to another origin; [`Error::Transport`] when the request fails; a
+    /// [`Error::Config`] this builder met (an invalid URL or header, a body that could not
+    /// be serialized).
     pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send {
-        // The reqwest client the builder holds is the door's: no second clone of it.
-        let (http, mut built) = match self.request {
-            Ok(builder) => builder.build_split(),
+        let mut request = match self.request {
+            Ok(request) => request,
             Err(e) => return Sending::Failed(Some(e)),
         };
-        // Used in place, and moved once, into reqwest: the request is 264 bytes.
-        let request = match &mut built {
-            Ok(request) => request,
-            Err(_) => return Sending::Failed(Some(invalid_request(built))),
-        };
-        let mut door = ClientDoor {
-            http: Reqwest {
-                http,
-                may_redirect: self.client.inner.http_given,
-            },
+        let caller = Caller {
             client: self.client,
             source: self.source,
         };
-        let (exchange, origins, source) = door.parts();
-        let replay = match authorize::prepare(exchange, origins, request) {
+        let (http, origins, source) = caller.parts();
+        let replay = match authorize::prepare(http, origins, &request) {
             Ok(replay) => replay,
             Err(e) => return Sending::Failed(Some(*e)),
         };
@@ -602,49 +477,61 @@ impl RequestBuilder {
         // miss only when the caller waits).
         let token = source.token().into_ready().ok();
         let flight = match token {
-            Some(token) if token.dpop_key().is_none() => InFlight::new(token, replay, request),
-            // `built` is `Ok` in the arms below: its error returned above. Matched again, not
-            // bound once, so that the request is moved only into reqwest.
-            token => {
-                return match built {
-                    Ok(request) => Sending::rules(door, request, replay, token),
-                    Err(_) => Sending::Failed(Some(invalid_request(built))),
-                };
-            }
+            Some(token) if token.dpop_key().is_none() => InFlight::new(token, replay, &request),
+            token => return Sending::rules(caller.door(), request, replay, token),
         };
-        if let Err(e) = flight.attach_bearer(request) {
+        if let Err(e) = flight.attach_bearer(&mut request) {
             return Sending::Failed(Some(e));
         }
-        let pending = match built {
-            Ok(request) => exchange.http.execute(request),
-            Err(_) => return Sending::Failed(Some(invalid_request(built))),
-        };
+        let pending = http.http.execute(request);
         Sending::Sent {
             pending,
-            door,
+            caller,
             flight,
         }
     }
 }
 
-/// [`AuthedClient`]'s part in one request (see [`authorize::Door`]): its reqwest client,
-/// and its origins and token source, or the source the request was given.
+/// Who a request is sent for, through which client: what a request holds while reqwest
+/// sends it.
+struct Caller {
+    client: AuthedClient,
+    /// The source the request was given, or `None` for the client's own.
+    source: Option<Arc<dyn TokenSource>>,
+}
+
+impl Caller {
+    fn parts(&self) -> (&Reqwest, &Origins, &dyn TokenSource) {
+        let inner = &*self.client.inner;
+        let source = match &self.source {
+            Some(source) => &**source,
+            None => &*inner.source,
+        };
+        (&inner.http, &inner.origins, source)
+    }
+
+    /// The door the rules' own future goes through (a handle on reqwest's client of its own,
+    /// as the rules send through `&mut`).
+    fn door(self) -> ClientDoor {
+        ClientDoor {
+            http: self.client.inner.http.clone(),
+            caller: self,
+        }
+    }
+}
+
+/// [`AuthedClient`]'s part in one request (see [`authorize::Door`]).
 struct ClientDoor {
     http: Reqwest,
-    client: AuthedClient,
-    source: Option<Arc<dyn TokenSource>>,
+    caller: Caller,
 }
 
 impl authorize::Door for ClientDoor {
     type Exchange = Reqwest;
 
     fn parts(&mut self) -> (&mut Reqwest, &Origins, &dyn TokenSource) {
-        let inner = &*self.client.inner;
-        let source = match &self.source {
-            Some(source) => &**source,
-            None => &*inner.source,
-        };
-        (&mut self.http, &inner.origins, source)
+        let (_, origins, source) = self.caller.parts();
+        (&mut self.http, origins, source)
     }
 }
 
@@ -654,7 +541,7 @@ enum Sending<F> {
     /// future, boxed inside); the rules take its answer.
     Sent {
         pending: F,
-        door: ClientDoor,
+        caller: Caller,
         flight: InFlight<Reqwest>,
     },
     /// The rules' own future: a token to wait for, a DPoP proof to sign, or an answer that
@@ -687,21 +574,21 @@ where
         let this = self.get_mut();
         if let Sending::Sent {
             pending,
-            door,
+            caller,
             flight,
         } = this
         {
             let answered = ready!(Pin::new(pending).poll(cx));
-            let (_, _, source) = door.parts();
+            let (_, _, source) = caller.parts();
             if answered
                 .as_ref()
                 .is_ok_and(|response| !flight.is_done(source, response))
             {
                 // A 401 or a redirect: the rules' rare paths take the answer, owning the door.
-                if let (Sending::Sent { door, flight, .. }, Ok(response)) =
+                if let (Sending::Sent { caller, flight, .. }, Ok(response)) =
                     (std::mem::replace(this, Sending::Failed(None)), answered)
                 {
-                    *this = Sending::Rules(Box::pin(after_owned(door, flight, response)));
+                    *this = Sending::Rules(Box::pin(after_owned(caller.door(), flight, response)));
                 }
             } else {
                 // Done: what it held is dropped now, and a poll after this one is an error.
@@ -730,12 +617,15 @@ async fn after_owned(
     flight.after(exchange, origins, source, response).await
 }
 
-/// The error of a request reqwest could not build (a bad header, say), without its URL.
-fn invalid_request(built: Result<reqwest::Request, reqwest::Error>) -> Error {
-    match built {
-        Err(e) => Error::config(format!("invalid request: {}", e.without_url())),
-        Ok(_) => Error::config("invalid request"),
-    }
+/// The error of a request reqwest's builder could not build (a bad header, say), without
+/// its URL.
+fn invalid_request(e: reqwest::Error) -> Error {
+    invalid_part(e.without_url())
+}
+
+/// A part of a request that could not be made: a header, a query, a body.
+fn invalid_part(e: impl std::fmt::Display) -> Error {
+    Error::config(format!("invalid request: {e}"))
 }
 
 /// Polled again after it completed, against `Future`'s contract: an error, as this crate

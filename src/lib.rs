@@ -254,6 +254,7 @@ mod provider_codes;
 pub mod providers;
 mod registration;
 mod request_url;
+mod reqwest_exchange;
 mod retry;
 mod revoke;
 mod source;

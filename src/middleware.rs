@@ -307,7 +307,7 @@ impl Exchange for Chain<'_, '_> {
     }
 
     fn redirect(request: &Request, method: Method, url: Url, keep_body: bool) -> Option<Request> {
-        crate::client::redirected(request, method, url, keep_body)
+        crate::reqwest_exchange::redirected(request, method, url, keep_body)
     }
 
     fn sent_to(request: &Request) -> Option<&Url> {

@@ -7,13 +7,13 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::authorize;
-use crate::client::Reqwest;
 use crate::config::OAuthConfig;
 use crate::endpoint::{RawAnswer, answer_from_body, observed, read_raw};
 use crate::error::{Error, IdTokenError, UserInfoError};
 use crate::id_token::{self, Jwks};
 use crate::oauth_error::OAuthError;
 use crate::origins::{Allowed, Origins};
+use crate::reqwest_exchange::Reqwest;
 use crate::source::{RefreshTokenSource, StaticToken, TokenSource};
 use crate::telemetry::Call;
 use crate::token::Token;
