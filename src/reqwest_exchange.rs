@@ -37,14 +37,21 @@ pub(crate) enum Kept {
     /// follows none, the URL it went to is the answer's, and a copy would allocate.
     Bodiless {
         method: Method,
-        /// `None` when there were none: an empty map still costs calls to make and drop.
-        /// Boxed, so that a request without headers carries no room for them.
-        headers: Option<Box<HeaderMap>>,
+        /// `None` when the request has neither headers nor a timeout of its own, as most
+        /// have: an empty map still costs calls to make and drop. Boxed, so that a request
+        /// without them carries no room for them, and the future that holds this stays
+        /// within the 128 bytes the compiler moves without calling `memcpy`.
+        extras: Option<Box<Extras>>,
         version: reqwest::Version,
-        timeout: Option<Duration>,
         /// Boxed: only a caller's client needs it.
         url: Option<Box<Url>>,
     },
+}
+
+/// The headers and timeout of a kept request without a body.
+pub(crate) struct Extras {
+    headers: HeaderMap,
+    timeout: Option<Duration>,
 }
 
 impl Exchange for Reqwest {
@@ -57,12 +64,16 @@ impl Exchange for Reqwest {
         if request.body().is_some() {
             return request.try_clone().map(|r| Kept::Request(Box::new(r)));
         }
-        let headers = request.headers();
+        let (headers, timeout) = (request.headers(), request.timeout());
         Some(Kept::Bodiless {
             method: request.method().clone(),
-            headers: (!headers.is_empty()).then(|| Box::new(headers.clone())),
+            extras: (!headers.is_empty() || timeout.is_some()).then(|| {
+                Box::new(Extras {
+                    headers: headers.clone(),
+                    timeout: timeout.copied(),
+                })
+            }),
             version: request.version(),
-            timeout: request.timeout().copied(),
             url: self.may_redirect.then(|| Box::new(request.url().clone())),
         })
     }
@@ -72,18 +83,17 @@ impl Exchange for Reqwest {
             Kept::Request(request) => request.try_clone(),
             Kept::Bodiless {
                 method,
-                headers,
+                extras,
                 version,
-                timeout,
                 url,
             } => {
                 let url = url.as_deref().or(sent_to)?.clone();
                 Some(bodiless(
                     method.clone(),
                     url,
-                    headers.as_deref(),
+                    extras.as_ref().map(|e| &e.headers),
                     *version,
-                    *timeout,
+                    extras.as_ref().and_then(|e| e.timeout),
                 ))
             }
         }
@@ -175,9 +185,9 @@ impl<F: Future<Output = Result<reqwest::Response, reqwest::Error>>> Future for T
 }
 
 /// A request without a body, made by hand: reqwest's `try_clone` makes an extensions map for
-/// the timeout and drops it again, on every request. This crate's requests come from
-/// reqwest's `RequestBuilder`, whose only extension is that timeout, set here through its
-/// public accessor (only when there is one: setting it makes the map).
+/// the timeout and drops it again, on every request. This crate's requests are made by its
+/// request builder (or reqwest's, through `with`), whose only extension is that timeout, set
+/// here through its public accessor (only when there is one: setting it makes the map).
 fn bodiless(
     method: Method,
     url: Url,
