@@ -22,10 +22,7 @@
 # - `baseline, joined` (the fixed header, `hello` joined onto a parsed base `Url`) against
 #   `authed, relative` (`get("hello")` against its base URL: the same join);
 # - `authed with DPoP` ES256 and EdDSA (a proof signed per request) against `authed,
-#   absolute` (Bearer), with the same absolute string;
-# - `forwarding wrapper` (the fixed header through a builder and a future wrapped around
-#   reqwest's, looking at the status, with none of the rules) against the baseline: the
-#   floor that wrapping reqwest alone sets under any such client's ratio.
+#   absolute` (Bearer), with the same absolute string.
 set -eu
 cd "$(dirname "$0")/.."
 requests=${AUTHED_PROFILE_REQUESTS:-10000}
@@ -52,7 +49,6 @@ given=$(count authed absolute given)
 relative=$(count authed relative)
 es256=$(count dpop absolute)
 eddsa=$(count dpop-eddsa absolute)
-wrapper=$(count wrapper absolute)
 # Signatures per second of the same algorithms on this machine (OpenSSL, one core, 3 s each).
 speed() {
     openssl speed -seconds 3 "$1" 2>/dev/null | awk -v alg="$2" '$0 ~ alg { print $(NF-1); exit }'
@@ -64,7 +60,7 @@ echo "| client | instructions | per request | ratio | against |"
 echo "|---|---|---|---|---|"
 # %.0f, not %d: mawk's %d stops at 2^31 - 1, and a DPoP run counts more instructions.
 awk -v b="$base" -v j="$joined" -v a="$authed" -v r="$relative" -v e="$es256" -v d="$eddsa" \
-    -v g="$given" -v w="$wrapper" -v n="$requests" 'BEGIN {
+    -v g="$given" -v n="$requests" 'BEGIN {
     row("baseline, absolute string (fixed header)", b, b, "itself")
     row("authed, the same absolute string", a, b, "baseline, absolute string")
     row("authed, the same, with the client given as `http_client` (keeps each URL)", g, b, "baseline, absolute string")
@@ -72,7 +68,6 @@ awk -v b="$base" -v j="$joined" -v a="$authed" -v r="$relative" -v e="$es256" -v
     row("authed, `get(\"hello\")` against its base URL", r, j, "baseline, joined")
     row("authed with DPoP (ES256), absolute string", e, a, "authed, absolute (Bearer)")
     row("authed with DPoP (EdDSA), absolute string", d, a, "authed, absolute (Bearer)")
-    row("forwarding wrapper (no rules), absolute string", w, b, "baseline, absolute string")
     printf "\nDPoP over Bearer per request: ES256 +%.1f k, EdDSA +%.1f k instructions\n", (e - a) / n / 1000, (d - a) / n / 1000
 }
 function row(name, x, y, against) {
@@ -94,8 +89,9 @@ outside_malloc() {
         END { printf "%.0f", total - inside }'
 }
 awk -v b="$(outside_malloc baseline-absolute)" -v a="$(outside_malloc authed-absolute)" \
-    -v w="$(outside_malloc wrapper-absolute)" -v t="$base" -v n="$requests" 'BEGIN {
+    -v j="$(outside_malloc baseline-relative)" -v r="$(outside_malloc authed-relative)" \
+    -v t="$base" -v tj="$joined" -v n="$requests" 'BEGIN {
     printf "Outside malloc, absolute string: authed over the baseline by %.0f per request; with equal allocator shares, %.4f\n", (a - b) / n, (t + a - b) / t
-    printf "Outside malloc, absolute string: the forwarding wrapper over the baseline by %.0f per request; with equal allocator shares, %.4f\n", (w - b) / n, (t + w - b) / t
+    printf "Outside malloc, relative path: authed over the joining baseline by %.0f per request; with equal allocator shares, %.4f\n", (r - j) / n, (tj + r - j) / tj
 }'
 echo "callgrind files: $out (callgrind_annotate --inclusive=yes $out/authed-absolute.out)"

@@ -54,8 +54,6 @@ enum Client {
     /// `AuthedClient` with DPoP: a proof signed per request, ES256 (`dpop`) or EdDSA
     /// (`dpop-eddsa`). Profile mode only (`benches/callgrind.sh`).
     Dpop(AuthedClient, &'static str),
-    /// The fixed header through a forwarding wrapper (`wrapper`). Profile mode only.
-    Wrapper(Arc<Forwarding>),
 }
 
 impl Client {
@@ -65,7 +63,6 @@ impl Client {
             Client::Authed(_) => "authed",
             Client::Dpop(_, name) => name,
             Client::Mutex(_) => "mutex",
-            Client::Wrapper(_) => "wrapper",
         }
     }
 
@@ -91,7 +88,6 @@ impl Client {
             Client::Authed(client) => client.get("hello").send().await.ok(),
             Client::Dpop(client, _) if *AUTHED_ABSOLUTE => client.get(url).send().await.ok(),
             Client::Dpop(client, _) => client.get("hello").send().await.ok(),
-            Client::Wrapper(wrapper) => Forwarding::get(wrapper, url).send().await.ok(),
             Client::Mutex(hand) => {
                 let header = hand.header().await;
                 hand.http
@@ -106,71 +102,6 @@ impl Client {
             Some(r) => r.status() == 200 && r.bytes().await.is_ok(),
             None => false,
         }
-    }
-}
-
-/// The least any client that wraps reqwest to answer a 401 does per request, with none of
-/// the rules: a builder around reqwest's that holds its client (an `Arc`), the header
-/// attached at `send` from the client's state, and a future around reqwest's that looks at
-/// the status before it hands the answer over. No token cache, no origin check, no copy for
-/// a replay. `benches/callgrind.sh` measures it against the baseline: the floor under
-/// `AuthedClient`'s ratio that wrapping alone sets.
-struct Forwarding {
-    http: reqwest::Client,
-    header: HeaderValue,
-}
-
-struct ForwardingBuilder {
-    client: Arc<Forwarding>,
-    request: reqwest::RequestBuilder,
-}
-
-impl Forwarding {
-    fn get(this: &Arc<Self>, url: &str) -> ForwardingBuilder {
-        ForwardingBuilder {
-            client: this.clone(),
-            request: this.http.get(url),
-        }
-    }
-}
-
-impl ForwardingBuilder {
-    fn send(
-        self,
-    ) -> ForwardingSend<impl Future<Output = reqwest::Result<reqwest::Response>> + Unpin> {
-        let header = self.client.header.clone();
-        ForwardingSend {
-            pending: self.request.header(AUTHORIZATION, header).send(),
-            client: Some(self.client),
-        }
-    }
-}
-
-struct ForwardingSend<F> {
-    pending: F,
-    client: Option<Arc<Forwarding>>,
-}
-
-impl<F> Future for ForwardingSend<F>
-where
-    F: Future<Output = reqwest::Result<reqwest::Response>> + Unpin,
-{
-    type Output = reqwest::Result<reqwest::Response>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.get_mut();
-        let answer = std::task::ready!(std::pin::Pin::new(&mut this.pending).poll(cx));
-        // Where a client would take a 401 to its rules: looked at, not acted on.
-        if let Ok(response) = &answer
-            && response.status() == reqwest::StatusCode::UNAUTHORIZED
-        {
-            std::hint::black_box(&this.client);
-        }
-        this.client = None;
-        std::task::Poll::Ready(answer)
     }
 }
 
@@ -666,16 +597,10 @@ async fn run() {
         let mut clients = make_clients(&provider).await;
         clients.push(dpop_client(&provider, authed::SigningAlgorithm::ES256));
         clients.push(dpop_client(&provider, authed::SigningAlgorithm::EdDSA));
-        if let Some(Client::Baseline(http, header, _)) = clients.first() {
-            clients.push(Client::Wrapper(Arc::new(Forwarding {
-                http: http.clone(),
-                header: header.clone(),
-            })));
-        }
         let client = clients
             .iter()
             .find(|c| c.name() == name)
-            .expect("baseline, authed, mutex, dpop, dpop-eddsa or wrapper");
+            .expect("baseline, authed, mutex, dpop or dpop-eddsa");
         if let Client::Authed(authed) | Client::Dpop(authed, _) = client {
             // The one token request happens here, not inside the profiled request function.
             authed.source().token().await.expect("token");
