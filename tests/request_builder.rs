@@ -214,3 +214,14 @@ async fn timeout_applies_to_the_request() {
         .unwrap_err();
     assert!(matches!(&err, Error::Transport(_)), "{err:?}");
 }
+
+/// `send()`'s future for a cached Bearer token stays within 128 bytes, which the compiler
+/// moves without a call to `memcpy` (BENCHMARKS.md: each caller moves it at least once).
+#[tokio::test]
+async fn a_bearer_requests_future_fits_128_bytes() {
+    let (_api, client) = start().await;
+    let sending = client.get("thing").send();
+    let size = std::mem::size_of_val(&sending);
+    assert!(size <= 128, "{size} bytes");
+    sending.await.unwrap();
+}
