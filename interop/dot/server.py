@@ -68,8 +68,17 @@ def prepare(database):
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     if template and not os.path.exists(template):
-        shutil.copyfile(database, template + ".tmp")
-        os.replace(template + ".tmp", template)
+        # Tests start servers in parallel, so several may make the template at once: each
+        # copies to a file of its own and renames it over the template, which is atomic, so
+        # a reader sees a whole template or none and the last (equal) copy wins.
+        fd, partial = tempfile.mkstemp(dir=os.path.dirname(template), suffix=".partial")
+        os.close(fd)
+        try:
+            shutil.copyfile(database, partial)
+            os.replace(partial, template)
+        except BaseException:
+            os.unlink(partial)
+            raise
 
     from django.contrib.auth import get_user_model
     from oauth2_provider.models import get_application_model
